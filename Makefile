@@ -1,0 +1,36 @@
+# The two commands a developer needs: `make run` (whole system locally) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-unit lint bench mail-servers clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+## Start the whole system locally: embedded AWS emulation, REST API, watcher, webhook dispatcher.
+run: $(STAMP)
+	$(PY) -m local.run
+
+## Install what the tests need (Python packages, Dovecot, Postfix) and run every test.
+test: $(STAMP) mail-servers
+	$(PY) -m pytest
+
+## Only the tests that need no mail server.
+test-unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+mail-servers:
+	@scripts/install-mail-servers.sh
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+bench: $(STAMP) mail-servers
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist
