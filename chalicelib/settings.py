@@ -21,6 +21,7 @@ IMAPLESS_CONNECT_TIMEOUT_SECONDS          ``10``             TCP connect + TLS h
 IMAPLESS_COMMAND_TIMEOUT_SECONDS          ``20``             Budget for one IMAP/SMTP command's answer.
 IMAPLESS_MAX_BODY_BYTES                   ``5242880``        Largest accepted request body (413 above it).
 IMAPLESS_LOG_LEVEL                        ``INFO``           Log level of the Powertools logger.
+AWS_REGION / AWS_DEFAULT_REGION           ``us-east-1``      Region of the tables, queues and key.
 AWS_ENDPOINT_URL                          (AWS)              Points boto3 and pynamodb at moto locally and in tests.
 """
 
@@ -63,6 +64,7 @@ class Settings:
     command_timeout_seconds: float
     max_body_bytes: int
     log_level: str
+    aws_region: str
 
     def table_name(self, short_name: str) -> str:
         """Physical DynamoDB table name for a logical one (``accounts`` -> ``imapless-accounts``)."""
@@ -86,6 +88,7 @@ def load_settings() -> Settings:
         command_timeout_seconds=_env_float("IMAPLESS_COMMAND_TIMEOUT_SECONDS", 20.0),
         max_body_bytes=_env_int("IMAPLESS_MAX_BODY_BYTES", 5 * 1024 * 1024),
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
+        aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
     )
 
 

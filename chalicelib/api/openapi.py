@@ -1,0 +1,75 @@
+"""The OpenAPI 3.1 document, generated from the same route specs and pydantic models
+that validate requests (so documentation and behaviour cannot drift)."""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from chalicelib.api.routing import ROUTES, Access, RouteSpec
+from chalicelib.schemas.common import ErrorBody
+
+API_VERSION = "1.0.0"
+_ERROR_TEXT = {400: "Invalid input", 401: "Missing or invalid token", 403: "Token not allowed here",
+               404: "Not found", 409: "Conflict", 413: "Body too large", 500: "Internal error"}
+
+
+def _query_parameters(spec: RouteSpec, schema: dict[str, Any]) -> list[dict[str, Any]]:
+    parameters = []
+    required = set(schema.get("required", []))
+    for name, prop in schema.get("properties", {}).items():
+        parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    return parameters
+
+
+@functools.lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    models = {ErrorBody}
+    for spec in ROUTES:
+        models.update(m for m in (spec.body, spec.response) if m is not None)
+    keyed = [(model, "validation") for model in models]
+    schema_map, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
+    paths: dict[str, dict[str, Any]] = {}
+    for spec in ROUTES:
+        operation: dict[str, Any] = {
+            "summary": spec.summary,
+            "tags": [spec.tag],
+            "operationId": re.sub(r"\W+", "_", f"{spec.method.lower()}{spec.path}").strip("_"),
+            "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                           for name in re.findall(r"{(\w+)}", spec.path)],
+            "responses": {},
+        }
+        if spec.query is not None:
+            operation["parameters"] += _query_parameters(spec, spec.query.model_json_schema())
+        if spec.body is not None:
+            operation["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": schema_map[(spec.body, "validation")]}}}
+        ok: dict[str, Any] = {"description": "Success"}
+        if spec.response is not None:
+            ok["content"] = {"application/json": {"schema": schema_map[(spec.response, "validation")]}}
+        operation["responses"][str(spec.status)] = ok
+        error_codes = set(spec.errors) | {500}
+        if spec.body is not None or spec.query is not None:
+            error_codes |= {400, 413} if spec.body is not None else {400}
+        if spec.access is not Access.PUBLIC:
+            error_codes |= {401, 403}
+            operation["security"] = [{"bearerAuth": []}]
+        for code in sorted(error_codes):
+            operation["responses"][str(code)] = {
+                "description": _ERROR_TEXT.get(code, "Error"),
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+        paths.setdefault(spec.path, {})[spec.method.lower()] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "imapless", "version": API_VERSION,
+                 "description": "REST API, change events and signed webhooks over IMAP/SMTP mailboxes."},
+        "paths": paths,
+        "components": {
+            "schemas": definitions.get("$defs", {}),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
+                                               "description": "Also accepted as ?access_token="}},
+        },
+    }

@@ -1,0 +1,183 @@
+"""How an HTTP route becomes a call into a service, in one place.
+
+Each handler is registered with :func:`api_route`, which records a :class:`RouteSpec`
+(the OpenAPI document is generated from these) and wraps the handler so that every
+route does the same steps in the same order:
+
+    authenticate -> size check -> parse JSON -> validate (pydantic) -> handler -> JSON
+         401/403        413          400            400                  ApiError -> its status
+
+Invariant: a handler never sees raw input and never builds an error response itself;
+an unexpected exception becomes a 500 ``InternalError`` with the request id and no
+internals (the traceback goes to the log).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+
+from chalicelib.errors import ApiError, InvalidJSONError, PayloadTooLargeError, ValidationError
+from chalicelib.observability import logger
+from chalicelib.services import tokens
+from chalicelib.services.tokens import Principal
+from chalicelib.settings import get_settings
+
+JSON_CONTENT_TYPES = ["application/json", "text/plain"]
+
+
+class Access(enum.Enum):
+    PUBLIC = "public"      # no token
+    ADMIN = "admin"        # '*' scope, not bound to an account
+    API = "api"            # 'api' scope, not bound to an account (spans accounts)
+    ACCOUNT = "account"    # 'api' scope; a bound token only for its own {account} (or filtered lists)
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    access: Access
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+
+
+ROUTES: list[RouteSpec] = []
+
+
+@dataclass
+class Call:
+    """What a handler receives: validated input and the caller."""
+
+    params: dict[str, str]
+    principal: Principal | None
+    body: Any = None
+    query: Any = None
+    request: Request | None = field(default=None, repr=False)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(payload, BaseModel):
+        payload = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return Response(body=json.dumps(payload, ensure_ascii=False), status_code=status,
+                    headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def error_response(error: ApiError) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    return json_response(error.to_body(), error.status, headers)
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return (request.query_params or {}).get("access_token")
+
+
+def _field_errors(exc: PydanticValidationError, prefix: str = "") -> dict[str, str]:
+    details: dict[str, str] = {}
+    for error in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        details[prefix + path] = message
+    return details
+
+
+def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    raw = request.raw_body or b""
+    if len(raw) > get_settings().max_body_bytes:
+        raise PayloadTooLargeError(f"request body is larger than {get_settings().max_body_bytes} bytes",
+                                   details={"maxBytes": get_settings().max_body_bytes})
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidJSONError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValidationError("request body must be a JSON object", details={"body": "expected an object"})
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError("request body is invalid", details=_field_errors(exc)) from None
+
+
+def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
+    params = {k: v for k, v in (request.query_params or {}).items() if k != "access_token"}
+    try:
+        return model.model_validate(params)
+    except PydanticValidationError as exc:
+        raise ValidationError("query parameters are invalid", details=_field_errors(exc, "query.")) from None
+
+
+def _authorize(request: Request, access: Access, params: dict[str, str]) -> Principal | None:
+    if access is Access.PUBLIC:
+        return None
+    principal = tokens.authenticate(bearer_token(request))
+    if access is Access.ADMIN:
+        principal.require_admin()
+    elif access is Access.API:
+        principal.require_unbound()
+    elif "account" in params:
+        principal.require_account(params["account"])
+    else:
+        # Listing routes: any API token; bound tokens see only their own account.
+        principal.require_api()
+    return principal
+
+
+def api_route(blueprint: Blueprint, path: str, method: str, *, summary: str, tag: str,
+              access: Access = Access.ACCOUNT, body: type[BaseModel] | None = None,
+              query: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
+              status: int = 200, errors: tuple[int, ...] = ()) -> Callable:
+    """Register ``handler(call) -> model | dict | Response`` as ``method path``."""
+    spec = RouteSpec(method=method, path=path, summary=summary, tag=tag, access=access, body=body,
+                     query=query, response=response, status=status, errors=errors)
+    ROUTES.append(spec)
+
+    def decorator(handler: Callable[[Call], Any]) -> Callable:
+        @functools.wraps(handler)
+        def view(**params: str) -> Response:
+            request = blueprint.current_request
+            try:
+                principal = _authorize(request, access, params)
+                call = Call(params=params, principal=principal, request=request)
+                if body is not None:
+                    call.body = parse_body(request, body)
+                if query is not None:
+                    call.query = parse_query(request, query)
+                result = handler(call)
+                if isinstance(result, Response):
+                    return result
+                return json_response(result, status)
+            except ApiError as exc:
+                if exc.status >= 500:
+                    logger.error("request failed", extra={"code": exc.code, "route": path})
+                return error_response(exc)
+            except Exception:  # noqa: BLE001 - last line of defence: JSON 500, never a stack trace
+                logger.exception("unhandled error", extra={"route": path, "method": method})
+                return error_response(ApiError("internal error; the request id is in the logs",
+                                               code="InternalError", status=500))
+
+        blueprint.route(path, methods=[method], content_types=JSON_CONTENT_TYPES)(view)
+        return view
+
+    return decorator

@@ -1,0 +1,115 @@
+"""Domain errors and their HTTP meaning: the one error vocabulary of the API.
+
+Every failure a caller can cause or observe is an :class:`ApiError` subclass with a
+stable ``code`` (part of the public contract: clients branch on it), an HTTP status and
+optional ``details`` (field errors, the mail server's own response text). The HTTP
+layer renders all of them in one shape::
+
+    {"error": "human message", "code": "StableCode", "statusCode": 400, "details": {...}}
+
+Invariant: messages and details never contain a secret. Mail-server failures carry the
+server's response text, which never echoes the password (servers answer LOGIN with a
+status line, not with the arguments).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """Base of every error that maps to an HTTP answer."""
+
+    status: int = 400
+    code: str = "BadRequest"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details or {}
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.message, "code": self.code, "statusCode": self.status}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ValidationError(ApiError):
+    """The request is well-formed JSON but a field is missing, unknown or of the wrong type."""
+
+    status = 400
+    code = "ValidationError"
+
+
+class InvalidJSONError(ApiError):
+    status = 400
+    code = "InvalidJSON"
+
+
+class PayloadTooLargeError(ApiError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class UnauthorizedError(ApiError):
+    status = 401
+    code = "Unauthorized"
+
+
+class ForbiddenError(ApiError):
+    status = 403
+    code = "Forbidden"
+
+
+class NotFoundError(ApiError):
+    status = 404
+    code = "NotFound"
+
+
+class AccountNotFoundError(NotFoundError):
+    code = "AccountNotFound"
+
+
+class TokenNotFoundError(NotFoundError):
+    code = "TokenNotFound"
+
+
+class ConflictError(ApiError):
+    status = 409
+    code = "Conflict"
+
+
+class AccountExistsError(ConflictError):
+    code = "AccountExists"
+
+
+class MailServerError(ApiError):
+    """A mail server could not be reached, spoken to securely, or logged in to.
+
+    ``code`` names the cause (``HostNotFound``, ``ConnectionRefused``,
+    ``ConnectionTimeout``, ``TLSError``, ``TLSUnavailable``, ``AuthenticationFailed``,
+    ``NoIMAPCapability``, ``HostNotAllowed``, ...); ``server_response`` is the server's
+    own text when it said something.
+    """
+
+    status = 400
+
+    def __init__(self, message: str, *, code: str, protocol: str,
+                 server_response: str | None = None, status: int | None = None) -> None:
+        details: dict[str, Any] = {"protocol": protocol}
+        if server_response:
+            details["serverResponse"] = server_response
+        super().__init__(message, code=code, status=status, details=details)
+        self.protocol = protocol
+        self.server_response = server_response
+
+
+class ServiceUnavailableError(ApiError):
+    status = 503
+    code = "ServiceUnavailable"

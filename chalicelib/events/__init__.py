@@ -1,0 +1,1 @@
+"""The event contract shared by the watcher, the queue consumers and webhooks."""

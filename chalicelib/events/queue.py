@@ -1,0 +1,36 @@
+"""The SQS events queue (FIFO: one message group per account keeps per-account order).
+
+Clients are created lazily on first use (never at import) so moto and tests can point
+``AWS_ENDPOINT_URL`` at an emulator before anything talks to AWS.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import boto3
+
+from chalicelib.settings import get_settings
+
+EVENTS_QUEUE = "events.fifo"
+
+
+@functools.lru_cache(maxsize=1)
+def get_sqs_client():
+    return boto3.client("sqs", region_name=get_settings().aws_region)
+
+
+@functools.lru_cache(maxsize=8)
+def queue_url(short_name: str = EVENTS_QUEUE) -> str:
+    return get_sqs_client().get_queue_url(QueueName=get_settings().queue_name(short_name))["QueueUrl"]
+
+
+def ping() -> None:
+    """Raise if the events queue cannot be reached (health check)."""
+    get_sqs_client().get_queue_attributes(QueueUrl=queue_url(), AttributeNames=["QueueArn"])
+
+
+def reset_clients() -> None:
+    """Forget cached clients and URLs (tests switch emulators between runs)."""
+    get_sqs_client.cache_clear()
+    queue_url.cache_clear()

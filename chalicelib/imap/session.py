@@ -1,0 +1,182 @@
+"""The IMAP adapter: the only module that talks to imapclient.
+
+It opens a connection the way the account asks (implicit TLS, or plain + STARTTLS),
+through the outbound address policy, logs in, and reports every failure as a
+:class:`~chalicelib.errors.MailServerError` with a stable code. Capabilities are read
+once per session and exposed as a frozenset of upper-case strings.
+
+Connection pinning: imapclient connects by host name. We subclass its imaplib
+transports so the TCP connection goes to the address :mod:`netguard` checked, while TLS
+still verifies the certificate against the *name* the user gave (SNI + hostname check).
+
+Cleartext: with ``secure: false`` the session upgrades with STARTTLS whenever the server
+offers it; when it does not, it refuses to send the password unless the account set
+``tls.allowPlaintextAuth`` (there is no other way to a password in the clear).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
+from imapclient.imapclient import SocketTimeout
+
+from chalicelib.errors import MailServerError
+from chalicelib.security.netguard import ResolvedAddress
+from chalicelib.security.transport import (
+    MailServer,
+    build_tls_context,
+    classify_connection_error,
+    connect_checked,
+    resolve_mail_host,
+)
+from chalicelib.settings import get_settings
+
+PROTOCOL = "imap"
+
+
+class _PinnedIMAP4(imaplib.IMAP4):
+    """Plain IMAP transport connecting only to pre-checked addresses."""
+
+    def __init__(self, host: str, port: int, addresses: list[ResolvedAddress], timeout: float) -> None:
+        self._addresses = addresses
+        self._connect_timeout = timeout
+        super().__init__(host, port, timeout=timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return connect_checked(self._addresses, self.port, self._connect_timeout)
+
+
+class _PinnedIMAP4TLS(_PinnedIMAP4):
+    """Implicit-TLS transport: TLS verifies the user's host name, not the address."""
+
+    def __init__(self, host: str, port: int, addresses: list[ResolvedAddress], timeout: float,
+                 ssl_context: ssl.SSLContext) -> None:
+        self.ssl_context = ssl_context
+        super().__init__(host, port, addresses, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = super()._create_socket(timeout)
+        try:
+            return self.ssl_context.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+class _PinnedIMAPClient(IMAPClient):
+    def __init__(self, server: MailServer, addresses: list[ResolvedAddress], ssl_context: ssl.SSLContext,
+                 connect_timeout: float, command_timeout: float) -> None:
+        self._pinned_addresses = addresses
+        super().__init__(server.host, port=server.port, ssl=server.secure, ssl_context=ssl_context,
+                         timeout=SocketTimeout(connect=connect_timeout, read=command_timeout))
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's hook name
+        connect_timeout = self._timeout.connect
+        if self.ssl:
+            return _PinnedIMAP4TLS(self.host, self.port, self._pinned_addresses, connect_timeout, self.ssl_context)
+        return _PinnedIMAP4(self.host, self.port, self._pinned_addresses, connect_timeout)
+
+
+class ImapSession:
+    """A logged-in IMAP connection. Use :func:`open_session` to get one."""
+
+    def __init__(self, client: IMAPClient, capabilities: frozenset[str]) -> None:
+        self.client = client
+        self.capabilities = capabilities
+
+    def has_capability(self, name: str) -> bool:
+        return name.upper() in self.capabilities
+
+    def close(self) -> None:
+        try:
+            self.client.logout()
+        except Exception:  # noqa: BLE001 - the connection may already be gone; closing must not fail
+            _discard(self.client)
+
+
+def _capabilities(client: IMAPClient) -> frozenset[str]:
+    return frozenset(c.decode("ascii", "replace").upper() for c in client.capabilities())
+
+
+def _server_text(exc: BaseException) -> str:
+    text = str(exc)
+    if text.startswith("b'") or text.startswith('b"'):
+        text = text[2:-1]
+    return text.strip()
+
+
+def connect(server: MailServer, password: str) -> ImapSession:
+    """Connect, secure and log in; raise MailServerError with a stable code on failure."""
+    settings = get_settings()
+    addresses = resolve_mail_host(server.host, server.port, PROTOCOL)
+    ssl_context = build_tls_context(server.tls)
+    where = f"{server.host}:{server.port}"
+    try:
+        client = _PinnedIMAPClient(server, addresses, ssl_context, settings.connect_timeout_seconds,
+                                   settings.command_timeout_seconds)
+    except imaplib.IMAP4.error as exc:
+        # imaplib insists on an IMAP greeting ("* OK"); an SMTP or HTTP server lands here.
+        raise MailServerError(f"{where} did not greet as an IMAP server", code="NoIMAPCapability",
+                              protocol=PROTOCOL, server_response=_server_text(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - every socket/TLS failure is classified below
+        raise classify_connection_error(exc, protocol=PROTOCOL, host=server.host, port=server.port) from None
+    try:
+        capabilities = _capabilities(client)
+        if "IMAP4REV1" not in capabilities and "IMAP4REV2" not in capabilities:
+            raise MailServerError(f"{where} does not announce IMAP4rev1", code="NoIMAPCapability",
+                                  protocol=PROTOCOL, server_response=" ".join(sorted(capabilities)))
+        if not server.secure:
+            if "STARTTLS" in capabilities:
+                client.starttls(ssl_context)
+                capabilities = _capabilities(client)
+            elif not server.tls.allow_plaintext_auth:
+                raise MailServerError(
+                    f"{where} offers no STARTTLS; refusing to send the password in cleartext "
+                    "(use secure: true, or set tls.allowPlaintextAuth to accept the risk)",
+                    code="TLSUnavailable", protocol=PROTOCOL)
+        try:
+            client.login(server.user, password)
+        except LoginError as exc:
+            raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
+                                  protocol=PROTOCOL, server_response=_server_text(exc)) from None
+        capabilities = _capabilities(client)
+        return ImapSession(client, capabilities)
+    except MailServerError:
+        _discard(client)
+        raise
+    except imaplib.IMAP4.error as exc:
+        _discard(client)
+        raise MailServerError(f"{where} answered unexpectedly", code="ProtocolError", protocol=PROTOCOL,
+                              server_response=_server_text(exc)) from None
+    except Exception as exc:  # noqa: BLE001
+        _discard(client)
+        raise classify_connection_error(exc, protocol=PROTOCOL, host=server.host, port=server.port) from None
+
+
+def _discard(client: IMAPClient) -> None:
+    # Best effort on a connection that is already failing: the original error matters, not this one.
+    with contextlib.suppress(Exception):
+        client.shutdown()
+
+
+@contextmanager
+def open_session(server: MailServer, password: str) -> Iterator[ImapSession]:
+    """A short-lived logged-in session, logged out on exit."""
+    session = connect(server, password)
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def verify_login(server: MailServer, password: str) -> frozenset[str]:
+    """Check that we can log in; return the post-login capabilities."""
+    with open_session(server, password) as session:
+        return session.capabilities

@@ -1,0 +1,121 @@
+"""Account request/response shapes (field names compatible with EmailEngine's)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, StrictModel
+
+MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password
+AccountState = Literal["new", "connecting", "connected", "authenticationError", "connectError", "disconnected"]
+
+
+class TlsSettings(StrictModel):
+    rejectUnauthorized: bool = Field(True, description="Verify the server certificate (default true)")
+    minVersion: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    allowPlaintextAuth: bool = Field(
+        False, description="Send the password unencrypted when the server offers no STARTTLS (default false)")
+
+
+class ServerAuth(StrictModel):
+    user: str = Field(min_length=1, max_length=320)
+    password: SecretStr = Field(alias="pass", min_length=1, max_length=1024)
+
+
+class ServerSettings(StrictModel):
+    host: str = Field(min_length=1, max_length=253, examples=["imap.example.com"])
+    port: int = Field(ge=1, le=65535, examples=[993])
+    secure: bool = Field(False, description="Implicit TLS; false upgrades with STARTTLS when offered")
+    auth: ServerAuth
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+
+
+class ServerAuthUpdate(StrictModel):
+    user: str | None = Field(None, min_length=1, max_length=320)
+    password: SecretStr | None = Field(None, alias="pass", min_length=1, max_length=1024)
+
+
+class ServerSettingsUpdate(StrictModel):
+    host: str | None = Field(None, min_length=1, max_length=253)
+    port: int | None = Field(None, ge=1, le=65535)
+    secure: bool | None = None
+    auth: ServerAuthUpdate | None = None
+    tls: TlsSettings | None = None
+
+
+class AccountCreate(StrictModel):
+    account: AccountId | None = Field(None, description="Generated when omitted")
+    name: str | None = Field(None, max_length=256)
+    email: EmailAddress
+    imap: ServerSettings
+    smtp: ServerSettings | None = None
+    verify: bool = Field(True, description="Check the IMAP (and SMTP) login before saving")
+
+
+class AccountUpdate(StrictModel):
+    name: str | None = Field(None, max_length=256)
+    email: EmailAddress | None = None
+    imap: ServerSettingsUpdate | None = None
+    smtp: ServerSettingsUpdate | None = None
+    verify: bool = True
+
+
+class VerifyRequest(StrictModel):
+    imap: ServerSettings | None = None
+    smtp: ServerSettings | None = None
+
+
+class ServerAuthOut(OutputModel):
+    user: str
+    password: str = Field(MASKED_PASSWORD, alias="pass", serialization_alias="pass")
+
+
+class ServerSettingsOut(OutputModel):
+    host: str
+    port: int
+    secure: bool
+    auth: ServerAuthOut
+    tls: TlsSettings
+
+
+class AccountOut(OutputModel):
+    account: str
+    name: str | None = None
+    email: str | None = None
+    state: AccountState
+    imap: ServerSettingsOut | None = None
+    smtp: ServerSettingsOut | None = None
+    createdAt: datetime
+    updatedAt: datetime
+
+
+class AccountCreated(OutputModel):
+    account: str
+    state: AccountState
+
+
+class AccountList(OutputModel):
+    accounts: list[AccountOut]
+    total: int
+    page: int
+    pages: int
+
+
+class AccountListQuery(StrictModel):
+    page: int = Field(0, ge=0)
+    pageSize: int = Field(20, ge=1, le=1000)
+
+
+class VerifyResult(OutputModel):
+    success: bool
+    code: str | None = None
+    error: str | None = None
+    serverResponse: str | None = None
+
+
+class VerifyResponse(OutputModel):
+    imap: VerifyResult | None = None
+    smtp: VerifyResult | None = None

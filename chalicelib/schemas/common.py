@@ -1,0 +1,55 @@
+"""Shared building blocks of the request/response models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import email_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# RFC 6761 tells applications not to treat example.com/.test/.invalid specially, and users
+# test against exactly those domains; email-validator rejects them unless this module-level
+# list (documented as changeable by library users) is emptied.
+email_validator.SPECIAL_USE_DOMAIN_NAMES = []
+
+ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+def check_address_syntax(value: str) -> str:
+    """Validate an RFC 5321/5322 address by syntax only (no DNS, no TLD list); return it normalized."""
+    try:
+        result = email_validator.validate_email(value, check_deliverability=False, globally_deliverable=False)
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not a valid email address: {exc}") from None
+    return result.normalized
+
+
+EmailAddress = Annotated[
+    str,
+    Field(max_length=320, json_schema_extra={"format": "email"}, examples=["alice@example.com"]),
+    AfterValidator(check_address_syntax),
+]
+
+AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, examples=["alice"],
+                                 description="Your id for the account: 1-64 of A-Z a-z 0-9 . _ -")]
+
+
+class StrictModel(BaseModel):
+    """Input model: unknown fields are errors, so typos do not silently do nothing."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+
+
+class OutputModel(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class ErrorBody(OutputModel):
+    error: str = Field(description="Human-readable message")
+    code: str = Field(description="Stable machine-readable code")
+    statusCode: int
+    details: dict | None = Field(default=None, description="Field errors or the mail server's own answer")
+
+
+class DeletedResponse(OutputModel):
+    deleted: bool

@@ -1,0 +1,105 @@
+"""Account records in DynamoDB: create-once, partial updates with optimistic locking, delete.
+
+Callers get and give :class:`StoredAccount` values, never pynamodb objects. The sealed
+secrets blob is opaque here: sealing and opening happen in the service layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+
+from chalicelib.errors import AccountExistsError, AccountNotFoundError, ConflictError
+from chalicelib.store.models import AccountItem
+
+
+@dataclass
+class StoredAccount:
+    account: str
+    name: str | None
+    email: str | None
+    state: str
+    imap: dict[str, Any] | None
+    smtp: dict[str, Any] | None
+    sealed_secrets: str
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    version: int | None = None
+
+
+def _from_item(item: AccountItem) -> StoredAccount:
+    return StoredAccount(account=item.account, name=item.name, email=item.email, state=item.state,
+                         imap=item.imap, smtp=item.smtp, sealed_secrets=item.sealed_secrets,
+                         created_at=item.created_at, updated_at=item.updated_at, version=item.version)
+
+
+def _is_conditional_failure(exc: Exception) -> bool:
+    cause = getattr(exc, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"
+
+
+def insert_account(account: StoredAccount) -> StoredAccount:
+    """Store a new account; AccountExistsError when the id is taken."""
+    item = AccountItem(account.account, name=account.name, email=account.email, state=account.state,
+                       imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
+                       created_at=account.created_at, updated_at=account.updated_at)
+    try:
+        # VersionAttribute makes a first save conditional on the item not existing.
+        item.save()
+    except PutError as exc:
+        if _is_conditional_failure(exc):
+            raise AccountExistsError(f"account {account.account!r} already exists",
+                                     details={"account": account.account}) from None
+        raise
+    return _from_item(item)
+
+
+def get_account(account_id: str) -> StoredAccount:
+    try:
+        return _from_item(AccountItem.get(account_id, consistent_read=True))
+    except DoesNotExist:
+        raise AccountNotFoundError(f"account {account_id!r} does not exist",
+                                   details={"account": account_id}) from None
+
+
+def account_exists(account_id: str) -> bool:
+    return AccountItem.count(account_id, consistent_read=True) > 0
+
+
+def list_accounts() -> list[StoredAccount]:
+    """Every account, sorted by id (a full scan: fine for the thousands a deployment holds)."""
+    return sorted((_from_item(item) for item in AccountItem.scan()), key=lambda a: a.account)
+
+
+def replace_account(account: StoredAccount) -> StoredAccount:
+    """Write back a changed account; ConflictError if someone else changed it meanwhile."""
+    item = AccountItem(account.account, name=account.name, email=account.email, state=account.state,
+                       imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
+                       created_at=account.created_at, updated_at=datetime.now(UTC))
+    item.version = account.version
+    try:
+        item.save()
+    except PutError as exc:
+        if _is_conditional_failure(exc):
+            raise ConflictError(f"account {account.account!r} was changed concurrently; retry",
+                                code="ConcurrentUpdate") from None
+        raise
+    return _from_item(item)
+
+
+def delete_account(account_id: str) -> None:
+    try:
+        AccountItem(account_id).delete(condition=AccountItem.account.exists(), add_version_condition=False)
+    except DeleteError as exc:
+        if _is_conditional_failure(exc):
+            raise AccountNotFoundError(f"account {account_id!r} does not exist",
+                                       details={"account": account_id}) from None
+        raise
+
+
+def ping() -> None:
+    """Raise if the accounts table cannot be read (health check)."""
+    AccountItem.describe_table()

@@ -1,0 +1,56 @@
+"""DynamoDB item shapes (pynamodb models). Only ``chalicelib.store`` imports this module.
+
+Table names come from settings at import time (pynamodb reads ``Meta`` when the class
+is built), so tests and the local runner set the environment before importing.
+
+Invariant: no attribute holds a secret in the clear. Mailbox passwords live only inside
+``AccountItem.sealed_secrets`` (see :mod:`chalicelib.security.envelope`); API tokens are
+stored as SHA-256 digests.
+"""
+
+from __future__ import annotations
+
+from pynamodb.attributes import (
+    JSONAttribute,
+    ListAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.models import Model
+
+from chalicelib.settings import get_settings
+
+_settings = get_settings()
+
+
+class AccountItem(Model):
+    class Meta:
+        table_name = _settings.table_name("accounts")
+        region = _settings.aws_region
+
+    account = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(default="new")
+    # Connection settings without passwords: {"host", "port", "secure", "user", "tls"}.
+    imap = JSONAttribute(null=True)
+    smtp = JSONAttribute(null=True)
+    # Sealed JSON {"imap": password, "smtp": password}, bound to the account id.
+    sealed_secrets = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+
+
+class TokenItem(Model):
+    class Meta:
+        table_name = _settings.table_name("tokens")
+        region = _settings.aws_region
+
+    id = UnicodeAttribute(hash_key=True)
+    token_sha256 = UnicodeAttribute()
+    description = UnicodeAttribute()
+    scopes = ListAttribute(of=UnicodeAttribute)
+    account = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
