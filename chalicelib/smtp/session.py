@@ -33,6 +33,9 @@ class _PinnedSocketMixin:
     _pinned_addresses: list[ResolvedAddress]
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib only records the host name when it is passed to __init__ (which would
+        # connect at once); STARTTLS and SMTP_SSL verify the certificate against _host.
+        self._host = host
         return connect_checked(self._pinned_addresses, port, timeout)
 
 
@@ -50,8 +53,7 @@ class _PinnedSMTPSSL(_PinnedSocketMixin, smtplib.SMTP_SSL):
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         sock = super()._get_socket(host, port, timeout)
         try:
-            # smtplib stores the name given to connect() in _host: verify the certificate against it.
-            return self.context.wrap_socket(sock, server_hostname=self._host)
+            return self.context.wrap_socket(sock, server_hostname=host)
         except BaseException:
             sock.close()
             raise
