@@ -1,0 +1,118 @@
+"""The README's `make run`, as a user runs it: start, use, Ctrl-C, start again, data still there."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.mailservers import pick_free_ports
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 90
+STOP_TIMEOUT_SECONDS = 20
+
+pytestmark = pytest.mark.e2e
+
+
+def processes_with_data_dir(data_dir: Path) -> list[int]:
+    """Pids whose environment points at this run's data dir (the runner and its children)."""
+    marker = f"IMAPLESS_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and any(item == marker for item in environ.split(b"\0")):
+            found.append(int(entry.name))
+    return found
+
+
+@contextmanager
+def make_run(data_dir: Path, output: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    api_port, moto_port = pick_free_ports(2)
+    env = {**os.environ, "PORT": str(api_port), "IMAPLESS_MOTO_PORT": str(moto_port),
+           "IMAPLESS_DATA_DIR": str(data_dir)}
+    for name in ("API_TOKEN", "AWS_ENDPOINT_URL", "IMAPLESS_KEY_PROVIDER", "IMAPLESS_KMS_KEY_ID"):
+        env.pop(name, None)
+    start_offset = output.stat().st_size if output.exists() else 0
+    with output.open("ab") as log:
+        # Its own session, like a terminal's foreground job: Ctrl-C goes to make and the runner.
+        process = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    base_url = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            assert process.poll() is None, f"make run exited early:\n{output.read_text()}"
+            # Ready when the banner is out (the runner prints it after its own health check).
+            if "Press Ctrl-C to stop." in output.read_text()[start_offset:]:
+                assert requests.get(f"{base_url}/health", timeout=5).status_code == 200
+                break
+            assert time.monotonic() < deadline, f"never became ready:\n{output.read_text()}"
+            time.sleep(0.2)
+        yield base_url, process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                pytest.fail(f"make run did not stop on Ctrl-C:\n{output.read_text()}")
+
+
+def banner_token(output: Path) -> str:
+    matches = re.findall(r"admin token\s+(\S+)", output.read_text())
+    assert matches, output.read_text()
+    return matches[-1]
+
+
+def test_make_run_serves_the_api_stops_cleanly_and_keeps_its_data(tmp_path, dovecot, mail_user):
+    data_dir = tmp_path / "data"
+    output = tmp_path / "make-run.log"
+
+    # Given the system started with `make run`
+    with make_run(data_dir, output) as (base_url, process):
+        token = banner_token(output)
+        text = output.read_text()
+        assert f"{base_url}/docs" in text
+        headers = {"Authorization": f"Bearer {token}"}
+        # When an account is registered against the real Dovecot
+        created = requests.post(f"{base_url}/v1/account", headers=headers, timeout=30, json={
+            "account": "e2e", "email": mail_user.email,
+            "imap": {"host": dovecot.hostname, "port": dovecot.imap_port, "secure": False,
+                     "auth": {"user": mail_user.email, "pass": mail_user.password}}})
+        assert created.status_code == 200, created.text
+        assert requests.get(f"{base_url}/docs", timeout=5).status_code == 200
+        assert "watcher started" in output.read_text() and "dispatcher started" in output.read_text()
+    # Then Ctrl-C stops everything, leaving no process behind (make itself dies of the SIGINT, as in a shell)
+    assert process.returncode in (0, -signal.SIGINT), output.read_text()
+    assert "local.run INFO stopped" in output.read_text()
+    assert processes_with_data_dir(data_dir) == []
+    assert mail_user.password not in output.read_text()
+
+    # When it starts again on the same data dir
+    with make_run(data_dir, output) as (base_url, _process):
+        # Then the same admin token works and the account (with its sealed password) is still there
+        assert banner_token(output) == token
+        account = requests.get(f"{base_url}/v1/account/e2e", headers=headers, timeout=10)
+        assert account.status_code == 200, account.text
+        assert account.json()["email"] == mail_user.email
+        updated = requests.put(f"{base_url}/v1/account/e2e", headers=headers, timeout=30,
+                               json={"imap": {"secure": True, "port": dovecot.imaps_port}})
+        assert updated.status_code == 200, updated.text  # the stored password still decrypts and logs in
+    assert processes_with_data_dir(data_dir) == []
