@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint bench mail-servers clean
+.PHONY: run test test-unit lint bench mail-servers clean token
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -34,3 +34,7 @@ bench: $(STAMP) mail-servers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dist
+
+## Issue an API token for the system `make run` started: make token DESCRIPTION="my script"
+token: $(STAMP)
+	@$(PY) -m local.token --description "$(or $(DESCRIPTION),local token)"
