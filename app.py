@@ -13,3 +13,6 @@ app.register_middleware(normalize_chalice_errors, "http")
 app.register_blueprint(system.blueprint)
 app.register_blueprint(accounts.blueprint)
 app.register_blueprint(tokens.blueprint)
+# -- mail API blueprints --
+# -- webhook blueprints and SQS consumers --
+# -- sending blueprints and SQS consumers --

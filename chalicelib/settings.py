@@ -21,6 +21,10 @@ IMAPLESS_CONNECT_TIMEOUT_SECONDS          ``10``             TCP connect + TLS h
 IMAPLESS_COMMAND_TIMEOUT_SECONDS          ``20``             Budget for one IMAP/SMTP command's answer.
 IMAPLESS_MAX_BODY_BYTES                   ``5242880``        Largest accepted request body (413 above it).
 IMAPLESS_LOG_LEVEL                        ``INFO``           Log level of the Powertools logger.
+-- mail API (mailboxes, messages) --
+-- watcher --
+-- webhooks --
+-- sending --
 AWS_REGION / AWS_DEFAULT_REGION           ``us-east-1``      Region of the tables, queues and key.
 AWS_ENDPOINT_URL                          (AWS)              Points boto3 and pynamodb at moto locally and in tests.
 """
@@ -65,6 +69,10 @@ class Settings:
     max_body_bytes: int
     log_level: str
     aws_region: str
+    # -- mail API (mailboxes, messages) --
+    # -- watcher --
+    # -- webhooks --
+    # -- sending --
 
     def table_name(self, short_name: str) -> str:
         """Physical DynamoDB table name for a logical one (``accounts`` -> ``imapless-accounts``)."""
@@ -89,6 +97,10 @@ def load_settings() -> Settings:
         max_body_bytes=_env_int("IMAPLESS_MAX_BODY_BYTES", 5 * 1024 * 1024),
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        # -- mail API (mailboxes, messages) --
+        # -- watcher --
+        # -- webhooks --
+        # -- sending --
     )
 
 

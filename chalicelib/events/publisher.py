@@ -1,0 +1,60 @@
+"""Publishing events: the ``EventSink`` interface, its SQS implementation and a list for tests.
+
+The watcher enqueues a batch of events *before* it moves its checkpoint; ``publish``
+returns only when SQS accepted every event of the batch, and raises otherwise (the
+caller keeps the old checkpoint and retries later: same ids, so nothing is duplicated
+downstream).
+
+SQS FIFO specifics: ``MessageGroupId`` = account (per-account order),
+``MessageDeduplicationId`` = event id (SQS drops a re-send within 5 minutes; consumers
+dedupe beyond that on the same id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from chalicelib.events import queue
+from chalicelib.events.model import Event
+
+SQS_BATCH_LIMIT = 10
+
+
+class EventSink(Protocol):
+    def publish(self, events: Sequence[Event]) -> None:
+        """Durably hand over every event, in order, or raise."""
+
+
+class PublishError(Exception):
+    """Some events of a batch were not accepted; none of the batch may be checkpointed."""
+
+
+class SqsEventSink:
+    def __init__(self, client=None, queue_url: str | None = None) -> None:
+        self._client = client
+        self._queue_url = queue_url
+
+    def publish(self, events: Sequence[Event]) -> None:
+        client = self._client or queue.get_sqs_client()
+        url = self._queue_url or queue.queue_url()
+        for start in range(0, len(events), SQS_BATCH_LIMIT):
+            chunk = events[start:start + SQS_BATCH_LIMIT]
+            answer = client.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(index), "MessageBody": event.to_json(), "MessageGroupId": event.account,
+                 "MessageDeduplicationId": event.id}
+                for index, event in enumerate(chunk)])
+            failed = answer.get("Failed") or []
+            if failed:
+                reasons = sorted({f.get("Code", "?") for f in failed})
+                raise PublishError(f"{len(failed)} of {len(chunk)} events not accepted by SQS: {reasons}")
+
+
+class ListEventSink:
+    """Collects events in memory (tests, benchmarks)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def publish(self, events: Sequence[Event]) -> None:
+        self.events.extend(events)
