@@ -230,8 +230,58 @@ def _make_server_dir(prefix: str) -> Path:
     return directory
 
 
-class Dovecot:
+class _Daemon:
+    """What both servers share: a temp dir while running, a master pid, a log, a context manager."""
+
+    NAME = ""
+    PID_FILE = ""   # relative to the server dir
+    LOG_FILE = ""
+
+    directory: Path | None
+    _master_pid: int | None
+
+    def _before_stop(self) -> None:
+        """Hook run before the master is stopped."""
+
+    def stop(self) -> None:
+        directory, self.directory = self.directory, None
+        if directory is None:
+            return
+        try:
+            self._before_stop()
+            _stop_master(self._master_pid or _read_pid(directory / self.PID_FILE))
+        finally:
+            self._master_pid = None
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()  # type: ignore[attr-defined]
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def master_pid(self) -> int | None:
+        return self._master_pid
+
+    @property
+    def log_path(self) -> Path:
+        return self._path(self.LOG_FILE)
+
+    def _path(self, name: str) -> Path:
+        if self.directory is None:
+            raise MailServerError(f"{self.NAME} is not running")
+        return self.directory / name
+
+
+class Dovecot(_Daemon):
     """One Dovecot instance: IMAP (STARTTLS), IMAPS, LMTP and an auth listener for Postfix."""
+
+    NAME = "Dovecot"
+    PID_FILE = "run/master.pid"
+    LOG_FILE = "dovecot.log"
 
     host = HOST
     hostname = HOSTNAME
@@ -284,35 +334,9 @@ class Dovecot:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        directory, self.directory = self.directory, None
-        if directory is None:
-            return
-        try:
-            _stop_master(self._master_pid or _read_pid(directory / "run" / "master.pid"))
-        finally:
-            self._master_pid = None
-            shutil.rmtree(directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def master_pid(self) -> int | None:
-        return self._master_pid
-
     @property
     def config_path(self) -> Path:
         return self._path("dovecot.conf")
-
-    @property
-    def log_path(self) -> Path:
-        return self._path("dovecot.log")
 
     @property
     def users_dir(self) -> Path:
@@ -364,11 +388,6 @@ class Dovecot:
             lmtp.sendmail(sender, [recipient], message)
 
     # -- config ----------------------------------------------------------------------------
-
-    def _path(self, name: str) -> Path:
-        if self.directory is None:
-            raise MailServerError("Dovecot is not running")
-        return self.directory / name
 
     def _write_passwd_file(self, address: str, password: str) -> None:
         # Written aside and renamed, so a lookup never sees a half-written file. 0644: the
@@ -458,13 +477,16 @@ service anvil {{
 """
 
 
-class Postfix:
+class Postfix(_Daemon):
     """One Postfix instance submitting through SASL (against Dovecot) and delivering by LMTP.
 
     ``smtp_port`` requires STARTTLS before anything but EHLO; ``smtps_port`` is implicit TLS.
     Both require AUTH before RCPT, like a provider's submission service.
     """
 
+    NAME = "Postfix"
+    PID_FILE = "spool/pid/master.pid"
+    LOG_FILE = "postfix.log"
     host = HOST
     hostname = HOSTNAME
 
@@ -520,38 +542,14 @@ class Postfix:
             self.stop()
             raise
 
-    def stop(self) -> None:
-        directory, self.directory = self.directory, None
-        if directory is None:
-            return
-        try:
-            if self._unsubscribe is not None:
-                self._unsubscribe()
-                self._unsubscribe = None
-            _stop_master(self._master_pid or _read_pid(directory / "spool" / "pid" / "master.pid"))
-        finally:
-            self._master_pid = None
-            shutil.rmtree(directory, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def master_pid(self) -> int | None:
-        return self._master_pid
+    def _before_stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     @property
     def config_dir(self) -> Path:
         return self._path("etc")
-
-    @property
-    def log_path(self) -> Path:
-        return self._path("postfix.log")
 
     def log_text(self) -> str:
         """The whole log while running; "" once stopped (the temp dir is gone)."""
@@ -560,11 +558,6 @@ class Postfix:
         return self.log_path.read_text(errors="replace")
 
     # -- config ----------------------------------------------------------------------------
-
-    def _path(self, name: str) -> Path:
-        if self.directory is None:
-            raise MailServerError("Postfix is not running")
-        return self.directory / name
 
     def _write_recipient_table(self) -> None:
         """Rebuild the recipient table from Dovecot's users and swap it in atomically.
