@@ -1,0 +1,123 @@
+"""What an IMAP failure means over HTTP: one table from server answers to API errors.
+
+Two kinds of failure reach the mail API from the adapter:
+
+- The server answered ``NO`` or ``BAD``: the connection is fine, the command was refused.
+  :func:`error_from_response` reads the RFC 5530 response code (``[NONEXISTENT]``,
+  ``[OVERQUOTA]``, ...) and, because many servers send none, a few well-known phrasings,
+  and returns the :class:`~chalicelib.errors.ApiError` to raise. The server's own text goes
+  to ``details.serverResponse`` (it never echoes credentials).
+- The connection failed (timeout, reset, EOF, garbage): :func:`error_from_transport`.
+  The connection must be thrown away; the caller learns 504 ``UpstreamTimeout`` or 502
+  ``ConnectionLost``.
+
+    NO [NONEXISTENT] / [TRYCREATE] / "doesn't exist"  -> 404 MailboxNotFound
+    NO [ALREADYEXISTS]                                  -> 409 MailboxExists
+    NO [OVERQUOTA] / "quota"                            -> 507 OverQuota
+    NO [READ-ONLY] / [NOPERM]                           -> 403 MailboxReadOnly / NoPermission
+    NO [INUSE] / [UNAVAILABLE]                          -> 503 MailboxInUse / ServerUnavailable
+    NO [LIMIT]                                          -> 400 ServerLimit
+    NO [SERVERBUG]                                      -> 502 ServerError
+    any other NO                                        -> 400 ServerRejected
+    BAD                                                 -> 502 ProtocolError (our command or the server is wrong)
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+
+from chalicelib.errors import (
+    ApiError,
+    MailboxExistsError,
+    MailboxNotFoundError,
+    MailPermissionError,
+    OverQuotaError,
+    UpstreamTimeoutError,
+)
+
+# imapclient: "select failed: <text>"; imaplib: "FETCH command error: BAD [b'<text>']".
+_FAILED = re.compile(r"^\s*[\w .-]+? failed: (?P<text>.*)$", re.DOTALL)
+_COMMAND_ERROR = re.compile(r"command error: (?P<kind>BAD|NO) \[b?['\"](?P<text>.*)['\"]\]$", re.DOTALL)
+_RESPONSE_CODE = re.compile(r"^\[(?P<code>[A-Z][A-Z0-9-]*)(?: [^\]]*)?\]\s*")
+# Dovecot appends how long the command took: "(0.001 + 0.000 secs)." - noise for API users.
+_DOVECOT_TIMING = re.compile(r"\s*\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)\.?$")
+# Servers that send no response code still say it in words (Dovecot 2.3 on SELECT/STATUS:
+# "Mailbox doesn't exist: X"; Exchange: "The specified folder could not be found").
+_MISSING_MAILBOX_TEXT = re.compile(
+    r"doesn'?t exist|does not exist|not exist|could not be found|not found|unknown (mailbox|folder)|no such",
+    re.IGNORECASE)
+_QUOTA_TEXT = re.compile(r"quota|mailbox (is )?full|size limit exceeded", re.IGNORECASE)
+
+
+def server_text(exc: BaseException) -> tuple[str, str, str | None]:
+    """(kind, text, response code) of an imapclient/imaplib error: kind is ``NO`` or ``BAD``."""
+    raw = str(exc)
+    kind = "NO"
+    match = _COMMAND_ERROR.search(raw)
+    if match:
+        kind, raw = match.group("kind"), match.group("text")
+    else:
+        failed = _FAILED.match(raw)
+        if failed:
+            raw = failed.group("text")
+    if raw.startswith(("b'", 'b"')):
+        raw = raw[2:-1]
+    text = _DOVECOT_TIMING.sub("", raw.strip()).strip()
+    code_match = _RESPONSE_CODE.match(text)
+    code = code_match.group("code") if code_match else None
+    return kind, text, code
+
+
+def error_from_response(exc: BaseException, *, command: str, mailbox: str | None = None) -> ApiError:
+    """The API error for a ``NO``/``BAD`` answer to ``command`` (about ``mailbox``, if any)."""
+    kind, text, code = server_text(exc)
+    details: dict[str, str] = {"serverResponse": text, "command": command}
+    if mailbox is not None:
+        details["path"] = mailbox
+    if kind == "BAD":
+        return ApiError(f"the mail server rejected the {command} command as malformed", code="ProtocolError",
+                        status=502, details=details)
+    if code in ("NONEXISTENT", "TRYCREATE") or (
+            mailbox is not None and code is None and _MISSING_MAILBOX_TEXT.search(text)):
+        return MailboxNotFoundError(f"mailbox {mailbox!r} does not exist" if mailbox else "mailbox does not exist",
+                                    details=details)
+    if code == "ALREADYEXISTS":
+        return MailboxExistsError(f"mailbox {mailbox!r} already exists" if mailbox else "mailbox already exists",
+                                  details=details)
+    if code == "OVERQUOTA" or (code is None and _QUOTA_TEXT.search(text)):
+        return OverQuotaError(f"the mailbox is over its quota: {text}", details=details)
+    if code == "READ-ONLY":
+        return MailPermissionError("the mailbox is read-only", details=details)
+    if code == "NOPERM":
+        return MailPermissionError("the mail server denies this operation", code="NoPermission", details=details)
+    if code in ("INUSE", "UNAVAILABLE"):
+        name = "MailboxInUse" if code == "INUSE" else "ServerUnavailable"
+        return ApiError(f"the mail server is busy, retry later: {text}", code=name, status=503, details=details)
+    if code == "LIMIT":
+        return ApiError(f"the mail server refuses: {text}", code="ServerLimit", status=400, details=details)
+    if code == "SERVERBUG":
+        return ApiError(f"the mail server failed: {text}", code="ServerError", status=502, details=details)
+    return ApiError(f"the mail server refused {command}: {text}", code="ServerRejected", status=400,
+                    details=details)
+
+
+def is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return True
+    return "timed out" in str(exc).lower()
+
+
+def error_from_transport(exc: BaseException, *, command: str, budget_seconds: float,
+                         budget_spent: bool = False) -> ApiError:
+    """The API error for a connection that failed under ``command`` (the connection is unusable).
+
+    ``budget_spent``: the request deadline has passed, so whatever broke the stream (a
+    socket timeout, or the watchdog shutting the socket) is reported as a timeout.
+    """
+    if budget_spent or is_timeout(exc):
+        return UpstreamTimeoutError(
+            f"the mail server did not answer {command} within the request budget of {budget_seconds:g} s",
+            details={"command": command})
+    return ApiError(f"the connection to the mail server was lost during {command}", code="ConnectionLost",
+                    status=502, details={"command": command, "reason": type(exc).__name__})

@@ -1,0 +1,212 @@
+"""Reading messages: select a mailbox, page through it, fetch summaries, parts and sources.
+
+Every function takes an :class:`~chalicelib.imap.connection.ImapConnection` and returns
+typed values; imapclient's ``b'UIDNEXT'``-keyed dicts stop here.
+
+Reads use EXAMINE (read-only: nothing a read does can change the mailbox, and servers
+do not clear ``\\Recent``) and ``BODY.PEEK`` (no implicit ``\\Seen``). Messages are
+addressed by UID, with one exception that is safe: a listing page is fetched by
+*sequence numbers* computed from the EXISTS count the EXAMINE just returned, in the
+next command on the same connection. RFC 3501 7.4.1 forbids EXPUNGE responses during
+FETCH, STORE and SEARCH, so the numbers cannot shift between the two commands; a page
+costs one FETCH instead of a UID SEARCH over the whole mailbox. Sequence numbers are never
+stored or returned.
+
+Server differences handled here: OBJECTID (RFC 8474) ``EMAILID``/``THREADID`` and Gmail's
+``X-GM-MSGID``/``X-GM-THRID``/``X-GM-LABELS`` are fetched only when announced (Dovecot 2.3
+has neither; its BAD for an unknown item would fail the whole FETCH); PREVIEW (RFC 8970)
+likewise. ESEARCH ``RETURN (COUNT)`` finds a cursor's position in one short answer;
+without it a UID SEARCH does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from imapclient.response_parser import parse_response
+
+from chalicelib.imap.connection import ImapConnection
+
+SUMMARY_HEADERS = ("FROM", "SENDER", "REPLY-TO", "TO", "CC", "BCC", "SUBJECT", "DATE", "MESSAGE-ID",
+                   "IN-REPLY-TO")
+SUMMARY_HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(SUMMARY_HEADERS)})]"
+BASE_ITEMS = ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "BODYSTRUCTURE")
+SESSION_FLAGS = {"\\recent"}  # per-session, meaningless to API users
+
+
+@dataclass(frozen=True)
+class SelectedMailbox:
+    path: str
+    uid_validity: int
+    exists: int
+    uid_next: int | None
+    highest_modseq: int | None
+    read_only: bool
+    permanent_flags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MessageSummary:
+    """What one FETCH tells about a message (headers still raw bytes)."""
+
+    uid: int
+    flags: tuple[str, ...]
+    size: int
+    internal_date: datetime | None
+    headers: bytes
+    bodystructure: Any
+    email_id: str | None = None
+    thread_id: str | None = None
+    labels: tuple[str, ...] | None = None
+    preview: str | None = None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def clean_flags(flags: Any) -> tuple[str, ...]:
+    return tuple(_text(flag) for flag in flags or () if _text(flag).lower() not in SESSION_FLAGS)
+
+
+def select_mailbox(conn: ImapConnection, path: str, *, readonly: bool = True) -> SelectedMailbox:
+    """EXAMINE (``readonly``) or SELECT ``path``; 404 MailboxNotFound when it does not exist."""
+    command = "EXAMINE" if readonly else "SELECT"
+    answer = conn.run(command, lambda: conn.client.select_folder(path, readonly=readonly), mailbox=path)
+    return SelectedMailbox(
+        path=path, uid_validity=int(answer.get(b"UIDVALIDITY") or 0), exists=int(answer.get(b"EXISTS") or 0),
+        uid_next=answer.get(b"UIDNEXT"), highest_modseq=answer.get(b"HIGHESTMODSEQ"),
+        read_only=b"READ-WRITE" not in answer,
+        permanent_flags=tuple(_text(flag) for flag in answer.get(b"PERMANENTFLAGS", ())))
+
+
+def summary_items(conn: ImapConnection, *, header_item: str = SUMMARY_HEADER_ITEM) -> list[str]:
+    items = [*BASE_ITEMS, header_item]
+    if conn.has("OBJECTID"):
+        items += ["EMAILID", "THREADID"]
+    if conn.has("X-GM-EXT-1"):
+        items += ["X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS"]
+    if conn.has("PREVIEW"):
+        items.append("PREVIEW")
+    return items
+
+
+def _body_item(item: dict[bytes, Any], prefix: bytes) -> bytes | None:
+    """The value of a ``BODY[...]`` item; servers echo the section with their own spelling."""
+    for key, value in item.items():
+        if isinstance(key, bytes) and key.upper().startswith(prefix):
+            return value if isinstance(value, bytes) else (b"" if value is None else _text(value).encode())
+    return None
+
+
+def _object_id(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, tuple):  # OBJECTID answers EMAILID (M6d99ac3275bb4e)
+        value = value[0] if value else None
+    return _text(value) if value is not None else None
+
+
+def _summary(uid: int, item: dict[bytes, Any]) -> MessageSummary:
+    internal = item.get(b"INTERNALDATE")
+    if isinstance(internal, datetime) and internal.tzinfo is None:
+        internal = internal.replace(tzinfo=UTC)
+    labels = item.get(b"X-GM-LABELS")
+    preview = item.get(b"PREVIEW")
+    return MessageSummary(
+        uid=uid, flags=clean_flags(item.get(b"FLAGS")), size=int(item.get(b"RFC822.SIZE") or 0),
+        internal_date=internal if isinstance(internal, datetime) else None,
+        headers=_body_item(item, b"BODY[HEADER") or b"", bodystructure=item.get(b"BODYSTRUCTURE"),
+        email_id=_object_id(item.get(b"EMAILID") or item.get(b"X-GM-MSGID")),
+        thread_id=_object_id(item.get(b"THREADID") or item.get(b"X-GM-THRID")),
+        labels=tuple(_text(label) for label in labels) if labels is not None else None,
+        preview=_text(preview) if preview else None)
+
+
+def fetch_summaries_by_sequence(conn: ImapConnection, first: int, last: int) -> list[MessageSummary]:
+    """Summaries of sequence numbers ``first..last`` (see the module docstring), newest first."""
+    if last < first or last < 1:
+        return []
+    client = conn.client
+    items = summary_items(conn)
+
+    def fetch() -> dict:
+        client.use_uid = False
+        try:
+            return client.fetch(list(range(first, last + 1)), items)
+        finally:
+            client.use_uid = True
+
+    answer = conn.run("FETCH", fetch)
+    summaries = [_summary(int(item[b"UID"]), item) for item in answer.values() if b"UID" in item]
+    return sorted(summaries, key=lambda summary: summary.uid, reverse=True)
+
+
+def fetch_summaries(conn: ImapConnection, uids: list[int], *, full_headers: bool = False) -> list[MessageSummary]:
+    """Summaries of ``uids`` that still exist, newest first. ``full_headers``: BODY.PEEK[HEADER]."""
+    if not uids:
+        return []
+    items = summary_items(conn, header_item="BODY.PEEK[HEADER]" if full_headers else SUMMARY_HEADER_ITEM)
+    answer = conn.run("UID FETCH", lambda: conn.client.fetch(uids, items))
+    return sorted((_summary(uid, item) for uid, item in answer.items()), key=lambda s: s.uid, reverse=True)
+
+
+def count_below_uid(conn: ImapConnection, uid: int) -> int:
+    """How many messages have a UID below ``uid``: the sequence number of the newest of them."""
+    if uid <= 1:
+        return 0
+    bound = f"1:{uid - 1}".encode()
+    client = conn.client
+    if conn.has("ESEARCH"):
+        lines = conn.run("UID SEARCH", lambda: client._raw_command_untagged(
+            b"SEARCH", [b"RETURN", b"(COUNT)", b"UID", bound], response_name="ESEARCH"))
+        tokens = [token for line in lines if line for token in parse_response([line])]
+        for index, token in enumerate(tokens[:-1]):
+            if isinstance(token, bytes) and token.upper() == b"COUNT":
+                return int(tokens[index + 1])
+        return 0
+    return len(search_uids(conn, [b"UID", bound]))
+
+
+def search_uids(conn: ImapConnection, criteria: list[bytes], *, charset: str | None = None) -> list[int]:
+    """``UID SEARCH`` with ready-made criteria tokens (8-bit ones go out as literals)."""
+    args = [b"CHARSET", charset.encode("ascii")] if charset else []
+    args += criteria
+    lines = conn.run("UID SEARCH", lambda: conn.client._raw_command_untagged(b"SEARCH", args))
+    uids: list[int] = []
+    for line in lines:
+        if not line:
+            continue
+        text = _text(line).split("(", 1)[0]  # drop a trailing (MODSEQ n)
+        uids.extend(int(token) for token in text.split() if token.isdigit())
+    return sorted(set(uids))
+
+
+def fetch_sections(conn: ImapConnection, uid: int, sections: list[tuple[str, int | None]],
+                   *, extra_items: tuple[str, ...] = ()) -> tuple[dict[str, bytes], dict[bytes, Any]] | None:
+    """``BODY.PEEK[section]`` (or ``<0.max>`` partial) of several parts in one FETCH.
+
+    Returns (bytes by section, the other items), or None when the message is gone.
+    """
+    items = [f"BODY.PEEK[{section}]" + (f"<0.{limit}>" if limit is not None else "") for section, limit in sections]
+    answer = conn.run("UID FETCH", lambda: conn.client.fetch([uid], [*items, *extra_items]))
+    item = answer.get(uid)
+    if item is None:
+        return None
+    found = {section: _body_item(item, f"BODY[{section}]".encode()) or b"" for section, _ in sections}
+    return found, item
+
+
+def fetch_source(conn: ImapConnection, uid: int) -> bytes | None:
+    """The raw message (``BODY.PEEK[]``), or None when it is gone."""
+    fetched = fetch_sections(conn, uid, [("", None)])
+    return None if fetched is None else fetched[0][""]
+
+
+def fetch_flags(conn: ImapConnection, uids: list[int]) -> dict[int, tuple[str, ...]]:
+    if not uids:
+        return {}
+    answer = conn.run("UID FETCH", lambda: conn.client.fetch(uids, ["FLAGS"]))
+    return {uid: clean_flags(item.get(b"FLAGS")) for uid, item in answer.items()}

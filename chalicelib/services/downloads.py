@@ -1,0 +1,106 @@
+"""Bodies too large for a Lambda response, handed out as short-lived presigned S3 URLs.
+
+Lambda caps a synchronous response at 6 MB (6,291,456 bytes of JSON envelope); a binary
+body travels base64-encoded in that envelope, so it grows by a third. Anything whose
+payload would exceed ``IMAPLESS_MAX_RESPONSE_BYTES`` (default 5.5 MB, leaving room for
+headers and the envelope) is not sent inline:
+
+    payload <= limit  ->  the bytes themselves (200)
+    payload >  limit  ->  PutObject to the downloads bucket (SSE, private, expires after a
+                          day by lifecycle) -> 302 Found, Location: presigned GET URL
+                          valid IMAPLESS_DOWNLOAD_URL_SECONDS (default 15 min), with a JSON
+                          body {url, expiresAt, size, contentType, filename}
+
+Why a redirect rather than a JSON answer: every common HTTP client (curl -L, browsers,
+fetch, requests, axios) follows it, so a download works the same whether the file is
+5 KB or 50 MB, and clients that do not follow redirects still get the URL in the body.
+Clients strip the Authorization header when the redirect leaves the API's host, which S3
+requires (a presigned URL plus an Authorization header is rejected).
+
+No streaming: Chalice (and API Gateway's Lambda proxy integration) take a whole body, so
+a large message is read from IMAP into memory once and uploaded in one PutObject; memory
+use is about twice the message size.
+
+The bucket name is ``IMAPLESS_DOWNLOADS_BUCKET``, or ``<prefix>downloads-<account id>-<region>``
+as template.yaml names it (the account id comes from STS once per process, only when a
+large body is actually handed off).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+
+from chalicelib.settings import get_settings
+
+_UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class Download:
+    """Either inline ``content``, or ``url`` (presigned) valid until ``expires_at``."""
+
+    content_type: str
+    filename: str | None
+    size: int
+    content: bytes | None = None
+    url: str | None = None
+    expires_at: datetime | None = None
+
+
+def response_payload_size(size: int, *, binary: bool) -> int:
+    """Bytes a body takes in the Lambda response (base64 for binary bodies)."""
+    return 4 * math.ceil(size / 3) if binary else size
+
+
+def content_disposition(filename: str | None, disposition: str = "attachment") -> str:
+    """RFC 6266 header with an ASCII fallback and the UTF-8 name (RFC 5987)."""
+    if not filename:
+        return disposition
+    fallback = filename.encode("ascii", "replace").decode("ascii").replace('"', "'").replace("\\", "_")
+    fallback = re.sub(r"[\x00-\x1f\x7f]", "_", fallback)
+    if fallback == filename:
+        return f'{disposition}; filename="{fallback}"'
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+@functools.lru_cache(maxsize=1)
+def _s3():
+    region = get_settings().aws_region
+    # Path-style URLs work for every bucket name and for emulators on an IP address.
+    return boto3.client("s3", region_name=region,
+                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+
+@functools.lru_cache(maxsize=1)
+def bucket_name() -> str:
+    settings = get_settings()
+    if settings.downloads_bucket:
+        return settings.downloads_bucket
+    account_id = boto3.client("sts", region_name=settings.aws_region).get_caller_identity()["Account"]
+    return f"{settings.resource_prefix}downloads-{account_id}-{settings.aws_region}"
+
+
+def prepare(account_id: str, content: bytes, content_type: str, filename: str | None, *,
+            binary: bool = True) -> Download:
+    """Inline when it fits a response, otherwise uploaded and presigned."""
+    settings = get_settings()
+    if response_payload_size(len(content), binary=binary) <= settings.max_response_bytes:
+        return Download(content_type, filename, len(content), content=content)
+    safe_name = _UNSAFE_KEY_CHARACTERS.sub("_", filename or "download")[:100] or "download"
+    key = f"{_UNSAFE_KEY_CHARACTERS.sub('_', account_id)}/{datetime.now(UTC):%Y-%m-%d}/{uuid.uuid4().hex}/{safe_name}"
+    s3 = _s3()
+    s3.put_object(Bucket=bucket_name(), Key=key, Body=content, ContentType=content_type,
+                  ContentDisposition=content_disposition(filename))
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket_name(), "Key": key},
+                                    ExpiresIn=settings.download_url_seconds)
+    expires_at = datetime.now(UTC) + timedelta(seconds=settings.download_url_seconds)
+    return Download(content_type, filename, len(content), url=url, expires_at=expires_at)

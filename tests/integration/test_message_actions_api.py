@@ -1,0 +1,234 @@
+"""Changing messages over REST against the real Dovecot: flags, move, delete (never expunging
+a message nobody named), search with Unicode, and the same changes in bulk by search."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.services.message_ids import decode_message_id
+from tests.integration.mail_api_support import direct_imap, fill, make_message, register_account
+
+
+@pytest.fixture
+def account(api, dovecot, mail_user) -> str:
+    return register_account(api, dovecot, mail_user)
+
+
+@pytest.fixture
+def imap(dovecot, mail_user):
+    with direct_imap(dovecot, mail_user) as client:
+        yield client
+
+
+def ids_by_subject(api, account, path: str = "INBOX") -> dict[str, str]:
+    page = api.get(f"/v1/account/{account}/messages?path={path}&pageSize=100").json
+    return {message["subject"]: message["id"] for message in page["messages"]}
+
+
+def subjects(imap, folder: str) -> set[str]:
+    imap.select_folder(folder, readonly=True)
+    fetched = imap.fetch(imap.search("ALL"), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
+    return {item[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().split(":", 1)[1].strip() for item in fetched.values()}
+
+
+def flags_of(imap, folder: str, uid: int) -> set[bytes]:
+    imap.select_folder(folder, readonly=True)
+    return set(imap.get_flags([uid])[uid])
+
+
+class TestFlags:
+    def test_add_delete_and_set_report_exactly_what_changed(self, api, account, imap):
+        [uid] = fill(imap, "INBOX", [make_message("flags")], flags=("\\Flagged",))
+        message_id = ids_by_subject(api, account)["flags"]
+
+        added = api.put(f"/v1/account/{account}/message/{message_id}",
+                        {"flags": {"add": ["\\Seen", "\\Flagged", "$Work"], "delete": ["\\Answered"]}})
+        assert added.status == 200, added.body
+        assert added.json == {"flags": {"added": ["$Work", "\\Seen"], "removed": [],
+                                        "current": ["$Work", "\\Flagged", "\\Seen"]}}
+        assert flags_of(imap, "INBOX", uid) == {b"\\Seen", b"\\Flagged", b"$Work"}
+
+        replaced = api.put(f"/v1/account/{account}/message/{message_id}", {"flags": {"set": ["\\Answered"]}})
+        assert replaced.json["flags"] == {"added": ["\\Answered"], "removed": ["$Work", "\\Flagged", "\\Seen"],
+                                          "current": ["\\Answered"]}
+
+    @pytest.mark.parametrize("flag", ["\\", "two words", "(paren", "a" * 200, "\\*"])
+    def test_invalid_flag_is_400_naming_it(self, api, account, imap, flag):
+        fill(imap, "INBOX", [make_message("x")])
+        message_id = ids_by_subject(api, account)["x"]
+        response = api.put(f"/v1/account/{account}/message/{message_id}", {"flags": {"add": [flag]}})
+        assert response.status == 400
+        assert "flags.add.0" in response.json["details"]
+
+    def test_labels_on_a_server_without_them_is_400(self, api, account, imap):
+        fill(imap, "INBOX", [make_message("x")])
+        message_id = ids_by_subject(api, account)["x"]
+        response = api.put(f"/v1/account/{account}/message/{message_id}", {"labels": {"add": ["Work"]}})
+        assert (response.status, response.json["code"]) == (400, "UnsupportedByServer")
+
+
+class TestMove:
+    def test_move_answers_the_new_id_and_the_old_one_is_gone(self, api, account, imap):
+        fill(imap, "INBOX", [make_message("mover"), make_message("stayer")])
+        message_id = ids_by_subject(api, account)["mover"]
+
+        response = api.put(f"/v1/account/{account}/message/{message_id}/move", {"path": "Archive"})
+
+        assert response.status == 200, response.body
+        moved = response.json
+        assert moved["path"] == "Archive" and moved["uid"] == 1
+        assert decode_message_id(moved["id"]).path == "Archive"
+        assert api.get(f"/v1/account/{account}/message/{moved['id']}").json["subject"] == "mover"
+        assert api.get(f"/v1/account/{account}/message/{message_id}").json["code"] == "MessageNotFound"
+        assert subjects(imap, "INBOX") == {"stayer"}
+
+    def test_move_to_a_missing_mailbox_is_404_and_moves_nothing(self, api, account, imap):
+        fill(imap, "INBOX", [make_message("kept")])
+        message_id = ids_by_subject(api, account)["kept"]
+        response = api.put(f"/v1/account/{account}/message/{message_id}/move", {"path": "Nope"})
+        assert (response.status, response.json["code"]) == (404, "MailboxNotFound")
+        assert subjects(imap, "INBOX") == {"kept"}
+
+    def test_move_into_the_same_mailbox_is_400(self, api, account, imap):
+        fill(imap, "INBOX", [make_message("x")])
+        message_id = ids_by_subject(api, account)["x"]
+        response = api.put(f"/v1/account/{account}/message/{message_id}/move", {"path": "INBOX"})
+        assert response.status == 400
+
+
+class TestDelete:
+    def test_delete_moves_to_trash(self, api, account, imap):
+        fill(imap, "INBOX", [make_message("bye")])
+        message_id = ids_by_subject(api, account)["bye"]
+
+        response = api.delete(f"/v1/account/{account}/message/{message_id}")
+
+        assert response.status == 200, response.body
+        assert response.json["deleted"] is False
+        assert response.json["moved"]["path"] == "Trash"
+        assert subjects(imap, "Trash") == {"bye"}
+
+    def test_delete_in_trash_expunges_only_that_message(self, api, account, imap):
+        # Given two messages in Trash, one of them flagged \\Deleted by another client
+        [other, _] = fill(imap, "Trash", [make_message("flagged elsewhere"), make_message("target")])
+        imap.select_folder("Trash")
+        imap.add_flags([other], ["\\Deleted"])
+        message_id = ids_by_subject(api, account, "Trash")["target"]
+
+        # When the API deletes the target
+        response = api.delete(f"/v1/account/{account}/message/{message_id}")
+
+        # Then only the target is expunged (UID EXPUNGE), the other \\Deleted message survives
+        assert response.json == {"deleted": True}
+        assert subjects(imap, "Trash") == {"flagged elsewhere"}
+
+    def test_force_expunges_outside_trash_without_touching_other_deleted_messages(self, api, account, imap):
+        [other, _] = fill(imap, "INBOX", [make_message("other"), make_message("target")])
+        imap.select_folder("INBOX")
+        imap.add_flags([other], ["\\Deleted"])
+        message_id = ids_by_subject(api, account)["target"]
+
+        response = api.delete(f"/v1/account/{account}/message/{message_id}?force=true")
+
+        assert response.json == {"deleted": True}
+        assert subjects(imap, "INBOX") == {"other"}
+        assert subjects(imap, "Trash") == set()
+
+    def test_deleting_twice_is_404(self, api, account, imap):
+        fill(imap, "INBOX", [make_message("once")])
+        message_id = ids_by_subject(api, account)["once"]
+        assert api.delete(f"/v1/account/{account}/message/{message_id}?force=true").status == 200
+        response = api.delete(f"/v1/account/{account}/message/{message_id}?force=true")
+        assert (response.status, response.json["code"]) == (404, "MessageNotFound")
+
+
+class TestSearch:
+    @pytest.fixture
+    def mailbox(self, imap):
+        fill(imap, "INBOX", [
+            make_message("Grüße aus München", sender="Jörg <joerg@example.test>"),
+            make_message("日本語の件名", body="本文にキーワードがあります\n"),
+            make_message("plain ascii", body="nothing special\n"),
+            make_message("Привет", sender="ivan@example.test"),
+        ])
+        imap.select_folder("INBOX")
+        imap.add_flags([3], ["\\Flagged"])
+
+    def search(self, api, account, search: dict, query: str = "") -> dict:
+        response = api.post(f"/v1/account/{account}/search?path=INBOX{query}", {"search": search})
+        assert response.status == 200, response.body
+        return response.json
+
+    @pytest.mark.parametrize(("search", "expected"), [
+        ({"subject": "Grüße"}, ["Grüße aus München"]),
+        ({"subject": "日本語"}, ["日本語の件名"]),
+        ({"body": "キーワード"}, ["日本語の件名"]),
+        ({"subject": "привет"}, ["Привет"]),
+        ({"from": "Jörg"}, ["Grüße aus München"]),
+        ({"flagged": True}, ["plain ascii"]),
+        ({"flagged": False, "from": "example.test"}, ["Привет", "日本語の件名", "Grüße aus München"]),
+        ({"header": {"Subject": "ascii"}}, ["plain ascii"]),
+        ({"uid": "2:3"}, ["plain ascii", "日本語の件名"]),
+        ({"since": "2000-01-01", "larger": 10}, ["Привет", "plain ascii", "日本語の件名", "Grüße aus München"]),
+        ({"before": "2000-01-01"}, []),
+    ])
+    def test_criteria_find_the_right_messages_newest_first(self, api, account, mailbox, search, expected):
+        result = self.search(api, account, search)
+        assert [message["subject"] for message in result["messages"]] == expected
+        assert result["total"] == len(expected)
+
+    def test_search_results_page_with_a_cursor(self, api, account, mailbox):
+        first = self.search(api, account, {"from": "example.test"}, "&pageSize=3")
+        second = self.search(api, account, {"from": "example.test"}, f"&pageSize=3&cursor={first['nextPageCursor']}")
+        assert [m["uid"] for m in first["messages"]] == [4, 3, 2]
+        assert [m["uid"] for m in second["messages"]] == [1]
+        assert "nextPageCursor" not in second
+        other_query = api.post(f"/v1/account/{account}/search?path=INBOX&cursor={first['nextPageCursor']}",
+                               {"search": {"subject": "x"}})
+        assert other_query.json["code"] == "InvalidCursor"
+
+    @pytest.mark.parametrize(("search", "code", "field"), [
+        ({"emailId": "abc"}, "UnsupportedSearch", "search.emailId"),
+        ({"gmailRaw": "has:attachment"}, "UnsupportedSearch", "search.gmailRaw"),
+        ({"uid": "1:x"}, "ValidationError", "search.uid"),
+        ({"keyword": "two words"}, "ValidationError", "search.keyword"),
+        ({"subjekt": "typo"}, "ValidationError", "search.subjekt"),
+    ])
+    def test_unsupported_or_invalid_criteria_are_400(self, api, account, search, code, field):
+        response = api.post(f"/v1/account/{account}/search?path=INBOX", {"search": search})
+        assert response.status == 400, response.body
+        assert response.json["code"] == code
+        assert field in response.json["details"]
+
+
+class TestBulk:
+    @pytest.fixture
+    def mailbox(self, imap):
+        return fill(imap, "INBOX", [make_message(f"{kind} {i}") for kind in ("news", "keep") for i in range(3)])
+
+    def test_flags_by_search(self, api, account, imap, mailbox):
+        response = api.put(f"/v1/account/{account}/messages?path=INBOX",
+                           {"search": {"subject": "news"}, "flags": {"add": ["\\Seen"]}})
+        assert response.json == {"path": "INBOX", "matched": 3, "updated": 3}
+        imap.select_folder("INBOX", readonly=True)
+        assert sorted(imap.search(["SEEN"])) == mailbox[:3]
+
+    def test_move_by_search(self, api, account, imap, mailbox):
+        response = api.put(f"/v1/account/{account}/messages/move?path=INBOX",
+                           {"search": {"subject": "news"}, "path": "Archive"})
+        assert response.json == {"path": "INBOX", "destination": "Archive", "matched": 3, "moved": 3}
+        assert subjects(imap, "Archive") == {"news 0", "news 1", "news 2"}
+        assert subjects(imap, "INBOX") == {"keep 0", "keep 1", "keep 2"}
+
+    def test_delete_by_search_moves_to_trash_or_expunges_with_force(self, api, account, imap, mailbox):
+        to_trash = api.put(f"/v1/account/{account}/messages/delete?path=INBOX", {"search": {"subject": "news 1"}})
+        assert to_trash.json == {"path": "INBOX", "destination": "Trash", "matched": 1, "moved": 1, "deleted": 0}
+        forced = api.put(f"/v1/account/{account}/messages/delete?path=INBOX",
+                         {"search": {"subject": "news"}, "force": True})
+        assert forced.json == {"path": "INBOX", "matched": 2, "deleted": 2}
+        assert subjects(imap, "INBOX") == {"keep 0", "keep 1", "keep 2"}
+        assert subjects(imap, "Trash") == {"news 1"}
+
+    def test_bulk_on_nothing_matched_changes_nothing(self, api, account, mailbox):
+        response = api.put(f"/v1/account/{account}/messages/delete?path=INBOX", {"search": {"subject": "zzz"}})
+        assert response.json == {"path": "INBOX", "matched": 0, "deleted": 0}
