@@ -1,0 +1,106 @@
+"""Sending and outbox endpoints: parse -> services.sending / services.outbox -> serialize."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from chalice import Blueprint, Response
+
+from chalicelib.api.routing import Access, Call, api_route, json_response
+from chalicelib.schemas.sending import (
+    CancelledResponse,
+    DraftSubmitRequest,
+    EnvelopeOut,
+    OutboxEntryOut,
+    OutboxErrorOut,
+    OutboxList,
+    OutboxListQuery,
+    SubmitRequest,
+    SubmitResponse,
+)
+from chalicelib.services import idempotency, outbox, sending
+from chalicelib.services.sending import SubmitAnswer
+from chalicelib.store.outbox import OutboxEntry
+
+blueprint = Blueprint(__name__)
+TAG = "Sending"
+SEND_ERRORS = (400, 404, 409, 422, 429, 502, 503, 504)
+IDEMPOTENCY_HEADER = "idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer],
+                     **identity: str) -> Response:
+    """Run ``work`` once per Idempotency-Key; the request's identity is its body plus ``identity``."""
+    request = call.request
+    key = request.headers.get(IDEMPOTENCY_HEADER) if request is not None else None
+    # The JSON the client sent (already parsed once, so known to be valid): a retry sends the same.
+    sent = json.loads(request.raw_body or b"{}") if request is not None else {}
+    body: dict[str, Any] = {"request": sent, **identity}
+
+    def run() -> dict:
+        answer: SubmitAnswer = work()
+        return {"status": answer.status, "body": answer.body}
+
+    answer, replayed = idempotency.run_once(operation, call.params["account"], key, body, run)
+    payload = SubmitResponse.model_validate(answer["body"])
+    return json_response(payload, answer["status"], {REPLAYED_HEADER: "true"} if replayed else None)
+
+
+@api_route(blueprint, "/v1/account/{account}/submit", "POST", tag=TAG, body=SubmitRequest, response=SubmitResponse,
+           summary="Send a message, reply or forward (200 sent, 202 queued); honours Idempotency-Key",
+           errors=SEND_ERRORS)
+def submit(call: Call) -> Response:
+    return _submit_response(call, "submit", lambda: sending.submit(call.params["account"], call.body))
+
+
+@api_route(blueprint, "/v1/account/{account}/message/{message}/submit", "POST", tag=TAG, body=DraftSubmitRequest,
+           response=SubmitResponse, summary="Send an existing draft (200 sent, 202 queued)", errors=SEND_ERRORS)
+def submit_draft(call: Call) -> Response:
+    return _submit_response(call, "submit-draft", lambda: sending.submit_draft(
+        call.params["account"], call.params["message"], call.body), message=call.params["message"])
+
+
+def entry_out(entry: OutboxEntry) -> OutboxEntryOut:
+    error = entry.last_error
+    return OutboxEntryOut(
+        queueId=entry.queue_id, account=entry.account, messageId=entry.message_id, subject=entry.subject,
+        envelope=EnvelopeOut.model_validate({"from": entry.mail_from, "to": entry.recipients}),
+        state=entry.state, created=entry.created_at, sendAt=entry.send_at,
+        nextAttempt=entry.next_attempt_at if entry.state == "queued" else None,
+        attemptsMade=entry.attempts_made, deliveryAttempts=entry.delivery_attempts,
+        lastError=OutboxErrorOut.model_validate(error) if error else None, response=entry.response)
+
+
+def _visible_entry(call: Call) -> OutboxEntry:
+    entry = outbox.get_entry(call.params["queueId"])
+    principal = call.principal
+    if principal is not None and principal.account is not None and principal.account != entry.account:
+        # A token bound to another account learns nothing, not even that the id exists.
+        raise outbox.OutboxEntryNotFoundError(f"no outbox entry {entry.queue_id!r}",
+                                              details={"queueId": entry.queue_id})
+    return entry
+
+
+@api_route(blueprint, "/v1/outbox", "GET", summary="List queued and recently finished sends", tag=TAG,
+           access=Access.ACCOUNT, query=OutboxListQuery, response=OutboxList)
+def list_outbox(call: Call) -> OutboxList:
+    query: OutboxListQuery = call.query
+    account = call.principal.account if call.principal and call.principal.account else query.account
+    entries, total, pages = outbox.list_entries(query.page, query.pageSize, account=account, state=query.state)
+    return OutboxList(messages=[entry_out(e) for e in entries], total=total, page=query.page, pages=pages)
+
+
+@api_route(blueprint, "/v1/outbox/{queueId}", "GET", summary="One queued or recently finished send", tag=TAG,
+           access=Access.ACCOUNT, response=OutboxEntryOut, errors=(404,))
+def get_outbox_entry(call: Call) -> OutboxEntryOut:
+    return entry_out(_visible_entry(call))
+
+
+@api_route(blueprint, "/v1/outbox/{queueId}", "DELETE", summary="Cancel a queued send", tag=TAG,
+           access=Access.ACCOUNT, response=CancelledResponse, errors=(404, 409))
+def cancel_outbox_entry(call: Call) -> CancelledResponse:
+    outbox.cancel(_visible_entry(call).queue_id)
+    return CancelledResponse(deleted=True)

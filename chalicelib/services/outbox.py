@@ -1,0 +1,235 @@
+"""The outbox: queued sends, their retries and schedules, and the SQS consumer that runs them.
+
+Process layout::
+
+    POST /submit ──temporary failure / sendAt──▶ enqueue: outbox entry + content (DynamoDB)
+                                                         + SQS message {queueId}, DelaySeconds
+    SQS outbox queue ──▶ handle_outbox_batch (Lambda on AWS; the local dispatcher under make run)
+        entry final or gone ─────────────────────▶ drop the message
+        not due yet (sendAt, backoff > 15 min) ──▶ re-enqueue with min(remaining, 900 s) delay
+        claim (conditional: queued -> sending) ──▶ send_attempts.attempt
+             sent / failed ──▶ finish (final; content deleted)
+             queued ─────────▶ finish (next attempt time) + re-enqueue with the backoff delay
+
+Why the entry and not the queue is the truth: SQS standard queues deliver at least once
+and delay at most 15 minutes. A duplicate message finds the entry already claimed or
+final and is dropped; a schedule further out than 15 minutes hops through the queue.
+
+Failure modes:
+- A worker dies while sending: the entry stays ``sending`` until its lease expires; the
+  SQS message reappears after the visibility timeout (360 s > lease) and the next worker
+  re-claims it. If the server had already taken the message, it is sent twice (inherent
+  to SMTP without a transaction id; RFC 5321 6.1 accepts duplicates over losses).
+- SQS refuses the enqueue of a first attempt: the entry is marked failed and the API
+  answers 503, so nothing is left waiting for a message that will never come.
+- A record that raises in the consumer is reported in ``batchItemFailures`` and retried by
+  SQS; after 5 receives it goes to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import math
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+
+from chalicelib.errors import ConflictError, NotFoundError, ServiceUnavailableError
+from chalicelib.observability import logger
+from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
+from chalicelib.settings import get_settings
+from chalicelib.smtp.compose import Envelope
+from chalicelib.store import outbox as outbox_store
+from chalicelib.store.outbox import OutboxEntry, OutboxEntryNotFound
+
+OUTBOX_QUEUE = "outbox"
+# One record per Lambda invocation: a send may take the whole SMTP timeout budget, and a
+# failed invocation then means exactly one failed record.
+BATCH_SIZE = 1
+MAX_SQS_DELAY_SECONDS = 900
+SEND_LEASE = timedelta(seconds=300)  # below the queue's 360 s visibility timeout
+EARLY_TOLERANCE = timedelta(seconds=1)
+
+
+class OutboxEntryNotFoundError(NotFoundError):
+    code = "OutboxEntryNotFound"
+
+
+class OutboxEntryNotCancellableError(ConflictError):
+    code = "OutboxEntryNotCancellable"
+
+
+@functools.lru_cache(maxsize=1)
+def get_sqs_client():
+    return boto3.client("sqs", region_name=get_settings().aws_region)
+
+
+@functools.lru_cache(maxsize=1)
+def outbox_queue_url() -> str:
+    return get_sqs_client().get_queue_url(QueueName=get_settings().queue_name(OUTBOX_QUEUE))["QueueUrl"]
+
+
+def reset_clients() -> None:
+    get_sqs_client.cache_clear()
+    outbox_queue_url.cache_clear()
+
+
+def _delay_until(due: datetime, now: datetime) -> int:
+    return max(0, min(MAX_SQS_DELAY_SECONDS, math.ceil((due - now).total_seconds())))
+
+
+def _send_to_queue(queue_id: str, due: datetime, now: datetime | None = None) -> None:
+    get_sqs_client().send_message(QueueUrl=outbox_queue_url(), MessageBody=json.dumps({"queueId": queue_id}),
+                                  DelaySeconds=_delay_until(due, now or datetime.now(UTC)))
+
+
+def _options(job: SendJob) -> dict[str, Any]:
+    return {"copy": job.copy, "reference": job.reference, "draft": job.draft, "afterSendDone": job.after_send_done,
+            "sentCopyPrefix": base64.b64encode(job.sent_copy_prefix).decode("ascii")}
+
+
+def _job_from_entry(entry: OutboxEntry, raw: bytes) -> SendJob:
+    options = entry.options
+    return SendJob(account=entry.account, queue_id=entry.queue_id, message_id=entry.message_id,
+                   envelope=Envelope(entry.mail_from, tuple(entry.pending), entry.smtputf8), raw=raw,
+                   sent_copy_prefix=base64.b64decode(options.get("sentCopyPrefix") or ""), subject=entry.subject,
+                   copy=options.get("copy"), reference=options.get("reference"), draft=options.get("draft"),
+                   delivery_attempts=entry.delivery_attempts, attempts_made=entry.attempts_made,
+                   after_send_done=bool(options.get("afterSendDone")))
+
+
+def _error_record(outcome: AttemptOutcome, now: datetime) -> dict[str, Any] | None:
+    if outcome.failure is None:
+        return None
+    failure = outcome.failure
+    return {"code": failure.code, "error": failure.message, "serverResponse": failure.server_response,
+            "temporary": failure.temporary, "at": now.isoformat()}
+
+
+def enqueue(job: SendJob, *, due: datetime, send_at: datetime | None = None,
+            last_error: dict[str, Any] | None = None, all_recipients: tuple[str, ...] | None = None) -> None:
+    """Store ``job`` and schedule its next attempt at ``due``; ServiceUnavailableError if the queue refuses."""
+    entry = OutboxEntry(queue_id=job.queue_id, account=job.account, message_id=job.message_id,
+                        mail_from=job.envelope.mail_from, recipients=list(all_recipients or job.envelope.recipients),
+                        pending=list(job.envelope.recipients), smtputf8=job.envelope.smtputf8,
+                        delivery_attempts=job.delivery_attempts, next_attempt_at=due, subject=job.subject,
+                        send_at=send_at, attempts_made=job.attempts_made, last_error=last_error,
+                        options=_options(job))
+    outbox_store.create_entry(entry, job.raw)
+    try:
+        _send_to_queue(job.queue_id, due)
+    except Exception:  # noqa: BLE001 - any queue failure: undo the entry, then answer 503
+        logger.exception("could not enqueue an outbox message", extra={"queueId": job.queue_id})
+        token = uuid.uuid4().hex
+        if outbox_store.claim(job.queue_id, token, datetime.now(UTC), SEND_LEASE):
+            outbox_store.finish_attempt(job.queue_id, token, state="failed", attempts_made=job.attempts_made,
+                                        pending=list(job.envelope.recipients),
+                                        last_error={"code": "QueueUnavailable", "error": "could not be queued",
+                                                    "temporary": False, "at": datetime.now(UTC).isoformat()})
+            outbox_store.delete_content(job.queue_id)
+        raise ServiceUnavailableError("the message could not be queued; it was not sent",
+                                      code="QueueUnavailable") from None
+
+
+def enqueue_after_attempt(outcome: AttemptOutcome, all_recipients: tuple[str, ...]) -> None:
+    """Queue what a synchronous first attempt left for later (whole message or deferred recipients)."""
+    assert outcome.next_attempt_at is not None
+    enqueue(outcome.job, due=outcome.next_attempt_at, last_error=_error_record(outcome, datetime.now(UTC)),
+            all_recipients=all_recipients)
+
+
+def process_message(queue_id: str, *, now: datetime | None = None) -> str:
+    """Run one queue message; returns what happened (for logs and tests)."""
+    now = now or datetime.now(UTC)
+    try:
+        entry = outbox_store.get_entry(queue_id)
+    except OutboxEntryNotFound:
+        return "missing"
+    if entry.state in outbox_store.FINAL_STATES:
+        return entry.state
+    if entry.state == "queued" and entry.next_attempt_at > now + EARLY_TOLERANCE:
+        _send_to_queue(queue_id, entry.next_attempt_at, now)
+        return "rescheduled"
+    token = uuid.uuid4().hex
+    claimed = outbox_store.claim(queue_id, token, now, SEND_LEASE)
+    if claimed is None:
+        return "busy"
+    outcome = attempt(_job_from_entry(claimed, outbox_store.read_content(queue_id)), now=now)
+    finished = outbox_store.finish_attempt(
+        queue_id, token, state=outcome.state, attempts_made=outcome.job.attempts_made,
+        pending=list(outcome.job.envelope.recipients), next_attempt_at=outcome.next_attempt_at,
+        last_error=_error_record(outcome, now), response=outcome.result.response if outcome.result else None,
+        options=_options(outcome.job))
+    if finished is None:
+        logger.warning("outbox lease lost during an attempt", extra={"queueId": queue_id})
+        return "lease-lost"
+    if outcome.state == "queued":
+        assert outcome.next_attempt_at is not None
+        _send_to_queue(queue_id, outcome.next_attempt_at)
+    else:
+        outbox_store.delete_content(queue_id)
+    return outcome.state
+
+
+def handle_outbox_batch(event: dict[str, Any], context: Any = None) -> dict[str, list[dict[str, str]]]:
+    """SQS batch handler (plain function: Lambda via app.py, or the local dispatcher).
+
+    Returns the partial-batch-failure answer: records that raised are retried by SQS.
+    """
+    failures = []
+    for record in event.get("Records", []):
+        try:
+            queue_id = json.loads(record["body"])["queueId"]
+            result = process_message(queue_id)
+            logger.info("outbox message processed", extra={"queueId": queue_id, "result": result})
+        except Exception:  # noqa: BLE001 - one bad record must not fail its batch neighbours
+            logger.exception("outbox message failed", extra={"messageId": record.get("messageId")})
+            failures.append({"itemIdentifier": record.get("messageId", "")})
+    return {"batchItemFailures": failures}
+
+
+def deliver_outbox(event: Any) -> dict[str, list[dict[str, str]]]:
+    """The Chalice ``on_sqs_message`` handler (``event`` is Chalice's SQSEvent).
+
+    Lambda receives :data:`BATCH_SIZE` (one) record per invocation, so failing the
+    invocation fails exactly that record; no ReportBatchItemFailures setting is needed.
+    """
+    answer = handle_outbox_batch(event.to_dict(), event.context)
+    if answer["batchItemFailures"]:
+        raise RuntimeError(f"{len(answer['batchItemFailures'])} outbox record(s) failed; SQS will retry them")
+    return answer
+
+
+# -- API use cases --------------------------------------------------------------------------
+
+
+def get_entry(queue_id: str) -> OutboxEntry:
+    try:
+        return outbox_store.get_entry(queue_id)
+    except OutboxEntryNotFound:
+        raise OutboxEntryNotFoundError(f"no outbox entry {queue_id!r}", details={"queueId": queue_id}) from None
+
+
+def list_entries(page: int, page_size: int, *, account: str | None = None,
+                 state: str | None = None) -> tuple[list[OutboxEntry], int, int]:
+    entries = outbox_store.list_entries(account=account, state=state)
+    total = len(entries)
+    pages = max(1, math.ceil(total / page_size))
+    return entries[page * page_size:(page + 1) * page_size], total, pages
+
+
+def cancel(queue_id: str) -> None:
+    """Cancel a queued send; 404 if unknown, 409 if it is being sent or already finished."""
+    if outbox_store.cancel(queue_id) is not None:
+        outbox_store.delete_content(queue_id)
+        return
+    entry = get_entry(queue_id)
+    raise OutboxEntryNotCancellableError(f"the message is {entry.state}; only queued messages can be cancelled",
+                                         details={"queueId": queue_id, "state": entry.state})
+
+
+

@@ -1,0 +1,220 @@
+"""Sending use cases: submit a new message, a reply or forward, or an existing draft.
+
+    request ──▶ build (defaults, reference: fetch the original, thread, quote, forward)
+            ──▶ compose (exact bytes + envelope)          400 naming the field on bad input
+            ──▶ dryRun? return the bytes
+            ──▶ sendAt in the future? outbox, 202
+            ──▶ first attempt now (send_attempts.attempt)
+                  sent ─────────────────────────▶ 200 {response, messageId, queueId, sentMessage}
+                  temporary failure, attempts left ─▶ outbox, 202 "Queued for delivery"
+                  failed ───────────────────────▶ 400 (permanent) / 503 (temporary, no attempts left)
+
+The first attempt runs inside the request because that is what a user's mail client
+does, and it is the fastest path (a warm process reuses its SMTP session); only what
+cannot go out now goes through the queue.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from chalicelib.errors import ApiError, ValidationError
+from chalicelib.mime.decode import html_to_text
+from chalicelib.mime.headers import decode_header_value, parse_address_list
+from chalicelib.schemas.sending import DeliveryOptions, DraftSubmitRequest, SendAddress, SendAttachment, SubmitRequest
+from chalicelib.services import accounts, outbox, sent_mail
+from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
+from chalicelib.settings import get_settings
+from chalicelib.smtp import replies
+from chalicelib.smtp.addresses import Mailbox
+from chalicelib.smtp.compose import AttachmentSpec, ComposedMessage, ComposeError, OutgoingMessage, compose
+from chalicelib.smtp.delivery import DeliveryFailure
+from chalicelib.smtp.drafts import prepare_draft, split_message
+from chalicelib.store.accounts import StoredAccount
+
+QUEUED_RESPONSE = "Queued for delivery"
+DRY_RUN_RESPONSE = "Dry run: the message was not sent"
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+
+
+class SendFailedError(ApiError):
+    """Nobody got the message. ``code`` is the delivery failure's (RecipientsRejected, ...)."""
+
+    def __init__(self, failure: DeliveryFailure, *, queue_id: str, message_id: str) -> None:
+        status = 503 if failure.temporary else 400
+        details = {"protocol": "smtp", "queueId": queue_id, "messageId": message_id, **failure.to_dict()}
+        details.pop("error", None)
+        details.pop("code", None)
+        super().__init__(failure.message, code=failure.code, status=status, details=details)
+
+
+@dataclass(frozen=True)
+class SubmitAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+def new_queue_id() -> str:
+    return secrets.token_hex(12)
+
+
+def guess_content_type(filename: str | None) -> str:
+    guessed = mimetypes.guess_type(filename)[0] if filename else None
+    return guessed or "application/octet-stream"
+
+
+def parse_mailboxes(value: bytes) -> list[Mailbox]:
+    """An address-list header of a draft, read by the tolerant MIME address parser."""
+    return [Mailbox(found.get("name") or "", found["address"]) for found in parse_address_list(value)
+            if found.get("address")]
+
+
+def _mailbox(address: SendAddress) -> Mailbox:
+    return Mailbox(address.name or "", address.address)
+
+
+def _mailboxes(addresses: list[SendAddress]) -> tuple[Mailbox, ...]:
+    return tuple(_mailbox(a) for a in addresses)
+
+
+def _attachment(index: int, attachment: SendAttachment) -> AttachmentSpec:
+    content_type = attachment.contentType or guess_content_type(attachment.filename)
+    cid = attachment.cid.strip("<>") if attachment.cid else None
+    return AttachmentSpec(content=attachment.content, content_type=content_type, filename=attachment.filename,
+                          content_id=cid, field=f"attachments.{index}")
+
+
+def _compose(message: OutgoingMessage) -> ComposedMessage:
+    try:
+        return compose(message, text_from_html=html_to_text, max_bytes=get_settings().send_max_message_bytes)
+    except ComposeError as exc:
+        raise ValidationError(str(exc), code=exc.code, details={exc.field: str(exc)}) from None
+
+
+def build_message(stored: StoredAccount, request: SubmitRequest) -> tuple[OutgoingMessage, dict[str, str] | None]:
+    """The message to compose and, for replies and forwards, the reference to flag afterwards."""
+    account_id = stored.account
+    if request.from_ is not None:
+        sender = _mailbox(request.from_)
+    elif stored.email:
+        sender = Mailbox(stored.name or "", stored.email)
+    else:
+        raise ValidationError("the account has no email address; set 'from'", details={"from": "field required"})
+    text, html = request.text, request.html
+    to, cc = _mailboxes(request.to), _mailboxes(request.cc)
+    subject = request.subject
+    attachments = [_attachment(i, a) for i, a in enumerate(request.attachments)]
+    headers = tuple(request.headers.items())
+    in_reply_to, references, reference = None, (), None
+    if request.reference is not None:
+        ref = request.reference
+        original = sent_mail.fetch_original(account_id, ref.message,
+                                            with_attachments=ref.forwardAttachments or ref.inline)
+        in_reply_to, references = replies.threading_headers(original)
+        subject = replies.prefixed_subject(subject if subject is not None else original.subject, ref.action)
+        if ref.action != "forward":
+            own = {stored.email or "", sender.address}
+            reply_to, reply_cc = replies.reply_recipients(original, ref.action, own)
+            to = to or tuple(reply_to)
+            cc = cc or tuple(reply_cc)
+        if ref.inline:
+            quote = replies.inline_forward if ref.action == "forward" else replies.quote_reply
+            text, html = quote(original, text, html, html_to_text)
+            if html is not None:
+                attachments.extend(replies.inline_images(original))
+        if ref.action == "forward" and ref.forwardAttachments:
+            attachments.extend(replies.forwarded_attachments(original))
+        reference = {"message": ref.message, "action": ref.action}
+    message = OutgoingMessage(sender=sender, to=to, cc=cc, bcc=_mailboxes(request.bcc),
+                              reply_to=_mailboxes(request.replyTo), subject=subject or "", text=text, html=html,
+                              attachments=tuple(attachments), headers=headers, message_id=request.messageId,
+                              in_reply_to=in_reply_to, references=references)
+    return message, reference
+
+
+def _check_send_at(options: DeliveryOptions, now: datetime) -> datetime | None:
+    if options.sendAt is None or options.sendAt <= now:
+        return None
+    if options.sendAt - now > MAX_SCHEDULE_AHEAD:
+        raise ValidationError(f"sendAt may be at most {MAX_SCHEDULE_AHEAD.days} days ahead",
+                              details={"sendAt": "too far in the future"})
+    return options.sendAt.astimezone(UTC)
+
+
+def _envelope_body(composed: ComposedMessage, recipients: tuple[str, ...] | None = None) -> dict[str, Any]:
+    return {"from": composed.envelope.mail_from, "to": list(recipients or composed.envelope.recipients)}
+
+
+def _answer_for(outcome: AttemptOutcome, composed: ComposedMessage, queue_id: str) -> SubmitAnswer:
+    base: dict[str, Any] = {"messageId": composed.message_id, "queueId": queue_id}
+    if outcome.state == "failed":
+        assert outcome.failure is not None
+        raise SendFailedError(outcome.failure, queue_id=queue_id, message_id=composed.message_id)
+    if outcome.result is None:  # nothing went out yet: the whole message waits in the outbox
+        outbox.enqueue_after_attempt(outcome, composed.envelope.recipients)
+        return SubmitAnswer(202, {**base, "response": QUEUED_RESPONSE, "envelope": _envelope_body(composed)})
+    result = outcome.result
+    if outcome.state == "queued":  # sent, but some recipients were deferred
+        try:
+            outbox.enqueue_after_attempt(outcome, composed.envelope.recipients)
+        except ApiError as exc:
+            outcome.warnings.append(f"the deferred recipients could not be queued for retry: {exc.message}")
+    body: dict[str, Any] = {**base, "response": result.response,
+                            "envelope": _envelope_body(composed, result.accepted), "accepted": list(result.accepted)}
+    for name, value in (("deferred", result.deferred), ("rejected", result.rejected),
+                        ("sentMessage", outcome.sent_message), ("warnings", outcome.warnings)):
+        if value:
+            body[name] = value
+    return SubmitAnswer(200, body)
+
+
+def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOptions, *, subject: str | None,
+          reference: dict[str, str] | None = None, draft: dict[str, Any] | None = None) -> SubmitAnswer:
+    account_id = stored.account
+    now = datetime.now(UTC)
+    queue_id = new_queue_id()
+    if options.dryRun:
+        return SubmitAnswer(200, {"response": DRY_RUN_RESPONSE, "messageId": composed.message_id,
+                                  "queueId": queue_id, "envelope": _envelope_body(composed),
+                                  "raw": composed.raw.decode("utf-8", "replace")})
+    if not stored.smtp:
+        # Nothing can be attempted: an input problem, not a delivery failure (no events).
+        raise ValidationError("the account has no SMTP settings; add them with PUT /v1/account/{account}",
+                              code="SmtpNotConfigured", details={"smtp": "not configured"})
+    send_at = _check_send_at(options, now)
+    job = SendJob(account=account_id, queue_id=queue_id, message_id=composed.message_id,
+                  envelope=composed.envelope, raw=composed.raw, sent_copy_prefix=composed.bcc_header,
+                  subject=subject, copy=options.copy_, reference=reference, draft=draft,
+                  delivery_attempts=options.deliveryAttempts)
+    if send_at is not None:
+        outbox.enqueue(job, due=send_at, send_at=send_at)
+        return SubmitAnswer(202, {"response": QUEUED_RESPONSE, "messageId": composed.message_id,
+                                  "queueId": queue_id, "sendAt": send_at.isoformat(),
+                                  "envelope": _envelope_body(composed)})
+    return _answer_for(attempt(job, now=now, account=stored), composed, queue_id)
+
+
+def submit(account_id: str, request: SubmitRequest) -> SubmitAnswer:
+    stored = accounts.get_account(account_id)
+    message, reference = build_message(stored, request)
+    return _send(stored, _compose(message), request, subject=message.subject or None, reference=reference)
+
+
+def submit_draft(account_id: str, message_id: str, request: DraftSubmitRequest) -> SubmitAnswer:
+    stored = accounts.get_account(account_id)
+    raw = sent_mail.fetch_draft(account_id, message_id)
+    try:
+        composed = prepare_draft(raw, parse_mailboxes)
+    except ComposeError as exc:
+        raise ValidationError(str(exc), details={exc.field: str(exc)}) from None
+    if len(composed.raw) > get_settings().send_max_message_bytes:
+        raise ValidationError("the draft is larger than the message size limit", code="MessageTooLarge",
+                              details={"draft": f"{len(composed.raw)} bytes"})
+    subjects = [field.value for field in split_message(composed.raw)[0] if field.name == "subject"]
+    subject = decode_header_value(subjects[0]) if subjects else None
+    return _send(stored, composed, request, subject=subject,
+                 draft={"message": message_id, "delete": request.deleteDraft})
