@@ -1,0 +1,126 @@
+"""Webhook settings, delivery log, replay and test shapes (names follow EmailEngine's settings)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, SecretStr, field_validator
+
+from chalicelib.events.model import EVENT_TYPES, EventType
+from chalicelib.schemas.common import AccountId, OutputModel, StrictModel
+from chalicelib.store.deliveries import STATUSES
+from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
+from chalicelib.webhooks.signing import parse_secret
+
+WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example.com/hooks"]),
+                       AfterValidator(check_url_syntax)]
+WebhookEventName = Literal[(*EVENT_TYPES, "*")]  # type: ignore[valid-type]  # one enum: clean field errors
+DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
+MAX_NOTIFY_HEADERS = 50
+
+
+class SettingsUpdate(StrictModel):
+    webhooks: WebhookUrl | None = Field(None, description="Where events are POSTed; null removes the URL")
+    webhooksEnabled: bool | None = Field(None, description="Master switch of webhook delivery")
+    webhookEvents: list[WebhookEventName] | None = Field(
+        None, description='Event types to send; ["*"] sends every type', examples=[["messageNew", "messageDeleted"]])
+    webhookSecret: SecretStr | None = Field(
+        None, description="Standard Webhooks secret 'whsec_<base64 of 24..64 bytes>'; generated when omitted")
+    notifyText: bool | None = Field(None, description="Include message text in messageNew events")
+    notifyTextSize: int | None = Field(None, ge=0, le=1024 * 1024, description="Largest text included, in bytes")
+    notifyHeaders: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+        None, max_length=MAX_NOTIFY_HEADERS, description="Message headers to include in messageNew events")
+
+    @field_validator("webhookSecret")
+    @classmethod
+    def _secret_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_secret(value.get_secret_value())  # ValueError names the rule, never the value
+        return value
+
+
+class DisabledEndpoint(OutputModel):
+    url: str
+    statusCode: int | None = None
+    reason: str
+    disabledAt: datetime
+
+
+class SettingsOut(OutputModel):
+    webhooks: str | None = None
+    webhooksEnabled: bool = False
+    webhookEvents: list[str] = Field(default_factory=lambda: ["*"])
+    webhookSecretSet: bool = Field(False, description="Whether a signing secret exists (it is never shown again)")
+    notifyText: bool = False
+    notifyTextSize: int | None = None
+    notifyHeaders: list[str] = Field(default_factory=list)
+    disabledWebhookEndpoints: list[DisabledEndpoint] = Field(
+        default_factory=list, description="URLs that answered 410 Gone; saving the URL again re-enables it")
+
+
+class SettingsUpdated(OutputModel):
+    updated: list[str]
+    settings: SettingsOut
+    webhookSecret: str | None = Field(None, description="The generated secret, shown only in this response")
+
+
+class DeliveryListQuery(StrictModel):
+    status: DeliveryStatus | None = None
+    account: AccountId | None = None
+    event: EventType | None = None
+    since: datetime | None = Field(None, description="Events detected at or after (default: 14 days ago)")
+    until: datetime | None = Field(None, description="Events detected before (default: now)")
+    pageSize: int = Field(50, ge=1, le=500)
+    cursor: str | None = Field(None, max_length=2048, description="nextCursor of the previous page")
+
+
+class DeliveryOut(OutputModel):
+    id: str
+    account: str
+    event: str
+    date: datetime
+    status: str
+    attempts: int
+    lastStatusCode: int | None = None
+    lastError: str | None = None
+    lastAttemptAt: datetime | None = None
+    nextAttemptAt: datetime | None = None
+    deliveredAt: datetime | None = None
+    reason: str | None = Field(None, description="Why it was skipped or failed")
+    replay: bool = Field(False, description="The latest run was a replay")
+
+
+class DeliveryList(OutputModel):
+    deliveries: list[DeliveryOut]
+    nextCursor: str | None = None
+
+
+class ReplayRequest(StrictModel):
+    since: datetime
+    until: datetime | None = None
+    account: AccountId | None = None
+    event: EventType | None = None
+    status: DeliveryStatus | None = Field(None, description="Only events in this state, e.g. failed")
+    cursor: str | None = Field(None, max_length=2048, description="nextCursor of a truncated replay")
+
+
+class ReplayResult(OutputModel):
+    replayed: int
+    replayId: str
+    nextCursor: str | None = Field(None, description="More events matched: send the same request with this cursor")
+
+
+class WebhookTestRequest(StrictModel):
+    account: AccountId | None = Field(None, description="Use this account's webhook URL override, if it has one")
+
+
+class WebhookTestResult(OutputModel):
+    success: bool
+    url: str
+    eventId: str
+    statusCode: int | None = None
+    durationMs: float
+    code: str | None = None
+    error: str | None = None
+    response: str | None = Field(None, description="The start of the receiver's answer")

@@ -1,0 +1,311 @@
+"""The webhook delivery log: one item per event, kept for 14 days (DynamoDB TTL).
+
+Each item holds what an operator needs to see what happened to an event (status,
+attempts, last status code and error, timestamps) *and* the event's wire body, so a
+replay re-sends exactly the bytes the receiver would have got (same ``webhook-id``).
+
+Keys and indexes::
+
+    table          eventId                      one item per event id (upserted per attempt)
+    GSI byAccount  account   / sortKey          an account's events in detection order
+    GSI byDay      day       / sortKey          every event of one UTC day in detection order
+    sortKey = "<event date, ISO 8601 with microseconds>#<event id>"   (sorts by time, unique)
+
+Listing without an account walks the ``byDay`` partitions from one end of the requested
+range to the other (at most 15 for the 14-day retention), so no single partition key
+takes every write of the deployment. Status and event type are filters.
+
+Invariants:
+- One write per attempt or skip: a conditional PutItem for an event the log has not seen,
+  an UpdateItem (upsert) after that.
+- ``expiresAt`` moves to 14 days after the latest write, so a replayed event stays visible.
+- Cursors are opaque to clients: base64url JSON of the partition being read and
+  DynamoDB's LastEvaluatedKey; a cursor that does not decode raises :class:`InvalidCursorError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.exceptions import PutError
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.settings import get_settings
+
+_settings = get_settings()
+RETENTION = timedelta(days=14)
+STATUSES = ("pending", "delivered", "failed", "skipped")
+ORIGINAL_RUN = "original"  # run id of an event's first journey through the queue (replays get rpl_...)
+_SORT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class InvalidCursorError(ValueError):
+    """A paging cursor that this module did not issue (or that was altered)."""
+
+
+class DeliveriesByAccount(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "byAccount"
+        projection = AllProjection()
+
+    account = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True, attr_name="sortKey")
+
+
+class DeliveriesByDay(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "byDay"
+        projection = AllProjection()
+
+    day = UnicodeAttribute(hash_key=True)
+    sort_key = UnicodeAttribute(range_key=True, attr_name="sortKey")
+
+
+class DeliveryItem(Model):
+    class Meta:
+        table_name = _settings.table_name("webhook-deliveries")
+        region = _settings.aws_region
+
+    event_id = UnicodeAttribute(hash_key=True, attr_name="eventId")
+    account = UnicodeAttribute()
+    event = UnicodeAttribute()
+    event_date = UTCDateTimeAttribute(attr_name="eventDate")
+    day = UnicodeAttribute()
+    sort_key = UnicodeAttribute(attr_name="sortKey")
+    body = UnicodeAttribute()
+    status = UnicodeAttribute()
+    reason = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    run_id = UnicodeAttribute(null=True, attr_name="runId")
+    last_status_code = NumberAttribute(null=True, attr_name="lastStatusCode")
+    last_error = UnicodeAttribute(null=True, attr_name="lastError")
+    last_attempt_at = UTCDateTimeAttribute(null=True, attr_name="lastAttemptAt")
+    next_attempt_at = UTCDateTimeAttribute(null=True, attr_name="nextAttemptAt")
+    delivered_at = UTCDateTimeAttribute(null=True, attr_name="deliveredAt")
+    created_at = UTCDateTimeAttribute(attr_name="createdAt")
+    updated_at = UTCDateTimeAttribute(attr_name="updatedAt")
+    expires_at = TTLAttribute(attr_name="expiresAt")
+
+    by_account = DeliveriesByAccount()
+    by_day = DeliveriesByDay()
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """The facts of an event that the log keys and replays on."""
+
+    event_id: str
+    account: str
+    event: str
+    event_date: datetime
+    body: str
+
+
+@dataclass(frozen=True)
+class DeliveryOutcome:
+    """What one pass over an event did; ``attempted`` is False for skips and waits."""
+
+    status: str
+    run_id: str
+    attempted: bool
+    status_code: int | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredDelivery:
+    event_id: str
+    account: str
+    event: str
+    event_date: datetime
+    body: str
+    status: str
+    attempts: int
+    run_id: str | None
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def sort_key_prefix(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_SORT_DATE_FORMAT)
+
+
+def _from_item(item: DeliveryItem) -> StoredDelivery:
+    return StoredDelivery(
+        event_id=item.event_id, account=item.account, event=item.event, event_date=item.event_date,
+        body=item.body, status=item.status, attempts=int(item.attempts or 0), run_id=item.run_id,
+        last_status_code=int(item.last_status_code) if item.last_status_code is not None else None,
+        last_error=item.last_error, last_attempt_at=item.last_attempt_at, next_attempt_at=item.next_attempt_at,
+        delivered_at=item.delivered_at, reason=item.reason, created_at=item.created_at,
+        updated_at=item.updated_at)
+
+
+def _set_or_remove(attribute: Any, value: Any) -> Any:
+    return attribute.set(value) if value is not None else attribute.remove()
+
+
+def _day(logged: LoggedEvent) -> str:
+    return logged.event_date.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _sort_key(logged: LoggedEvent) -> str:
+    return f"{sort_key_prefix(logged.event_date)}#{logged.event_id}"
+
+
+def _create(logged: LoggedEvent, outcome: DeliveryOutcome, now: datetime) -> bool:
+    """Write the item of an event the log has not seen; False if it has (nothing written)."""
+    item = DeliveryItem(
+        logged.event_id, account=logged.account, event=logged.event, event_date=logged.event_date,
+        day=_day(logged), sort_key=_sort_key(logged), body=logged.body,
+        status=outcome.status, run_id=outcome.run_id, next_attempt_at=outcome.next_attempt_at, reason=outcome.reason,
+        attempts=1 if outcome.attempted else 0, created_at=now, updated_at=now, expires_at=now + RETENTION)
+    if outcome.attempted:
+        item.last_attempt_at = now
+        item.last_status_code = outcome.status_code
+        item.last_error = outcome.error
+    if outcome.status == "delivered":
+        item.delivered_at = now
+    try:
+        item.save(condition=DeliveryItem.event_id.does_not_exist())
+    except PutError as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def record_outcome(logged: LoggedEvent, outcome: DeliveryOutcome, now: datetime, *, first_pass: bool = False) -> None:
+    """Upsert the event's log item with one pass's outcome.
+
+    ``first_pass`` (the consumer's first receive of an original event) tries a conditional
+    PutItem first: the common case, the same write units as the UpdateItem below on
+    DynamoDB, and a third of its time on moto (whose update expressions are slow to parse).
+    """
+    if first_pass and _create(logged, outcome, now):
+        return
+    item = DeliveryItem(logged.event_id)
+    actions = [
+        DeliveryItem.account.set(logged.account),
+        DeliveryItem.event.set(logged.event),
+        DeliveryItem.event_date.set(logged.event_date),
+        DeliveryItem.day.set(_day(logged)),
+        DeliveryItem.sort_key.set(_sort_key(logged)),
+        DeliveryItem.body.set(logged.body),
+        DeliveryItem.status.set(outcome.status),
+        DeliveryItem.run_id.set(outcome.run_id),
+        DeliveryItem.created_at.set(DeliveryItem.created_at | now),
+        DeliveryItem.updated_at.set(now),
+        DeliveryItem.expires_at.set(now + RETENTION),
+        _set_or_remove(DeliveryItem.next_attempt_at, outcome.next_attempt_at),
+        _set_or_remove(DeliveryItem.reason, outcome.reason),
+    ]
+    if outcome.attempted:
+        actions += [
+            DeliveryItem.attempts.add(1),
+            DeliveryItem.last_attempt_at.set(now),
+            _set_or_remove(DeliveryItem.last_status_code, outcome.status_code),
+            _set_or_remove(DeliveryItem.last_error, outcome.error),
+        ]
+    if outcome.status == "delivered":
+        actions.append(DeliveryItem.delivered_at.set(now))
+    item.update(actions=actions)
+
+
+def get_delivery(event_id: str) -> StoredDelivery | None:
+    try:
+        return _from_item(DeliveryItem.get(event_id, consistent_read=True))
+    except DeliveryItem.DoesNotExist:
+        return None
+
+
+def mark_requeued(event_id: str, run_id: str, now: datetime) -> None:
+    """The event was queued again for a replay: pending, a fresh run, nothing scheduled."""
+    DeliveryItem(event_id).update(actions=[
+        DeliveryItem.status.set("pending"), DeliveryItem.run_id.set(run_id),
+        DeliveryItem.next_attempt_at.remove(), DeliveryItem.reason.remove(),
+        DeliveryItem.updated_at.set(now), DeliveryItem.expires_at.set(now + RETENTION)],
+        condition=DeliveryItem.event_id.exists())
+
+
+@dataclass(frozen=True)
+class DeliveryQuery:
+    since: datetime
+    until: datetime
+    account: str | None = None
+    status: str | None = None
+    event: str | None = None
+    newest_first: bool = True
+
+
+def _encode_cursor(state: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError):
+        raise InvalidCursorError("the cursor is not one this API issued") from None
+    if not isinstance(state, dict) or not isinstance(state.get("key"), dict | None):
+        raise InvalidCursorError("the cursor is not one this API issued")
+    return state
+
+
+def _days(query: DeliveryQuery) -> list[str]:
+    first, last = query.since.astimezone(UTC).date(), query.until.astimezone(UTC).date()
+    days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+    return days[::-1] if query.newest_first else days
+
+
+def query_deliveries(query: DeliveryQuery, page_size: int, cursor: str | None = None,
+                     ) -> tuple[list[StoredDelivery], str | None]:
+    """One page of log items in detection order and the cursor of the next page (None: no more)."""
+    state = _decode_cursor(cursor) if cursor else {}
+    range_condition = DeliveryItem.sort_key.between(sort_key_prefix(query.since), sort_key_prefix(query.until))
+    filters = None
+    for attribute, wanted in ((DeliveryItem.status, query.status), (DeliveryItem.event, query.event)):
+        if wanted is not None:
+            filters = attribute == wanted if filters is None else filters & (attribute == wanted)
+    common = {"filter_condition": filters, "scan_index_forward": not query.newest_first}
+    found: list[StoredDelivery] = []
+    if query.account is not None:
+        if "day" in state:
+            raise InvalidCursorError("the cursor belongs to a query without an account")
+        results = DeliveryItem.by_account.query(query.account, range_condition, limit=page_size,
+                                                last_evaluated_key=state.get("key"), **common)
+        found = [_from_item(item) for item in results]
+        key = results.last_evaluated_key
+        return found, _encode_cursor({"key": key}) if key else None
+    days = _days(query)
+    if state and state.get("day") not in days:
+        raise InvalidCursorError("the cursor belongs to a query with other since/until bounds")
+    start = days.index(state["day"]) if state else 0
+    for position in range(start, len(days)):
+        day = days[position]
+        results = DeliveryItem.by_day.query(day, range_condition, limit=page_size - len(found),
+                                            last_evaluated_key=state.get("key") if position == start else None,
+                                            **common)
+        found.extend(_from_item(item) for item in results)
+        if len(found) >= page_size:
+            key = results.last_evaluated_key
+            if key:
+                return found, _encode_cursor({"day": day, "key": key})
+            if position + 1 < len(days):
+                return found, _encode_cursor({"day": days[position + 1], "key": None})
+            return found, None
+    return found, None

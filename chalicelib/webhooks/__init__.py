@@ -1,0 +1,14 @@
+"""Webhook delivery: signing, the outbound HTTP client, the retry policy, and the SQS consumer.
+
+    events queue (FIFO, group = account)
+        -> consumer.py      Powertools batch processing, partial failures, skipped records released
+        -> delivery.py      one event: parse, target, idempotent signed POST, log, decide
+             targets.py     settings + account override (briefly cached)
+             signing.py     Standard Webhooks headers
+             client.py      pooled keep-alive POST, SSRF-checked at every connect, no redirects
+             policy.py      anchored retry slots, Retry-After, 410, give up (pure)
+             queue_ops.py   visibility (retries), release, dead-letter, replays
+
+Configuration lives in :mod:`chalicelib.services.webhook_settings`, recovery (log, replay,
+test) in :mod:`chalicelib.services.webhook_recovery`; docs/webhooks.md is the user's view.
+"""

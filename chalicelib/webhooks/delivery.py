@@ -1,0 +1,217 @@
+"""One queued event through one delivery pass: the consumer calls this for every record.
+
+    record --parse--> Event ------------------------------------------------ poison -> DLQ
+       |                                                                   (not JSON / not an event)
+       | received before (receive count > 1) and the log says "not yet":  wait (hide again)
+       v
+    target (settings + account override) -- not sent? --> log "skipped" (replayable later)
+       v
+    idempotent attempt (Powertools, key = event id + run) ------ already delivered -> done
+       |  sign (Standard Webhooks) -> POST once
+       v
+    policy.decide:  2xx -> log delivered
+                    retry -> log pending + next attempt; hide until then   (record stays)
+                    give up / 410 -> DLQ, log failed (410 also disables the URL)
+
+Outcomes that keep the record in the queue raise :class:`DeliveryDeferredError` after the
+message's visibility is set; everything else returns and the batch deletes the record.
+
+A *run* is one journey of an event through the queue: the original (``original``) or a
+replay (``rpl_...``, from the ``imaplessRun`` message attribute). Idempotency is per event
+id and run: an event is never POSTed again after a success in the same run, while a replay
+(which the user asked for) is. Receivers dedupe on ``webhook-id`` either way.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from pydantic import ValidationError as PydanticValidationError
+
+from chalicelib.events.model import Event, utc_now
+from chalicelib.observability import logger, record_webhook_attempt
+from chalicelib.services import webhook_settings
+from chalicelib.settings import get_settings
+from chalicelib.store import deliveries
+from chalicelib.store.deliveries import ORIGINAL_RUN, DeliveryOutcome, LoggedEvent
+from chalicelib.webhooks import policy, queue_ops, targets
+from chalicelib.webhooks.client import PostResult, post_webhook
+from chalicelib.webhooks.signing import signed_headers
+
+IDEMPOTENCY_TTL_SECONDS = 14 * 86400  # as long as SQS keeps a message and the log keeps its record
+IN_PROGRESS_RETRY_SECONDS = 30
+# A message may come back a little before its stored time (visibility is whole seconds).
+EARLY_RETURN_TOLERANCE = timedelta(seconds=1)
+ERROR_TEXT_CHARS = 300
+
+
+class DeliveryDeferredError(Exception):
+    """The record stays queued (its visibility is already set); later records of its group wait."""
+
+
+class _AttemptFailedError(Exception):
+    def __init__(self, result: PostResult) -> None:
+        super().__init__(result.error_code or f"HTTP {result.status_code}")
+        self.result = result
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    message_id: str
+    receipt_handle: str
+    body: str
+    group_id: str | None
+    deduplication_id: str | None
+    receive_count: int
+    queued_at: datetime
+    run_id: str
+
+    @classmethod
+    def from_record(cls, record: SQSRecord) -> QueuedMessage:
+        attributes = record.attributes
+        run = record.message_attributes[queue_ops.RUN_ATTRIBUTE]
+        return cls(message_id=record.message_id, receipt_handle=record.receipt_handle, body=record.body,
+                   group_id=attributes.message_group_id, deduplication_id=attributes.message_deduplication_id,
+                   receive_count=int(attributes.approximate_receive_count or 1),
+                   queued_at=datetime.fromtimestamp(int(attributes.sent_timestamp) / 1000, UTC),
+                   run_id=(run.string_value if run is not None else None) or ORIGINAL_RUN)
+
+
+class _AttemptBudget:
+    """Stands in for the Lambda context Powertools asks for the in-progress expiry: an
+    attempt holds the idempotency record for at most its timeout (plus a margin), in a
+    Lambda and in the local dispatcher alike, so a consumer that dies mid-attempt blocks
+    the event only until its next receive."""
+
+    def __init__(self, seconds: float) -> None:
+        self._millis = int(seconds * 1000)
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._millis
+
+
+def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, key: bytes, nonce: str) -> dict[str, Any]:
+    headers = signed_headers(key, attempt["eventId"], body)
+    result = post_webhook(url, body, headers, get_settings().webhook_timeout_seconds)
+    record_webhook_attempt(result.succeeded)
+    if not result.succeeded:
+        raise _AttemptFailedError(result)  # Powertools forgets the in-progress record; a retry may run
+    return {"nonce": nonce, "statusCode": result.status_code}
+
+
+@functools.lru_cache(maxsize=1)
+def _idempotent_post() -> Any:
+    settings = get_settings()
+    config = IdempotencyConfig(event_key_jmespath="[eventId, runId]", raise_on_no_idempotency_key=True,
+                               expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
+    config.register_lambda_context(_AttemptBudget(2 * settings.webhook_timeout_seconds + 5))
+    persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"))
+    return idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=config,
+                               key_prefix="webhook-delivery")(_post_signed)
+
+
+def _error_text(result: PostResult) -> str | None:
+    if result.error:
+        return result.error[:ERROR_TEXT_CHARS]
+    if result.status_code is None or result.succeeded:
+        return None
+    answer = " ".join(result.response_excerpt.split())[:200]
+    return f"HTTP {result.status_code}" + (f": {answer}" if answer else "")
+
+
+def _defer(message: QueuedMessage, until: datetime, now: datetime, why: str) -> NoReturn:
+    queue_ops.change_visibility(message.receipt_handle, policy.visibility_seconds(until, now))
+    raise DeliveryDeferredError(why)
+
+
+def _dead_letter(message: QueuedMessage, event: Event, reason: str, result: PostResult | None) -> None:
+    attributes = {"failureReason": reason, "runId": message.run_id}
+    if result is not None and result.status_code is not None:
+        attributes["lastStatusCode"] = str(result.status_code)
+    queue_ops.dead_letter(message.body, group_id=event.account, deduplication_id=f"{event.id}.{message.run_id}",
+                          attributes=attributes)
+
+
+def _parse(message: QueuedMessage) -> Event | None:
+    try:
+        return Event.from_json(message.body)
+    except PydanticValidationError:
+        return None
+
+
+def process_message(message: QueuedMessage) -> str:
+    """Deliver, skip, dead-letter or defer one queued event; returns what happened."""
+    event = _parse(message)
+    if event is None:
+        queue_ops.dead_letter(message.body, group_id=message.group_id or "poison",
+                              deduplication_id=message.deduplication_id or message.message_id,
+                              attributes={"failureReason": "poison"})
+        logger.error("poison message moved to the dead-letter queue", extra={"messageId": message.message_id})
+        return "poison"
+    now = utc_now()
+    if message.receive_count > 1:
+        previous = deliveries.get_delivery(event.id)
+        if (previous is not None and previous.status == "pending" and previous.run_id == message.run_id
+                and previous.next_attempt_at is not None and previous.next_attempt_at > now + EARLY_RETURN_TOLERANCE):
+            _defer(message, previous.next_attempt_at, now, "waiting for the next attempt")
+    event_date = event.date if event.date.tzinfo else event.date.replace(tzinfo=UTC)
+    logged = LoggedEvent(event.id, event.account, event.event, event_date, message.body)
+    first_pass = message.receive_count == 1 and message.run_id == ORIGINAL_RUN
+    target = targets.resolve_target(event.account)
+    skip_reason = target.skip_reason(event.event)
+    if skip_reason is not None:
+        deliveries.record_outcome(logged, DeliveryOutcome(status="skipped", run_id=message.run_id, attempted=False,
+                                                          reason=skip_reason), now, first_pass=first_pass)
+        return "skipped"
+    assert target.url is not None and target.key is not None  # skip_reason covers both
+    return _attempt(message, event, logged, target.url, target.key, first_pass)
+
+
+def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, url: str, key: bytes,
+             first_pass: bool) -> str:
+    nonce = secrets.token_hex(8)
+    try:
+        answer = _idempotent_post()(attempt={"eventId": event.id, "runId": message.run_id}, url=url,
+                                    body=message.body.encode(), key=key, nonce=nonce)
+        result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
+        attempted = answer["nonce"] == nonce
+    except _AttemptFailedError as failure:
+        result, attempted = failure.result, True
+    except IdempotencyAlreadyInProgressError:
+        now = utc_now()
+        _defer(message, now + timedelta(seconds=IN_PROGRESS_RETRY_SECONDS), now, "another consumer is delivering it")
+    now = utc_now()
+    decision = policy.decide(result.status_code, result.retry_after_seconds, queued_at=message.queued_at, now=now,
+                             schedule=get_settings().webhook_retry_schedule)
+    outcome = functools.partial(DeliveryOutcome, run_id=message.run_id, attempted=attempted,
+                                status_code=result.status_code, error=_error_text(result))
+    record = functools.partial(deliveries.record_outcome, logged, now=now, first_pass=first_pass and attempted)
+    if decision.verdict is policy.Verdict.DELIVERED:
+        record(outcome(status="delivered"))
+        return "delivered" if attempted else "duplicate"
+    if decision.verdict is policy.Verdict.RETRY:
+        assert decision.next_attempt_at is not None
+        record(outcome(status="pending", next_attempt_at=decision.next_attempt_at))
+        _defer(message, decision.next_attempt_at, now, "retry scheduled")
+    reason = "retriesExhausted"
+    if decision.verdict is policy.Verdict.DISABLE_ENDPOINT:
+        reason = "endpointGone"
+        webhook_settings.disable_endpoint(url, result.status_code, "the receiver answered 410 Gone")
+        targets.forget_endpoint(url)
+        logger.warning("webhook endpoint disabled after 410 Gone", extra={"account": event.account})
+    _dead_letter(message, event, reason, result)
+    record(outcome(status="failed", reason=reason))
+    logger.warning("webhook delivery failed for good", extra={"eventId": event.id, "reason": reason,
+                                                              "statusCode": result.status_code})
+    return "failed"

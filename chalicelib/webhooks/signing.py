@@ -1,0 +1,64 @@
+"""Standard Webhooks signatures (https://www.standardwebhooks.com): secrets, signing, headers.
+
+Every webhook request carries::
+
+    webhook-id:        the event id (the same on every retry and replay: receivers dedupe on it)
+    webhook-timestamp: Unix seconds of this attempt (receivers reject stale ones: replay guard)
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>
+
+The key is the base64-decoded part of the secret ``whsec_<base64>``. Any Standard Webhooks
+library (or the stdlib snippet in docs/webhooks.md) verifies our requests.
+
+Invariants: the secret and the key never leave this module except as the HMAC; nothing
+here logs. A secret that is not ``whsec_`` + base64 of 24..64 bytes is refused with a
+reason (:func:`parse_secret`), so a typo cannot produce signatures nobody can verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets
+import time
+
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
+GENERATED_SECRET_BYTES = 32
+MIN_SECRET_BYTES = 24
+MAX_SECRET_BYTES = 64
+SIGNATURE_VERSION = "v1"
+
+
+def generate_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(GENERATED_SECRET_BYTES)).decode("ascii")
+
+
+def parse_secret(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret; ValueError (without the secret) when malformed."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"must start with {SECRET_PREFIX!r} followed by base64")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"the part after {SECRET_PREFIX!r} must be standard base64") from None
+    if not MIN_SECRET_BYTES <= len(key) <= MAX_SECRET_BYTES:
+        raise ValueError(f"must encode {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes (got {len(key)})")
+    return key
+
+
+def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value for one request."""
+    signed = message_id.encode() + b"." + str(timestamp).encode() + b"." + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
+
+
+def signed_headers(key: bytes, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """The three Standard Webhooks headers for ``body``, timestamped now unless told."""
+    moment = int(time.time()) if timestamp is None else timestamp
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(moment),
+        "webhook-signature": sign(key, message_id, moment, body),
+    }

@@ -1,0 +1,85 @@
+"""``python -m workers.dispatcher`` as a process: Lambda's SQS poller, locally, against the session's moto."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.webhook_receiver import ReceivedRequest, Reply, WebhookReceiver, verify_signature
+
+ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 10
+
+
+@contextmanager
+def dispatcher_process(log_path: Path) -> Iterator[subprocess.Popen]:
+    # A process under test shares two cores with the tests: a longer schedule than the
+    # in-process tests' (slots are anchored to the queue time, see chalicelib/webhooks/policy.py).
+    env = {**os.environ, "IMAPLESS_DISPATCHER_CONCURRENCY": "4", "PYTHONUNBUFFERED": "1",
+           "IMAPLESS_WEBHOOK_RETRY_SCHEDULE": "2,2,2,2,2", "IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS": "1"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "workers.dispatcher"], cwd=ROOT, env=env,
+                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_SECONDS
+            while "dispatcher started" not in log_path.read_text():
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the dispatcher did not start: " + log_path.read_text()
+                time.sleep(0.05)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def test_the_dispatcher_process_delivers_in_order_per_account_and_stops_cleanly(webhooks, tmp_path):
+    # Given webhooks configured, and a receiver that fails one event of account b once
+    with WebhookReceiver() as receiver:
+        secret = webhooks.configure_with_secret(receiver.url())
+        accounts = ["acc-proc-a", "acc-proc-b", "acc-proc-c"]
+        events = [webhooks.event(account, "messageNew", n=n) for n in range(10) for account in accounts]
+        flaky = next(e for e in events if e.account == "acc-proc-b" and e.data["n"] == 3)
+        failures = {flaky.id: 1}
+
+        def respond(request: ReceivedRequest) -> Reply:
+            if failures.get(request.webhook_id, 0) > 0:
+                failures[request.webhook_id] -= 1
+                return Reply(500)
+            return Reply(200)
+
+        receiver.responder = respond
+
+        with dispatcher_process(tmp_path / "dispatcher.log") as process:
+            # When events are queued while the dispatcher runs
+            webhooks.publish(*events)
+
+            # Then every event arrives, signed, each account's in the order queued
+            receiver.wait_for(len(events) + 1, timeout=30)
+            requests = receiver.requests
+            assert all(verify_signature(secret, r.headers, r.body) for r in requests)
+            for account in accounts:
+                expected = [e.id for e in events if e.account == account]
+                arrived = [r.webhook_id for r in requests if r.webhook_id in expected]
+                deduped = [wid for i, wid in enumerate(arrived) if wid not in arrived[:i]]
+                assert deduped == expected
+            assert [r.webhook_id for r in requests].count(flaky.id) == 2
+
+            # When it is asked to stop
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=STOP_TIMEOUT_SECONDS)
+
+        # Then it stops promptly and cleanly
+        assert code == 0
+        assert time.monotonic() - started < STOP_TIMEOUT_SECONDS
+        log = (tmp_path / "dispatcher.log").read_text()
+        assert "dispatcher stopped" in log
+        assert secret not in log

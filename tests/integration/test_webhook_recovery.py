@@ -1,0 +1,150 @@
+"""The delivery log (GET /v1/webhooks/deliveries) and replays (POST /v1/webhooks/replay...)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.support.webhook_receiver import Reply, WebhookReceiver, verify_signature
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver() as server:
+        yield server
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def delivered(webhooks, *events) -> None:
+    webhooks.run_until(lambda: all((d := webhooks.delivery(e.id)) is not None and d.status != "pending"
+                                   for e in events))
+
+
+def test_the_log_lists_deliveries_newest_first_filtered_and_paged(webhooks, receiver, api):
+    # Given three delivered events of one account and one that failed for good
+    webhooks.configure_with_secret(receiver.url())
+    started = datetime.now(UTC) - timedelta(seconds=1)
+    ok = [webhooks.event("acc-log", "messageNew", n=n) for n in range(3)]
+    webhooks.publish(*ok)
+    delivered(webhooks, *ok)
+    receiver.reply_with(Reply(410))
+    gone = webhooks.event("acc-log-other", "messageDeleted")
+    webhooks.publish(gone)
+    delivered(webhooks, gone)
+
+    # When the log is listed for the account, two per page
+    first = api.get(f"/v1/webhooks/deliveries?account=acc-log&pageSize=2&since={iso(started)}")
+    assert first.status == 200, first.body
+    second = api.get(f"/v1/webhooks/deliveries?account=acc-log&pageSize=2&since={iso(started)}"
+                     f"&cursor={first.json['nextCursor']}")
+
+    # Then the pages hold the account's events, newest first, with what happened to them
+    listed = first.json["deliveries"] + second.json["deliveries"]
+    assert [d["id"] for d in listed] == [e.id for e in reversed(ok)]
+    assert second.json.get("nextCursor") is None
+    assert {(d["status"], d["attempts"], d["lastStatusCode"]) for d in listed} == {("delivered", 1, 200)}
+
+    # When filtered by status across accounts
+    failed = api.get(f"/v1/webhooks/deliveries?status=failed&since={iso(started)}").json["deliveries"]
+    assert [(d["id"], d["event"], d["reason"], d["lastStatusCode"]) for d in failed] == \
+        [(gone.id, "messageDeleted", "endpointGone", 410)]
+
+    # When paged without an account (the day-partitioned walk)
+    seen, cursor = [], None
+    while True:
+        page = api.get(f"/v1/webhooks/deliveries?pageSize=1&since={iso(started)}"
+                       + (f"&cursor={cursor}" if cursor else "")).json
+        seen += [d["id"] for d in page["deliveries"]]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            break
+    assert seen[:4] == [gone.id, *[e.id for e in reversed(ok)]]
+
+
+def test_bad_log_queries_are_refused(webhooks, api):
+    assert api.get("/v1/webhooks/deliveries?status=lost").json["code"] == "ValidationError"
+    response = api.get("/v1/webhooks/deliveries?cursor=bm90IG91cnM")
+    assert (response.status, response.json["code"]) == (400, "ValidationError")
+    assert "query.cursor" in response.json["details"]
+    response = api.get("/v1/webhooks/deliveries?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z")
+    assert (response.status, response.json["details"]) == (400, {"query.until": "before since"})
+
+
+def test_a_token_bound_to_an_account_sees_only_its_deliveries(webhooks, api):
+    api.post("/v1/account", {"account": "acc-bound", "email": "b@example.test", "verify": False,
+                             "imap": {"host": "127.0.0.1", "port": 1143, "auth": {"user": "u", "pass": "p"}}})
+    try:
+        token = api.post("/v1/tokens", {"description": "bound", "scopes": ["api"],
+                                        "account": "acc-bound"}).json["token"]
+        assert api.get("/v1/webhooks/deliveries?account=someone-else", token=token).status == 403
+        webhooks.publish(webhooks.event("acc-bound"), webhooks.event("acc-not-bound"))
+        webhooks.run_until(lambda: webhooks.queue_counts() == (0, 0))
+        listed = api.get("/v1/webhooks/deliveries", token=token).json["deliveries"]
+        assert {d["account"] for d in listed} == {"acc-bound"}
+    finally:
+        api.delete("/v1/account/acc-bound")
+
+
+def test_replay_resends_the_same_events_with_the_same_ids_and_bodies(webhooks, receiver, api):
+    # Given two delivered events
+    secret = webhooks.configure_with_secret(receiver.url())
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    events = [webhooks.event("acc-replay", "messageNew", n=n) for n in range(2)]
+    webhooks.publish(*events)
+    delivered(webhooks, *events)
+    originals = receiver.requests
+
+    # When everything since then is replayed
+    response = api.post("/v1/webhooks/replay", {"since": iso(since), "account": "acc-replay"})
+    assert response.status == 200, response.body
+    assert response.json["replayed"] == 2 and response.json["replayId"].startswith("rpl_")
+    webhooks.run_until(lambda: len(receiver.requests) >= 4)
+
+    # Then the receiver got the same ids and bytes again, in order, freshly signed
+    replays = receiver.requests[2:]
+    assert [(r.webhook_id, r.body) for r in replays] == [(r.webhook_id, r.body) for r in originals]
+    assert all(verify_signature(secret, r.headers, r.body) for r in replays)
+    logged = webhooks.delivery(events[0].id)
+    assert (logged.status, logged.attempts) == ("delivered", 2)
+    assert api.get("/v1/webhooks/deliveries?account=acc-replay").json["deliveries"][0]["replay"] is True
+
+    # When one event is replayed by id
+    assert api.post(f"/v1/webhooks/replay/{events[1].id}").json["replayed"] == 1
+    webhooks.run_until(lambda: len(receiver.requests) >= 5)
+    assert receiver.requests[4].webhook_id == events[1].id
+    webhooks.run_for(1.5)
+    assert len(receiver.requests) == 5  # each replay delivered once
+
+
+def test_replay_can_pick_only_failed_events(webhooks, receiver, api):
+    # Given one delivered and one dead-lettered event
+    webhooks.configure_with_secret(receiver.url())
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    good, bad = webhooks.event("acc-pick", "messageNew"), webhooks.event("acc-pick-2", "messageNew")
+    webhooks.publish(good)
+    delivered(webhooks, good)
+    receiver.default_reply = Reply(500)
+    webhooks.publish(bad)
+    webhooks.run_until(lambda: (d := webhooks.delivery(bad.id)) is not None and d.status == "failed", timeout=20)
+    webhooks.take_dead_letters()
+    count = len(receiver.requests)
+
+    # When the receiver is back and failed events are replayed
+    receiver.default_reply = Reply(200)
+    response = api.post("/v1/webhooks/replay", {"since": iso(since), "status": "failed"})
+
+    # Then only the failed one is sent again, and it is delivered now
+    assert response.json["replayed"] == 1
+    webhooks.run_until(lambda: webhooks.delivery(bad.id).status == "delivered")
+    assert [r.webhook_id for r in receiver.requests[count:]] == [bad.id]
+
+
+def test_replaying_an_unknown_event_is_a_404(webhooks, api):
+    response = api.post("/v1/webhooks/replay/evt_doesnotexist")
+    assert (response.status, response.json["code"]) == (404, "EventNotFound")
+    response = api.post("/v1/webhooks/replay", {"until": "2030-01-01T00:00:00Z"})
+    assert (response.status, list(response.json["details"])) == (400, ["since"])
