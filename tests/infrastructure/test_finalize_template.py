@@ -1,0 +1,77 @@
+"""The finalize steps on minimal templates: each derives its work from what the template holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from deploy import finalize_template as finalize
+
+
+def queue(name: str, **properties: object) -> dict:
+    return {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": f"${{AWS::StackName}}-{name}"},
+                                                      **properties}}
+
+
+def consumer(queue_name: str) -> dict:
+    return {"Type": "AWS::Serverless::Function", "DependsOn": "Work", "Properties": {
+        "Handler": "app.consume", "Timeout": 10, "Role": {"Fn::GetAtt": ["ConsumeRole", "Arn"]},
+        "Events": {"ConsumeSqsEventSource": {"Type": "SQS", "Properties": {
+            "Queue": {"Fn::Sub": f"arn:${{AWS::Partition}}:sqs:${{AWS::Region}}:${{AWS::AccountId}}:"
+                                 f"${{AWS::StackName}}-{queue_name}"}}}}}}
+
+
+def test_event_sources_point_at_the_queue_resource_and_report_batch_item_failures():
+    # Given a consumer whose event source names its queue by name, as chalice package writes it
+    template = {"Resources": {"Work": queue("work.fifo"), "Consume": consumer("work.fifo")}}
+    # When the sources are linked
+    finalize.link_sqs_event_sources(template)
+    # Then the source references the queue (creation order implied) and reports partial failures
+    source = template["Resources"]["Consume"]["Properties"]["Events"]["ConsumeSqsEventSource"]["Properties"]
+    assert source["Queue"] == {"Fn::GetAtt": ["Work", "Arn"]}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert "DependsOn" not in template["Resources"]["Consume"]
+
+
+def test_an_event_source_on_a_queue_the_template_lacks_is_an_error():
+    template = {"Resources": {"Work": queue("work"), "Consume": consumer("other")}}
+    with pytest.raises(ValueError, match="not a queue of the template"):
+        finalize.link_sqs_event_sources(template)
+
+
+def test_tables_get_pitr_and_sse_unless_they_say_otherwise():
+    template = {"Resources": {"Plain": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+                              "Own": {"Type": "AWS::DynamoDB::Table", "Properties": {
+                                  "SSESpecification": {"SSEEnabled": True, "SSEType": "KMS", "KMSMasterKeyId": "k"}}}}}
+    finalize.table_defaults(template)
+    plain, own = (template["Resources"][name]["Properties"] for name in ("Plain", "Own"))
+    assert plain["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert plain["SSESpecification"]["KMSMasterKeyId"] == {"Ref": "DataKey"}
+    assert own["SSESpecification"]["KMSMasterKeyId"] == "k"
+
+
+def test_every_dead_letter_queue_and_consumer_gets_an_alarm_routed_to_the_alarm_topic():
+    template = {"Resources": {
+        "Dead": queue("dead", MessageRetentionPeriod=1209600),
+        "Work": queue("work", RedrivePolicy={"deadLetterTargetArn": {"Fn::GetAtt": ["Dead", "Arn"]},
+                                             "maxReceiveCount": 5}),
+        "Consume": consumer("work")}}
+    finalize.link_sqs_event_sources(template)
+    finalize.dead_letter_alarms(template)
+    finalize.consumer_alarms(template)
+    finalize.alarm_actions(template)
+    alarms = {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert set(alarms) == {"DeadDepthAlarm", "ConsumeErrorsAlarm"}
+    assert alarms["DeadDepthAlarm"]["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["Dead",
+                                                                                                    "QueueName"]}}]
+    assert all(alarm["AlarmActions"]["Fn::If"][0] == "HasAlarmActions" for alarm in alarms.values())
+
+
+def test_containers_get_the_functions_shared_environment_and_the_queue_list():
+    template = {"Globals": {"Function": {"Environment": {"Variables": {"A": "1"}}}}, "Resources": {
+        "Work": queue("work"), "Dead": queue("work-dlq"),
+        "Task": {"Type": "AWS::ECS::TaskDefinition", "Properties": {"ContainerDefinitions": [
+            {"Name": "c", "Environment": [{"Name": "A", "Value": "own"}]}]}}}}
+    finalize.queue_list(template)
+    finalize.container_environment(template)
+    environment = template["Resources"]["Task"]["Properties"]["ContainerDefinitions"][0]["Environment"]
+    assert environment == [{"Name": "A", "Value": "own"}, {"Name": "IMAPLESS_QUEUES", "Value": "work,work-dlq"}]
