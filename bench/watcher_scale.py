@@ -1,0 +1,223 @@
+"""Watcher scale: one process watching 1,000 and 5,000 accounts on one Dovecot.
+
+    .venv/bin/python bench/watcher_scale.py [--accounts 1000,5000] [--samples 30]
+
+For each size, on a fresh moto process and a Dovecot tuned for thousands of connections
+(``service_count = 0``, high process/client limits; the open-file limit and the inotify
+instance limit are raised for the run and restored after), it registers the accounts
+(each with the six default folders), starts one watcher process and measures:
+
+    connect all     from the watcher's start to the last ``accountInitialized`` on the queue
+                    (login, NOTIFY, baseline of every folder, checkpoint, events)
+    RSS / account   (watcher RSS once all are idle - RSS of a watcher with no account) / N
+    idle CPU        the watcher's CPU time over 30 s with every account idling, in % of one core
+    latency         LMTP delivery to a random account -> its messageNew on the queue
+                    (SQS SentTimestamp), p50/p95/max over --samples, beside the floor: a bare
+                    imapclient IDLE on the same mailbox, receiving the same push
+
+Goal: RSS per account <= 60 KB. The Dovecot processes (one ``imap`` per connection) are
+reported too: on a real deployment they live on the mail provider's side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import secrets
+import ssl
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from watcher_stack import (  # noqa: I001 - sets the environment first
+    AwsStack, process_cpu_seconds, process_rss_kb, raise_open_file_limit, register_accounts, summary)
+
+from imapclient import IMAPClient
+
+from tests.integration.watcher_support import EventQueue, WatcherProcess
+from tests.support.certs import make_test_pki
+from tests.support.mailservers import Dovecot, live_processes_in_group
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+WATCHER_ENVIRONMENT = {"IMAPLESS_WATCHER_CONNECT_RATE": "400", "IMAPLESS_WATCHER_POOL_SIZE": "16",
+                       "IMAPLESS_LOG_LEVEL": "WARNING"}
+
+
+class ScaleDovecot(Dovecot):
+    """The test Dovecot with limits for thousands of concurrent IDLE connections."""
+
+    CONNECTIONS = 12000
+
+    def _render_config(self) -> str:
+        limit = self.CONNECTIONS
+        config = super()._render_config()
+        config = config.replace("  client_limit = 1000\n", f"  client_limit = {limit}\n")
+        config = config.replace("  process_limit = 1024\n", f"  process_limit = {limit}\n")
+        config = config.replace("mail_max_userip_connections = 1000", f"mail_max_userip_connections = {limit}")
+        config = config.replace("service anvil {\n", f"service anvil {{\n  client_limit = {limit + 2000}\n")
+        return config + (f"default_client_limit = {limit}\ndefault_process_limit = {limit}\n"
+                         f"default_vsz_limit = 512M\nservice stats {{\n  client_limit = {limit + 2000}\n}}\n"
+                         f"service auth {{\n  client_limit = {limit + 2000}\n}}\n")
+
+
+class Collector(EventQueue):
+    """Drains the queue in a thread; keeps what the measurements need."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.initialized_at: dict[str, float] = {}
+        self.new_at: dict[str, list[float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        from chalicelib.events.model import Event
+
+        while not self._stop.is_set():
+            answer = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
+                                                 AttributeNames=["SentTimestamp"])
+            messages = answer.get("Messages", [])
+            if not messages:
+                time.sleep(0.01)
+                continue
+            for message in messages:
+                event = Event.from_json(message["Body"])
+                sent = int(message["Attributes"]["SentTimestamp"]) / 1000
+                if event.event == "accountInitialized":
+                    self.initialized_at[event.account] = sent
+                elif event.event == "messageNew":
+                    self.new_at.setdefault(event.account, []).append(sent)
+            self.client.delete_message_batch(QueueUrl=self.url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def floor_client(dovecot: Dovecot, email: str, password: str) -> IMAPClient:
+    client = IMAPClient(dovecot.hostname, port=dovecot.imap_port, ssl=False)
+    client.starttls(ssl.create_default_context())
+    client.login(email, password)
+    client.select_folder("INBOX", readonly=True)
+    client.idle()
+    return client
+
+
+def first_push(client: IMAPClient, started: float, timeout: float = 15.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for response in client.idle_check(timeout=0.1):
+            if isinstance(response, tuple) and len(response) > 1 and response[1] == b"EXISTS":
+                return time.time()
+    raise TimeoutError("bare IDLE client saw nothing")
+
+
+def dovecot_rss_mb(dovecot: Dovecot) -> float:
+    master = dovecot.master_pid
+    return sum(process_rss_kb(pid) for pid in live_processes_in_group(master)) / 1024 if master else 0.0
+
+
+def run_size(size: int, samples: int, pki) -> dict[str, float]:
+    with AwsStack(), ScaleDovecot(pki) as dovecot:
+        users = {f"scale-{n:05d}": (f"s{n:05d}-{secrets.token_hex(3)}@example.test", secrets.token_urlsafe(10))
+                 for n in range(size)}
+        for email, password in users.values():
+            dovecot.add_user(email, password)
+        started = time.monotonic()
+        register_accounts(dovecot, users)
+        registered_in = time.monotonic() - started
+        queue = Collector()
+        idle_watcher = WatcherProcess(queue, "none-", "scale-empty", extra_env=WATCHER_ENVIRONMENT)
+        time.sleep(6)
+        base_rss = process_rss_kb(idle_watcher.process.pid)
+        idle_watcher.stop()
+        watcher = WatcherProcess(queue, "scale-", "scale", extra_env=WATCHER_ENVIRONMENT)
+        watcher_started = time.time()
+        try:
+            deadline = time.monotonic() + 900
+            while len(queue.initialized_at) < size:
+                if time.monotonic() > deadline or watcher.process.poll() is not None:
+                    raise RuntimeError(f"{len(queue.initialized_at)}/{size} initialized\n{watcher.log_text()}")
+                time.sleep(0.5)
+            connect_all = max(queue.initialized_at.values()) - watcher_started
+            time.sleep(10)  # settle: IDLE entered everywhere, first re-scans done
+            rss = process_rss_kb(watcher.process.pid)
+            cpu_before, wall_before = process_cpu_seconds(watcher.process.pid), time.monotonic()
+            time.sleep(30)
+            idle_cpu = (process_cpu_seconds(watcher.process.pid) - cpu_before) / (time.monotonic() - wall_before)
+            ours, floor = [], []
+            rng = random.Random(size)
+            for account in rng.sample(sorted(users), samples):
+                email, password = users[account]
+                bare = floor_client(dovecot, email, password)
+                seen = len(queue.new_at.get(account, []))
+                sent = time.time()
+                dovecot.deliver(email, b"Subject: latency probe\r\n\r\nx\r\n")
+                floor.append((first_push(bare, sent) - sent) * 1000)
+                wait_until = time.monotonic() + 15
+                while len(queue.new_at.get(account, [])) <= seen:
+                    if time.monotonic() > wait_until:
+                        raise RuntimeError(f"no messageNew for {account}\n{watcher.log_text()}")
+                    time.sleep(0.01)
+                ours.append((queue.new_at[account][seen] - sent) * 1000)
+                with contextlib.suppress(Exception):
+                    bare.idle_done()
+                    bare.logout()
+            dovecot_mb = dovecot_rss_mb(dovecot)
+        finally:
+            watcher.stop()
+            queue.stop()
+            queue.delete()
+        o50, o95, omax = summary(ours)
+        f50, f95, fmax = summary(floor)
+        return {"accounts": size, "registered_s": registered_in, "connect_all_s": connect_all,
+                "rss_mb": rss / 1024, "base_rss_mb": base_rss / 1024, "rss_per_account_kb": (rss - base_rss) / size,
+                "idle_cpu_pct": idle_cpu * 100, "ours": (o50, o95, omax), "floor": (f50, f95, fmax),
+                "dovecot_mb": dovecot_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--accounts", default="1000,5000")
+    parser.add_argument("--samples", type=int, default=30)
+    arguments = parser.parse_args()
+    sizes = [int(s) for s in arguments.accounts.split(",")]
+    files = raise_open_file_limit(max(sizes) * 3 + 1000)
+    previous_inotify = INOTIFY_INSTANCES.read_text().strip() if INOTIFY_INSTANCES.exists() else None
+    inotify_note = "unchanged"
+    try:
+        INOTIFY_INSTANCES.write_text(str(max(sizes) * 2 + 1000))
+        inotify_note = f"raised {previous_inotify} -> {max(sizes) * 2 + 1000}"
+    except OSError as exc:
+        inotify_note = f"could not raise ({exc.strerror}): Dovecot polls every 1 s"
+    pki = make_test_pki(Path(tempfile.mkdtemp(prefix="bench-pki-")))
+    os.environ["SSL_CERT_FILE"] = str(pki.ca_file)
+    results = []
+    try:
+        for size in sizes:
+            results.append(run_size(size, arguments.samples, pki))
+    finally:
+        if previous_inotify is not None:
+            with contextlib.suppress(OSError):
+                INOTIFY_INSTANCES.write_text(previous_inotify)
+    print(f"\nwatcher scale (one process; open files {files}; inotify instances {inotify_note})")
+    print(f"{'accounts':>8} {'connect all':>11} {'RSS':>8} {'RSS/acct':>9} {'idle CPU':>9} | "
+          f"{'ours p50':>8} {'p95':>6} {'max':>6} | {'floor p50':>9} {'p95':>6} {'max':>6} | "
+          f"{'p95-floor':>9} | {'dovecot RSS':>11}")
+    for r in results:
+        o50, o95, omax = r["ours"]
+        f50, f95, fmax = r["floor"]
+        print(f"{r['accounts']:>8} {r['connect_all_s']:>10.1f}s {r['rss_mb']:>7.0f}M {r['rss_per_account_kb']:>7.1f}KB"
+              f" {r['idle_cpu_pct']:>8.1f}% | {o50:>8.0f} {o95:>6.0f} {omax:>6.0f} | {f50:>9.0f} {f95:>6.0f}"
+              f" {fmax:>6.0f} | {o95 - f95:>+9.0f} | {r['dovecot_mb']:>10.0f}M")
+    print("RSS/acct = (RSS with every account idle - RSS of an idle watcher "
+          f"{results[0]['base_rss_mb']:.0f}M) / accounts; goal <= 60 KB. Latency in ms, floor = bare IDLE client.")
+
+
+if __name__ == "__main__":
+    main()

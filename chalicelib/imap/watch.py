@@ -1,0 +1,385 @@
+"""IMAP verbs of the watcher: snapshots for the sync core, NOTIFY, and non-blocking IDLE.
+
+One :class:`WatchConnection` wraps a logged-in :class:`~chalicelib.imap.session.ImapSession`
+and speaks the commands imapclient has no API for (``EXAMINE ... (QRESYNC ...)``,
+``UID FETCH ... (CHANGEDSINCE m VANISHED)``, ``NOTIFY SET``, IDLE driven from a
+selector). Responses are read here and interpreted by :mod:`watch_responses`.
+
+Connection life::
+
+    open() ──▶ ENABLE CONDSTORE QRESYNC ──▶ [NOTIFY SET] ──▶ snapshot()* ──▶ start_idle()
+                                                ▲                                 │ socket readable
+                                                │                                 ▼
+                                                └──── stop_idle() ◀── drain_idle() -> hints
+
+How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets ``\\Seen``):
+- QRESYNC and a checkpoint: ``EXAMINE box (QRESYNC (uidvalidity modseq))`` returns
+  changed flags and ``VANISHED (EARLIER)`` in one round trip;
+- CONDSTORE only: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` plus a UID search for expunges;
+- neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
+- no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline).
+New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH; their flags come from
+that FETCH so the event and the checkpoint agree.
+
+Failure modes: any socket error, timeout, ``BYE`` or unparseable line raises
+:class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`.
+Either way the caller drops the connection and later resyncs from its checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from imapclient.response_parser import parse_fetch_response
+
+from chalicelib.imap import watch_responses as responses
+from chalicelib.imap.session import ImapSession, connect
+from chalicelib.imap.watch_listing import GMAIL_FETCH_ITEMS, LISTING_FETCH_ITEMS, message_listing
+from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
+from chalicelib.security.transport import MailServer
+from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
+from chalicelib.sync.mailboxes import ListedMailbox
+from chalicelib.sync.reconcile import MailboxSnapshot, MessageIdFunction, default_message_id
+from chalicelib.sync.uidset import UidSet
+
+FETCH_CHUNK_UIDS = 2000
+LISTING_CHUNK_UIDS = 200
+KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 20, "TCP_KEEPCNT": 3}
+# Mailbox events that make a NOTIFY server report changes in folders we do not have selected.
+NOTIFY_COMMAND = (b"NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagChange)) "
+                  b"(personal (MessageNew MessageExpunge FlagChange MailboxName))")
+
+
+class ConnectionLostError(Exception):
+    """The connection is unusable (EOF, timeout, BYE, garbage); reconnect and resync."""
+
+
+class CommandFailedError(Exception):
+    """The server answered NO/BAD to a watcher command."""
+
+
+def _tune_socket(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE.items():
+        if hasattr(socket, name):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+
+
+class WatchConnection:
+    def __init__(self, session: ImapSession) -> None:
+        self.session = session
+        self._imap: Any = session.client._imap
+        caps = session.capabilities
+        self.condstore = "CONDSTORE" in caps or "QRESYNC" in caps
+        self.qresync = "QRESYNC" in caps
+        self.notify = "NOTIFY" in caps
+        self.gmail = "X-GM-EXT-1" in caps
+        self.esearch = "ESEARCH" in caps
+        self.selected: str | None = None
+        self._idle_tag: bytes | None = None
+        self.unsolicited = Hints()
+        _tune_socket(self.socket)
+
+    @classmethod
+    def open(cls, server: MailServer, password: str) -> WatchConnection:
+        connection = cls(connect(server, password))
+        try:
+            if connection.condstore:
+                connection.command(b"ENABLE CONDSTORE" + (b" QRESYNC" if connection.qresync else b""))
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    @property
+    def socket(self) -> socket.socket:
+        return self.session.client.socket()
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def close(self) -> None:
+        """Say goodbye without waiting for the answer, then close the socket.
+
+        Never blocks: a LOGOUT sent while IDLE would wait for a reply that never comes,
+        and a watcher stopping thousands of connections cannot wait for each server.
+        """
+        try:
+            if self._idle_tag is not None:
+                self._imap.send(b"DONE\r\n")
+            self._imap.send(self._imap._new_tag() + b" LOGOUT\r\n")
+        except OSError:
+            pass  # already gone
+        self._idle_tag = None
+        with contextlib.suppress(Exception):
+            self.session.client.shutdown()
+
+    def interrupt(self) -> None:
+        """From another thread: make a blocked read on this connection fail now."""
+        try:
+            self.socket.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    # -- commands --------------------------------------------------------------------------
+
+    def _read(self) -> list[responses.Part]:
+        try:
+            return responses.read_response(self._imap)
+        except (OSError, EOFError, imaplib.IMAP4.abort, ValueError) as exc:
+            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
+
+    def _send(self, line: bytes) -> None:
+        try:
+            self._imap.send(line)
+        except OSError as exc:
+            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
+
+    def _untagged(self, parts: list[responses.Part]) -> Untagged:
+        try:
+            response = responses.parse_untagged(parts)
+        except ValueError as exc:
+            raise ConnectionLostError(str(exc)) from None
+        if response.kind == "BYE":
+            raise ConnectionLostError("server said BYE: " + response.text.decode("utf-8", "replace")[:200])
+        return response
+
+    def command(self, line: bytes, *, fetching: UidSet | None = None) -> list[Untagged]:
+        """Run one command; return its untagged responses or raise.
+
+        Responses that are not about this command (a NOTIFY ``STATUS``/``LIST`` for
+        another folder, ``EXISTS``/``EXPUNGE`` for the selected one, a FETCH for a UID
+        outside ``fetching``) are kept in :attr:`unsolicited`: the server will not repeat
+        them once we IDLE, so the caller must act on them first.
+        """
+        words = line.split(b" ", 2)
+        verb = (words[1] if words[0].upper() == b"UID" and len(words) > 1 else words[0]).upper()
+        tag = self._imap._new_tag()
+        self._send(tag + b" " + line + b"\r\n")
+        collected: list[Untagged] = []
+        while True:
+            parts = self._read()
+            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+            if head.startswith(tag + b" "):
+                status = head[len(tag) + 1:].split(b" ", 1)[0].upper()
+                if status != b"OK":
+                    raise CommandFailedError(f"{line.split(b' ', 1)[0].decode()} failed: "
+                                             f"{head.decode('utf-8', 'replace')[:200]}")
+                return collected
+            if head.startswith(b"* "):
+                response = self._untagged(parts)
+                collected.append(response)
+                self._note_unsolicited(response, verb, fetching)
+
+    def _note_unsolicited(self, response: Untagged, verb: bytes, fetching: UidSet | None) -> None:
+        kind = response.kind
+        if (kind == "STATUS" and verb != b"STATUS") or (kind == "LIST" and verb != b"LIST"):
+            self.unsolicited = self.unsolicited | responses.hints_from([response])
+        elif kind in ("EXISTS", "EXPUNGE", "VANISHED") and verb not in (b"EXAMINE", b"SELECT"):
+            self.unsolicited = self.unsolicited | Hints(selected_changed=True)
+        elif kind == "FETCH" and verb == b"FETCH" and fetching is not None:
+            if set(responses.fetched_states([response])) - set(fetching):
+                self.unsolicited = self.unsolicited | Hints(selected_changed=True)
+
+    def take_unsolicited(self) -> Hints:
+        hints, self.unsolicited = self.unsolicited, Hints()
+        return hints
+
+    # -- mailboxes -------------------------------------------------------------------------
+
+    def list_mailboxes(self) -> dict[str, ListedMailbox]:
+        special = b" RETURN (SPECIAL-USE)" if "SPECIAL-USE" in self.session.capabilities else b""
+        return responses.listed_mailboxes(self.command(b'LIST "" "*"' + special))
+
+    def set_notify(self) -> None:
+        self.command(NOTIFY_COMMAND)
+
+    def status(self, path: str) -> MailboxStatus:
+        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b"")
+        found = [r for r in self.command(b"STATUS " + responses.encode_mailbox_name(path) + b" (" + items + b")")
+                 if r.kind == "STATUS"]
+        return responses.status_response(found[0])[1] if found else MailboxStatus()
+
+    def examine(self, path: str, checkpoint: MailboxCheckpoint | None = None) -> list[Untagged]:
+        line = b"EXAMINE " + responses.encode_mailbox_name(path)
+        if self.qresync and checkpoint is not None and checkpoint.highestmodseq:
+            line += b" (QRESYNC (%d %d))" % (checkpoint.uidvalidity, checkpoint.highestmodseq)
+        elif self.condstore:
+            line += b" (CONDSTORE)"
+        self.selected = None
+        found = self.command(line)
+        self.selected = path
+        return found
+
+    # -- snapshots -------------------------------------------------------------------------
+
+    def _search_all(self) -> UidSet:
+        return responses.searched_uids(self.command(b"UID SEARCH RETURN (ALL) ALL" if self.esearch
+                                                    else b"UID SEARCH ALL"))
+
+    def _fetch_states(self, uids: UidSet) -> dict[int, responses.FetchedState]:
+        items = b"(UID FLAGS" + (b" MODSEQ" if self.condstore else b"") + (b" X-GM-LABELS" if self.gmail else b"")
+        states: dict[int, responses.FetchedState] = {}
+        for chunk in _chunks(uids, FETCH_CHUNK_UIDS):
+            states.update(responses.fetched_states(self.command(b"UID FETCH " + chunk.to_imap().encode() + b" "
+                                                                + items + b")", fetching=chunk)))
+        return states
+
+    def _changed_since(self, modseq: int) -> dict[int, responses.FetchedState]:
+        items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if self.gmail else b"") + b")"
+        return responses.fetched_states(self.command(b"UID FETCH 1:* " + items + b" (CHANGEDSINCE %d)" % modseq))
+
+    def snapshot(self, path: str, checkpoint: MailboxCheckpoint | None, *, all_new: bool = False,
+                 flags_window: int = 1000, message_id: MessageIdFunction = default_message_id) -> MailboxSnapshot:
+        """What the server says about ``path`` relative to ``checkpoint`` (see the module docstring).
+
+        ``all_new``: the mailbox appeared while watched, so every message gets a listing.
+        """
+        examined = self.examine(path, checkpoint)
+        status = responses.select_status(examined)
+        if status.uidvalidity is None or status.uidnext is None:
+            raise CommandFailedError(f"EXAMINE {path!r} reported no UIDVALIDITY/UIDNEXT")
+        full = checkpoint is None or checkpoint.uidvalidity != status.uidvalidity
+        present: UidSet | None = None
+        vanished = UidSet()
+        if full:
+            present = self._search_all()
+            fetched = self._fetch_states(present)
+        elif self.qresync and checkpoint.highestmodseq:
+            fetched = responses.fetched_states(examined)
+            vanished = responses.vanished_uids(examined)
+        elif self.condstore and checkpoint.highestmodseq:
+            present = self._search_all()
+            fetched = self._changed_since(checkpoint.highestmodseq)
+        else:
+            present = self._search_all()
+            window = UidSet(sorted(present)[-flags_window:]) | present.at_least(checkpoint.uidnext)
+            fetched = self._fetch_states(window)
+        changed = {uid: f.state for uid, f in fetched.items()}
+        if all_new:
+            new_uids = UidSet(changed)
+        elif checkpoint is None or full:
+            new_uids = UidSet()
+        else:
+            new_uids = UidSet(changed).at_least(checkpoint.uidnext) - vanished
+        listings = self._fetch_listings(path, status.uidvalidity, new_uids, changed, message_id)
+        modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
+        highest = status.highestmodseq if status.highestmodseq is not None else (max(modseqs) if modseqs else None)
+        return MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
+                               highestmodseq=highest, changed=changed, present=present, vanished=vanished,
+                               listings=listings)
+
+    def _fetch_listings(self, path: str, uidvalidity: int, uids: UidSet, changed: dict[int, MessageState],
+                        message_id: MessageIdFunction) -> dict[int, dict[str, Any]]:
+        items = (LISTING_FETCH_ITEMS + (("MODSEQ",) if self.condstore else ())
+                 + (GMAIL_FETCH_ITEMS if self.gmail else ()))
+        listings: dict[int, dict[str, Any]] = {}
+        for chunk in _chunks(uids, LISTING_CHUNK_UIDS):
+            found = self.command(b"UID FETCH " + chunk.to_imap().encode() + b" (" + " ".join(items).encode() + b")",
+                                 fetching=chunk)
+            for response in found:
+                if response.kind != "FETCH":
+                    continue
+                for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
+                    uid = item.get(b"UID")
+                    if uid is None or uid not in chunk:
+                        continue
+                    listings[uid] = message_listing(item, message_id(path, uidvalidity, uid))
+                    state = responses.fetched_states([response]).get(uid)
+                    if state is not None:
+                        changed[uid] = state.state
+        return listings
+
+    # -- IDLE ------------------------------------------------------------------------------
+
+    def start_idle(self) -> bool:
+        """Enter IDLE. True if the server already said something the caller must drain.
+
+        Dovecot checks the mailbox when IDLE starts and may send a change in the same
+        packet as its ``+ idling``: once that sits in our read buffer the socket never
+        becomes readable again, so the caller must look now instead of waiting.
+        """
+        self._idle_tag = self._imap._new_tag()
+        self._send(self._idle_tag + b" IDLE\r\n")
+        early = False
+        while True:
+            parts = self._read()
+            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+            if head.startswith(b"+"):
+                return early or self._has_buffered_input()
+            if head.startswith(self._idle_tag + b" "):
+                raise CommandFailedError("IDLE refused: " + head.decode("utf-8", "replace")[:200])
+            early = early or bool(responses.hints_from([self._untagged(parts)]))
+
+    def drain_idle(self, *, early: bool = False) -> Hints:
+        """Read what the server sent during IDLE (call when the socket is readable).
+
+        ``early``: hints were seen before IDLE's continuation; report a change even if
+        nothing more is buffered.
+        """
+        found: list[Untagged] = []
+        if early and not self._has_buffered_input():
+            return Hints(selected_changed=True)
+        while True:
+            parts = self._read()
+            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+            if self._idle_tag is not None and head.startswith(self._idle_tag + b" "):
+                self._idle_tag = None  # the server ended IDLE itself
+                return responses.hints_from(found) | Hints(selected_changed=True)
+            if head.startswith(b"* "):
+                found.append(responses.parse_untagged(parts))
+            if not self._has_buffered_input():
+                return responses.hints_from(found)
+
+    def stop_idle(self) -> Hints:
+        """DONE; return hints that arrived meanwhile."""
+        if self._idle_tag is None:
+            return Hints()
+        tag, self._idle_tag = self._idle_tag, None
+        self._send(b"DONE\r\n")
+        found: list[Untagged] = []
+        while True:
+            parts = self._read()
+            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+            if head.startswith(tag + b" "):
+                return responses.hints_from(found)
+            if head.startswith(b"* "):
+                found.append(responses.parse_untagged(parts))
+
+    @property
+    def idling(self) -> bool:
+        return self._idle_tag is not None
+
+    def _has_buffered_input(self) -> bool:
+        """True if a complete or partial response is already buffered (by us or by TLS).
+
+        The selector only sees the kernel socket; bytes already pulled into imaplib's
+        buffered reader or TLS's record buffer would otherwise sit unread until the next packet.
+        """
+        sock = self.socket
+        timeout = sock.gettimeout()
+        sock.setblocking(False)
+        try:
+            return bool(self._imap.file.peek(1))
+        except (BlockingIOError, ssl.SSLWantReadError, InterruptedError):
+            return False
+        except OSError as exc:
+            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
+        finally:
+            sock.settimeout(timeout)
+
+
+def _chunks(uids: UidSet, size: int) -> Iterable[UidSet]:
+    batch: list[int] = []
+    for uid in uids:
+        batch.append(uid)
+        if len(batch) == size:
+            yield UidSet(batch)
+            batch = []
+    if batch:
+        yield UidSet(batch)

@@ -1,0 +1,207 @@
+"""The watcher across restarts, outages, process death and bad credentials (real servers, subprocesses)."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from chalicelib.store import checkpoints as checkpoint_store
+from chalicelib.store import leases as lease_store
+from tests.integration.watcher_support import (
+    EventQueue,
+    WatcherProcess,
+    imap_client,
+    register_account,
+    running_watcher,
+    send_mail,
+)
+from tests.support.mailservers import Dovecot
+from workers.watch.shards import shard_of
+
+SHARDS = 8
+
+
+@pytest.fixture
+def events() -> Iterator[EventQueue]:
+    queue = EventQueue()
+    yield queue
+    queue.delete()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"wt{secrets.token_hex(4)}-"
+
+
+def count_of(events: EventQueue, account: str, kind: str) -> int:
+    return len(events.of(account, kind))
+
+
+def subjects(events: EventQueue, account: str) -> Counter:
+    return Counter(e.data.get("subject") for e in events.of(account, "messageNew"))
+
+
+def test_changes_made_while_stopped_are_emitted_exactly_once_after_restart(
+        api, dovecot, postfix, make_mail_user, events, prefix):
+    # Given: a watched account with two messages
+    user, sender = make_mail_user(), make_mail_user()
+    send_mail(postfix, sender, user.email, "first")
+    send_mail(postfix, sender, user.email, "second")
+    account = prefix + "restart"
+    register_account(api, dovecot, user, account)
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+        send_mail(postfix, sender, user.email, "while running")
+        events.wait_for(lambda ev: subjects(events, account)["while running"], what="live message")
+    before = len(events.of(account))
+
+    # When: mail arrives, a flag changes and a message is expunged while no watcher runs
+    send_mail(postfix, sender, user.email, "while stopped")
+    client = imap_client(dovecot, user)
+    client.select_folder("INBOX")
+    client.add_flags([1], [b"\\Flagged"])
+    client.delete_messages([2])
+    client.expunge()
+    # ... and a folder is re-created under the same name (a new UIDVALIDITY)
+    client.unselect_folder()
+    client.delete_folder("Archive")
+    client.create_folder("Archive")
+    client.append("Archive", b"Subject: in the new archive\r\n\r\nx\r\n")
+    client.logout()
+
+    # Then: a new watcher emits each of those changes once, and nothing from before again
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: subjects(events, account)["while stopped"]
+                        and count_of(events, account, "messageUpdated") and count_of(events, account, "messageDeleted")
+                        and count_of(events, account, "mailboxReset"), what="catch-up events")
+        time.sleep(1.5)  # a duplicate, if any, would come from a second sync pass
+        events.poll()
+    after = [(e.event, e.path, e.data.get("uid")) for e in events.of(account)[before:]]
+    assert sorted(after) == sorted([("messageNew", "INBOX", 4), ("messageUpdated", "INBOX", 1),
+                                    ("messageDeleted", "INBOX", 2), ("mailboxReset", "Archive", None)])
+    reset = events.of(account, "mailboxReset")[0]
+    assert reset.data["uidValidity"] != reset.data["prevUidValidity"]  # and no flood of new/deleted for Archive
+    assert subjects(events, account) == Counter({"while running": 1, "while stopped": 1})
+
+    # When: the account is deleted; Then: its checkpoints go with it
+    assert checkpoint_store.load_checkpoints(account).mailboxes
+    assert api.delete(f"/v1/account/{account}").status in (200, 204)
+    assert checkpoint_store.load_checkpoints(account).mailboxes == {}
+
+
+def test_dovecot_restarted_under_the_watcher_misses_nothing(api, test_pki, make_mail_user, events, prefix):
+    # Given: an account on a Dovecot of its own, watched
+    with Dovecot(test_pki) as server:
+        user = make_mail_user()
+        server.add_user(user.email, user.password)
+        account = prefix + "outage"
+        register_account(api, server, user, account)
+        with running_watcher(events, prefix, prefix + "ns"):
+            events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+
+            # When: a message arrives just before Dovecot goes down (inside its 0.5 s push delay)
+            # and another one right after it is back, before the watcher reconnected
+            server.deliver(user.email, b"Subject: before outage\r\n\r\nx\r\n")
+            server.restart(while_stopped=lambda: time.sleep(1.0))
+            server.deliver(user.email, b"Subject: after outage\r\n\r\nx\r\n")
+
+            # Then: it reconnects and each message is announced exactly once
+            events.wait_for(lambda ev: subjects(events, account)["before outage"]
+                            and subjects(events, account)["after outage"], timeout=20, what="both messages")
+            time.sleep(1.0)
+            events.poll()
+            assert subjects(events, account) == Counter({"before outage": 1, "after outage": 1})
+            assert count_of(events, account, "connectError") <= 1
+
+
+def test_two_watchers_share_accounts_and_one_killed_loses_nothing(
+        api, dovecot, postfix, make_mail_user, events, prefix):
+    # Given: six accounts and two watcher processes that have split the shards
+    sender = make_mail_user()
+    users = {f"{prefix}share{n}": make_mail_user() for n in range(6)}
+    for account, user in users.items():
+        register_account(api, dovecot, user, account)
+    namespace = prefix + "ns"
+    first = WatcherProcess(events, prefix, namespace)
+    second = WatcherProcess(events, prefix, namespace)
+    try:
+        events.wait_for(lambda ev: all(count_of(events, a, "accountInitialized") for a in users), timeout=30,
+                        what="all initialized")
+
+        def owners_by_account() -> dict[str, str]:
+            owners = lease_store.shard_owners(namespace)
+            return {a: owners.get(lease_store.shard_key(namespace, shard_of(a, SHARDS)), "") for a in users}
+
+        deadline = time.monotonic() + 20
+        def split() -> bool:
+            owners = lease_store.shard_owners(namespace)
+            return len(set(owners.values())) == 2 and len(owners) == SHARDS
+
+        while not split():
+            assert time.monotonic() < deadline, f"shards never split: {lease_store.shard_owners(namespace)}"
+            time.sleep(0.2)
+        # Every account is watched by exactly one of them (a probe message each, announced once)
+        for account, user in users.items():
+            send_mail(postfix, sender, user.email, f"probe {account}")
+        events.wait_for(lambda ev: all(subjects(events, a)[f"probe {a}"] == 1 for a in users), timeout=20,
+                        what="probes")
+
+        # When: the process owning the most accounts is killed, and mail arrives for everyone
+        by_owner = Counter(owners_by_account().values())
+        victim_worker = by_owner.most_common(1)[0][0]
+        victim = first if victim_worker.startswith(f"w-{first.process.pid}-") else second
+        survivor = second if victim is first else first
+        moved = [a for a, owner in owners_by_account().items() if owner == victim_worker]
+        victim.process.send_signal(signal.SIGKILL)
+        victim.process.wait()
+        for account, user in users.items():
+            send_mail(postfix, sender, user.email, f"after kill {account}")
+
+        # Then: the survivor takes over within the lease time and every message is announced once
+        started = time.monotonic()
+        events.wait_for(lambda ev: all(subjects(events, a)[f"after kill {a}"] for a in users), timeout=30,
+                        what="messages after kill")
+        assert time.monotonic() - started < 30
+        time.sleep(1.0)
+        events.poll()
+        assert moved and all(subjects(events, a)[f"after kill {a}"] == 1 for a in users)
+        assert survivor.process.poll() is None
+        assert set(lease_store.shard_owners(namespace).values()) == {
+            next(w for w in lease_store.shard_owners(namespace).values())}
+    finally:
+        for process in (first, second):
+            process.stop()
+
+
+def test_wrong_password_gives_one_authentication_error_not_one_per_retry(api, dovecot, make_mail_user, events,
+                                                                          prefix):
+    # Given: a running watcher
+    user = make_mail_user()
+    account = prefix + "badpass"
+    with running_watcher(events, prefix, prefix + "ns"):
+        time.sleep(0.5)
+        # When: an account with a wrong password is registered (verification skipped)
+        registered = time.monotonic()
+        register_account(api, dovecot, user, account, password="wrong-" + user.password, verify=False)
+        # Then: it is picked up within 5 s and reported once, however often the watcher retries
+        events.wait_for(lambda ev: count_of(events, account, "authenticationError"), timeout=10,
+                        what="authenticationError")
+        assert time.monotonic() - registered < 5
+        time.sleep(3.0)  # several retries at the test's 0.2-1 s backoff
+        events.poll()
+        assert [e.event for e in events.of(account)] == ["authenticationError"]
+        error = events.of(account)[0]
+        assert error.data["serverResponseCode"] == "AuthenticationFailed"
+        assert user.password not in error.to_json()
+        assert api.get(f"/v1/account/{account}").json["state"] == "authenticationError"
+
+        # When: the password is corrected; Then: one authenticationSuccess, then initialized
+        assert api.put(f"/v1/account/{account}", {"imap": {"auth": {"pass": user.password}}}).status == 200
+        events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), timeout=10, what="recovery")
+        assert [e.event for e in events.of(account)] == ["authenticationError", "authenticationSuccess",
+                                                         "accountInitialized"]
