@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint bench mail-servers clean token
+.PHONY: run test test-unit lint bench mail-servers clean token package deploy watcher-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -38,3 +38,23 @@ clean:
 ## Issue an API token for the system `make run` started: make token DESCRIPTION="my script"
 token: $(STAMP)
 	@$(PY) -m local.token --description "$(or $(DESCRIPTION),local token)"
+
+# -- deploy to AWS (docs/deploy.md) --
+STAGE ?= prod
+STACK_NAME ?= imapless-$(STAGE)
+AWS_REGION ?= $(or $(AWS_DEFAULT_REGION),us-east-1)
+WATCHER_REPOSITORY ?= imapless-watcher
+WATCHER_TAG ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo latest)
+
+## The deployable stack in dist/: chalice package + template.yaml, finalized, checked, cfn-linted.
+package: $(STAMP)
+	AWS_DEFAULT_REGION=$(AWS_REGION) sh deploy/package.sh dist
+
+## Build and push the watcher image to ECR (needs Docker and the AWS CLI).
+watcher-image:
+	sh deploy/watcher-image.sh "$(WATCHER_REPOSITORY)" "$(WATCHER_TAG)" "$(AWS_REGION)"
+
+## Upload the code and deploy the stack: make deploy ARTIFACT_BUCKET=... VPC_ID=... SUBNETS=a,b [ALARM_EMAIL=...]
+deploy: package
+	sh deploy/deploy.sh "$(STACK_NAME)" "$(AWS_REGION)" "$(ARTIFACT_BUCKET)" "$(VPC_ID)" "$(SUBNETS)" \
+		"$(WATCHER_REPOSITORY)" "$(WATCHER_TAG)" "$(ALARM_EMAIL)" "$(PARAMETERS)"

@@ -2,9 +2,17 @@
 
 from chalice import Chalice
 
-from chalicelib.api import accounts, system, tokens
+from chalicelib.api import accounts, mailboxes, messages, system, tokens
+from chalicelib.api import sending as sending_api  # sending
+from chalicelib.api import stats as stats_api  # operations
+from chalicelib.api import webhooks as webhook_api  # webhooks
 from chalicelib.api.middleware import normalize_chalice_errors
+from chalicelib.api.telemetry import record_http_request, record_sqs_batch  # operations
+from chalicelib.events.queue import EVENTS_QUEUE  # webhooks
+from chalicelib.services import outbox as outbox_service  # sending
 from chalicelib.settings import SERVICE_NAME
+from chalicelib.settings import get_settings as _get_settings  # webhooks
+from chalicelib.webhooks import consumer as webhook_consumer  # webhooks
 
 # configure_logs=False: Powertools' Logger owns the "imapless" logger; Chalice's own
 # handler on the same name would print every line twice.
@@ -14,5 +22,17 @@ app.register_blueprint(system.blueprint)
 app.register_blueprint(accounts.blueprint)
 app.register_blueprint(tokens.blueprint)
 # -- mail API blueprints --
+app.register_blueprint(mailboxes.blueprint)
+app.register_blueprint(messages.blueprint)
 # -- webhook blueprints and SQS consumers --
+app.register_blueprint(webhook_api.blueprint)
+deliver_webhooks = app.on_sqs_message(queue=_get_settings().queue_name(EVENTS_QUEUE),
+                                      batch_size=webhook_consumer.BATCH_SIZE)(webhook_consumer.deliver_webhooks)
 # -- sending blueprints and SQS consumers --
+app.register_blueprint(sending_api.blueprint)
+deliver_outbox = app.on_sqs_message(queue=_get_settings().queue_name(outbox_service.OUTBOX_QUEUE),
+                                    batch_size=outbox_service.BATCH_SIZE)(outbox_service.deliver_outbox)
+# -- operations blueprints and middleware --
+app.register_blueprint(stats_api.blueprint)
+app.register_middleware(record_http_request, "http")
+app.register_middleware(record_sqs_batch, "sqs")

@@ -113,3 +113,61 @@ class MailServerError(ApiError):
 class ServiceUnavailableError(ApiError):
     status = 503
     code = "ServiceUnavailable"
+
+
+# -- mail API errors --------------------------------------------------------------------------
+
+
+class MailboxNotFoundError(NotFoundError):
+    code = "MailboxNotFound"
+
+
+class MessageNotFoundError(NotFoundError):
+    code = "MessageNotFound"
+
+
+class AttachmentNotFoundError(NotFoundError):
+    code = "AttachmentNotFound"
+
+
+class MailboxExistsError(ConflictError):
+    code = "MailboxExists"
+
+
+class InvalidIdError(ApiError):
+    """A message id, attachment id or cursor that we did not issue (or that was altered)."""
+
+    status = 400
+    code = "InvalidMessageId"
+
+
+class MailPermissionError(ForbiddenError):
+    """The mail server refuses the change: read-only mailbox, missing ACL right."""
+
+    code = "MailboxReadOnly"
+
+
+class OverQuotaError(ApiError):
+    status = 507
+    code = "OverQuota"
+
+
+class TooManyConnectionsError(ApiError):
+    """Every IMAP connection slot of the account is busy; retry after ``retry_after`` seconds."""
+
+    status = 429
+    code = "TooManyConnections"
+
+    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={"retryAfter": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class UpstreamTimeoutError(ApiError):
+    """The mail server did not finish within the request budget."""
+
+    status = 504
+    code = "UpstreamTimeout"

@@ -22,9 +22,76 @@ IMAPLESS_COMMAND_TIMEOUT_SECONDS          ``20``             Budget for one IMAP
 IMAPLESS_MAX_BODY_BYTES                   ``5242880``        Largest accepted request body (413 above it).
 IMAPLESS_LOG_LEVEL                        ``INFO``           Log level of the Powertools logger.
 -- mail API (mailboxes, messages) --
+IMAPLESS_API_CONNECTIONS_PER_ACCOUNT      ``3``              IMAP connections the API may hold per account, across
+                                                             all processes (a DynamoDB lease per connection).
+IMAPLESS_IMAP_LEASE_SECONDS               ``60``             Lifetime of a connection lease; also how long an idle
+                                                             pooled connection is kept. At least twice the request
+                                                             budget.
+IMAPLESS_IMAP_NOOP_AFTER_SECONDS          ``30``             A pooled connection idle longer than this is checked
+                                                             with NOOP before use.
+IMAPLESS_IMAP_LEASE_WAIT_SECONDS          ``3``              How long a request waits for a free connection slot
+                                                             before answering 429 with Retry-After.
+IMAPLESS_API_REQUEST_BUDGET_SECONDS       ``25``             Upper bound of the IMAP work of one request (504
+                                                             ``UpstreamTimeout`` beyond it; API Gateway stops at 29).
+IMAPLESS_DOWNLOADS_BUCKET                 (derived)          S3 bucket for bodies too large for a response; default
+                                                             ``<prefix>downloads-<account id>-<region>``.
+IMAPLESS_DOWNLOAD_URL_SECONDS             ``900``            Lifetime of a presigned download URL.
+IMAPLESS_MAX_RESPONSE_BYTES               ``5500000``        Largest response payload sent inline (binary bodies
+                                                             count as base64); larger ones go through S3.
+IMAPLESS_TOKEN_CACHE_SECONDS              ``5``              A warm process trusts a verified API token this long
+                                                             before reading it again (0: every request); a token
+                                                             revoked elsewhere works at most this long.
+IMAPLESS_ACCOUNT_CACHE_SECONDS            ``5``              Same for the account record behind a mail request
+                                                             (credentials changed elsewhere apply within it).
 -- watcher --
+IMAPLESS_WATCHER_SHARDS                   ``256``            Accounts are hashed into this many shards; watcher
+                                                             processes lease shards. Change only with every
+                                                             watcher stopped.
+IMAPLESS_WATCHER_POOL_SIZE                ``16``             Threads doing IMAP sync work in one watcher process.
+IMAPLESS_WATCHER_ACCOUNT_SCAN_SECONDS     ``2``              How often accounts and leases are re-read (new and
+                                                             deleted accounts are picked up within this delay).
+IMAPLESS_WATCHER_LEASE_SECONDS            ``20``             A watcher that has not heartbeated for this long is
+                                                             dead; its shards move to the others.
+IMAPLESS_WATCHER_HEARTBEAT_SECONDS        ``5``              Heartbeat interval of a watcher process.
+IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS     ``270``            IDLE is ended and re-issued after this long (NAT
+                                                             gateways drop idle flows after 350 s).
+IMAPLESS_WATCHER_STATUS_POLL_SECONDS      ``10``             STATUS sweep of the other folders on servers without
+                                                             NOTIFY.
+IMAPLESS_WATCHER_FLAGS_WINDOW             ``1000``           Without CONDSTORE, flags are compared for this many
+                                                             newest messages per sync.
+IMAPLESS_WATCHER_CONNECTIONS_PER_ACCOUNT  ``2``              Most watcher connections per account (1: everything on
+                                                             the IDLE connection).
+IMAPLESS_WATCHER_RECONNECT_MIN_SECONDS    ``1``              First reconnect delay; doubles per failure, with jitter.
+IMAPLESS_WATCHER_RECONNECT_MAX_SECONDS    ``300``            Longest reconnect delay.
+IMAPLESS_WATCHER_CONNECT_RATE             ``50``             New connections per second a watcher opens (staggers
+                                                             the reconnect storm after a restart).
 -- webhooks --
+IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt (connect, TLS, request,
+                                                             response headers); a slower receiver counts as failed.
+IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one attempt to the next, comma-separated;
+                                          ``7200,18000,``    the default spans 3.2 days. Anchored to when the event
+                                          ``36000,50400,``   was queued (see chalicelib/webhooks/policy.py).
+                                          ``72000,86400``
+IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS     ``5``              How long a consumer reuses webhook settings and account
+                                                             overrides before reading them again (0: every event).
+IMAPLESS_DISPATCHER_CONCURRENCY           ``8``              Local dispatcher: concurrent receive-and-deliver loops
+                                                             (the Lambda equivalent is concurrent invocations).
 -- sending --
+IMAPLESS_SMTP_POOL_IDLE_SECONDS           ``60``             How long an authenticated SMTP session may stay idle in
+                                                             a warm process for reuse (0: no reuse).
+IMAPLESS_SEND_RETRY_BASE_SECONDS          ``30``             Delay before the second delivery attempt after a
+                                                             temporary failure; doubles per attempt (with jitter).
+IMAPLESS_SEND_RETRY_MAX_SECONDS           ``3600``           Longest delay between two delivery attempts.
+IMAPLESS_SEND_MAX_MESSAGE_BYTES           ``26214400``       Largest message the API builds (400 ``MessageTooLarge``
+                                                             naming the biggest part above it).
+IMAPLESS_IDEMPOTENCY_TTL_SECONDS          ``86400``          How long an ``Idempotency-Key`` answers with the first
+                                                             result.
+-- operations --
+IMAPLESS_QUEUES                           (empty)            Comma-separated short names of the stack's queues whose
+                                                             depth ``GET /v1/stats`` reports (the packaged template
+                                                             sets it from its queues).
+IMAPLESS_HEALTH_PORT                      ``8081``           Loopback port of the watcher container's health
+                                                             endpoint (``python -m workers.health --probe``).
 AWS_REGION / AWS_DEFAULT_REGION           ``us-east-1``      Region of the tables, queues and key.
 AWS_ENDPOINT_URL                          (AWS)              Points boto3 and pynamodb at moto locally and in tests.
 """
@@ -56,6 +123,14 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _env_seconds_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    """A comma-separated list of whole seconds (``5,300,1800``); each at least 1."""
+    raw = os.environ.get(name)
+    if not raw or not raw.strip():
+        return default
+    return tuple(max(1, int(part)) for part in raw.split(",") if part.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     resource_prefix: str
@@ -70,9 +145,43 @@ class Settings:
     log_level: str
     aws_region: str
     # -- mail API (mailboxes, messages) --
+    api_connections_per_account: int
+    imap_lease_seconds: float
+    imap_noop_after_seconds: float
+    imap_lease_wait_seconds: float
+    api_request_budget_seconds: float
+    downloads_bucket: str
+    download_url_seconds: int
+    max_response_bytes: int
+    token_cache_seconds: float
+    account_cache_seconds: float
     # -- watcher --
+    watcher_shards: int
+    watcher_pool_size: int
+    watcher_account_scan_seconds: float
+    watcher_lease_seconds: float
+    watcher_heartbeat_seconds: float
+    watcher_idle_reissue_seconds: float
+    watcher_status_poll_seconds: float
+    watcher_flags_window: int
+    watcher_connections_per_account: int
+    watcher_reconnect_min_seconds: float
+    watcher_reconnect_max_seconds: float
+    watcher_connect_rate: float
     # -- webhooks --
+    webhook_timeout_seconds: float
+    webhook_retry_schedule: tuple[int, ...]
+    webhook_config_cache_seconds: float
+    dispatcher_concurrency: int
     # -- sending --
+    smtp_pool_idle_seconds: float
+    send_retry_base_seconds: float
+    send_retry_max_seconds: float
+    send_max_message_bytes: int
+    idempotency_ttl_seconds: int
+    # -- operations --
+    queues: tuple[str, ...]
+    health_port: int
 
     def table_name(self, short_name: str) -> str:
         """Physical DynamoDB table name for a logical one (``accounts`` -> ``imapless-accounts``)."""
@@ -98,9 +207,44 @@ def load_settings() -> Settings:
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         # -- mail API (mailboxes, messages) --
+        api_connections_per_account=max(1, _env_int("IMAPLESS_API_CONNECTIONS_PER_ACCOUNT", 3)),
+        imap_lease_seconds=_env_float("IMAPLESS_IMAP_LEASE_SECONDS", 60.0),
+        imap_noop_after_seconds=_env_float("IMAPLESS_IMAP_NOOP_AFTER_SECONDS", 30.0),
+        imap_lease_wait_seconds=_env_float("IMAPLESS_IMAP_LEASE_WAIT_SECONDS", 3.0),
+        api_request_budget_seconds=_env_float("IMAPLESS_API_REQUEST_BUDGET_SECONDS", 25.0),
+        downloads_bucket=os.environ.get("IMAPLESS_DOWNLOADS_BUCKET", ""),
+        download_url_seconds=_env_int("IMAPLESS_DOWNLOAD_URL_SECONDS", 900),
+        max_response_bytes=_env_int("IMAPLESS_MAX_RESPONSE_BYTES", 5_500_000),
+        token_cache_seconds=_env_float("IMAPLESS_TOKEN_CACHE_SECONDS", 5.0),
+        account_cache_seconds=_env_float("IMAPLESS_ACCOUNT_CACHE_SECONDS", 5.0),
         # -- watcher --
+        watcher_shards=max(1, _env_int("IMAPLESS_WATCHER_SHARDS", 256)),
+        watcher_pool_size=max(1, _env_int("IMAPLESS_WATCHER_POOL_SIZE", 16)),
+        watcher_account_scan_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_ACCOUNT_SCAN_SECONDS", 2.0)),
+        watcher_lease_seconds=max(1.0, _env_float("IMAPLESS_WATCHER_LEASE_SECONDS", 20.0)),
+        watcher_heartbeat_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_HEARTBEAT_SECONDS", 5.0)),
+        watcher_idle_reissue_seconds=max(1.0, _env_float("IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS", 270.0)),
+        watcher_status_poll_seconds=max(0.5, _env_float("IMAPLESS_WATCHER_STATUS_POLL_SECONDS", 10.0)),
+        watcher_flags_window=max(1, _env_int("IMAPLESS_WATCHER_FLAGS_WINDOW", 1000)),
+        watcher_connections_per_account=max(1, _env_int("IMAPLESS_WATCHER_CONNECTIONS_PER_ACCOUNT", 2)),
+        watcher_reconnect_min_seconds=max(0.05, _env_float("IMAPLESS_WATCHER_RECONNECT_MIN_SECONDS", 1.0)),
+        watcher_reconnect_max_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_RECONNECT_MAX_SECONDS", 300.0)),
+        watcher_connect_rate=max(1.0, _env_float("IMAPLESS_WATCHER_CONNECT_RATE", 50.0)),
         # -- webhooks --
+        webhook_timeout_seconds=_env_float("IMAPLESS_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        webhook_retry_schedule=_env_seconds_list("IMAPLESS_WEBHOOK_RETRY_SCHEDULE",
+                                                 (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)),
+        webhook_config_cache_seconds=_env_float("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", 5.0),
+        dispatcher_concurrency=max(1, _env_int("IMAPLESS_DISPATCHER_CONCURRENCY", 8)),
         # -- sending --
+        smtp_pool_idle_seconds=max(0.0, _env_float("IMAPLESS_SMTP_POOL_IDLE_SECONDS", 60.0)),
+        send_retry_base_seconds=max(1.0, _env_float("IMAPLESS_SEND_RETRY_BASE_SECONDS", 30.0)),
+        send_retry_max_seconds=max(1.0, _env_float("IMAPLESS_SEND_RETRY_MAX_SECONDS", 3600.0)),
+        send_max_message_bytes=_env_int("IMAPLESS_SEND_MAX_MESSAGE_BYTES", 25 * 1024 * 1024),
+        idempotency_ttl_seconds=max(60, _env_int("IMAPLESS_IDEMPOTENCY_TTL_SECONDS", 86400)),
+        # -- operations --
+        queues=tuple(name.strip() for name in os.environ.get("IMAPLESS_QUEUES", "").split(",") if name.strip()),
+        health_port=_env_int("IMAPLESS_HEALTH_PORT", 8081),
     )
 
 

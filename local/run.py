@@ -65,7 +65,7 @@ from pathlib import Path
 
 from local.datadir import resolve_data_dir, write_private_file
 from local.emulator import DEFAULT_MOTO_PORT, AwsEmulator, PortInUseError, SnapshotError, check_port_free
-from local.resources import TemplateError, create_resources
+from local.resources import TemplateError, create_resources, load_template, plan_resources
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
@@ -136,6 +136,13 @@ def read_config(environ: Mapping[str, str] = os.environ) -> RunConfig:
     )
 
 
+def template_queue_names(region: str) -> list[str]:
+    """Short names (without the stack prefix) of the SQS queues ``template.yaml`` defines."""
+    planned = plan_resources(load_template(TEMPLATE_PATH), STACK_NAME, region=region, endpoint_url="http://unused")
+    prefix = f"{STACK_NAME}-"
+    return [r.name.removeprefix(prefix) for r in planned if r.resource_type == "AWS::SQS::Queue"]
+
+
 def build_child_environment(base: Mapping[str, str], config: RunConfig) -> dict[str, str]:
     """The environment of every process of the local system: ``base`` pointed at moto."""
     env = {key: value for key, value in base.items()
@@ -155,6 +162,10 @@ def build_child_environment(base: Mapping[str, str], config: RunConfig) -> dict[
         # Local mail servers (Dovecot on 127.0.0.1, a LAN box) are the common case here.
         "IMAPLESS_ALLOW_PRIVATE_NETWORKS": base.get("IMAPLESS_ALLOW_PRIVATE_NETWORKS") or "true",
         "PYTHONUNBUFFERED": "1",  # children's logs appear as they happen, even through a pipe
+        # CloudWatch EMF metric lines are for AWS; locally they would drown the logs.
+        "POWERTOOLS_METRICS_DISABLED": base.get("POWERTOOLS_METRICS_DISABLED") or "true",
+        # GET /v1/stats reports the depth of these queues (on AWS the packaged template sets it).
+        "IMAPLESS_QUEUES": ",".join(template_queue_names(config.region)),
         # An HTTP(S)_PROXY of the developer must not intercept calls to moto and the API.
         "NO_PROXY": no_proxy,
         "no_proxy": no_proxy,

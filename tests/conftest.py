@@ -1,1 +1,2 @@
-pytest_plugins = ["tests.support.aws", "tests.support.fixtures"]
+pytest_plugins = ["tests.support.aws", "tests.support.fixtures", "tests.support.webhooks",
+                  "tests.support.sending"]

@@ -37,7 +37,8 @@ def _server_out(config: dict | None) -> ServerSettingsOut | None:
 def account_out(stored: StoredAccount) -> AccountOut:
     return AccountOut(account=stored.account, name=stored.name, email=stored.email, state=stored.state,
                       imap=_server_out(stored.imap), smtp=_server_out(stored.smtp),
-                      createdAt=stored.created_at, updatedAt=stored.updated_at)
+                      createdAt=stored.created_at, updatedAt=stored.updated_at,
+                      webhooks=stored.webhooks, webhookEvents=stored.webhook_events)
 
 
 @api_route(blueprint, "/v1/account", "POST", summary="Register an account (verifies the logins first)",

@@ -78,8 +78,12 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 
 def error_response(error: ApiError) -> Response:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
-    return json_response(error.to_body(), error.status, headers)
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    # Errors that tell the client when to come back (429 Retry-After) carry their own headers.
+    extra_headers = getattr(error, "response_headers", None)
+    if extra_headers is not None:
+        headers.update(extra_headers())
+    return json_response(error.to_body(), error.status, headers or None)
 
 
 def bearer_token(request: Request) -> str | None:

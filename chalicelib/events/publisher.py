@@ -17,6 +17,7 @@ from typing import Protocol
 
 from chalicelib.events import queue
 from chalicelib.events.model import Event
+from chalicelib.observability import count_events_emitted
 
 SQS_BATCH_LIMIT = 10
 
@@ -48,6 +49,7 @@ class SqsEventSink:
             if failed:
                 reasons = sorted({f.get("Code", "?") for f in failed})
                 raise PublishError(f"{len(failed)} of {len(chunk)} events not accepted by SQS: {reasons}")
+            count_events_emitted(event.event for event in chunk)
 
 
 class ListEventSink:

@@ -112,15 +112,21 @@ def _server_text(exc: BaseException) -> str:
     return text.strip()
 
 
-def connect(server: MailServer, password: str) -> ImapSession:
-    """Connect, secure and log in; raise MailServerError with a stable code on failure."""
+def connect(server: MailServer, password: str, *, connect_timeout: float | None = None,
+            command_timeout: float | None = None) -> ImapSession:
+    """Connect, secure and log in; raise MailServerError with a stable code on failure.
+
+    The timeouts default to the settings; callers working under a request budget pass
+    smaller ones so that connecting cannot outlive the budget.
+    """
     settings = get_settings()
     addresses = resolve_mail_host(server.host, server.port, PROTOCOL)
     ssl_context = build_tls_context(server.tls)
     where = f"{server.host}:{server.port}"
     try:
-        client = _PinnedIMAPClient(server, addresses, ssl_context, settings.connect_timeout_seconds,
-                                   settings.command_timeout_seconds)
+        client = _PinnedIMAPClient(server, addresses, ssl_context,
+                                   connect_timeout if connect_timeout is not None else settings.connect_timeout_seconds,
+                                   command_timeout if command_timeout is not None else settings.command_timeout_seconds)
     except imaplib.IMAP4.error as exc:
         # imaplib insists on an IMAP greeting ("* OK"); an SMTP or HTTP server lands here.
         raise MailServerError(f"{where} did not greet as an IMAP server", code="NoIMAPCapability",

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, StrictModel
+from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
 MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password
 AccountState = Literal["new", "connecting", "connected", "authenticationError", "connectError", "disconnected"]
@@ -61,6 +62,10 @@ class AccountUpdate(StrictModel):
     imap: ServerSettingsUpdate | None = None
     smtp: ServerSettingsUpdate | None = None
     verify: bool = True
+    # -- webhooks: per-account override --
+    webhooks: WebhookUrl | None = Field(None, description="Send this account's events here; null: the global URL")
+    webhookEvents: list[WebhookEventName] | None = Field(
+        None, description="Event types to send for this account; null: the global list")
 
 
 class VerifyRequest(StrictModel):
@@ -90,6 +95,9 @@ class AccountOut(OutputModel):
     smtp: ServerSettingsOut | None = None
     createdAt: datetime
     updatedAt: datetime
+    # -- webhooks: per-account override --
+    webhooks: str | None = None
+    webhookEvents: list[str] | None = None
 
 
 class AccountCreated(OutputModel):

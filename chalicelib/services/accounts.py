@@ -30,8 +30,10 @@ from chalicelib.schemas.accounts import (
 )
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.security.transport import MailServer, TlsOptions
+from chalicelib.services import account_records, tokens, webhook_settings
 from chalicelib.smtp import session as smtp_session
 from chalicelib.store import accounts as account_store
+from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import tokens as token_store
 from chalicelib.store.accounts import StoredAccount
 
@@ -165,17 +167,23 @@ def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
         stored.name = request.name
     if request.email is not None:
         stored.email = request.email
+    webhook_settings.apply_account_override(stored, request)  # -- webhooks: per-account override --
     if changed_protocols:
         stored.sealed_secrets = seal_secret(json.dumps(passwords), _encryption_context(account_id))
         if "imap" in changed_protocols:
             stored.state = "new"
-    return account_store.replace_account(stored)
+    replaced = account_store.replace_account(stored)
+    account_records.forget_account(account_id)  # -- mail API: cached reads --
+    return replaced
 
 
 def delete_account(account_id: str) -> None:
     """Remove the account and its credentials, and revoke tokens bound to it."""
     account_store.delete_account(account_id)
     token_store.delete_tokens_of_account(account_id)
+    tokens.forget_verified_tokens()  # -- mail API: cached reads --
+    account_records.forget_account(account_id)
+    checkpoint_store.delete_account_checkpoints(account_id)  # -- watcher: checkpoints --
 
 
 def load_credentials(account_id: str) -> AccountCredentials:

@@ -14,8 +14,10 @@ import secrets
 from dataclasses import dataclass
 
 from chalicelib.errors import ForbiddenError, UnauthorizedError
+from chalicelib.settings import get_settings
 from chalicelib.store import tokens as token_store
 from chalicelib.store.tokens import StoredToken
+from chalicelib.ttlcache import TtlCache
 
 TOKEN_BYTES = 32
 ADMIN_SCOPE = "*"
@@ -77,13 +79,28 @@ def register_token(token: str, description: str, scopes: list[str] | None = None
     return token_store.put_token(digest, description, sorted(set(scopes or [ADMIN_SCOPE])), account)
 
 
+# Verified tokens by digest (never the token itself): a warm process skips the store read
+# for IMAPLESS_TOKEN_CACHE_SECONDS. Unknown tokens are never cached.
+_verified = TtlCache[Principal](max_entries=1024)
+
+
 def authenticate(token: str | None) -> Principal:
     if not token:
         raise UnauthorizedError("missing API token: send 'Authorization: Bearer <token>'")
-    stored = token_store.find_by_digest(digest_token(token))
-    if stored is None:
-        raise UnauthorizedError("invalid API token")
-    return Principal(token_id=stored.id, scopes=stored.scopes, account=stored.account)
+    digest = digest_token(token)
+
+    def lookup() -> Principal:
+        stored = token_store.find_by_digest(digest)
+        if stored is None:
+            raise UnauthorizedError("invalid API token")
+        return Principal(token_id=stored.id, scopes=stored.scopes, account=stored.account)
+
+    return _verified.get_or_load(digest, lookup, get_settings().token_cache_seconds)
+
+
+def forget_verified_tokens() -> None:
+    """Drop cached verifications (a token or an account was removed in this process)."""
+    _verified.clear()
 
 
 def list_tokens() -> list[StoredToken]:
@@ -92,3 +109,4 @@ def list_tokens() -> list[StoredToken]:
 
 def revoke_token(token_id: str) -> None:
     token_store.delete_token(token_id)
+    forget_verified_tokens()

@@ -4,6 +4,11 @@ Same contract as the IMAP adapter: connections go only to addresses the outbound
 checked, TLS verifies the user's host name, ``secure: false`` upgrades with STARTTLS
 whenever the server offers it and refuses to authenticate in cleartext otherwise (unless
 ``tls.allowPlaintextAuth``), and every failure is a MailServerError with a stable code.
+A 4xx greeting (``421 too many connections``) is ``ServiceNotAvailable``: a server that
+will take mail later, which the outbox retries.
+
+Sessions are opened here and reused by :mod:`chalicelib.smtp.pool`; a message
+transaction on a session is :mod:`chalicelib.smtp.delivery`.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class _PinnedSocketMixin:
         # smtplib only records the host name when it is passed to __init__ (which would
         # connect at once); STARTTLS and SMTP_SSL verify the certificate against _host.
         self._host = host
+        # connect_checked turns Nagle off: see there why reused sessions need it.
         return connect_checked(self._pinned_addresses, port, timeout)
 
 
@@ -81,6 +87,10 @@ def connect(server: MailServer, password: str) -> smtplib.SMTP:
         except smtplib.SMTPServerDisconnected:
             raise MailServerError(f"{where} closed the connection before greeting", code="NoSMTPGreeting",
                                   protocol=PROTOCOL) from None
+        if 400 <= code < 500:
+            # "421 Too many connections" and friends: an SMTP server, busy for now.
+            raise MailServerError(f"{where} is temporarily not accepting connections", code="ServiceNotAvailable",
+                                  protocol=PROTOCOL, server_response=_reply_text(code, banner))
         if code != 220:
             # smtplib reports a greeting that is not "220 ..." (an IMAP or HTTP server) as code -1.
             raise MailServerError(f"{where} did not greet as an SMTP server", code="NoSMTPGreeting",
@@ -124,16 +134,22 @@ def _discard(client: smtplib.SMTP) -> None:
         client.close()
 
 
+def close_session(client: smtplib.SMTP, *, graceful: bool = True) -> None:
+    """End a session with QUIT (``graceful``) or by dropping the connection; never raises."""
+    if graceful:
+        with contextlib.suppress(Exception):  # the server may already have closed
+            client.quit()
+            return
+    _discard(client)
+
+
 @contextmanager
 def open_session(server: MailServer, password: str) -> Iterator[smtplib.SMTP]:
     client = connect(server, password)
     try:
         yield client
     finally:
-        try:
-            client.quit()
-        except Exception:  # noqa: BLE001 - the server may already have closed
-            _discard(client)
+        close_session(client)
 
 
 def verify_login(server: MailServer, password: str) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from chalicelib.errors import AccountExistsError, AccountNotFoundError, ConflictError
 from chalicelib.store.models import AccountItem
@@ -28,12 +28,17 @@ class StoredAccount:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     version: int | None = None
+    # -- webhooks: per-account override (None: use the global settings) --
+    webhooks: str | None = None
+    webhook_events: list[str] | None = None
 
 
 def _from_item(item: AccountItem) -> StoredAccount:
     return StoredAccount(account=item.account, name=item.name, email=item.email, state=item.state,
                          imap=item.imap, smtp=item.smtp, sealed_secrets=item.sealed_secrets,
-                         created_at=item.created_at, updated_at=item.updated_at, version=item.version)
+                         created_at=item.created_at, updated_at=item.updated_at, version=item.version,
+                         webhooks=item.webhooks,
+                         webhook_events=list(item.webhook_events) if item.webhook_events is not None else None)
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -45,7 +50,8 @@ def insert_account(account: StoredAccount) -> StoredAccount:
     """Store a new account; AccountExistsError when the id is taken."""
     item = AccountItem(account.account, name=account.name, email=account.email, state=account.state,
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
-                       created_at=account.created_at, updated_at=account.updated_at)
+                       created_at=account.created_at, updated_at=account.updated_at,
+                       webhooks=account.webhooks, webhook_events=account.webhook_events)
     try:
         # VersionAttribute makes a first save conditional on the item not existing.
         item.save()
@@ -78,7 +84,8 @@ def replace_account(account: StoredAccount) -> StoredAccount:
     """Write back a changed account; ConflictError if someone else changed it meanwhile."""
     item = AccountItem(account.account, name=account.name, email=account.email, state=account.state,
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
-                       created_at=account.created_at, updated_at=datetime.now(UTC))
+                       created_at=account.created_at, updated_at=datetime.now(UTC),
+                       webhooks=account.webhooks, webhook_events=account.webhook_events)
     item.version = account.version
     try:
         item.save()
@@ -98,6 +105,32 @@ def delete_account(account_id: str) -> None:
             raise AccountNotFoundError(f"account {account_id!r} does not exist",
                                        details={"account": account_id}) from None
         raise
+
+
+# -- watcher: connection state --
+def set_account_state(account_id: str, state: str, *, expected_state: str) -> int:
+    """Move ``state`` from ``expected_state`` only (UpdateItem on ``state``; version + 1).
+
+    Other attributes are left alone; bumping the version makes a concurrent
+    read-modify-write of the account (``replace_account``) fail instead of writing the old
+    state back. Returns the new version; ConflictError if the state is no longer the
+    expected one, AccountNotFoundError if the account is gone.
+    """
+    item = AccountItem(account_id)
+    item.version = 0  # makes pynamodb add "version + 1"; the version itself is not a condition here
+    try:
+        item.update(actions=[AccountItem.state.set(state)],
+                    condition=AccountItem.account.exists() & (AccountItem.state == expected_state),
+                    add_version_condition=False)
+    except UpdateError as exc:
+        if _is_conditional_failure(exc):
+            if not account_exists(account_id):
+                raise AccountNotFoundError(f"account {account_id!r} does not exist",
+                                           details={"account": account_id}) from None
+            raise ConflictError(f"account {account_id!r} state is no longer {expected_state!r}",
+                                code="ConcurrentUpdate") from None
+        raise
+    return int(item.version)
 
 
 def ping() -> None:

@@ -41,6 +41,9 @@ class AccountItem(Model):
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()
+    # -- webhooks: per-account override of the global webhook URL and event filter --
+    webhooks = UnicodeAttribute(null=True)
+    webhook_events = ListAttribute(of=UnicodeAttribute, null=True, attr_name="webhookEvents")
 
 
 class TokenItem(Model):

@@ -74,16 +74,16 @@ def test_create_resources_makes_the_template_tables_and_queues_with_the_dlq_redr
     assert tokens["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert tokens["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert all(resource.created for resource in created.values())
-    # And the events queue is FIFO and redrives to the dead-letter queue after 10 receives
+    # And the events queue is FIFO and redrives to the dead-letter queue after 50 receives
     sqs = client("sqs", moto_endpoint)
     events_url = sqs.get_queue_url(QueueName=f"{stack}-events.fifo")["QueueUrl"]
     assert created["EventsQueue"].url == events_url
     attributes = sqs.get_queue_attributes(QueueUrl=events_url, AttributeNames=["All"])["Attributes"]
     assert attributes["FifoQueue"] == "true"
-    assert attributes["VisibilityTimeout"] == "360"
+    assert attributes["VisibilityTimeout"] == "900"
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": f"arn:aws:sqs:{REGION}:123456789012:{stack}-events-dlq.fifo",
-        "maxReceiveCount": 10,
+        "maxReceiveCount": 50,
     }
 
     # When it runs again, Then nothing is created and nothing fails

@@ -52,7 +52,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -286,7 +286,11 @@ class Dovecot(_Daemon):
     host = HOST
     hostname = HOSTNAME
 
-    def __init__(self, pki: TestPKI, *, separator: str = "/", special_use: dict[str, str] | None = None) -> None:
+    def __init__(self, pki: TestPKI, *, separator: str = "/", special_use: dict[str, str] | None = None,
+                 quota_kilobytes: int | None = None) -> None:
+        """``quota_kilobytes``: a storage quota for every user (the quota plugin), so that a
+        test can fill a mailbox until the server answers ``NO [OVERQUOTA]``."""
+        self.quota_kilobytes = quota_kilobytes
         for name, flag in (special_use or {}).items():
             if not flag.startswith("\\") or any(c in name for c in '"\\\n{}'):
                 raise ValueError(f"bad special-use mailbox {name!r} -> {flag!r}")
@@ -319,20 +323,34 @@ class Dovecot(_Daemon):
             for address, password in self.user_passwords().items():
                 self._write_passwd_file(address, password)
             self.config_path.write_text(self._render_config())
-            _run([_binary("dovecot", "/usr/sbin/dovecot"), "-c", str(self.config_path)], "dovecot", self.log_path)
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while self._master_pid is None and time.monotonic() < deadline:
-                self._master_pid = _read_pid(self.directory / "run" / "master.pid")
-                time.sleep(POLL_INTERVAL_SECONDS)
-            master = self._master_pid
-            if master is None or not _wait_for_banner(self.imap_port, b"* OK", deadline, lambda: _pid_alive(master)):
-                raise MailServerError(
-                    f"Dovecot did not answer on {HOST}:{self.imap_port} within "
-                    f"{START_TIMEOUT_SECONDS:.0f} s\n--- log tail ---\n{_tail(self.log_path)}"
-                )
+            self._launch()
         except BaseException:
             self.stop()
             raise
+
+    def _launch(self) -> None:
+        """Run the master on the written config; return once IMAP answers."""
+        _run([_binary("dovecot", "/usr/sbin/dovecot"), "-c", str(self.config_path)], "dovecot", self.log_path)
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while self._master_pid is None and time.monotonic() < deadline:
+            self._master_pid = _read_pid(self._path("run") / "master.pid")
+            time.sleep(POLL_INTERVAL_SECONDS)
+        master = self._master_pid
+        if master is None or not _wait_for_banner(self.imap_port, b"* OK", deadline, lambda: _pid_alive(master)):
+            raise MailServerError(
+                f"Dovecot did not answer on {HOST}:{self.imap_port} within "
+                f"{START_TIMEOUT_SECONDS:.0f} s\n--- log tail ---\n{_tail(self.log_path)}"
+            )
+
+    def restart(self, while_stopped: Callable[[], None] | None = None) -> None:
+        """An outage: stop every Dovecot process, run ``while_stopped``, then start again with
+        the same ports, users and mail. Clients see their connections drop, then refused connects."""
+        _stop_master(self._master_pid or _read_pid(self._path("run") / "master.pid"))
+        self._master_pid = None
+        if while_stopped is not None:
+            while_stopped()
+        (self._path("run") / "master.pid").unlink(missing_ok=True)
+        self._launch()
 
     @property
     def config_path(self) -> Path:
@@ -474,6 +492,17 @@ service anvil {{
     mode = 0
   }}
 }}
+""" + self._quota_config()
+
+    def _quota_config(self) -> str:
+        if self.quota_kilobytes is None:
+            return ""
+        return f"""\
+mail_plugins = $mail_plugins quota
+plugin {{
+  quota = maildir:User quota
+  quota_rule = *:storage={self.quota_kilobytes}K
+}}
 """
 
 
@@ -527,6 +556,7 @@ class Postfix(_Daemon):
                 os.utime(path, (backdated, backdated))
             self._unsubscribe = self.dovecot.subscribe_to_users(self._write_recipient_table)
             self._write_recipient_table()
+            self.defer_recipients(())
             postfix = _binary("postfix", "/usr/sbin/postfix")
             # `start` runs `check` first, which creates the queue directories with the right owners.
             _run([postfix, "-c", str(self.config_dir), "start"], "postfix start", self.log_path)
@@ -579,6 +609,26 @@ class Postfix(_Daemon):
             os.replace(f"{source}.db", self.config_dir / "recipients.db")
             os.replace(source, self.config_dir / "recipients")
 
+    # -- test policy: temporary failures -----------------------------------------------------
+
+    def defer_recipients(self, addresses: Iterable[str]) -> None:
+        """Answer ``451 4.7.1`` at RCPT TO for ``addresses`` (replacing the previous set).
+
+        For tests of retries after a temporary failure: every other address is handled as
+        usual, and an empty set ends the deferral. Like the recipient table, the change is
+        live from the next SMTP connection on (a session already open keeps the old table).
+        """
+        if self.directory is None:
+            return
+        with self._table_lock:
+            source = self.config_dir / "deferred.next"
+            source.write_text("".join(f"{address} 451 4.7.1 Try again later (test policy)\n"
+                                      for address in addresses))
+            _run([_binary("postmap", "/usr/sbin/postmap"), "-c", str(self.config_dir), f"hash:{source}"],
+                 "postmap")
+            os.replace(f"{source}.db", self.config_dir / "deferred.db")
+            os.replace(source, self.config_dir / "deferred")
+
     def _render_main_cf(self) -> str:
         d = self.directory
         lmtp = f"lmtp:inet:{HOST}:{self.dovecot.lmtp_port}"
@@ -613,7 +663,8 @@ smtpd_tls_chain_files = {self.pki.key_file}, {self.pki.cert_file}
 smtpd_tls_loglevel = 1
 smtpd_client_restrictions = permit_sasl_authenticated, reject
 smtpd_relay_restrictions = permit_sasl_authenticated, reject
-smtpd_recipient_restrictions = reject_unlisted_recipient
+# The deferred table (see defer_recipients) is empty unless a test fills it.
+smtpd_recipient_restrictions = check_recipient_access hash:{d}/etc/deferred, reject_unlisted_recipient
 disable_vrfy_command = yes
 # Dovecot 2.3's LMTP has no SMTPUTF8, so a message that needs it could only bounce after
 # acceptance; not offering it makes such a client fail at MAIL FROM instead.

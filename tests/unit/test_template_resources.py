@@ -53,9 +53,9 @@ def test_the_shipped_template_plans_tables_and_queues_with_the_dead_letter_queue
     # Given the real template, When it is planned for the default stack name
     planned = plan_resources(load_template(ROOT / "template.yaml"), region="us-east-1", endpoint_url=ENDPOINT)
 
-    # Then only tables and queues are planned (the KMS key and alias are AWS-only) ...
+    # Then only tables, queues and buckets are planned (the KMS key and alias are AWS-only) ...
     by_id = {resource.logical_id: resource for resource in planned}
-    assert {r.resource_type for r in planned} <= {"AWS::DynamoDB::Table", "AWS::SQS::Queue"}
+    assert {r.resource_type for r in planned} <= {"AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::S3::Bucket"}
     assert by_id["AccountsTable"].name == "imapless-accounts"
     assert by_id["TokensTable"].request["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     assert "SSESpecification" not in by_id["TokensTable"].request
@@ -68,7 +68,7 @@ def test_the_shipped_template_plans_tables_and_queues_with_the_dead_letter_queue
     assert "KmsMasterKeyId" not in events
     assert json.loads(events["RedrivePolicy"]) == {
         "deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:imapless-events-dlq.fifo",
-        "maxReceiveCount": 10,
+        "maxReceiveCount": 50,
     }
 
 
