@@ -26,9 +26,8 @@ import threading
 import time
 from pathlib import Path
 
-from watcher_stack import AwsStack, summary  # noqa: I001 - sets the environment first
-
 from imapclient import IMAPClient
+from watcher_stack import AwsStack, summary
 
 from tests.integration.watcher_support import EventQueue, WatcherProcess, send_mail
 from tests.support.certs import make_test_pki

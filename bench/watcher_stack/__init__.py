@@ -59,15 +59,22 @@ class AwsStack:
     """A moto server process with the stack's tables and queues."""
 
     def __enter__(self) -> AwsStack:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(test_aws.MOTO_PORT)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.log = Path(tempfile.mkstemp(prefix="bench-moto-", suffix=".log")[1])
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(test_aws.MOTO_PORT)],
+                stdout=log, stderr=subprocess.STDOUT)
         _wait_for_port(test_aws.MOTO_PORT)
         from local.resources import create_resources
 
         create_resources(ROOT / "template.yaml", stack_name="imapless", endpoint_url=test_aws.MOTO_ENDPOINT,
                          region=test_aws.REGION)
         return self
+
+    def requests(self) -> int:
+        """How many requests the emulator has answered so far (one access-log line each)."""
+        with self.log.open("rb") as log:
+            return sum(1 for line in log if b'"POST /' in line)
 
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()

@@ -18,8 +18,9 @@ How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets `
 - CONDSTORE only: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` plus a UID search for expunges;
 - neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
 - no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline).
-New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH; their flags come from
-that FETCH so the event and the checkpoint agree.
+New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH with the mail API's
+items and parser (:mod:`chalicelib.imap.messages`), so ``messageNew`` carries exactly the
+API's listing entry; their flags come from that FETCH so the event and the checkpoint agree.
 
 Failure modes: any socket error, timeout, ``BYE`` or unparseable line raises
 :class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`.
@@ -32,22 +33,24 @@ import contextlib
 import imaplib
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from imapclient.response_parser import parse_fetch_response
 
 from chalicelib.imap import watch_responses as responses
+from chalicelib.imap.messages import MessageSummary, summary_items
+from chalicelib.imap.messages import _summary as summary_from_fetch
 from chalicelib.imap.session import ImapSession, connect
-from chalicelib.imap.watch_listing import GMAIL_FETCH_ITEMS, LISTING_FETCH_ITEMS, message_listing
 from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
 from chalicelib.security.transport import MailServer
 from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
 from chalicelib.sync.mailboxes import ListedMailbox
-from chalicelib.sync.reconcile import MailboxSnapshot, MessageIdFunction, default_message_id
+from chalicelib.sync.reconcile import MailboxSnapshot
 from chalicelib.sync.uidset import UidSet
 
 FETCH_CHUNK_UIDS = 2000
+Describe = Callable[[str, int, MessageSummary], dict[str, Any]]
 LISTING_CHUNK_UIDS = 200
 KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 20, "TCP_KEEPCNT": 3}
 # Mailbox events that make a NOTIFY server report changes in folders we do not have selected.
@@ -235,10 +238,11 @@ class WatchConnection:
         return responses.fetched_states(self.command(b"UID FETCH 1:* " + items + b" (CHANGEDSINCE %d)" % modseq))
 
     def snapshot(self, path: str, checkpoint: MailboxCheckpoint | None, *, all_new: bool = False,
-                 flags_window: int = 1000, message_id: MessageIdFunction = default_message_id) -> MailboxSnapshot:
+                 flags_window: int = 1000, describe: Describe | None = None) -> MailboxSnapshot:
         """What the server says about ``path`` relative to ``checkpoint`` (see the module docstring).
 
         ``all_new``: the mailbox appeared while watched, so every message gets a listing.
+        ``describe`` turns a new message's summary into its listing fields (``messageNew`` data).
         """
         examined = self.examine(path, checkpoint)
         status = responses.select_status(examined)
@@ -267,18 +271,26 @@ class WatchConnection:
             new_uids = UidSet()
         else:
             new_uids = UidSet(changed).at_least(checkpoint.uidnext) - vanished
-        listings = self._fetch_listings(path, status.uidvalidity, new_uids, changed, message_id)
+        summaries = self._fetch_summaries(new_uids, changed)
+        listings = {uid: describe(path, status.uidvalidity, summary) if describe else {}
+                    for uid, summary in summaries.items()}
         modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
         highest = status.highestmodseq if status.highestmodseq is not None else (max(modseqs) if modseqs else None)
         return MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
                                highestmodseq=highest, changed=changed, present=present, vanished=vanished,
                                listings=listings)
 
-    def _fetch_listings(self, path: str, uidvalidity: int, uids: UidSet, changed: dict[int, MessageState],
-                        message_id: MessageIdFunction) -> dict[int, dict[str, Any]]:
-        items = (LISTING_FETCH_ITEMS + (("MODSEQ",) if self.condstore else ())
-                 + (GMAIL_FETCH_ITEMS if self.gmail else ()))
-        listings: dict[int, dict[str, Any]] = {}
+    def has(self, capability: str) -> bool:
+        """Capability check with the signature the mail API's FETCH item lists expect."""
+        return self.session.has_capability(capability)
+
+    def _fetch_summaries(self, uids: UidSet, changed: dict[int, MessageState]) -> dict[int, MessageSummary]:
+        """The listing FETCH of the mail API (same items, same parsing) for new messages.
+
+        Their flags replace what the change FETCH said, so the event and the checkpoint agree.
+        """
+        items = [*summary_items(self), *(["MODSEQ"] if self.condstore else [])]
+        summaries: dict[int, MessageSummary] = {}
         for chunk in _chunks(uids, LISTING_CHUNK_UIDS):
             found = self.command(b"UID FETCH " + chunk.to_imap().encode() + b" (" + " ".join(items).encode() + b")",
                                  fetching=chunk)
@@ -289,11 +301,11 @@ class WatchConnection:
                     uid = item.get(b"UID")
                     if uid is None or uid not in chunk:
                         continue
-                    listings[uid] = message_listing(item, message_id(path, uidvalidity, uid))
+                    summaries[uid] = summary_from_fetch(uid, item)
                     state = responses.fetched_states([response]).get(uid)
                     if state is not None:
                         changed[uid] = state.state
-        return listings
+        return summaries
 
     # -- IDLE ------------------------------------------------------------------------------
 

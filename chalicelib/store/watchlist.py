@@ -10,7 +10,6 @@ index existed (an old local data dir) is scanned directly instead, same result.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import ScanError
@@ -47,17 +46,36 @@ class _AccountWatchRow(Model):
 class WatchedAccount:
     account: str
     state: str
-    updated_at: datetime | None
+    updated_at: str | None  # compared for equality only: kept as stored
     version: int | None
 
 
+def _row(item: dict) -> WatchedAccount:
+    version = item.get("version", {}).get("N")
+    return WatchedAccount(item["account"]["S"], item.get("state", {}).get("S", "new"),
+                          item.get("updated_at", {}).get("S"), int(version) if version is not None else None)
+
+
 def list_watch_rows() -> list[WatchedAccount]:
+    """Every account's watch row. Parsed from the raw items: this runs every few seconds
+    over every account, and model deserialisation would cost several times more CPU."""
+    connection = _AccountWatchRow._get_connection()
     try:
-        rows = list(_AccountWatchRow.watch.scan())
+        pages = _scan_pages(connection, index_name="watch")
+        return [_row(item) for page in pages for item in page]
     except ScanError:
-        rows = list(_AccountWatchRow.scan(attributes_to_get=WATCH_ATTRIBUTES))
-    return [WatchedAccount(r.account, r.state or "new", r.updated_at,
-                           int(r.version) if r.version is not None else None) for r in rows]
+        return [_row(item) for page in _scan_pages(connection, attributes_to_get=WATCH_ATTRIBUTES)
+                for item in page]
+
+
+def _scan_pages(connection, **kwargs) -> list[list[dict]]:
+    pages, start = [], None
+    while True:
+        answer = connection.scan(exclusive_start_key=start, **kwargs)
+        pages.append(answer.get("Items", []))
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return pages
 
 
 def warm_up_clients() -> None:

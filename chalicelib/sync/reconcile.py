@@ -37,12 +37,12 @@ twice (restart, lease hand-over) gets the same id.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.events.model import Event, event_id
+from chalicelib.services.message_ids import MessageRef, encode_message_id
 from chalicelib.sync.checkpoint import SESSION_FLAGS, MailboxCheckpoint, MessageState, group_by_name
 from chalicelib.sync.uidset import EMPTY, UidSet
 
@@ -50,9 +50,8 @@ MessageIdFunction = Callable[[str, int, int], str]
 
 
 def default_message_id(path: str, uidvalidity: int, uid: int) -> str:
-    """A stable, opaque message id: the mailbox path, UIDVALIDITY and UID, base64url."""
-    raw = f"{path}\x00{uidvalidity}\x00{uid}".encode()
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    """The REST API's message id for this message (a codec, no I/O), so events and API agree."""
+    return encode_message_id(MessageRef(path, uidvalidity, uid))
 
 
 @dataclass(frozen=True)

@@ -174,8 +174,10 @@ def test_two_watchers_share_accounts_and_one_killed_loses_nothing(
         assert set(lease_store.shard_owners(namespace).values()) == {
             next(w for w in lease_store.shard_owners(namespace).values())}
     finally:
-        for process in (first, second):
-            process.stop()
+        try:
+            first.stop()
+        finally:
+            second.stop()
 
 
 def test_wrong_password_gives_one_authentication_error_not_one_per_retry(api, dovecot, make_mail_user, events,

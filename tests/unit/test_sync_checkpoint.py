@@ -47,3 +47,13 @@ def test_given_a_worst_case_100k_mailbox_with_random_flags_when_encoded_then_it_
     blob = checkpoint_of(uids, flags).encode_sets()
     # Then: well under the 400 KB item limit, leaving room for the other attributes.
     assert len(blob) < ITEM_LIMIT_BYTES * 0.6, len(blob)
+
+
+def test_status_report_matches_only_when_every_reported_value_is_ours():
+    checkpoint = MailboxCheckpoint(path="Work", uidvalidity=7, uidnext=12, highestmodseq=40, uids=UidSet([3, 11]))
+    assert checkpoint.matches_status(7, 12, 40, 2)          # Dovecot re-announcing an unchanged folder
+    assert checkpoint.matches_status(None, None, 40, None)  # NOTIFY sends only what changed
+    assert not checkpoint.matches_status(7, 13, 40, 2)      # new mail
+    assert not checkpoint.matches_status(None, None, 41, None)  # a flag changed
+    assert not checkpoint.matches_status(8, 12, 40, 2)      # re-created
+    assert not checkpoint.matches_status(None, None, None, None)  # says nothing: look

@@ -85,7 +85,8 @@ def test_given_flag_changes_when_reconciled_then_event_lists_exactly_added_and_d
 def test_given_gmail_labels_when_changed_then_labels_changes_reported():
     base = checkpoint({1: state(SEEN, labels=("\\Inbox",))}, uidnext=2)
     result = reconcile_mailbox("acct", base, MailboxSnapshot("INBOX", 7, 2, 12, {1: state(SEEN, labels=("Work",))}))
-    assert result.events[0].data["changes"] == {"labels": {"added": ["Work"], "deleted": ["\\Inbox"], "value": ["Work"]}}
+    expected = {"labels": {"added": ["Work"], "deleted": ["\\Inbox"], "value": ["Work"]}}
+    assert result.events[0].data["changes"] == expected
 
 
 def test_given_no_checkpoint_when_reconciled_then_silent_baseline():

@@ -42,9 +42,11 @@ from typing import Protocol
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
 from chalicelib.events.model import Event
 from chalicelib.events.publisher import EventSink, PublishError
-from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, WatchConnection
+from chalicelib.imap.messages import MessageSummary
+from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, Describe, WatchConnection
 from chalicelib.imap.watch_responses import Hints, MailboxStatus
 from chalicelib.services import accounts as account_service
+from chalicelib.services.message_views import listing_entry
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
@@ -52,7 +54,7 @@ from chalicelib.store.checkpoints import AccountCheckpoints, CheckpointConflictE
 from chalicelib.sync.account_state import LoginOutcome, initialized_event, transition_event
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 from chalicelib.sync.mailboxes import ListedMailbox, diff_mailboxes, mailbox_deleted_event, mailbox_new_event
-from chalicelib.sync.reconcile import MessageIdFunction, default_message_id, reconcile_mailbox
+from chalicelib.sync.reconcile import reconcile_mailbox
 from workers.watch import logger
 
 # The second connection (other folders, on NOTIFY servers) is closed after this long unused.
@@ -67,6 +69,11 @@ class Scheduler(Protocol):
     def forget(self, account: AccountWatch) -> None: ...
 
 
+def message_new_data(path: str, uidvalidity: int, summary: MessageSummary) -> dict:
+    """``messageNew`` data: exactly the mail API's listing entry for the message."""
+    return listing_entry(summary, path, uidvalidity).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
 @dataclass
 class WatchContext:
     """What every account of one watcher process shares."""
@@ -76,7 +83,7 @@ class WatchContext:
     worker: str
     lease_epoch_of: Callable[[str], int]
     scheduler: Scheduler
-    message_id: MessageIdFunction = default_message_id
+    describe: Describe = message_new_data
     open_connection: Callable[..., WatchConnection] = WatchConnection.open
 
 
@@ -318,9 +325,12 @@ class AccountWatch:
         if transition_event(self.account, self.state, self.version, outcome) is None:
             return  # the usual case for a retry: nothing to read, nothing to say
         # About to announce a change: make sure it is one against what is stored now (an
-        # edit through the API resets the state to "new" and bumps the version).
-        fresh = account_store.get_account(self.account)
-        self.state, self.version = fresh.state, fresh.version
+        # edit through the API resets the state to "new" and bumps the version). A watch
+        # that starts from "new" read it moments ago; a stale read there only costs a
+        # duplicate id, which consumers drop.
+        if self.state != "new":
+            fresh = account_store.get_account(self.account)
+            self.state, self.version = fresh.state, fresh.version
         event = transition_event(self.account, self.state, self.version, outcome)
         if event is None:
             return
@@ -406,10 +416,9 @@ class AccountWatch:
             if announce:
                 snapshot = connection.snapshot(mailbox.path, None, all_new=True,
                                                flags_window=self.settings.watcher_flags_window,
-                                               message_id=self.context.message_id)
+                                               describe=self.context.describe)
                 empty = MailboxCheckpoint.empty(mailbox.path, snapshot.uidvalidity)
-                result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use,
-                                           message_id=self.context.message_id)
+                result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use)
                 created = mailbox_new_event(self.account, mailbox, snapshot.uidvalidity)
                 self._commit([created, *result.events], [(result.checkpoint, 0)])
             elif mailbox.path != self.watch_path:  # the caller syncs the IDLE mailbox last
@@ -419,9 +428,8 @@ class AccountWatch:
     def _sync(self, connection: WatchConnection, path: str) -> None:
         previous = self.checkpoints.mailboxes.get(path)
         snapshot = connection.snapshot(path, previous, flags_window=self.settings.watcher_flags_window,
-                                       message_id=self.context.message_id)
-        result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path),
-                                   message_id=self.context.message_id)
+                                       describe=self.context.describe)
+        result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path))
         if result.changed:
             self._commit(result.events, [(result.checkpoint, previous.revision if previous else 0)])
 

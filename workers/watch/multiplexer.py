@@ -40,6 +40,7 @@ class Multiplexer:
         self.selector = selectors.DefaultSelector()
         self._wake_reader, self._wake_writer = socket.socketpair()
         self._wake_reader.setblocking(False)
+        self._wake_writer.setblocking(False)  # one pending byte is enough; never block a caller
         self.selector.register(self._wake_reader, selectors.EVENT_READ, None)
         self.pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="watch")
         self._changes: queue.SimpleQueue[tuple[str, AccountWatch, int]] = queue.SimpleQueue()

@@ -16,6 +16,7 @@ free or orphaned lease, and who gives one back.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ def _weight(*parts: str) -> int:
     return int.from_bytes(hashlib.blake2b("\x00".join(parts).encode(), digest_size=8).digest(), "big")
 
 
+@functools.lru_cache(maxsize=65536)
 def shard_of(account: str, shards: int) -> int:
     return _weight("account", account) % shards
 

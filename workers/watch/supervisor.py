@@ -29,7 +29,6 @@ from chalicelib.settings import Settings
 from chalicelib.store import leases as lease_store
 from chalicelib.store.watchlist import WatchedAccount, list_watch_rows, warm_up_clients
 from chalicelib.sync.account_state import WATCHABLE_STATES
-from chalicelib.sync.reconcile import MessageIdFunction, default_message_id
 from workers.watch import logger
 from workers.watch.account import AccountWatch, WatchContext
 from workers.watch.multiplexer import Multiplexer
@@ -40,8 +39,7 @@ STOP_WAIT_SECONDS = 10.0
 
 class Watcher:
     def __init__(self, sink: EventSink, settings: Settings, *, namespace: str = "watcher",
-                 account_filter: Callable[[str], bool] | None = None, worker: str | None = None,
-                 message_id: MessageIdFunction = default_message_id) -> None:
+                 account_filter: Callable[[str], bool] | None = None, worker: str | None = None) -> None:
         self.settings = settings
         self.namespace = namespace
         self.worker = worker or f"w-{os.getpid()}-{secrets.token_hex(4)}"
@@ -49,8 +47,7 @@ class Watcher:
         warm_up_clients()
         self.multiplexer = Multiplexer(settings.watcher_pool_size, settings.watcher_connect_rate)
         self.context = WatchContext(sink=sink, settings=settings, worker=self.worker,
-                                    lease_epoch_of=self.lease_epoch_of, scheduler=self.multiplexer,
-                                    message_id=message_id)
+                                    lease_epoch_of=self.lease_epoch_of, scheduler=self.multiplexer)
         self.shard_keys = [lease_store.shard_key(namespace, n) for n in range(settings.watcher_shards)]
         self.owned: set[str] = set()
         self.epochs: dict[str, int] = {}
