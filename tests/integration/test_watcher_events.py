@@ -6,30 +6,12 @@ register; events land on a queue of the test's own.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
-import pytest
-
 from tests.integration.watcher_support import (
-    EventQueue,
     imap_client,
     register_account,
     running_watcher,
     send_mail,
 )
-
-
-@pytest.fixture
-def events() -> Iterator[EventQueue]:
-    queue = EventQueue()
-    yield queue
-    queue.delete()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"wt{secrets.token_hex(4)}-"
 
 
 def initialized(account: str):

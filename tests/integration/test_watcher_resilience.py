@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
-
-import pytest
 
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import leases as lease_store
@@ -24,18 +20,6 @@ from tests.support.mailservers import Dovecot
 from workers.watch.shards import shard_of
 
 SHARDS = 8
-
-
-@pytest.fixture
-def events() -> Iterator[EventQueue]:
-    queue = EventQueue()
-    yield queue
-    queue.delete()
-
-
-@pytest.fixture
-def prefix() -> str:
-    return f"wt{secrets.token_hex(4)}-"
 
 
 def count_of(events: EventQueue, account: str, kind: str) -> int:
