@@ -8,9 +8,11 @@
       ├─ account rows (watch index) ─▶ desired = watchable ∩ my shards ∩ filter
       └─ start new accounts (staggered), stop removed/disabled ones, restart edited ones
 
-Fencing: if no heartbeat succeeded for ``watcher_lease_seconds - watcher_heartbeat_seconds``
-the process may already be considered dead by the others, so it stops every account
-before they can take over; its checkpoint writes would fail anyway (they check the lease).
+Late heartbeats: past ``watcher_lease_seconds - watcher_heartbeat_seconds`` without one
+the others may consider the process dead, so it takes no new shard; what it runs goes on
+(an overloaded table must not turn into a reconnect storm) until the owners scan shows
+a shard taken, and lease epochs keep its checkpoint writes from landing after the new
+owner's. After ``FENCE_AFTER_LEASES`` lease periods it is cut off and stops everything.
 
 Stop: accounts are stopped (tasks finish their current step), shard leases released and
 the worker row removed, so the remaining processes take over on their next scan.
@@ -35,6 +37,8 @@ from workers.watch.multiplexer import Multiplexer
 from workers.watch.shards import plan_leases, shard_of
 
 STOP_WAIT_SECONDS = 10.0
+# Without a heartbeat for this many lease periods the process is cut off: it stops watching.
+FENCE_AFTER_LEASES = 3
 
 
 class Watcher:
@@ -122,16 +126,27 @@ class Watcher:
             self._beat()
 
     def tick(self) -> None:
-        fence = self.settings.watcher_lease_seconds - self.settings.watcher_heartbeat_seconds
-        if time.monotonic() - self._heartbeat_ok_at > fence:
+        age = time.monotonic() - self._heartbeat_ok_at
+        if age > FENCE_AFTER_LEASES * self.settings.watcher_lease_seconds:
             self._fence()
+            return
+        if age > self.settings.watcher_lease_seconds - self.settings.watcher_heartbeat_seconds:
+            # Others may be taking our shards: take none, keep what still runs. Losing a
+            # shard shows in the next scan of owners; until then the epochs keep our writes
+            # from landing on anything the new owner wrote.
+            logger.warning("heartbeat late: not taking shards", extra={"worker": self.worker, "age": round(age, 1)})
+            owners = lease_store.shard_owners(self.namespace)
+            self.owned = {key for key in self.owned if owners.get(key) == self.worker}
+            self._reconcile_accounts(list_watch_rows())
             return
         self._rebalance()
         self._reconcile_accounts(list_watch_rows())
 
     def _fence(self) -> None:
+        """Cut off from the lease table for several lease periods: stop everything."""
         if self.owned or self.multiplexer.accounts:
-            logger.warning("heartbeat too old: stopping every account", extra={"worker": self.worker})
+            logger.warning("no heartbeat for several lease periods: stopping every account",
+                           extra={"worker": self.worker})
         for account in self.multiplexer.snapshot_accounts():
             self._stop_account(account.account)
         self.owned.clear()
