@@ -221,6 +221,7 @@ def main() -> None:
     try:
         for size in sizes:
             results.append(run_size(size, arguments.samples, pki))
+            print(f"{size} accounts: {results[-1]}", flush=True)  # each size's figures, as soon as known
     finally:
         if previous_inotify is not None:
             with contextlib.suppress(OSError):
