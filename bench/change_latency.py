@@ -127,7 +127,7 @@ def main() -> None:
         actor.create_folder("Work")
         register_accounts(dovecot, {"bench-latency": (user.email, user.password)})
         queue = TimedQueue()
-        watcher = WatcherProcess(queue, "bench-", "bench", extra_env=WATCHER_ENVIRONMENT)
+        watcher = WatcherProcess(queue, "bench-", "bench", extra_env=WATCHER_ENVIRONMENT, fast=False)
         try:
             queue.wait_for(lambda ev: any(e.event == "accountInitialized" for e in ev), timeout=30)
             inbox_floor, work_floor = FloorClient(dovecot, user, "INBOX"), FloorClient(dovecot, user, "Work")

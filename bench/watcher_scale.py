@@ -148,11 +148,11 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
         registered_in = time.monotonic() - started
         calls_before = aws.requests()
         queue = Collector()
-        idle_watcher = WatcherProcess(queue, "none-", "scale-empty", extra_env=WATCHER_ENVIRONMENT)
+        idle_watcher = WatcherProcess(queue, "none-", "scale-empty", extra_env=WATCHER_ENVIRONMENT, fast=False)
         time.sleep(6)
         base_rss = process_rss_kb(idle_watcher.process.pid)
         idle_watcher.stop()
-        watcher = WatcherProcess(queue, "scale-", "scale", extra_env=WATCHER_ENVIRONMENT)
+        watcher = WatcherProcess(queue, "scale-", "scale", extra_env=WATCHER_ENVIRONMENT, fast=False)
         watcher_started = time.time()
         try:
             deadline = time.monotonic() + 900

@@ -80,9 +80,11 @@ class EventQueue:
 class WatcherProcess:
     """``python -m tests.integration.watcher_harness`` with the test environment."""
 
-    def __init__(self, queue: EventQueue, prefix: str, namespace: str, extra_env: dict[str, str] | None = None):
+    def __init__(self, queue: EventQueue, prefix: str, namespace: str, extra_env: dict[str, str] | None = None,
+                 fast: bool = True):
+        """``fast``: the short test timings (benchmarks measure the production defaults)."""
         self.log = Path(tempfile.mkstemp(prefix="watcher-", suffix=".log")[1])
-        environment = {**os.environ, **FAST_WATCHER_ENVIRONMENT, **(extra_env or {})}
+        environment = {**os.environ, **(FAST_WATCHER_ENVIRONMENT if fast else {}), **(extra_env or {})}
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.watcher_harness", "--queue-url", queue.url,
