@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from tests.support.aws import MOTO_ENDPOINT, REGION
+from tests.support.mailservers import Dovecot
 
 
 def imap_settings(dovecot, user, *, secure=False, host=None, port=None, password=None, **extra):
@@ -63,6 +64,13 @@ def silent_server() -> Iterator[int]:
     for conn in accepted:
         conn.close()
     listener.close()
+
+
+@pytest.fixture(scope="module")
+def cleartext_dovecot(test_pki) -> Iterator[Dovecot]:
+    """A second Dovecot without TLS: it offers no STARTTLS and takes passwords in cleartext."""
+    with Dovecot(test_pki, tls=False) as server:
+        yield server
 
 
 class TestRegistration:
@@ -176,6 +184,32 @@ class TestFailureCodes:
                 "smtp": {"host": dovecot.hostname, "port": dovecot.imap_port, "secure": False,
                          "auth": {"user": mail_user.email, "pass": mail_user.password}}}
         expect_failure(api.post("/v1/account", body), "NoSMTPGreeting", protocol="smtp")
+
+    def test_imap_server_without_starttls_gets_no_password(self, api, cleartext_dovecot, mail_user):
+        cleartext_dovecot.add_user(mail_user.email, mail_user.password)
+        body = expect_failure(register(api, mail_user, imap_settings(cleartext_dovecot, mail_user)),
+                              "TLSUnavailable")
+        assert "allowPlaintextAuth" in body["error"]
+        # Dovecot logs every login attempt with user=<...>: none was made.
+        assert mail_user.email not in cleartext_dovecot.log_path.read_text(errors="replace")
+
+    def test_allow_plaintext_auth_accepts_a_server_without_starttls(self, api, cleartext_dovecot, mail_user):
+        cleartext_dovecot.add_user(mail_user.email, mail_user.password)
+        response = register(api, mail_user, imap_settings(cleartext_dovecot, mail_user,
+                                                          tls={"allowPlaintextAuth": True}))
+        assert response.status == 200, response.body
+
+    def test_smtp_server_without_starttls_gets_no_password(self, api, dovecot, postfix, mail_user):
+        smtp = {**smtp_settings(postfix, mail_user), "port": postfix.cleartext_smtp_port}
+        body = expect_failure(register(api, mail_user, imap_settings(dovecot, mail_user), smtp),
+                              "TLSUnavailable", protocol="smtp")
+        assert "allowPlaintextAuth" in body["error"]
+
+    def test_allow_plaintext_auth_accepts_smtp_without_starttls(self, api, dovecot, postfix, mail_user):
+        smtp = {**smtp_settings(postfix, mail_user), "port": postfix.cleartext_smtp_port,
+                "tls": {"allowPlaintextAuth": True}}
+        response = register(api, mail_user, imap_settings(dovecot, mail_user), smtp)
+        assert response.status == 200, response.body
 
     @pytest.mark.parametrize("host", ["169.254.169.254", "[fd00:ec2::254]", "fd00:ec2::254"])
     def test_metadata_addresses_are_always_refused(self, api, dovecot, mail_user, host):

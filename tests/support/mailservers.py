@@ -287,10 +287,13 @@ class Dovecot(_Daemon):
     hostname = HOSTNAME
 
     def __init__(self, pki: TestPKI, *, separator: str = "/", special_use: dict[str, str] | None = None,
-                 quota_kilobytes: int | None = None) -> None:
+                 quota_kilobytes: int | None = None, tls: bool = True) -> None:
         """``quota_kilobytes``: a storage quota for every user (the quota plugin), so that a
-        test can fill a mailbox until the server answers ``NO [OVERQUOTA]``."""
+        test can fill a mailbox until the server answers ``NO [OVERQUOTA]``. ``tls=False``:
+        no TLS at all (no STARTTLS offered, no IMAPS listener), like a legacy server that
+        only takes passwords in cleartext."""
         self.quota_kilobytes = quota_kilobytes
+        self.tls = tls
         for name, flag in (special_use or {}).items():
             if not flag.startswith("\\") or any(c in name for c in '"\\\n{}'):
                 raise ValueError(f"bad special-use mailbox {name!r} -> {flag!r}")
@@ -415,6 +418,12 @@ class Dovecot(_Daemon):
         staging.chmod(0o644)
         os.replace(staging, self.users_dir / address)
 
+    def _render_ssl(self) -> str:
+        if not self.tls:
+            return "ssl = no"
+        return (f"ssl = yes\nssl_cert = <{self.pki.cert_file}\nssl_key = <{self.pki.key_file}\n"
+                "ssl_min_protocol = TLSv1.2")
+
     def _render_config(self) -> str:
         d = self.directory
         mailboxes = "".join(
@@ -428,10 +437,7 @@ state_dir = {d}/state
 log_path = {self.log_path}
 protocols = imap lmtp
 listen = {HOST}
-ssl = yes
-ssl_cert = <{self.pki.cert_file}
-ssl_key = <{self.pki.key_file}
-ssl_min_protocol = TLSv1.2
+{self._render_ssl()}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_verbose = yes
@@ -461,8 +467,8 @@ service imap-login {{
     port = {self.imap_port}
   }}
   inet_listener imaps {{
-    port = {self.imaps_port}
-    ssl = yes
+    port = {self.imaps_port if self.tls else 0}
+    ssl = {"yes" if self.tls else "no"}
   }}
   # A few long-lived login processes instead of one per connection.
   service_count = 0
@@ -510,7 +516,8 @@ class Postfix(_Daemon):
     """One Postfix instance submitting through SASL (against Dovecot) and delivering by LMTP.
 
     ``smtp_port`` requires STARTTLS before anything but EHLO; ``smtps_port`` is implicit TLS.
-    Both require AUTH before RCPT, like a provider's submission service.
+    ``cleartext_smtp_port`` offers no STARTTLS and takes AUTH in cleartext (a misconfigured
+    or legacy server). All require AUTH before RCPT, like a provider's submission service.
     """
 
     NAME = "Postfix"
@@ -522,7 +529,7 @@ class Postfix(_Daemon):
     def __init__(self, dovecot: Dovecot, pki: TestPKI) -> None:
         self.dovecot = dovecot
         self.pki = pki
-        self.smtp_port = self.smtps_port = 0
+        self.smtp_port = self.smtps_port = self.cleartext_smtp_port = 0
         self.directory: Path | None = None
         self._master_pid: int | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -541,7 +548,7 @@ class Postfix(_Daemon):
             raise MailServerError("start Dovecot before Postfix: it authenticates and stores mail")
         self.directory = _make_server_dir("postfix-")
         try:
-            self.smtp_port, self.smtps_port = pick_free_ports(2)
+            self.smtp_port, self.smtps_port, self.cleartext_smtp_port = pick_free_ports(3)
             self.config_dir.mkdir()
             (self.directory / "spool").mkdir()
             # Postfix refuses to start unless its data_directory belongs to mail_owner.
@@ -689,6 +696,9 @@ bounce_queue_lifetime = 1m
   -o smtpd_tls_security_level=encrypt
 {HOST}:{self.smtps_port} inet n - n - - smtpd
   -o smtpd_tls_wrappermode=yes
+{HOST}:{self.cleartext_smtp_port} inet n - n - - smtpd
+  -o smtpd_tls_security_level=none
+  -o smtpd_tls_auth_only=no
 pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
 qmgr unix n - n 300 1 qmgr
