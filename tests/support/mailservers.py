@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import smtplib
@@ -287,13 +288,19 @@ class Dovecot(_Daemon):
     hostname = HOSTNAME
 
     def __init__(self, pki: TestPKI, *, separator: str = "/", special_use: dict[str, str] | None = None,
-                 quota_kilobytes: int | None = None, tls: bool = True) -> None:
+                 quota_kilobytes: int | None = None, tls: bool = True,
+                 capabilities: str | None = None) -> None:
         """``quota_kilobytes``: a storage quota for every user (the quota plugin), so that a
         test can fill a mailbox until the server answers ``NO [OVERQUOTA]``. ``tls=False``:
         no TLS at all (no STARTTLS offered, no IMAPS listener), like a legacy server that
-        only takes passwords in cleartext."""
+        only takes passwords in cleartext. ``capabilities``: the CAPABILITY list announced
+        after login instead of Dovecot's own (``imap_capability``), to stand in for a server
+        without some extension (e.g. Office 365: no CONDSTORE, QRESYNC or NOTIFY)."""
         self.quota_kilobytes = quota_kilobytes
         self.tls = tls
+        if capabilities is not None and not re.fullmatch(r"[A-Za-z0-9=+. -]+", capabilities):
+            raise ValueError(f"bad capability list {capabilities!r}")
+        self.capabilities = capabilities
         for name, flag in (special_use or {}).items():
             if not flag.startswith("\\") or any(c in name for c in '"\\\n{}'):
                 raise ValueError(f"bad special-use mailbox {name!r} -> {flag!r}")
@@ -438,6 +445,7 @@ log_path = {self.log_path}
 protocols = imap lmtp
 listen = {HOST}
 {self._render_ssl()}
+{f"imap_capability = {self.capabilities}" if self.capabilities else ""}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_verbose = yes
