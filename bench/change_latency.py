@@ -109,7 +109,10 @@ def wait_event(queue: TimedQueue, started: float, kind: str, path: str, timeout:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=30)
-    samples = parser.parse_args().samples
+    parser.add_argument("--notify-text", action="store_true",
+                        help="messageNew events carry the decoded text and all headers (notifyText, notifyHeaders)")
+    arguments = parser.parse_args()
+    samples = arguments.samples
     pki = make_test_pki(Path(tempfile.mkdtemp(prefix="bench-pki-")))
     import os
 
@@ -126,6 +129,10 @@ def main() -> None:
         actor.login(user.email, user.password)
         actor.create_folder("Work")
         register_accounts(dovecot, {"bench-latency": (user.email, user.password)})
+        if arguments.notify_text:
+            from chalicelib.store import settings as settings_store
+
+            settings_store.put_values({"notifyText": True, "notifyHeaders": ["*"]})
         queue = TimedQueue()
         watcher = WatcherProcess(queue, "bench-", "bench", extra_env=WATCHER_ENVIRONMENT, fast=False)
         try:
@@ -165,7 +172,8 @@ def main() -> None:
             watcher.stop()
             queue.delete()
 
-    print(f"\nchange latency, {samples} samples each (ms; floor = bare imapclient IDLE on the same Dovecot)")
+    print(f"\nchange latency, {samples} samples each (ms; floor = bare imapclient IDLE on the same Dovecot)"
+          + ("; messageNew with text and headers" if arguments.notify_text else ""))
     print(f"{'action':<26} {'ours p50':>9} {'p95':>7} {'max':>7} | {'floor p50':>9} {'p95':>7} {'max':>7} |"
           f" {'p50-floor':>9} {'p95-floor':>9} {'ratio p50':>9}")
     for name, (ours, base) in results.items():

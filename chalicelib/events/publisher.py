@@ -12,7 +12,7 @@ dedupe beyond that on the same id).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from chalicelib.events import queue
@@ -20,6 +20,9 @@ from chalicelib.events.model import Event
 from chalicelib.observability import count_events_emitted
 
 SQS_BATCH_LIMIT = 10
+# SQS refuses a batch whose bodies add up to more than the message limit (256 KiB on
+# queues that keep the classic limit); an event with message text can be ~230 KB alone.
+SQS_BATCH_BYTES = 256 * 1024
 
 
 class EventSink(Protocol):
@@ -39,17 +42,31 @@ class SqsEventSink:
     def publish(self, events: Sequence[Event]) -> None:
         client = self._client or queue.get_sqs_client()
         url = self._queue_url or queue.queue_url()
-        for start in range(0, len(events), SQS_BATCH_LIMIT):
-            chunk = events[start:start + SQS_BATCH_LIMIT]
+        for chunk in _batches([(event, event.to_json()) for event in events]):
             answer = client.send_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(index), "MessageBody": event.to_json(), "MessageGroupId": event.account,
+                {"Id": str(index), "MessageBody": body, "MessageGroupId": event.account,
                  "MessageDeduplicationId": event.id}
-                for index, event in enumerate(chunk)])
+                for index, (event, body) in enumerate(chunk)])
             failed = answer.get("Failed") or []
             if failed:
                 reasons = sorted({f.get("Code", "?") for f in failed})
                 raise PublishError(f"{len(failed)} of {len(chunk)} events not accepted by SQS: {reasons}")
-            count_events_emitted(event.event for event in chunk)
+            count_events_emitted(event.event for event, _ in chunk)
+
+
+def _batches(bodies: list[tuple[Event, str]]) -> Iterator[list[tuple[Event, str]]]:
+    """Consecutive runs of at most ``SQS_BATCH_LIMIT`` events and ``SQS_BATCH_BYTES`` of bodies."""
+    batch: list[tuple[Event, str]] = []
+    size = 0
+    for event, body in bodies:
+        length = len(body.encode())
+        if batch and (len(batch) == SQS_BATCH_LIMIT or size + length > SQS_BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((event, body))
+        size += length
+    if batch:
+        yield batch
 
 
 class ListEventSink:

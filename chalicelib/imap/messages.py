@@ -23,17 +23,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imapclient.response_parser import parse_response
 
 from chalicelib.imap.connection import ImapConnection
+
+if TYPE_CHECKING:
+    from chalicelib.imap.message_content import FetchedContent
 
 SUMMARY_HEADERS = ("FROM", "SENDER", "REPLY-TO", "TO", "CC", "BCC", "SUBJECT", "DATE", "MESSAGE-ID",
                    "IN-REPLY-TO")
 SUMMARY_HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(SUMMARY_HEADERS)})]"
 BASE_ITEMS = ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "BODYSTRUCTURE")
 SESSION_FLAGS = {"\\recent"}  # per-session, meaningless to API users
+# Encoded octets fetched per decoded byte wanted: quoted-printable can take 3 per byte.
+PARTIAL_FETCH_FACTOR = 3
+PARTIAL_FETCH_SLACK = 4096
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class MessageSummary:
     thread_id: str | None = None
     labels: tuple[str, ...] | None = None
     preview: str | None = None
+    # Body sections fetched along (``BODY.PEEK[section]<0.n>``) by section number, and what
+    # asked for them: see :mod:`chalicelib.imap.message_content`.
+    content: FetchedContent | None = None
 
 
 def _text(value: Any) -> str:
@@ -101,6 +110,32 @@ def _body_item(item: dict[bytes, Any], prefix: bytes) -> bytes | None:
     return None
 
 
+def body_sections(item: dict[bytes, Any]) -> dict[str, bytes]:
+    """The numbered ``BODY[section]`` items of a FETCH (``BODY[1.2]<0>`` -> ``"1.2"``).
+
+    A server answers ``NIL`` for a section the message does not have (Dovecot: ``""``).
+    """
+    found: dict[str, bytes] = {}
+    for key, value in item.items():
+        if not isinstance(key, bytes) or not key.upper().startswith(b"BODY["):
+            continue
+        section = key[5:].split(b"]", 1)[0]
+        if section and section.replace(b".", b"").isdigit():
+            found[section.decode("ascii")] = value if isinstance(value, bytes) else b""
+    return found
+
+
+def partial_fetch_octets(max_bytes: int) -> int:
+    """Encoded octets of a text part that surely hold ``max_bytes`` of decoded text."""
+    return max_bytes * PARTIAL_FETCH_FACTOR + PARTIAL_FETCH_SLACK
+
+
+def partial_fetch_limit(encoded_size: int, max_bytes: int) -> int | None:
+    """The ``<0.n>`` to fetch of a text part for ``max_bytes`` of decoded text; None: all of it."""
+    limit = partial_fetch_octets(max_bytes)
+    return limit if encoded_size > limit else None
+
+
 def _object_id(value: Any) -> str | None:
     if value is None:
         return None
@@ -109,7 +144,8 @@ def _object_id(value: Any) -> str | None:
     return _text(value) if value is not None else None
 
 
-def _summary(uid: int, item: dict[bytes, Any]) -> MessageSummary:
+def summary_from_fetch(uid: int, item: dict[bytes, Any]) -> MessageSummary:
+    """A :class:`MessageSummary` from one parsed FETCH item of :func:`summary_items`."""
     internal = item.get(b"INTERNALDATE")
     if isinstance(internal, datetime) and internal.tzinfo is None:
         internal = internal.replace(tzinfo=UTC)
@@ -140,7 +176,7 @@ def fetch_summaries_by_sequence(conn: ImapConnection, first: int, last: int) -> 
             client.use_uid = True
 
     answer = conn.run("FETCH", fetch)
-    summaries = [_summary(int(item[b"UID"]), item) for item in answer.values() if b"UID" in item]
+    summaries = [summary_from_fetch(int(item[b"UID"]), item) for item in answer.values() if b"UID" in item]
     return sorted(summaries, key=lambda summary: summary.uid, reverse=True)
 
 
@@ -150,7 +186,7 @@ def fetch_summaries(conn: ImapConnection, uids: list[int], *, full_headers: bool
         return []
     items = summary_items(conn, header_item="BODY.PEEK[HEADER]" if full_headers else SUMMARY_HEADER_ITEM)
     answer = conn.run("UID FETCH", lambda: conn.client.fetch(uids, items))
-    return sorted((_summary(uid, item) for uid, item in answer.items()), key=lambda s: s.uid, reverse=True)
+    return sorted((summary_from_fetch(uid, item) for uid, item in answer.items()), key=lambda s: s.uid, reverse=True)
 
 
 def count_below_uid(conn: ImapConnection, uid: int) -> int:

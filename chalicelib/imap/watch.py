@@ -30,6 +30,7 @@ Either way the caller drops the connection and later resyncs from its checkpoint
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import imaplib
 import socket
 import ssl
@@ -39,8 +40,8 @@ from typing import Any
 from imapclient.response_parser import parse_fetch_response
 
 from chalicelib.imap import watch_responses as responses
-from chalicelib.imap.messages import MessageSummary, summary_items
-from chalicelib.imap.messages import _summary as summary_from_fetch
+from chalicelib.imap.message_content import ContentRequest, FetchedContent, Sections, section_items
+from chalicelib.imap.messages import MessageSummary, body_sections, summary_from_fetch, summary_items
 from chalicelib.imap.session import ImapSession, connect
 from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
 from chalicelib.security.transport import MailServer
@@ -52,6 +53,8 @@ from chalicelib.sync.uidset import UidSet
 FETCH_CHUNK_UIDS = 2000
 Describe = Callable[[str, int, MessageSummary], dict[str, Any]]
 LISTING_CHUNK_UIDS = 200
+# Text parts of new messages are fetched in commands of at most about this many octets.
+TEXT_FETCH_BATCH_BYTES = 8 * 1024 * 1024
 KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 20, "TCP_KEEPCNT": 3}
 # Mailbox events that make a NOTIFY server report changes in folders we do not have selected.
 NOTIFY_COMMAND = (b"NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagChange)) "
@@ -238,11 +241,13 @@ class WatchConnection:
         return responses.fetched_states(self.command(b"UID FETCH 1:* " + items + b" (CHANGEDSINCE %d)" % modseq))
 
     def snapshot(self, path: str, checkpoint: MailboxCheckpoint | None, *, all_new: bool = False,
-                 flags_window: int = 1000, describe: Describe | None = None) -> MailboxSnapshot:
+                 flags_window: int = 1000, describe: Describe | None = None,
+                 content: ContentRequest | None = None) -> MailboxSnapshot:
         """What the server says about ``path`` relative to ``checkpoint`` (see the module docstring).
 
         ``all_new``: the mailbox appeared while watched, so every message gets a listing.
-        ``describe`` turns a new message's summary into its listing fields (``messageNew`` data).
+        ``describe`` turns a new message's summary into its listing fields (``messageNew`` data);
+        ``content``: what else to fetch for it (text, headers; see :mod:`~chalicelib.imap.message_content`).
         """
         examined = self.examine(path, checkpoint)
         status = responses.select_status(examined)
@@ -271,7 +276,7 @@ class WatchConnection:
             new_uids = UidSet()
         else:
             new_uids = UidSet(changed).at_least(checkpoint.uidnext) - vanished
-        summaries = self._fetch_summaries(new_uids, changed)
+        summaries = self._fetch_summaries(new_uids, changed, content)
         listings = {uid: describe(path, status.uidvalidity, summary) if describe else {}
                     for uid, summary in summaries.items()}
         modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
@@ -284,16 +289,22 @@ class WatchConnection:
         """Capability check with the signature the mail API's FETCH item lists expect."""
         return self.session.has_capability(capability)
 
-    def _fetch_summaries(self, uids: UidSet, changed: dict[int, MessageState]) -> dict[int, MessageSummary]:
-        """The listing FETCH of the mail API (same items, same parsing) for new messages.
+    def _fetch_summaries(self, uids: UidSet, changed: dict[int, MessageState],
+                         content: ContentRequest | None = None) -> dict[int, MessageSummary]:
+        """The listing FETCH of the mail API (same items, same parsing) for new messages,
+        plus what ``content`` asks for.
 
         Their flags replace what the change FETCH said, so the event and the checkpoint agree.
         """
-        items = [*summary_items(self), *(["MODSEQ"] if self.condstore else [])]
+        content = None if content is None or content.empty else content
+        header_item = {"header_item": content.header_item()} if content else {}
+        items = [*summary_items(self, **header_item), *(["MODSEQ"] if self.condstore else []),
+                 *(content.speculative_items() if content else [])]
         summaries: dict[int, MessageSummary] = {}
         for chunk in _chunks(uids, LISTING_CHUNK_UIDS):
             found = self.command(b"UID FETCH " + chunk.to_imap().encode() + b" (" + " ".join(items).encode() + b")",
                                  fetching=chunk)
+            fetched: dict[int, dict[str, bytes]] = {}
             for response in found:
                 if response.kind != "FETCH":
                     continue
@@ -302,10 +313,42 @@ class WatchConnection:
                     if uid is None or uid not in chunk:
                         continue
                     summaries[uid] = summary_from_fetch(uid, item)
+                    fetched[uid] = body_sections(item)
                     state = responses.fetched_states([response]).get(uid)
                     if state is not None:
                         changed[uid] = state.state
+            if content is not None:
+                self._fetch_text(content, {uid: summaries[uid] for uid in fetched}, fetched)
+                for uid, sections in fetched.items():
+                    summaries[uid] = dataclasses.replace(summaries[uid], content=FetchedContent(content, sections))
         return summaries
+
+    def _fetch_text(self, content: ContentRequest, summaries: dict[int, MessageSummary],
+                    fetched: dict[int, dict[str, bytes]]) -> None:
+        """Complete ``fetched`` with the text parts the listing FETCH did not bring: one
+        UID FETCH per distinct list of missing sections (usually one for all)."""
+        by_missing: dict[Sections, list[int]] = {}
+        for uid, summary in summaries.items():
+            fetched[uid], missing = content.plan_text(summary, fetched[uid])
+            if missing:
+                by_missing.setdefault(missing, []).append(uid)
+        for missing, uids in by_missing.items():
+            per_command = max(1, TEXT_FETCH_BATCH_BYTES // content.fetch_bound(missing))
+            for start in range(0, len(uids), per_command):
+                self._fetch_sections(missing, UidSet(uids[start:start + per_command]), fetched)
+
+    def _fetch_sections(self, missing: Sections, wanted: UidSet, fetched: dict[int, dict[str, bytes]]) -> None:
+        found = self.command(b"UID FETCH " + wanted.to_imap().encode() + b" (UID "
+                             + " ".join(section_items(missing)).encode() + b")", fetching=wanted)
+        for response in found:
+            if response.kind != "FETCH":
+                continue
+            for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
+                uid = item.get(b"UID")
+                if uid in fetched:
+                    for section, data in body_sections(item).items():
+                        # A part fetched from octet n continues the prefix the guess brought.
+                        fetched[uid][section] = fetched[uid].get(section, b"") + data
 
     # -- IDLE ------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from chalicelib.events.model import EVENT_TYPES, EventType
+from chalicelib.imap.message_content import HEADER_NAME_PATTERN
 from chalicelib.schemas.common import AccountId, OutputModel, StrictModel
 from chalicelib.store.deliveries import STATUSES
 from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
@@ -18,6 +19,8 @@ WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examp
 WebhookEventName = Literal[(*EVENT_TYPES, "*")]  # type: ignore[valid-type]  # one enum: clean field errors
 DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
 MAX_NOTIFY_HEADERS = 50
+# A header name (or "*"): names go into the watcher's IMAP FETCH.
+HeaderName = Annotated[str, Field(min_length=1, max_length=200, pattern=HEADER_NAME_PATTERN)]
 
 
 class SettingsUpdate(StrictModel):
@@ -29,7 +32,7 @@ class SettingsUpdate(StrictModel):
         None, description="Standard Webhooks secret 'whsec_<base64 of 24..64 bytes>'; generated when omitted")
     notifyText: bool | None = Field(None, description="Include message text in messageNew events")
     notifyTextSize: int | None = Field(None, ge=0, le=1024 * 1024, description="Largest text included, in bytes")
-    notifyHeaders: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
+    notifyHeaders: list[HeaderName] | None = Field(
         None, max_length=MAX_NOTIFY_HEADERS, description="Message headers to include in messageNew events")
 
     @field_validator("webhookSecret")

@@ -53,11 +53,6 @@ from chalicelib.services.message_ids import (
 )
 from chalicelib.services.message_views import body_charset, entry_fields, listing_entry, text_refs
 
-# Encoded octets fetched per decoded byte wanted: quoted-printable can take 3 per byte.
-PARTIAL_FETCH_FACTOR = 3
-PARTIAL_FETCH_SLACK = 4096
-
-
 # -- paging ----------------------------------------------------------------------------------
 
 
@@ -142,8 +137,7 @@ def _gone(ref: MessageRef) -> MessageNotFoundError:
 
 
 def _partial_limit(ref: TextPartRef, max_bytes: int) -> int | None:
-    limit = max_bytes * PARTIAL_FETCH_FACTOR + PARTIAL_FETCH_SLACK
-    return limit if ref.encoded_size > limit else None
+    return imap_messages.partial_fetch_limit(ref.encoded_size, max_bytes)
 
 
 def complete_prefix(data: bytes, charset: str | None) -> bytes:

@@ -42,11 +42,12 @@ from typing import Protocol
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
 from chalicelib.events.model import Event
 from chalicelib.events.publisher import EventSink, PublishError
+from chalicelib.imap.message_content import ContentRequest
 from chalicelib.imap.messages import MessageSummary
 from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, Describe, WatchConnection
 from chalicelib.imap.watch_responses import Hints, MailboxStatus
 from chalicelib.services import accounts as account_service
-from chalicelib.services.message_views import listing_entry
+from chalicelib.services import notify_content
 from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
@@ -70,8 +71,9 @@ class Scheduler(Protocol):
 
 
 def message_new_data(path: str, uidvalidity: int, summary: MessageSummary) -> dict:
-    """``messageNew`` data: exactly the mail API's listing entry for the message."""
-    return listing_entry(summary, path, uidvalidity).model_dump(mode="json", by_alias=True, exclude_none=True)
+    """``messageNew`` data: exactly the mail API's listing entry for the message, plus the
+    text and headers the notify settings asked for (:mod:`chalicelib.services.notify_content`)."""
+    return notify_content.message_new_data(path, uidvalidity, summary)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class WatchContext:
     lease_epoch_of: Callable[[str], int]
     scheduler: Scheduler
     describe: Describe = message_new_data
+    notify_request: Callable[[], ContentRequest] = notify_content.current_request
     open_connection: Callable[..., WatchConnection] = WatchConnection.open
 
 
@@ -416,7 +419,8 @@ class AccountWatch:
             if announce:
                 snapshot = connection.snapshot(mailbox.path, None, all_new=True,
                                                flags_window=self.settings.watcher_flags_window,
-                                               describe=self.context.describe)
+                                               describe=self.context.describe,
+                                               content=self.context.notify_request())
                 empty = MailboxCheckpoint.empty(mailbox.path, snapshot.uidvalidity)
                 result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use)
                 created = mailbox_new_event(self.account, mailbox, snapshot.uidvalidity)
@@ -428,7 +432,7 @@ class AccountWatch:
     def _sync(self, connection: WatchConnection, path: str) -> None:
         previous = self.checkpoints.mailboxes.get(path)
         snapshot = connection.snapshot(path, previous, flags_window=self.settings.watcher_flags_window,
-                                       describe=self.context.describe)
+                                       describe=self.context.describe, content=self.context.notify_request())
         result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path))
         if result.changed:
             self._commit(result.events, [(result.checkpoint, previous.revision if previous else 0)])
