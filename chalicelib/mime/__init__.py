@@ -18,6 +18,9 @@ Public interface (import from the submodules)::
         join_text_parts(texts, max_bytes=None) -> (text | None, cut: bool)
         html_to_text(html: str) -> str
 
+    chalicelib.mime.header_fields
+        decode_header_fields(message, hint, *, all_headers=True) -> HeaderFields
+
     chalicelib.mime.headers
         decode_header_value(value, *, fallback_charset=None) -> str
         parse_address_list(value, *, fallback_charset=None) -> list[{"name": str, "address": str}]
@@ -41,8 +44,9 @@ Values (``chalicelib.mime.model``, frozen dataclasses)::
     TextParts(plain: list[TextPartRef], html: list[TextPartRef]) + .plain_encoded_size,
               .html_encoded_size
     TextPartRef(part, content_type, charset, encoding, encoded_size)
-    ParsedMessage(headers, subject, from_, sender, reply_to, to, cc, bcc, message_id,
-                  in_reply_to, references, date, text_plain, text_html, has_more,
+    HeaderFields(subject, from_, sender, reply_to, to, cc, bcc, message_id, in_reply_to,
+                 references, date, headers)                          # in .header_fields
+    ParsedMessage(HeaderFields + text_plain, text_html, has_more,
                   attachments, text_parts, defects)                  # in .decode
     ExtractedPart(content: bytes, content_type, filename)           # in .decode
 

@@ -26,18 +26,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
 
 from chalicelib.mime.charsets import DecodedText, charset_codecs, decode_bytes
 from chalicelib.mime.classify import summarize_parts
-from chalicelib.mime.headers import (
-    decode_header_value,
-    parse_address_list,
-    parse_date,
-    parse_message_id,
-    parse_references,
-)
+from chalicelib.mime.header_fields import HeaderFields, decode_header_fields
 from chalicelib.mime.htmltext import html_to_text
 from chalicelib.mime.model import AttachmentInfo, TextPartRef, TextParts
 from chalicelib.mime.transfer import decode_transfer_encoding
@@ -51,29 +44,20 @@ _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]
 _META_SNIFF_BYTES = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedMessage:
-    """A decoded message. Addresses are ``{"name": str, "address": str}`` (name ``""`` when absent);
-    ids keep their angle brackets; ``date`` is timezone-aware; ``defects`` lists what was wrong."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParsedMessage(HeaderFields):
+    """A decoded message: its :class:`HeaderFields` (``headers`` holds every header) and body.
+    ``date`` is timezone-aware; ``defects`` lists what was wrong."""
 
-    headers: dict[str, list[str]]               # lowercased name -> decoded values, in order
-    subject: str | None
-    from_: dict[str, str] | None
-    sender: dict[str, str] | None
-    reply_to: list[dict[str, str]]
-    to: list[dict[str, str]]
-    cc: list[dict[str, str]]
-    bcc: list[dict[str, str]]
-    message_id: str | None
-    in_reply_to: str | None
-    references: list[str]
-    date: datetime | None
     text_plain: str | None
     text_html: str | None
     has_more: bool
     attachments: list[AttachmentInfo]
     text_parts: TextParts
     defects: list[str] = field(default_factory=list)
+
+
+HEADER_FIELD_NAMES = tuple(f.name for f in fields(HeaderFields))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,30 +124,9 @@ def parse_message(raw: bytes, *, max_text_bytes: int | None = None) -> ParsedMes
     text_plain, plain_cut = _body_text(tree, structure.text.plain, max_text_bytes, body_charset, defects)
     text_html, html_cut = _body_text(tree, structure.text.html, max_text_bytes, body_charset, defects)
 
-    def header(name: str) -> str | None:
-        return message.get(name)
-
-    def addresses(name: str) -> list[dict[str, str]]:
-        return [found for value in message.get_all(name, []) for found in
-                parse_address_list(value, fallback_charset=body_charset)]
-
-    headers: dict[str, list[str]] = {}
-    for name, value in message.items():
-        headers.setdefault(name.strip().lower(), []).append(decode_header_value(value, fallback_charset=body_charset))
-    subject = header("subject")
+    header_fields = decode_header_fields(message, body_charset, all_headers=True)
     return ParsedMessage(
-        headers=headers,
-        subject=decode_header_value(subject, fallback_charset=body_charset) if subject is not None else None,
-        from_=next(iter(addresses("from")), None),
-        sender=next(iter(addresses("sender")), None),
-        reply_to=addresses("reply-to"),
-        to=addresses("to"),
-        cc=addresses("cc"),
-        bcc=addresses("bcc"),
-        message_id=parse_message_id(header("message-id")),
-        in_reply_to=parse_message_id(header("in-reply-to")),
-        references=parse_references(" ".join(message.get_all("references", []))),
-        date=parse_date(header("date")),
+        **{name: getattr(header_fields, name) for name in HEADER_FIELD_NAMES},
         text_plain=text_plain,
         text_html=text_html,
         has_more=plain_cut or html_cut,

@@ -2,9 +2,9 @@
 
 A listing entry needs no body: the header fields come from ``BODY.PEEK[HEADER.FIELDS
 (...)]``, the attachments and text sizes from BODYSTRUCTURE via
-:func:`chalicelib.mime.structure.parse_bodystructure`. Header values go through the MIME
-package's own decoders (:mod:`chalicelib.mime.headers`), exactly as
-:func:`chalicelib.mime.decode.parse_message` applies them to a whole message, with the same
+:func:`chalicelib.mime.structure.parse_bodystructure`. Header fields are decoded by
+:func:`chalicelib.mime.header_fields.decode_header_fields`, the function
+:func:`chalicelib.mime.decode.parse_message` uses for a whole message, with the same
 decoding hint for raw 8-bit headers (the first text part's declared charset, here read
 from BODYSTRUCTURE). :func:`decode_header_block` does only that, on the header block: a
 full ``parse_message`` of each entry's headers cost 0.3 ms (6 ms per page of 20), this
@@ -19,19 +19,11 @@ without a usable Date header shows its arrival time (INTERNALDATE).
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from chalicelib.imap.messages import MessageSummary
 from chalicelib.mime.charsets import charset_codecs
-from chalicelib.mime.headers import (
-    decode_header_value,
-    parse_address_list,
-    parse_date,
-    parse_message_id,
-    parse_references,
-)
+from chalicelib.mime.header_fields import HeaderFields, decode_header_fields
 from chalicelib.mime.model import MessageStructure, TextPartRef
 from chalicelib.mime.structure import parse_bodystructure
 from chalicelib.mime.tree import parse_headers_only
@@ -88,52 +80,9 @@ def body_charset(structure: MessageStructure) -> str | None:
                 None)
 
 
-@dataclass(frozen=True)
-class HeaderFields:
-    subject: str | None
-    from_: dict[str, str] | None
-    sender: dict[str, str] | None
-    reply_to: list[dict[str, str]]
-    to: list[dict[str, str]]
-    cc: list[dict[str, str]]
-    bcc: list[dict[str, str]]
-    message_id: str | None
-    in_reply_to: str | None
-    references: list[str]
-    date: datetime | None
-    headers: dict[str, list[str]] = field(default_factory=dict)  # only with all_headers
-
-
-@functools.lru_cache(maxsize=4096)
-def _address_list(value: str, hint: str | None) -> tuple[tuple[str, str], ...]:
-    """:func:`parse_address_list`, remembered: the same To/Cc line (the mailbox owner) and the
-    same senders come back on most messages of a mailbox, and parsing is pure."""
-    return tuple((found.get("name", ""), found["address"]) for found in
-                 parse_address_list(value, fallback_charset=hint))
-
-
 def decode_header_block(raw: bytes, hint: str | None, *, all_headers: bool = False) -> HeaderFields:
     """The listing fields of a header block; ``all_headers`` also decodes every header."""
-    message = parse_headers_only(raw)
-
-    def addresses(name: str) -> list[dict[str, str]]:
-        return [{"name": found_name, "address": address} for value in message.get_all(name, [])
-                for found_name, address in _address_list(value, hint)]
-
-    subject = message.get("subject")
-    headers: dict[str, list[str]] = {}
-    if all_headers:
-        for name, value in message.items():
-            headers.setdefault(name.strip().lower(), []).append(decode_header_value(value, fallback_charset=hint))
-    return HeaderFields(
-        subject=decode_header_value(subject, fallback_charset=hint) if subject is not None else None,
-        from_=next(iter(addresses("from")), None), sender=next(iter(addresses("sender")), None),
-        reply_to=addresses("reply-to"), to=addresses("to"), cc=addresses("cc"), bcc=addresses("bcc"),
-        message_id=parse_message_id(message.get("message-id")),
-        in_reply_to=parse_message_id(message.get("in-reply-to")),
-        # Only the full message shows References; a listing does not pay for parsing them.
-        references=parse_references(" ".join(message.get_all("references", []))) if all_headers else [],
-        date=parse_date(message.get("date")), headers=headers)
+    return decode_header_fields(parse_headers_only(raw), hint, all_headers=all_headers)
 
 
 def mutable_fields(summary: MessageSummary) -> dict:
