@@ -16,7 +16,9 @@ its own). Whatever the setting, the event's ``data`` stays within
 :data:`EVENT_DATA_BUDGET_BYTES` of JSON (SQS takes 256 KiB per message; the rest is left
 for the envelope and the dead-letter attributes): ``headers`` beyond
 :data:`HEADERS_BUDGET_BYTES` lose their last values, then the two texts share what is left
-(the shorter keeps all it can, up to half) and ``hasMore`` is set.
+(the shorter keeps all it can, up to half) and ``hasMore`` is set. A listing still too
+large (thousands of recipients or attachments) loses its headers, then the last entries
+of its longest lists and finally the end of its subject, with ``truncated: true``.
 
 Failure modes: a part that does not decode (malformed MIME, unknown or wrong charset)
 falls back exactly as the API does; anything worse leaves that event without text (the
@@ -44,6 +46,8 @@ SQS_MESSAGE_LIMIT_BYTES = 256 * 1024
 EVENT_DATA_BUDGET_BYTES = 224 * 1024
 HEADERS_BUDGET_BYTES = 32 * 1024
 TEXT_KINDS = ("plain", "html")
+# Listing fields that may lose their last entries when an event cannot fit otherwise.
+TRUNCATABLE_LISTS = ("to", "cc", "bcc", "replyTo", "attachments")
 
 _cache = TtlCache[ContentRequest](max_entries=1)
 _last_known: list[ContentRequest] = []
@@ -152,8 +156,28 @@ def fit_event_data(data: dict[str, Any], budget: int = EVENT_DATA_BUDGET_BYTES) 
             text[kind] = cut_to_json_size(text[kind], share)
             allowance -= json_size(text[kind])
     if json_size(data) > budget and "headers" in data:
-        data["headers"] = {}  # a listing this large (thousands of recipients) keeps its own fields
+        data["headers"] = {}
+    if json_size(data) > budget:
+        _cut_listing(data, budget)
     return data
+
+
+def _cut_listing(data: dict[str, Any], budget: int) -> None:
+    """The last resort for a listing that alone is over the budget (a mailing with thousands
+    of visible recipients, a message with thousands of attachments): drop the last entries
+    of the longest lists, then cut the subject, and say so with ``truncated: true``. Never
+    held back: an event SQS refuses would be retried forever and hold its account's queue."""
+    data["truncated"] = True
+    over = json_size(data) - budget
+    lists = sorted((key for key in TRUNCATABLE_LISTS if isinstance(data.get(key), list) and data[key]),
+                   key=lambda key: -json_size(data[key]))
+    for key in lists:
+        entries = data[key]
+        while entries and over > 0:
+            over -= json_size(entries.pop()) + 1
+    over = json_size(data) - budget  # the estimate above ignores a list's last comma
+    if over > 0 and isinstance(data.get("subject"), str):
+        data["subject"] = cut_to_json_size(data["subject"], max(0, json_size(data["subject"]) - over))
 
 
 def cut_to_json_size(text: str, limit: int) -> str:

@@ -190,3 +190,31 @@ def test_publisher_batches_stay_within_the_sqs_batch_size():
     assert [len(b) for b in batches] == [3, SQS_BATCH_LIMIT, 3]
     assert all(sum(len(body.encode()) for _, body in b) <= SQS_BATCH_BYTES for b in batches)
     assert [e for b in batches for e, _ in b] == [e for e, _ in bodies]
+
+
+def test_a_listing_too_big_for_sqs_loses_its_last_recipients_and_says_so():
+    # Given: a mailing with 20,000 visible recipients and a huge subject (no text asked for)
+    recipients = [{"name": f"Recipient {n}", "address": f"r{n}@example.test"} for n in range(20_000)]
+    data = {"id": "x", "subject": "s" * 300_000, "to": list(recipients), "cc": recipients[:50],
+            "attachments": [], "headers": {"x-a": ["v"]}}
+    fitted = fit_event_data(data)
+    # Then: it fits, the first recipients are kept in order, and the cut is announced
+    assert json_size(fitted) <= EVENT_DATA_BUDGET_BYTES
+    assert fitted["truncated"] is True and fitted["headers"] == {}
+    assert fitted["to"] == recipients[:len(fitted["to"])]
+    assert fitted["to"] == [] and fitted["cc"] == [] and fitted["subject"] == "s" * len(fitted["subject"])
+    event = Event(id="evt_1", account="a" * 64, event="messageNew", path="INBOX", data=fitted)
+    assert len(event.to_json().encode()) < 256 * 1024
+
+
+def test_recipients_are_cut_before_the_subject():
+    recipients = [{"name": f"Recipient {n}", "address": f"r{n}@example.test"} for n in range(20_000)]
+    fitted = fit_event_data({"id": "x", "subject": "Quarterly report", "to": list(recipients)})
+    assert json_size(fitted) <= EVENT_DATA_BUDGET_BYTES and fitted["truncated"] is True
+    assert fitted["subject"] == "Quarterly report"
+    assert 1000 < len(fitted["to"]) < 20_000 and fitted["to"] == recipients[:len(fitted["to"])]
+
+
+def test_an_event_that_fits_is_not_marked_truncated():
+    data = {"id": "x", "subject": "hello", "to": [{"name": "", "address": "a@example.test"}]}
+    assert "truncated" not in fit_event_data(data)
