@@ -95,7 +95,7 @@ def message_new_data(path: str, uid_validity: int, summary: MessageSummary) -> d
     """The listing entry of ``summary``, plus the text and headers it was fetched with."""
     content = summary.content
     if content is None or content.request.empty:
-        return _dump(listing_entry(summary, path, uid_validity))
+        return fit_event_data(_dump(listing_entry(summary, path, uid_validity)))
     request = content.request
     fields, parsed = entry_fields(summary, path, uid_validity, all_headers=bool(request.headers))
     data = _dump(MessageEntry(**fields))
