@@ -21,12 +21,18 @@ Baselines, measured in the same run against the same servers:
                  as many threads as the dispatcher has workers: the receiver + client limit
     sqs          receive(10) + delete_batch of the same number of events by one thread, and
                  send -> long-poll receive latency: the queue emulator's limit and floor
-    aws calls    exactly the AWS calls a delivered event costs (receive/delete per 10; idempotency
-                 put + update and the log put per event), as many loops as dispatcher workers,
-                 nothing else: the emulator's ceiling for the dispatcher's work
+    aws calls    exactly the AWS calls a batch of 10 delivered events costs (receive 10, one
+                 BatchGetItem and one BatchWriteItem of their log items, delete 10), as many
+                 loops as dispatcher workers, nothing else: the emulator's ceiling for the
+                 dispatcher's work
 
-Ratios are ours / baseline. Locally the emulator, not the dispatcher, sets the ceiling:
-the "limit" column names the slowest baseline for the work one event needs.
+Ratios are ours / baseline. Locally the emulator, not the dispatcher, sets the ceiling
+of the end-to-end rate (moto answers every call in Python on one core, slower than
+DynamoDB and SQS), so the end-to-end rate says how close we get to that ceiling, not what
+one process can do. The figure that answers "deliveries per second per process" is the
+dispatcher's own CPU time per delivery, inverted: deliveries per CPU-second of the
+dispatcher is the rate one process (one core, one GIL) sustains once the backend keeps
+up, which is what DynamoDB and SQS do for it on AWS.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 from bench.watcher_stack import AwsStack, percentile, test_aws  # noqa: E402
 
 QUEUE_DEPTH = 100
+GOAL_PER_PROCESS = 500  # deliveries/s of one dispatcher process (the product goal)
 
 
 class Dispatcher:
@@ -104,14 +111,28 @@ def make_events(count: int, accounts: int) -> list:
             for n in range(count)]
 
 
-def bench_http(url: str, events: list, key: bytes, threads: int) -> float:
+class CpuMeter:
+    """CPU seconds spent by the threads that report to it (time.thread_time deltas): the
+    client side of a baseline only, not the receiver or the feeder in the same process."""
+
+    def __init__(self) -> None:
+        self.seconds, self._lock = 0.0, threading.Lock()
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.seconds += seconds
+
+
+def bench_http(url: str, events: list, key: bytes, threads: int, cpu: CpuMeter) -> float:
     from chalicelib.webhooks.client import post_webhook
     from chalicelib.webhooks.signing import signed_headers
 
     bodies = [(e.id, e.to_json().encode()) for e in events]
 
     def post(item: tuple[str, bytes]) -> None:
+        started = time.thread_time()
         result = post_webhook(url, item[1], signed_headers(key, item[0], item[1]), 10)
+        cpu.add(time.thread_time() - started)
         assert result.succeeded, result
 
     started = time.perf_counter()
@@ -159,44 +180,50 @@ def bench_sqs_drain(sqs, queue_url: str, events: list) -> float:
     return len(events) / (time.perf_counter() - started)
 
 
-def bench_call_mix(sqs, queue_url: str, events: list, threads: int) -> float:
-    """The AWS calls one delivered event costs, with nothing else: receive(10), per message a
-    conditional PutItem + UpdateItem (idempotency) and a conditional PutItem (log), then
+def _log_item(message: dict) -> dict:
+    """A delivery-log item shaped like the consumer's (every attribute a delivered event has)."""
+    now = "2026-01-01T00:00:00.000000+0000"
+    event_id = "mix-" + message["MessageId"]
+    return {"eventId": {"S": event_id}, "account": {"S": "bench"}, "event": {"S": "messageNew"},
+            "eventDate": {"S": now}, "day": {"S": "2026-01-01"}, "sortKey": {"S": f"2026-01-01T00:00:00Z#{event_id}"},
+            "body": {"S": message["Body"]}, "status": {"S": "delivered"}, "attempts": {"N": "1"},
+            "runId": {"S": "original"}, "lastStatusCode": {"N": "200"}, "lastAttemptAt": {"S": now},
+            "deliveredAt": {"S": now}, "createdAt": {"S": now}, "updatedAt": {"S": now},
+            "expiresAt": {"N": "1767225600"}}
+
+
+def bench_call_mix(sqs, queue_url: str, events: list, threads: int, cpu: CpuMeter) -> float:
+    """The AWS calls a batch of delivered events costs, with nothing else: receive(10), one
+    consistent BatchGetItem of their log items, one BatchWriteItem of the new items, then
     delete_batch; ``threads`` loops at once, fed like the dispatcher. The emulator's ceiling
     for the dispatcher's work."""
     import boto3
+    from botocore.config import Config
 
     from chalicelib.settings import get_settings
 
-    dynamodb = boto3.client("dynamodb", region_name=test_aws.REGION)
-    idempotency, log = get_settings().table_name("webhook-idempotency"), get_settings().table_name("webhook-deliveries")
+    # Configured as pynamodb configures its client (no client-side parameter validation).
+    dynamodb = boto3.client("dynamodb", region_name=test_aws.REGION, config=Config(parameter_validation=False))
+    log = get_settings().table_name("webhook-deliveries")
     lock, done = threading.Lock(), [0]
 
-    def deliver(message: dict) -> None:
-        key = {"id": {"S": "mix#" + message["MessageId"]}}
-        dynamodb.put_item(TableName=idempotency, Item={**key, "status": {"S": "INPROGRESS"}},
-                          ConditionExpression="attribute_not_exists(id)")
-        dynamodb.update_item(TableName=idempotency, Key=key, UpdateExpression="SET #s = :s",
-                             ExpressionAttributeNames={"#s": "status"},
-                             ExpressionAttributeValues={":s": {"S": "COMPLETED"}})
-        dynamodb.put_item(TableName=log, Item={"eventId": {"S": "mix-" + message["MessageId"]},
-                                               "account": {"S": "bench"}, "day": {"S": "2026-01-01"},
-                                               "sortKey": {"S": "x#" + message["MessageId"]},
-                                               "body": {"S": message["Body"]}, "status": {"S": "delivered"}},
-                          ConditionExpression="attribute_not_exists(eventId)")
-
     def loop() -> None:
+        started = time.thread_time()
         while done[0] < len(events):
             messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
                                            MessageSystemAttributeNames=["All"],
                                            MessageAttributeNames=["All"]).get("Messages") or []
-            for message in messages:
-                deliver(message)
-            if messages:
-                sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-                with lock:
-                    done[0] += len(messages)
+            if not messages:
+                continue
+            items = [_log_item(message) for message in messages]
+            dynamodb.batch_get_item(RequestItems={log: {"Keys": [{"eventId": i["eventId"]} for i in items],
+                                                        "ConsistentRead": True}})
+            dynamodb.batch_write_item(RequestItems={log: [{"PutRequest": {"Item": i}} for i in items]})
+            sqs.delete_message_batch(QueueUrl=queue_url, Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+            with lock:
+                done[0] += len(messages)
+        cpu.add(time.thread_time() - started)
 
     feeder = Feeder(events, lambda: done[0])
     feeder.start()
@@ -260,10 +287,11 @@ def main() -> None:
         sqs, queue_url = queue.get_sqs_client(), queue.queue_url()
 
         # -- baselines ------------------------------------------------------------------------
+        http_cpu, mix_cpu = CpuMeter(), CpuMeter()
         http_rate = bench_http(receiver.url("/baseline"), make_events(args.events, args.accounts),
-                               parse_secret(secret), concurrency)
+                               parse_secret(secret), concurrency, http_cpu)
         sqs_rate = bench_sqs_drain(sqs, queue_url, make_events(args.events, args.accounts))
-        mix_rate = bench_call_mix(sqs, queue_url, make_events(args.events, args.accounts), concurrency)
+        mix_rate = bench_call_mix(sqs, queue_url, make_events(args.events, args.accounts), concurrency, mix_cpu)
         sqs_latency = bench_sqs_latency(sqs, queue_url, args.latency_events, args.rate)
         baseline_requests = len(receiver.requests)
 
@@ -312,9 +340,16 @@ def main() -> None:
     added_p95 = (percentile(our_latency, .95) - percentile(sqs_latency, .95)) * ms
     print(f"added latency over the queue's own: p50 {added_p50:.1f} ms, p95 {added_p95:.1f} ms "
           f"(mean ours {statistics.mean(our_latency) * ms:.1f} ms)")
-    print(f"local limit: {min(limits, key=limits.get)} ({min(limits.values()):,.0f}/s)")
-    print(f"dispatcher CPU per delivery: {cpu_per_delivery * ms:.2f} ms "
-          f"(~{1 / cpu_per_delivery:,.0f} deliveries per CPU-second of the dispatcher itself)")
+    print(f"local limit of the end-to-end rate: {min(limits, key=limits.get)} ({min(limits.values()):,.0f}/s)")
+    bare_cpu = (http_cpu.seconds + mix_cpu.seconds) / args.events
+    print()
+    print(f"PER-PROCESS CAPACITY (the goal: >= {GOAL_PER_PROCESS} deliveries/s per dispatcher process)")
+    print(f"  dispatcher CPU per delivery {cpu_per_delivery * ms:.2f} ms -> {1 / cpu_per_delivery:,.0f} deliveries "
+          f"per CPU-second: {'MET' if 1 / cpu_per_delivery >= GOAL_PER_PROCESS else 'NOT MET'}")
+    print(f"  baseline: bare loops making the same AWS calls + the same POST: {bare_cpu * ms:.2f} ms CPU per "
+          f"delivery (~{1 / bare_cpu:,.0f}/CPU-second); ratio ours/bare CPU {cpu_per_delivery / bare_cpu:.2f}")
+    print("  (the end-to-end rate above is moto's ceiling, not ours: moto answers every call on one core;\n"
+          "   one dispatcher process is bounded by its own CPU once the backend keeps up, as SQS/DynamoDB do)")
 
 
 if __name__ == "__main__":

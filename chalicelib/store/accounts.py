@@ -71,6 +71,11 @@ def get_account(account_id: str) -> StoredAccount:
                                    details={"account": account_id}) from None
 
 
+def get_accounts(account_ids: list[str]) -> dict[str, StoredAccount]:
+    """The existing accounts among ``account_ids`` by id: one consistent BatchGetItem per 100 ids."""
+    return {item.account: _from_item(item) for item in AccountItem.batch_get(set(account_ids), consistent_read=True)}
+
+
 def account_exists(account_id: str) -> bool:
     return AccountItem.count(account_id, consistent_read=True) > 0
 

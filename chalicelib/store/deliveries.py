@@ -6,7 +6,7 @@ replay re-sends exactly the bytes the receiver would have got (same ``webhook-id
 
 Keys and indexes::
 
-    table          eventId                      one item per event id (upserted per attempt)
+    table          eventId                      one item per event id (written whole after each pass)
     GSI byAccount  account   / sortKey          an account's events in detection order
     GSI byDay      day       / sortKey          every event of one UTC day in detection order
     sortKey = "<event date, ISO 8601 with microseconds>#<event id>"   (sorts by time, unique)
@@ -15,10 +15,20 @@ Listing without an account walks the ``byDay`` partitions from one end of the re
 range to the other (at most 15 for the 14-day retention), so no single partition key
 takes every write of the deployment. Status and event type are filters.
 
+Reads and writes come in batches, one of each per SQS batch the consumer handles
+(chalicelib/webhooks/batch_log.py): :func:`get_deliveries` (one consistent BatchGetItem),
+then :func:`apply_outcome` (pure: the previous item + one pass's outcome -> the next item)
+for every record, then :func:`put_deliveries` (one BatchWriteItem of whole items).
+
 Invariants:
-- One write per attempt or skip: a conditional PutItem for an event the log has not seen,
-  an UpdateItem (upsert) after that.
+- An item is always written whole, computed from the item read at the start of the batch:
+  the only writer of an event's item during a delivery is the consumer holding its FIFO
+  message group (one at a time), so there is no concurrent read-modify-write to lose.
+  The replay API's :func:`mark_requeued` is the one other writer (an UpdateItem).
+- ``attempts`` counts POSTs; ``createdAt`` is the first write; ``deliveredAt`` the last success.
 - ``expiresAt`` moves to 14 days after the latest write, so a replayed event stays visible.
+- A batch read or write that fails (or still has unprocessed items after pynamodb's
+  retries) raises :class:`DeliveryLogError`.
 - Cursors are opaque to clients: base64url JSON of the partition being read and
   DynamoDB's LastEvaluatedKey; a cursor that does not decode raises :class:`InvalidCursorError`.
 """
@@ -28,12 +38,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -48,6 +59,10 @@ _SORT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 class InvalidCursorError(ValueError):
     """A paging cursor that this module did not issue (or that was altered)."""
+
+
+class DeliveryLogError(Exception):
+    """The log could not be read or written (DynamoDB refused, or kept returning unprocessed items)."""
 
 
 class DeliveriesByAccount(GlobalSecondaryIndex):
@@ -155,75 +170,67 @@ def _from_item(item: DeliveryItem) -> StoredDelivery:
         updated_at=item.updated_at)
 
 
-def _set_or_remove(attribute: Any, value: Any) -> Any:
-    return attribute.set(value) if value is not None else attribute.remove()
+def _day(event_date: datetime) -> str:
+    return event_date.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def _day(logged: LoggedEvent) -> str:
-    return logged.event_date.astimezone(UTC).strftime("%Y-%m-%d")
+def _sort_key(event_date: datetime, event_id: str) -> str:
+    return f"{sort_key_prefix(event_date)}#{event_id}"
 
 
-def _sort_key(logged: LoggedEvent) -> str:
-    return f"{sort_key_prefix(logged.event_date)}#{logged.event_id}"
+def apply_outcome(previous: StoredDelivery | None, logged: LoggedEvent, outcome: DeliveryOutcome,
+                  now: datetime) -> StoredDelivery:
+    """The event's log entry after one pass (pure): ``previous`` (None: never logged) + ``outcome``."""
+    attempted = outcome.attempted
+    delivered_at = previous.delivered_at if previous is not None else None
+    if outcome.status == "delivered" and (attempted or delivered_at is None):
+        delivered_at = now
+    return StoredDelivery(
+        event_id=logged.event_id, account=logged.account, event=logged.event, event_date=logged.event_date,
+        body=logged.body, status=outcome.status, run_id=outcome.run_id,
+        attempts=(previous.attempts if previous is not None else 0) + (1 if attempted else 0),
+        last_status_code=outcome.status_code if attempted or previous is None else previous.last_status_code,
+        last_error=outcome.error if attempted or previous is None else previous.last_error,
+        last_attempt_at=now if attempted else (previous.last_attempt_at if previous is not None else None),
+        next_attempt_at=outcome.next_attempt_at, delivered_at=delivered_at, reason=outcome.reason,
+        created_at=previous.created_at if previous is not None else now, updated_at=now)
 
 
-def _create(logged: LoggedEvent, outcome: DeliveryOutcome, now: datetime) -> bool:
-    """Write the item of an event the log has not seen; False if it has (nothing written)."""
-    item = DeliveryItem(
-        logged.event_id, account=logged.account, event=logged.event, event_date=logged.event_date,
-        day=_day(logged), sort_key=_sort_key(logged), body=logged.body,
-        status=outcome.status, run_id=outcome.run_id, next_attempt_at=outcome.next_attempt_at, reason=outcome.reason,
-        attempts=1 if outcome.attempted else 0, created_at=now, updated_at=now, expires_at=now + RETENTION)
-    if outcome.attempted:
-        item.last_attempt_at = now
-        item.last_status_code = outcome.status_code
-        item.last_error = outcome.error
-    if outcome.status == "delivered":
-        item.delivered_at = now
-    try:
-        item.save(condition=DeliveryItem.event_id.does_not_exist())
-    except PutError as exc:
-        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+def _to_item(entry: StoredDelivery) -> DeliveryItem:
+    return DeliveryItem(
+        entry.event_id, account=entry.account, event=entry.event, event_date=entry.event_date,
+        day=_day(entry.event_date), sort_key=_sort_key(entry.event_date, entry.event_id), body=entry.body,
+        status=entry.status, reason=entry.reason, attempts=entry.attempts, run_id=entry.run_id,
+        last_status_code=entry.last_status_code, last_error=entry.last_error, last_attempt_at=entry.last_attempt_at,
+        next_attempt_at=entry.next_attempt_at, delivered_at=entry.delivered_at, created_at=entry.created_at,
+        updated_at=entry.updated_at, expires_at=entry.updated_at + RETENTION)
 
 
-def record_outcome(logged: LoggedEvent, outcome: DeliveryOutcome, now: datetime, *, first_pass: bool = False) -> None:
-    """Upsert the event's log item with one pass's outcome.
+def put_deliveries(entries: Iterable[StoredDelivery]) -> None:
+    """Write whole entries with BatchWriteItem (25 per request; one per SQS batch in practice).
 
-    ``first_pass`` (the consumer's first receive of an original event) tries a conditional
-    PutItem first: the common case, the same write units as the UpdateItem below on
-    DynamoDB, and a third of its time on moto (whose update expressions are slow to parse).
+    pynamodb resends unprocessed items up to ``max_retry_attempts`` times; after that, or
+    on any DynamoDB error, :class:`DeliveryLogError` (some items may have been written:
+    writing them again is harmless, they are whole items).
     """
-    if first_pass and _create(logged, outcome, now):
-        return
-    item = DeliveryItem(logged.event_id)
-    actions = [
-        DeliveryItem.account.set(logged.account),
-        DeliveryItem.event.set(logged.event),
-        DeliveryItem.event_date.set(logged.event_date),
-        DeliveryItem.day.set(_day(logged)),
-        DeliveryItem.sort_key.set(_sort_key(logged)),
-        DeliveryItem.body.set(logged.body),
-        DeliveryItem.status.set(outcome.status),
-        DeliveryItem.run_id.set(outcome.run_id),
-        DeliveryItem.created_at.set(DeliveryItem.created_at | now),
-        DeliveryItem.updated_at.set(now),
-        DeliveryItem.expires_at.set(now + RETENTION),
-        _set_or_remove(DeliveryItem.next_attempt_at, outcome.next_attempt_at),
-        _set_or_remove(DeliveryItem.reason, outcome.reason),
-    ]
-    if outcome.attempted:
-        actions += [
-            DeliveryItem.attempts.add(1),
-            DeliveryItem.last_attempt_at.set(now),
-            _set_or_remove(DeliveryItem.last_status_code, outcome.status_code),
-            _set_or_remove(DeliveryItem.last_error, outcome.error),
-        ]
-    if outcome.status == "delivered":
-        actions.append(DeliveryItem.delivered_at.set(now))
-    item.update(actions=actions)
+    try:
+        with DeliveryItem.batch_write() as batch:
+            for entry in entries:
+                batch.save(_to_item(entry))
+    except PynamoDBException as exc:
+        raise DeliveryLogError(f"delivery log write failed: {type(exc).__name__}") from exc
+
+
+def get_deliveries(event_ids: Iterable[str]) -> dict[str, StoredDelivery]:
+    """The log entries of ``event_ids`` that exist, by id: one consistent BatchGetItem per 100 ids
+    (pynamodb asks again for unprocessed keys); DeliveryLogError when DynamoDB fails."""
+    wanted = set(event_ids)
+    if not wanted:
+        return {}
+    try:
+        return {item.event_id: _from_item(item) for item in DeliveryItem.batch_get(wanted, consistent_read=True)}
+    except PynamoDBException as exc:
+        raise DeliveryLogError(f"delivery log read failed: {type(exc).__name__}") from exc
 
 
 def get_delivery(event_id: str) -> StoredDelivery | None:

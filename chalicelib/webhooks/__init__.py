@@ -2,7 +2,8 @@
 
     events queue (FIFO, group = account)
         -> consumer.py      Powertools batch processing, partial failures, skipped records released
-        -> delivery.py      one event: parse, target, idempotent signed POST, log, decide
+             batch_log.py   the batch's view of the delivery log: one BatchGetItem, one BatchWriteItem
+        -> delivery.py      one event: dedupe, target, signed POST (locked on redelivery), log, decide
              targets.py     settings + account override (briefly cached)
              signing.py     Standard Webhooks headers
              client.py      pooled keep-alive POST, SSRF-checked at every connect, no redirects

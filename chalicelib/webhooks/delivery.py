@@ -1,20 +1,39 @@
 """One queued event through one delivery pass: the consumer calls this for every record.
 
-    record --parse--> Event ------------------------------------------------ poison -> DLQ
-       |                                                                   (not JSON / not an event)
+    record (parsed by the consumer) ---------------------------------------- poison -> DLQ
+       |                                                                  (not JSON / not an event)
+       | the batch's log view says "delivered in this run" --------------------> duplicate (no POST)
        | received before (receive count > 1) and the log says "not yet":  wait (hide again)
        v
     target (settings + account override) -- not sent? --> log "skipped" (replayable later)
        v
-    idempotent attempt (Powertools, key = event id + run) ------ already delivered -> done
-       |  sign (Standard Webhooks) -> POST once
+    receive count 1:  sign (Standard Webhooks) -> POST once                        (direct)
+    receive count >1: the same inside a Powertools idempotent attempt (key = event id + run;
+                      INPROGRESS lock, record kept 14 days) ---- already delivered -> done
        v
     policy.decide:  2xx -> log delivered
                     retry -> log pending + next attempt; hide until then   (record stays)
                     give up / 410 -> DLQ, log failed (410 also disables the URL)
 
-Outcomes that keep the record in the queue raise :class:`DeliveryDeferredError` after the
-message's visibility is set; everything else returns and the batch deletes the record.
+Every outcome goes into the batch's :class:`~chalicelib.webhooks.batch_log.BatchLog`
+(read with one BatchGetItem before the first record, written with one BatchWriteItem
+after the last, before anything is deleted). Outcomes that keep the record in the queue
+raise :class:`DeliveryDeferredError` after the message's visibility is set; everything
+else returns and the batch deletes the record.
+
+Why a first receive needs no idempotency lock: the queue is FIFO with one message group
+per account, and SQS hands a group to one consumer at a time, holding its later messages
+until the batch in flight is deleted or becomes visible again. So two passes over one
+event can only overlap when a visibility timeout expires while the first consumer is
+still working, and the record then comes back with a receive count above 1: exactly the
+records that take the Powertools path (its INPROGRESS record makes the second consumer
+wait). Sequential duplicates (the watcher emitting an event again, the same event twice
+in one batch) are caught by the log view: an event delivered in this run is not POSTed
+again, and neither is an original-run record of an event that any run delivered.
+
+At least once, never silently lost: a POST that succeeded but whose log write then failed
+leaves the record in the queue (see consumer.py); its next pass POSTs it again, with the
+same ``webhook-id`` the receiver dedupes on.
 
 A *run* is one journey of an event through the queue: the original (``original``) or a
 replay (``rpl_...``, from the ``imaplessRun`` message attribute). Idempotency is per event
@@ -43,9 +62,9 @@ from chalicelib.events.model import Event, utc_now
 from chalicelib.observability import logger, record_webhook_attempt
 from chalicelib.services import webhook_settings
 from chalicelib.settings import get_settings
-from chalicelib.store import deliveries
-from chalicelib.store.deliveries import ORIGINAL_RUN, DeliveryOutcome, LoggedEvent
+from chalicelib.store.deliveries import ORIGINAL_RUN, DeliveryOutcome, LoggedEvent, StoredDelivery
 from chalicelib.webhooks import policy, queue_ops, targets
+from chalicelib.webhooks.batch_log import BatchLog
 from chalicelib.webhooks.client import PostResult, post_webhook
 from chalicelib.webhooks.signing import signed_headers
 
@@ -143,16 +162,26 @@ def _dead_letter(message: QueuedMessage, event: Event, reason: str, result: Post
                           attributes=attributes)
 
 
-def _parse(message: QueuedMessage) -> Event | None:
+def parse_event(body: str) -> Event | None:
+    """The event a message carries, or None for a poison message (not JSON, not an event)."""
     try:
-        return Event.from_json(message.body)
+        return Event.from_json(body)
     except PydanticValidationError:
         return None
 
 
-def process_message(message: QueuedMessage) -> str:
+def _already_delivered(previous: StoredDelivery | None, run_id: str) -> bool:
+    if previous is None:
+        return False
+    if previous.status == "delivered" and previous.run_id == run_id:
+        return True
+    # The watcher may emit an event again (after SQS's 5-minute deduplication window):
+    # delivered once by any run, the original needs no second POST.
+    return run_id == ORIGINAL_RUN and previous.delivered_at is not None
+
+
+def process_message(message: QueuedMessage, event: Event | None, log: BatchLog) -> str:
     """Deliver, skip, dead-letter or defer one queued event; returns what happened."""
-    event = _parse(message)
     if event is None:
         queue_ops.dead_letter(message.body, group_id=message.group_id or "poison",
                               deduplication_id=message.deduplication_id or message.message_id,
@@ -160,30 +189,32 @@ def process_message(message: QueuedMessage) -> str:
         logger.error("poison message moved to the dead-letter queue", extra={"messageId": message.message_id})
         return "poison"
     now = utc_now()
-    if message.receive_count > 1:
-        previous = deliveries.get_delivery(event.id)
-        if (previous is not None and previous.status == "pending" and previous.run_id == message.run_id
-                and previous.next_attempt_at is not None and previous.next_attempt_at > now + EARLY_RETURN_TOLERANCE):
-            _defer(message, previous.next_attempt_at, now, "waiting for the next attempt")
+    previous = log.get(event.id)
+    if _already_delivered(previous, message.run_id):
+        return "duplicate"  # the log already says so: nothing to write
+    if (message.receive_count > 1 and previous is not None and previous.status == "pending"
+            and previous.run_id == message.run_id and previous.next_attempt_at is not None
+            and previous.next_attempt_at > now + EARLY_RETURN_TOLERANCE):
+        _defer(message, previous.next_attempt_at, now, "waiting for the next attempt")
     event_date = event.date if event.date.tzinfo else event.date.replace(tzinfo=UTC)
     logged = LoggedEvent(event.id, event.account, event.event, event_date, message.body)
-    first_pass = message.receive_count == 1 and message.run_id == ORIGINAL_RUN
     target = targets.resolve_target(event.account)
     skip_reason = target.skip_reason(event.event)
     if skip_reason is not None:
-        deliveries.record_outcome(logged, DeliveryOutcome(status="skipped", run_id=message.run_id, attempted=False,
-                                                          reason=skip_reason), now, first_pass=first_pass)
+        log.record(message.message_id, logged, DeliveryOutcome(status="skipped", run_id=message.run_id,
+                                                               attempted=False, reason=skip_reason), now)
         return "skipped"
     assert target.url is not None and target.key is not None  # skip_reason covers both
-    return _attempt(message, event, logged, target.url, target.key, first_pass)
+    return _attempt(message, event, logged, target.url, target.key, log)
 
 
-def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, url: str, key: bytes,
-             first_pass: bool) -> str:
+def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, url: str, key: bytes, log: BatchLog) -> str:
     nonce = secrets.token_hex(8)
+    # A first receive cannot overlap another pass (see the module docstring): no lock needed.
+    post = _post_signed if message.receive_count == 1 else _idempotent_post()
     try:
-        answer = _idempotent_post()(attempt={"eventId": event.id, "runId": message.run_id}, url=url,
-                                    body=message.body.encode(), key=key, nonce=nonce)
+        answer = post(attempt={"eventId": event.id, "runId": message.run_id}, url=url, body=message.body.encode(),
+                      key=key, nonce=nonce)
         result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
         attempted = answer["nonce"] == nonce
     except _AttemptFailedError as failure:
@@ -196,7 +227,10 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, url: str
                              schedule=get_settings().webhook_retry_schedule)
     outcome = functools.partial(DeliveryOutcome, run_id=message.run_id, attempted=attempted,
                                 status_code=result.status_code, error=_error_text(result))
-    record = functools.partial(deliveries.record_outcome, logged, now=now, first_pass=first_pass and attempted)
+
+    def record(done: DeliveryOutcome) -> None:
+        log.record(message.message_id, logged, done, now)
+
     if decision.verdict is policy.Verdict.DELIVERED:
         record(outcome(status="delivered"))
         return "delivered" if attempted else "duplicate"

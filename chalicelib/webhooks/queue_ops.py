@@ -42,20 +42,26 @@ def change_visibility(receipt_handle: str, seconds: int) -> bool:
     return True
 
 
-def release(receipt_handles: Sequence[str]) -> None:
-    """Make messages visible again now (records skipped behind a failed one of their group)."""
+def set_visibility(receipt_handles: Sequence[str], seconds: int) -> None:
+    """Hide messages for ``seconds`` from now (0: visible again now), 10 per request."""
     client = queue.get_sqs_client()
     for start in range(0, len(receipt_handles), SQS_BATCH_LIMIT):
         chunk = receipt_handles[start:start + SQS_BATCH_LIMIT]
         try:
             answer = client.change_message_visibility_batch(QueueUrl=queue.queue_url(), Entries=[
-                {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+                {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": seconds}
                 for index, handle in enumerate(chunk)])
         except ClientError as exc:
             answer = {"Failed": [{"Code": exc.response.get("Error", {}).get("Code")}]}
         if answer.get("Failed"):
             # Not fatal: they come back after the queue's visibility timeout instead.
-            logger.warning("could not release skipped messages", extra={"failed": len(answer["Failed"])})
+            logger.warning("could not change the visibility of messages",
+                           extra={"failed": len(answer["Failed"]), "seconds": seconds})
+
+
+def release(receipt_handles: Sequence[str]) -> None:
+    """Make messages visible again now (records skipped behind a failed one of their group)."""
+    set_visibility(receipt_handles, 0)
 
 
 def dead_letter(body: str, *, group_id: str, deduplication_id: str, attributes: dict[str, str]) -> None:

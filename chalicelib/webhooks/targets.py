@@ -2,11 +2,15 @@
 
 A consumer handles hundreds of events per second; reading the settings, the account and
 the secret for each would triple its DynamoDB traffic. :func:`resolve_target` keeps the
-settings, the secret and endpoint states for ``IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS``
-(default 5 s; 0 reads every time) and reads accounts through the shared account-record
-cache (``IMAPLESS_ACCOUNT_CACHE_SECONDS``), per process and shared by its threads. So a
-change reaches every consumer within that time; a 410 seen by this process takes effect
-here at once (:func:`forget_endpoint`).
+settings, the secret, endpoint states and each account's override (or the fact that the
+account does not exist: events of a deleted account must not cost a read each) for
+``IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS`` (default 5 s; 0 reads every time), per process
+and shared by its threads. So a change reaches every consumer within that time; a 410
+seen by this process takes effect here at once (:func:`forget_endpoint`).
+
+The consumer calls :func:`prefetch_accounts` with the accounts of a whole SQS batch: the
+overrides that are not cached are then read with one BatchGetItem instead of one GetItem
+each (entries loaded together also expire together, so the next refresh is one read too).
 
 Failure modes: a deleted account has no override (its queued events follow the global
 settings); a secret that cannot be opened raises (the record is retried, never sent
@@ -15,12 +19,17 @@ unsigned).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.errors import AccountNotFoundError
-from chalicelib.services import account_records, webhook_settings
+from chalicelib.observability import logger
+from chalicelib.services import webhook_settings
 from chalicelib.settings import get_settings
+from chalicelib.store import accounts as account_store
+from chalicelib.store.accounts import StoredAccount
 from chalicelib.ttlcache import TtlCache
 
 
@@ -50,20 +59,47 @@ class WebhookTarget:
 _cache = TtlCache[Any](max_entries=4096)
 
 
+def _override_of(stored: StoredAccount | None) -> tuple[str | None, tuple[str, ...] | None]:
+    if stored is None:
+        return None, None
+    return stored.webhooks, tuple(stored.webhook_events) if stored.webhook_events is not None else None
+
+
 def _account_override(account_id: str) -> tuple[str | None, tuple[str, ...] | None]:
     try:
-        stored = account_records.get_account_cached(account_id)
+        return _override_of(account_store.get_account(account_id))
     except AccountNotFoundError:
-        return None, None
-    events = tuple(stored.webhook_events) if stored.webhook_events is not None else None
-    return stored.webhooks, events
+        return _override_of(None)
+
+
+def prefetch_accounts(account_ids: Iterable[str]) -> None:
+    """Cache the overrides of ``account_ids``; those not cached are read with one BatchGetItem
+    (best effort: on failure each record's :func:`resolve_target` reads its account alone)."""
+    ttl = get_settings().webhook_config_cache_seconds
+    wanted = sorted({account_id for account_id in account_ids if account_id})
+    if ttl <= 0 or not wanted:
+        return
+    batch: dict[str, StoredAccount] | None = None
+
+    def load(account_id: str) -> tuple[str | None, tuple[str, ...] | None]:
+        nonlocal batch
+        if batch is None:  # the first account not cached reads every account of the batch at once
+            batch = account_store.get_accounts(wanted)
+        return _override_of(batch.get(account_id))
+
+    try:
+        for account_id in wanted:
+            _cache.get_or_load(("account", account_id), functools.partial(load, account_id), ttl)
+    except Exception:  # noqa: BLE001 - only an optimisation: each record reads its own account if this fails
+        logger.warning("account prefetch failed; reading accounts one by one")
 
 
 def resolve_target(account_id: str, *, use_cache: bool = True) -> WebhookTarget:
     ttl = get_settings().webhook_config_cache_seconds if use_cache else 0.0
     current = _cache.get_or_load("settings", webhook_settings.load_settings, ttl)
     key = _cache.get_or_load("key", webhook_settings.signing_key, ttl)
-    url_override, events_override = _account_override(account_id) if account_id else (None, None)
+    url_override, events_override = (_cache.get_or_load(("account", account_id), lambda: _account_override(account_id),
+                                                        ttl) if account_id else (None, None))
     url = url_override or current.url
     disabled = bool(url) and _cache.get_or_load(("endpoint", url), lambda: webhook_settings.is_endpoint_disabled(url),
                                                 ttl)
