@@ -56,13 +56,14 @@ def _wait_for_port(port: int, timeout: float = 30.0) -> None:
 
 
 class AwsStack:
-    """A moto server process with the stack's tables and queues."""
+    """A moto server process (see :mod:`emulator`) with the stack's tables and queues."""
 
     def __enter__(self) -> AwsStack:
         self.log = Path(tempfile.mkstemp(prefix="bench-moto-", suffix=".log")[1])
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(test_aws.MOTO_PORT)],
+                [sys.executable, str(Path(__file__).with_name("emulator.py")), "-H", "127.0.0.1", "-p",
+                 str(test_aws.MOTO_PORT)],
                 stdout=log, stderr=subprocess.STDOUT)
         _wait_for_port(test_aws.MOTO_PORT)
         from local.resources import create_resources

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import io
 import socket
 import ssl
 from collections.abc import Iterator
@@ -39,6 +40,15 @@ from chalicelib.security.transport import (
 from chalicelib.settings import get_settings
 
 PROTOCOL = "imap"
+# imaplib reads through ``sock.makefile('rb')``: an 8 KB buffer per connection, held for
+# the connection's life. The watcher keeps thousands of connections idle; 1 KB holds any
+# IDLE push, a longer line takes a few more reads, and literals bigger than the buffer
+# are read straight into their result anyway (measured: 7 KB less per connection).
+READ_BUFFER_BYTES = 1024
+# Connections to one server share one capability list; keep one copy of each (three
+# copies per connection otherwise, ~8 KB). Bounded: distinct servers are few.
+SHARED_CAPABILITIES_MAX = 1024
+_shared_capabilities: dict[object, object] = {}
 
 
 class _PinnedIMAP4(imaplib.IMAP4):
@@ -51,6 +61,20 @@ class _PinnedIMAP4(imaplib.IMAP4):
 
     def _create_socket(self, timeout: float | None = None) -> socket.socket:
         return connect_checked(self._addresses, self.port, self._connect_timeout)
+
+    @property
+    def file(self) -> io.BufferedReader:
+        return self._reader
+
+    @file.setter
+    def file(self, reader: io.BufferedReader) -> None:
+        # imaplib assigns a fresh ``makefile('rb')`` after connecting and after STARTTLS,
+        # before reading from it: nothing is buffered yet, so the socket moves to a smaller reader.
+        self._reader = io.BufferedReader(reader.detach(), READ_BUFFER_BYTES)
+
+    def _log(self, line: str) -> None:
+        """imaplib keeps the last ten lines per connection for ``print_log`` (when ``__debug__``),
+        which nothing here calls: ~1 KB per connection kept for nothing."""
 
 
 class _PinnedIMAP4TLS(_PinnedIMAP4):
@@ -101,8 +125,23 @@ class ImapSession:
             _discard(self.client)
 
 
+def _shared(value: object) -> object:
+    found = _shared_capabilities.get(value)
+    if found is not None:
+        return found
+    if len(_shared_capabilities) >= SHARED_CAPABILITIES_MAX:
+        return value
+    return _shared_capabilities.setdefault(value, value)
+
+
 def _capabilities(client: IMAPClient) -> frozenset[str]:
-    return frozenset(c.decode("ascii", "replace").upper() for c in client.capabilities())
+    raw = client.capabilities()
+    # imapclient and imaplib each keep their own copy on the connection: point them at the
+    # shared one. imapclient caches only after login (before, it answers imaplib's list).
+    if client._cached_capabilities is not None:
+        client._cached_capabilities = _shared(client._cached_capabilities)
+    client._imap.capabilities = _shared(client._imap.capabilities)
+    return _shared(frozenset(c.decode("ascii", "replace").upper() for c in raw))  # type: ignore[return-value]
 
 
 def _server_text(exc: BaseException) -> str:

@@ -28,14 +28,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from pynamodb.attributes import BinaryAttribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.settings import get_settings
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 
 _settings = get_settings()
 ACCOUNT_MARKER = "\x00account"
+# DynamoDB's limits per TransactWriteItems: 100 items, 4 MB in all (keys, names and values).
+TRANSACTION_ITEMS = 100
+TRANSACTION_BYTES = 3_500_000
+ITEM_OVERHEAD_BYTES = 300  # keys, attribute names and numbers beside the sets blob
+# Why a transaction was cancelled that means "someone else moved it": stop and reload.
+CONFLICT_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
 
 
 class CheckpointItem(Model):
@@ -52,6 +59,9 @@ class CheckpointItem(Model):
     epoch = NumberAttribute(null=True)  # lease epoch of the last writer
     sets = BinaryAttribute(null=True, legacy_encoding=False)
     initialized = BooleanAttribute(null=True)
+
+
+Operation = tuple[str, "CheckpointItem", object]  # ("save" | "delete", item, condition)
 
 
 class CheckpointConflictError(Exception):
@@ -99,15 +109,22 @@ def _condition(revision: int | None, epoch: int) -> object:
 
 def commit(account: str, epoch: int, writes: Sequence[tuple[MailboxCheckpoint, int]],
            deletions: Sequence[MailboxDeletion] = (), *, mark_initialized: bool = False) -> None:
-    """Store new checkpoints (each with the revision it was computed from), in order.
+    """Store new checkpoints (each with the revision it was computed from) and deletions.
 
-    Each item is its own conditional write: a commit needs no atomicity across mailboxes
-    (each checkpoint stands alone, and the events were published first), and single
-    writes cost half of a transaction's. The marker goes last, so it lands only after
-    every mailbox's baseline did; a crash in between continues the baseline silently.
+    One item: one conditional write. Several (an account's first baseline: every folder
+    plus the marker; a catch-up after a reconnect): one ``TransactWriteItems`` per 100
+    items / ~4 MB, every item keeping its own condition, the marker in the last one. A
+    baseline of six folders is then one call instead of seven (at twice the write units
+    per item, which for a few hundred bytes is the cheaper side of the trade), and it
+    lands whole or not at all. Several transactions go in order, so the marker still
+    lands only after every mailbox's baseline did; a crash in between continues the
+    baseline silently. Within one commit a later write of a path supersedes an earlier
+    one (both were computed from the same stored revision).
     """
-    operations: list[tuple[str, CheckpointItem, object]] = []
-    for checkpoint, expected in writes:
+    latest: dict[str, tuple[MailboxCheckpoint, int]] = {checkpoint.path: (checkpoint, expected)
+                                                        for checkpoint, expected in writes}
+    operations: list[Operation] = []
+    for checkpoint, expected in latest.values():
         item = CheckpointItem(account, checkpoint.path, uidvalidity=checkpoint.uidvalidity,
                               uidnext=checkpoint.uidnext, highestmodseq=checkpoint.highestmodseq,
                               revision=checkpoint.revision, sets=checkpoint.encode_sets(), epoch=epoch)
@@ -117,8 +134,40 @@ def commit(account: str, epoch: int, writes: Sequence[tuple[MailboxCheckpoint, i
     if mark_initialized:
         marker = CheckpointItem(account, ACCOUNT_MARKER, initialized=True, epoch=epoch)
         operations.append(("save", marker, _condition(None, epoch)))
-    for kind, item, condition in operations:
-        _write_one(kind, item, condition)
+    if len(operations) == 1:
+        _write_one(*operations[0])
+        return
+    for chunk in _transaction_chunks(operations):
+        _write_transaction(chunk)
+
+
+def _transaction_chunks(operations: list[Operation]) -> list[list[Operation]]:
+    chunks: list[list[Operation]] = [[]]
+    size = 0
+    for operation in operations:
+        item_size = len(operation[1].sets or b"") + ITEM_OVERHEAD_BYTES
+        if chunks[-1] and (len(chunks[-1]) == TRANSACTION_ITEMS or size + item_size > TRANSACTION_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append(operation)
+        size += item_size
+    return chunks
+
+
+def _write_transaction(operations: list[Operation]) -> None:
+    try:
+        with TransactWrite(connection=CheckpointItem._get_connection().connection) as transaction:
+            for kind, item, condition in operations:
+                if kind == "save":
+                    transaction.save(item, condition=condition)
+                else:
+                    transaction.delete(item, condition=condition)
+    except TransactWriteError as exc:
+        reasons = {reason.code for reason in exc.cancellation_reasons if reason is not None}
+        if reasons & CONFLICT_REASONS:
+            paths = ", ".join(repr(item.path) for _, item, _ in operations)
+            raise CheckpointConflictError(f"checkpoints {paths} moved or fenced by a newer lease") from None
+        raise
 
 
 def _write_one(kind: str, item: CheckpointItem, condition: object) -> None:

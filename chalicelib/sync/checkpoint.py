@@ -29,6 +29,14 @@ from chalicelib.sync.uidset import EMPTY, UidSet, read_varint, write_varint
 
 SESSION_FLAGS = frozenset({"\\Recent"})
 _BLOB_VERSION = 1
+# Most mailboxes have no labels and many no flags: one shared empty mapping serves them all
+# (a watcher holds six or more checkpoints per account, thousands of accounts).
+_NO_NAMES: Mapping[str, UidSet] = MappingProxyType({})
+
+
+def _without_empty(per_name: Mapping[str, UidSet]) -> Mapping[str, UidSet]:
+    kept = {name: uids for name, uids in per_name.items() if uids}
+    return MappingProxyType(kept) if kept else _NO_NAMES
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ def group_by_name(states: Iterable[tuple[int, frozenset[str]]]) -> dict[str, Uid
     return {name: UidSet(uids) for name, uids in collected.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MailboxCheckpoint:
     path: str
     uidvalidity: int
@@ -64,8 +72,8 @@ class MailboxCheckpoint:
     revision: int = 0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "flags", MappingProxyType({k: v for k, v in self.flags.items() if v}))
-        object.__setattr__(self, "labels", MappingProxyType({k: v for k, v in self.labels.items() if v}))
+        object.__setattr__(self, "flags", _without_empty(self.flags))
+        object.__setattr__(self, "labels", _without_empty(self.labels))
 
     @classmethod
     def empty(cls, path: str, uidvalidity: int) -> MailboxCheckpoint:
