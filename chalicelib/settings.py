@@ -68,6 +68,9 @@ IMAPLESS_WATCHER_CONNECT_RATE             ``50``             New connections per
 -- webhooks --
 IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt (connect, TLS, request,
                                                              response headers); a slower receiver counts as failed.
+IMAPLESS_WATCHER_CATCHUP_BATCH            ``500``            Most new messages one sync pass lists; a larger backlog
+                                                             is published and checkpointed in passes of this many
+                                                             (bounds the watcher's memory after a long outage).
 IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one attempt to the next, comma-separated;
                                           ``7200,18000,``    the default spans 3.2 days. Anchored to when the event
                                           ``36000,50400,``   was queued (see chalicelib/webhooks/policy.py).
@@ -172,6 +175,7 @@ class Settings:
     webhook_timeout_seconds: float
     webhook_retry_schedule: tuple[int, ...]
     webhook_config_cache_seconds: float
+    watcher_catchup_batch: int
     dispatcher_concurrency: int
     # -- sending --
     smtp_pool_idle_seconds: float
@@ -235,6 +239,7 @@ def load_settings() -> Settings:
         webhook_retry_schedule=_env_seconds_list("IMAPLESS_WEBHOOK_RETRY_SCHEDULE",
                                                  (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)),
         webhook_config_cache_seconds=_env_float("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", 5.0),
+        watcher_catchup_batch=max(1, _env_int("IMAPLESS_WATCHER_CATCHUP_BATCH", 500)),
         dispatcher_concurrency=max(1, _env_int("IMAPLESS_DISPATCHER_CONCURRENCY", 8)),
         # -- sending --
         smtp_pool_idle_seconds=max(0.0, _env_float("IMAPLESS_SMTP_POOL_IDLE_SECONDS", 60.0)),

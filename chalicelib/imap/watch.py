@@ -21,6 +21,11 @@ How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets `
 New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH with the mail API's
 items and parser (:mod:`chalicelib.imap.messages`), so ``messageNew`` carries exactly the
 API's listing entry; their flags come from that FETCH so the event and the checkpoint agree.
+At most ``limit`` new UIDs (the lowest) are listed per snapshot; the rest are left out of
+it entirely and the snapshot is marked partial (the rule is :mod:`chalicelib.sync.passes`).
+Where the UIDs are known before the flag FETCH (UID SEARCH), deferred ones are not even
+fetched for flags; after ``EXAMINE (QRESYNC ...)`` the server has already sent them, and
+they are dropped (a backlog of B messages costs B/limit such flag-only re-reads).
 
 Failure modes: any socket error, timeout, ``BYE`` or unparseable line raises
 :class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`.
@@ -47,6 +52,7 @@ from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
 from chalicelib.security.transport import MailServer
 from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
 from chalicelib.sync.mailboxes import ListedMailbox
+from chalicelib.sync.passes import PassPlan, plan_pass
 from chalicelib.sync.reconcile import MailboxSnapshot
 from chalicelib.sync.uidset import UidSet
 
@@ -236,18 +242,21 @@ class WatchConnection:
                                                                 + items + b")", fetching=chunk)))
         return states
 
-    def _changed_since(self, modseq: int) -> dict[int, responses.FetchedState]:
+    def _changed_since(self, modseq: int, below: int | None = None) -> dict[int, responses.FetchedState]:
         items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if self.gmail else b"") + b")"
-        return responses.fetched_states(self.command(b"UID FETCH 1:* " + items + b" (CHANGEDSINCE %d)" % modseq))
+        uids = b"1:%d" % (below - 1) if below is not None else b"1:*"
+        return responses.fetched_states(self.command(b"UID FETCH " + uids + b" " + items
+                                                     + b" (CHANGEDSINCE %d)" % modseq))
 
     def snapshot(self, path: str, checkpoint: MailboxCheckpoint | None, *, all_new: bool = False,
                  flags_window: int = 1000, describe: Describe | None = None,
-                 content: ContentRequest | None = None) -> MailboxSnapshot:
+                 content: ContentRequest | None = None, limit: int | None = None) -> MailboxSnapshot:
         """What the server says about ``path`` relative to ``checkpoint`` (see the module docstring).
 
         ``all_new``: the mailbox appeared while watched, so every message gets a listing.
         ``describe`` turns a new message's summary into its listing fields (``messageNew`` data);
         ``content``: what else to fetch for it (text, headers; see :mod:`~chalicelib.imap.message_content`).
+        ``limit``: most new messages listed; beyond it the snapshot is partial (``snapshot.partial``).
         """
         examined = self.examine(path, checkpoint)
         status = responses.select_status(examined)
@@ -256,34 +265,36 @@ class WatchConnection:
         full = checkpoint is None or checkpoint.uidvalidity != status.uidvalidity
         present: UidSet | None = None
         vanished = UidSet()
+        plan = PassPlan(listed=UidSet())  # baselines and resets list nothing
         if full:
             present = self._search_all()
-            fetched = self._fetch_states(present)
+            if all_new:
+                plan = plan_pass(present, limit, None)
+            fetched = self._fetch_states(present - plan.deferred)
         elif self.qresync and checkpoint.highestmodseq:
             fetched = responses.fetched_states(examined)
             vanished = responses.vanished_uids(examined)
+            plan = plan_pass(UidSet(fetched).at_least(checkpoint.uidnext) - vanished, limit,
+                             checkpoint.highestmodseq)
         elif self.condstore and checkpoint.highestmodseq:
             present = self._search_all()
-            fetched = self._changed_since(checkpoint.highestmodseq)
+            plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
+            fetched = self._changed_since(checkpoint.highestmodseq, below=plan.uidnext)
         else:
             present = self._search_all()
-            window = UidSet(sorted(present)[-flags_window:]) | present.at_least(checkpoint.uidnext)
-            fetched = self._fetch_states(window)
-        changed = {uid: f.state for uid, f in fetched.items()}
-        if all_new:
-            new_uids = UidSet(changed)
-        elif checkpoint is None or full:
-            new_uids = UidSet()
-        else:
-            new_uids = UidSet(changed).at_least(checkpoint.uidnext) - vanished
+            plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
+            window = UidSet(sorted(present)[-flags_window:]) | plan.listed
+            fetched = self._fetch_states(window - plan.deferred)
+        changed = {uid: f.state for uid, f in fetched.items() if uid not in plan.deferred}
+        new_uids = plan.listed & UidSet(changed)  # listed but not fetched: expunged meanwhile (a phantom)
         summaries = self._fetch_summaries(new_uids, changed, content)
         listings = {uid: describe(path, status.uidvalidity, summary) if describe else {}
                     for uid, summary in summaries.items()}
         modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
         highest = status.highestmodseq if status.highestmodseq is not None else (max(modseqs) if modseqs else None)
-        return MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
-                               highestmodseq=highest, changed=changed, present=present, vanished=vanished,
-                               listings=listings)
+        return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
+                                           highestmodseq=highest, changed=changed, present=present,
+                                           vanished=vanished, listings=listings))
 
     def has(self, capability: str) -> bool:
         """Capability check with the signature the mail API's FETCH item lists expect."""

@@ -64,6 +64,8 @@ class MailboxSnapshot:
     present: UidSet | None = None
     vanished: UidSet = EMPTY
     listings: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    # True: a bounded pass over a backlog (see :mod:`chalicelib.sync.passes`); sync again.
+    partial: bool = False
 
     @property
     def is_full(self) -> bool:

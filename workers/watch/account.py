@@ -23,6 +23,13 @@ connections and checkpoints are only ever touched by one thread at a time.
 - Events are published before the checkpoint that includes them is committed; a
   checkpoint conflict (lease moved, or someone else wrote) drops the connections and
   the next catch-up reloads the checkpoints.
+- Memory is bounded by one pass: a sync lists at most ``watcher_catchup_batch`` new
+  messages per snapshot (:mod:`chalicelib.sync.passes`), publishes and commits them, and
+  snapshots again until the folder is complete. A crash between passes resumes from the
+  last committed pass; a re-published pass carries the same event ids.
+- A catch-up of an initialized account commits folder by folder (pass by pass); only an
+  account's first baseline (no message events, bounded by checkpoint size) is collected
+  into one transaction together with the account's ``initialized`` marker.
 - Account events: a login outcome that changes the account's state publishes one event
   and then moves the state (conditional write), see :mod:`chalicelib.sync.account_state`.
 - Connections: one (IDLE + NOTIFY) on servers with NOTIFY; without NOTIFY a second one
@@ -55,7 +62,7 @@ from chalicelib.store.checkpoints import AccountCheckpoints, CheckpointConflictE
 from chalicelib.sync.account_state import LoginOutcome, initialized_event, transition_event
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 from chalicelib.sync.mailboxes import ListedMailbox, diff_mailboxes, mailbox_deleted_event, mailbox_new_event
-from chalicelib.sync.reconcile import reconcile_mailbox
+from chalicelib.sync.reconcile import MailboxSnapshot, reconcile_mailbox
 from workers.watch import logger
 
 # The second connection (other folders, on NOTIFY servers) is closed after this long unused.
@@ -109,7 +116,11 @@ class _Work:
 
 @dataclass
 class _Batch:
-    """Commits collected during a catch-up, published and stored together at its end."""
+    """An account's first baseline, published and stored as one transaction at its end.
+
+    Holds checkpoints and mailbox events only: baselines list no messages. A bounded pass
+    (a backlog found in a folder that already had a checkpoint) never waits in it.
+    """
 
     events: list[Event] = field(default_factory=list)
     writes: list[tuple[MailboxCheckpoint, int]] = field(default_factory=list)
@@ -302,9 +313,10 @@ class AccountWatch:
         if listener.notify:
             listener.set_notify()
         initialized = self.checkpoints.initialized
-        # One commit for the whole catch-up: a first baseline of every folder is a single
-        # transaction (and the account marker lands with it, or nothing does).
-        self._batch = _Batch()
+        # A first baseline of every folder is a single transaction (and the account marker
+        # lands with it, or nothing does). An initialized account commits as it goes: its
+        # catch-up may carry a large backlog, and holding it all would defeat the bounded passes.
+        self._batch = None if initialized else _Batch()
         try:
             synced = self._sync_mailbox_list(listener, initialized)
             for path in sorted(set(self.checkpoints.mailboxes) - synced - {self.watch_path}):
@@ -314,8 +326,7 @@ class AccountWatch:
             if not initialized:
                 self._batch.events.append(initialized_event(self.account))
                 self._batch.mark_initialized = True
-            batch, self._batch = self._batch, None
-            self._commit(batch.events, batch.writes, batch.deletions, mark_initialized=batch.mark_initialized)
+                self._flush_batch()
         finally:
             self._batch = None
         self.checkpoints.initialized = True
@@ -417,25 +428,45 @@ class AccountWatch:
             self.statuses.pop(path, None)
         for mailbox in changes.created:
             if announce:
-                snapshot = connection.snapshot(mailbox.path, None, all_new=True,
-                                               flags_window=self.settings.watcher_flags_window,
-                                               describe=self.context.describe,
-                                               content=self.context.notify_request())
+                snapshot = self._snapshot(connection, mailbox.path, None, all_new=True)
                 empty = MailboxCheckpoint.empty(mailbox.path, snapshot.uidvalidity)
                 result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use)
                 created = mailbox_new_event(self.account, mailbox, snapshot.uidvalidity)
                 self._commit([created, *result.events], [(result.checkpoint, 0)])
+                if snapshot.partial:  # a folder created with its mail (a bulk import): the rest in passes
+                    self._sync(connection, mailbox.path)
             elif mailbox.path != self.watch_path:  # the caller syncs the IDLE mailbox last
                 self._sync(connection, mailbox.path)
         return {mailbox.path for mailbox in changes.created} - {self.watch_path}
 
+    def _snapshot(self, connection: WatchConnection, path: str, previous: MailboxCheckpoint | None,
+                  all_new: bool = False) -> MailboxSnapshot:
+        return connection.snapshot(path, previous, all_new=all_new, flags_window=self.settings.watcher_flags_window,
+                                   describe=self.context.describe, content=self.context.notify_request(),
+                                   limit=self.settings.watcher_catchup_batch)
+
     def _sync(self, connection: WatchConnection, path: str) -> None:
-        previous = self.checkpoints.mailboxes.get(path)
-        snapshot = connection.snapshot(path, previous, flags_window=self.settings.watcher_flags_window,
-                                       describe=self.context.describe, content=self.context.notify_request())
-        result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path))
-        if result.changed:
-            self._commit(result.events, [(result.checkpoint, previous.revision if previous else 0)])
+        """Bring ``path`` up to date: one pass, or as many bounded passes as its backlog needs.
+
+        Each partial pass is published and committed before the next snapshot, so at most
+        one pass of events is ever held; the next pass starts from the committed checkpoint.
+        """
+        while True:
+            previous = self.checkpoints.mailboxes.get(path)
+            snapshot = self._snapshot(connection, path, previous)
+            result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path))
+            writes = [(result.checkpoint, previous.revision if previous else 0)] if result.changed else []
+            if not snapshot.partial:
+                if writes:
+                    self._commit(result.events, writes)
+                return
+            # The next pass starts from this one's stored checkpoint, and a pass never
+            # waits in the catch-up batch (only possible if an account lost its marker).
+            self._flush_batch()
+            self._store(result.events, writes)
+            logger.debug("partial sync pass", extra={"account": self.account, "path": path,
+                                                     "events": len(result.events),
+                                                     "uidnext": result.checkpoint.uidnext})
 
     def _sweep(self, connection: WatchConnection) -> None:
         """Servers without NOTIFY: LIST, then STATUS each other folder; sync the ones that moved."""
@@ -449,6 +480,17 @@ class AccountWatch:
                 self.statuses[path] = status
         self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
 
+    def _flush_batch(self) -> None:
+        """Store what the catch-up batch holds now (it stays open for what follows)."""
+        if self._batch is None:
+            return
+        batch, self._batch = self._batch, None
+        try:
+            if batch.events or batch.writes or batch.deletions or batch.mark_initialized:
+                self._store(batch.events, batch.writes, batch.deletions, mark_initialized=batch.mark_initialized)
+        finally:
+            self._batch = _Batch()
+
     def _commit(self, events: list[Event], writes: list[tuple[MailboxCheckpoint, int]],
                 deletions: list[MailboxDeletion] | None = None, *, mark_initialized: bool = False) -> None:
         if self._batch is not None:
@@ -456,6 +498,11 @@ class AccountWatch:
             self._batch.writes.extend(writes)
             self._batch.deletions.extend(deletions or [])
             return
+        self._store(events, writes, deletions, mark_initialized=mark_initialized)
+
+    def _store(self, events: list[Event], writes: list[tuple[MailboxCheckpoint, int]],
+               deletions: list[MailboxDeletion] | None = None, *, mark_initialized: bool = False) -> None:
+        """Publish, then commit the checkpoints (conditional on revisions and the lease epoch)."""
         if events:
             self.context.sink.publish(events)
         checkpoint_store.commit(self.account, self.context.lease_epoch_of(self.account), writes, deletions or [],
