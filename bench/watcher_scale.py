@@ -16,6 +16,8 @@ instance limit are raised for the run and restored after), it registers the acco
                     (the emulator answers ~110-150 calls/s here: it bounds "connect all")
     RSS / account   (watcher RSS once all are idle - RSS of a watcher with no account) / N
     idle CPU        the watcher's CPU time over 30 s with every account idling, in % of one core
+    idle AWS calls  requests the watcher made to the emulator over those 30 s, per second
+                    (heartbeat, watchlist generation, live workers, shard leases now and then)
     latency         LMTP delivery to a random account -> its messageNew on the queue
                     (SQS SentTimestamp), p50/p95/max over --samples, beside the floor: a bare
                     imapclient IDLE on the same mailbox, receiving the same push
@@ -174,8 +176,11 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
             time.sleep(10)  # settle: IDLE entered everywhere, first re-scans done
             rss = process_rss_kb(watcher.process.pid)
             cpu_before, wall_before = process_cpu_seconds(watcher.process.pid), time.monotonic()
+            idle_calls_before, idle_own_before = aws.requests(), queue.calls
             time.sleep(30)
-            idle_cpu = (process_cpu_seconds(watcher.process.pid) - cpu_before) / (time.monotonic() - wall_before)
+            idle_seconds = time.monotonic() - wall_before
+            idle_cpu = (process_cpu_seconds(watcher.process.pid) - cpu_before) / idle_seconds
+            idle_calls = (aws.requests() - idle_calls_before) - (queue.calls - idle_own_before)
             ours, floor = [], []
             rng = random.Random(size)
             for account in rng.sample(sorted(users), samples):
@@ -205,7 +210,8 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
         f50, f95, fmax = summary(floor)
         return {"accounts": size, "registered_s": registered_in, "connect_all_s": connect_all,
                 "rss_mb": rss / 1024, "base_rss_mb": base_rss / 1024, "rss_per_account_kb": (rss - base_rss) / size,
-                "idle_cpu_pct": idle_cpu * 100, "ours": (o50, o95, omax), "floor": (f50, f95, fmax),
+                "idle_cpu_pct": idle_cpu * 100, "idle_aws_calls_per_s": idle_calls / idle_seconds,
+                "ours": (o50, o95, omax), "floor": (f50, f95, fmax),
                 "dovecot_mb": dovecot_mb,
                 "aws_calls_per_s": aws_calls / connect_all, "watcher_calls_per_account": watcher_calls / size}
 
@@ -238,17 +244,17 @@ def main() -> None:
     print(f"\nwatcher scale (one process; open files {files}; inotify instances {inotify_note})")
     print(f"{'accounts':>8} {'connect all':>11} {'RSS':>8} {'RSS/acct':>9} {'idle CPU':>9} | "
           f"{'ours p50':>8} {'p95':>6} {'max':>6} | {'floor p50':>9} {'p95':>6} {'max':>6} | "
-          f"{'p95-floor':>9} | {'dovecot RSS':>11} | {'AWS calls/s':>11} {'calls/acct':>10}")
+          f"{'p95-floor':>9} | {'dovecot RSS':>11} | {'AWS calls/s':>11} {'calls/acct':>10} {'idle calls/s':>12}")
     for r in results:
         o50, o95, omax = r["ours"]
         f50, f95, fmax = r["floor"]
         print(f"{r['accounts']:>8} {r['connect_all_s']:>10.1f}s {r['rss_mb']:>7.0f}M {r['rss_per_account_kb']:>7.1f}KB"
               f" {r['idle_cpu_pct']:>8.1f}% | {o50:>8.0f} {o95:>6.0f} {omax:>6.0f} | {f50:>9.0f} {f95:>6.0f}"
               f" {fmax:>6.0f} | {o95 - f95:>+9.0f} | {r['dovecot_mb']:>10.0f}M | {r['aws_calls_per_s']:>11.0f}"
-              f" {r['watcher_calls_per_account']:>10.1f}")
+              f" {r['watcher_calls_per_account']:>10.1f} {r['idle_aws_calls_per_s']:>12.1f}")
     print("AWS calls/s: requests the emulator (moto, one process) answered while the watcher connected; it is"
           " the bottleneck of 'connect all' here, not IMAP. calls/acct: the watcher's own (heartbeat and scans"
-          " included).")
+          " included). idle calls/s: the watcher's AWS requests per second with every account idle.")
     print("RSS/acct = (RSS with every account idle - RSS of an idle watcher "
           f"{results[0]['base_rss_mb']:.0f}M) / accounts; goal <= 60 KB. Latency in ms, floor = bare IDLE client.")
 

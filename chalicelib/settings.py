@@ -50,6 +50,9 @@ IMAPLESS_WATCHER_SHARDS                   ``256``            Accounts are hashed
 IMAPLESS_WATCHER_POOL_SIZE                ``16``             Threads doing IMAP sync work in one watcher process.
 IMAPLESS_WATCHER_ACCOUNT_SCAN_SECONDS     ``2``              How often accounts and leases are re-read (new and
                                                              deleted accounts are picked up within this delay).
+IMAPLESS_WATCHER_FULL_SCAN_SECONDS        ``60``             Accounts are re-scanned only when the watchlist
+                                                             generation moved, and at least this often (covers a
+                                                             writer that died before bumping it).
 IMAPLESS_WATCHER_LEASE_SECONDS            ``20``             A watcher that has not heartbeated for this long is
                                                              dead; its shards move to the others.
 IMAPLESS_WATCHER_HEARTBEAT_SECONDS        ``5``              Heartbeat interval of a watcher process.
@@ -65,12 +68,12 @@ IMAPLESS_WATCHER_RECONNECT_MIN_SECONDS    ``1``              First reconnect del
 IMAPLESS_WATCHER_RECONNECT_MAX_SECONDS    ``300``            Longest reconnect delay.
 IMAPLESS_WATCHER_CONNECT_RATE             ``50``             New connections per second a watcher opens (staggers
                                                              the reconnect storm after a restart).
--- webhooks --
-IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt (connect, TLS, request,
-                                                             response headers); a slower receiver counts as failed.
 IMAPLESS_WATCHER_CATCHUP_BATCH            ``500``            Most new messages one sync pass lists; a larger backlog
                                                              is published and checkpointed in passes of this many
                                                              (bounds the watcher's memory after a long outage).
+-- webhooks --
+IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt (connect, TLS, request,
+                                                             response headers); a slower receiver counts as failed.
 IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one attempt to the next, comma-separated;
                                           ``7200,18000,``    the default spans 3.2 days. Anchored to when the event
                                           ``36000,50400,``   was queued (see chalicelib/webhooks/policy.py).
@@ -162,6 +165,7 @@ class Settings:
     watcher_shards: int
     watcher_pool_size: int
     watcher_account_scan_seconds: float
+    watcher_full_scan_seconds: float
     watcher_lease_seconds: float
     watcher_heartbeat_seconds: float
     watcher_idle_reissue_seconds: float
@@ -171,11 +175,11 @@ class Settings:
     watcher_reconnect_min_seconds: float
     watcher_reconnect_max_seconds: float
     watcher_connect_rate: float
+    watcher_catchup_batch: int
     # -- webhooks --
     webhook_timeout_seconds: float
     webhook_retry_schedule: tuple[int, ...]
     webhook_config_cache_seconds: float
-    watcher_catchup_batch: int
     dispatcher_concurrency: int
     # -- sending --
     smtp_pool_idle_seconds: float
@@ -225,6 +229,7 @@ def load_settings() -> Settings:
         watcher_shards=max(1, _env_int("IMAPLESS_WATCHER_SHARDS", 256)),
         watcher_pool_size=max(1, _env_int("IMAPLESS_WATCHER_POOL_SIZE", 16)),
         watcher_account_scan_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_ACCOUNT_SCAN_SECONDS", 2.0)),
+        watcher_full_scan_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_FULL_SCAN_SECONDS", 60.0)),
         watcher_lease_seconds=max(1.0, _env_float("IMAPLESS_WATCHER_LEASE_SECONDS", 20.0)),
         watcher_heartbeat_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_HEARTBEAT_SECONDS", 5.0)),
         watcher_idle_reissue_seconds=max(1.0, _env_float("IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS", 270.0)),
@@ -234,12 +239,12 @@ def load_settings() -> Settings:
         watcher_reconnect_min_seconds=max(0.05, _env_float("IMAPLESS_WATCHER_RECONNECT_MIN_SECONDS", 1.0)),
         watcher_reconnect_max_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_RECONNECT_MAX_SECONDS", 300.0)),
         watcher_connect_rate=max(1.0, _env_float("IMAPLESS_WATCHER_CONNECT_RATE", 50.0)),
+        watcher_catchup_batch=max(1, _env_int("IMAPLESS_WATCHER_CATCHUP_BATCH", 500)),
         # -- webhooks --
         webhook_timeout_seconds=_env_float("IMAPLESS_WEBHOOK_TIMEOUT_SECONDS", 10.0),
         webhook_retry_schedule=_env_seconds_list("IMAPLESS_WEBHOOK_RETRY_SCHEDULE",
                                                  (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)),
         webhook_config_cache_seconds=_env_float("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", 5.0),
-        watcher_catchup_batch=max(1, _env_int("IMAPLESS_WATCHER_CATCHUP_BATCH", 500)),
         dispatcher_concurrency=max(1, _env_int("IMAPLESS_DISPATCHER_CONCURRENCY", 8)),
         # -- sending --
         smtp_pool_idle_seconds=max(0.0, _env_float("IMAPLESS_SMTP_POOL_IDLE_SECONDS", 60.0)),

@@ -2,6 +2,10 @@
 
 Callers get and give :class:`StoredAccount` values, never pynamodb objects. The sealed
 secrets blob is opaque here: sealing and opening happen in the service layer.
+
+Every create, replace and delete bumps the watchlist generation once it succeeded, so the
+watchers re-read the accounts (:mod:`chalicelib.store.watchlist`); the watcher's own state
+writes (``set_account_state``) do not.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from chalicelib.errors import AccountExistsError, AccountNotFoundError, ConflictError
+from chalicelib.store import watchlist  # -- watcher: watchlist generation --
 from chalicelib.store.models import AccountItem
 
 
@@ -60,6 +65,7 @@ def insert_account(account: StoredAccount) -> StoredAccount:
             raise AccountExistsError(f"account {account.account!r} already exists",
                                      details={"account": account.account}) from None
         raise
+    watchlist.bump_generation()  # -- watcher: watchlist generation --
     return _from_item(item)
 
 
@@ -99,6 +105,7 @@ def replace_account(account: StoredAccount) -> StoredAccount:
             raise ConflictError(f"account {account.account!r} was changed concurrently; retry",
                                 code="ConcurrentUpdate") from None
         raise
+    watchlist.bump_generation()  # -- watcher: watchlist generation --
     return _from_item(item)
 
 
@@ -110,6 +117,7 @@ def delete_account(account_id: str) -> None:
             raise AccountNotFoundError(f"account {account_id!r} does not exist",
                                        details={"account": account_id}) from None
         raise
+    watchlist.bump_generation()  # -- watcher: watchlist generation --
 
 
 # -- watcher: connection state --

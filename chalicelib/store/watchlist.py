@@ -1,15 +1,40 @@
-"""The narrow view of accounts the watcher polls: id, state, update time, version.
+"""The narrow view of accounts the watcher follows, and the generation that says it changed.
 
-The watcher re-reads it every ``IMAPLESS_WATCHER_ACCOUNT_SCAN_SECONDS`` to pick up new,
-changed, disabled and deleted accounts. It scans the accounts table's ``watch`` index,
-whose items hold only these four attributes, so a scan of 5,000 accounts reads ~300 KB
-instead of the full items with their sealed credentials. A table created before the
-index existed (an old local data dir) is scanned directly instead, same result.
+Two things live here:
+
+- the **watch rows**: id, state, update time and version of every account, read from the
+  accounts table's ``watch`` index, whose items hold only these four attributes (a scan of
+  5,000 accounts reads ~300 KB instead of the full items with their sealed credentials).
+  A table created before the index existed (an old local data dir) is scanned directly
+  instead, same result;
+- the **watchlist generation**: one counter item (``watchlistGeneration``) in the settings
+  table. Every account write that matters to watching (create, replace, delete: see
+  :mod:`chalicelib.store.accounts`) adds 1 to it *after* the account write succeeded. The
+  watcher reads it (one consistent GetItem) every scan period and scans the rows only
+  when it moved, instead of scanning every account every 2 s.
+
+::
+
+    API: account write ──ok──▶ ADD generation 1          watcher, every scan period:
+                                    │                      GetItem generation (consistent)
+                                    └────────────────────▶ moved? ──yes──▶ scan watch rows
+
+Invariants and failure modes:
+- the watcher's own connection-state writes (``set_account_state``: connecting results
+  such as ``connected``/``authenticationError``) do not bump: every such state is
+  watchable, so the watcher never needs to see them;
+- a bump is best effort: a writer that dies (or whose bump fails) between the account
+  write and the bump leaves the generation unchanged, so the watcher also scans every
+  ``IMAPLESS_WATCHER_FULL_SCAN_SECONDS`` whatever the generation says;
+- the ``watch`` index is eventually consistent: a bump can be visible before the index
+  shows the write that preceded it, so a move of the generation is followed by scans for
+  a few seconds more (see ``workers/watch/supervisor.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import botocore.session
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
@@ -17,10 +42,12 @@ from pynamodb.exceptions import ScanError
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
+from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 
 _settings = get_settings()
 WATCH_ATTRIBUTES = ["account", "state", "updated_at", "version"]
+GENERATION_KEY = "watchlistGeneration"
 
 
 class _WatchIndex(GlobalSecondaryIndex):
@@ -43,6 +70,19 @@ class _AccountWatchRow(Model):
     watch = _WatchIndex()
 
 
+class _GenerationItem(Model):
+    """The counter item, in the settings table next to the deployment-wide settings (its key
+    matches no settings prefix; it has no ``value``, so settings readers skip it)."""
+
+    class Meta:
+        table_name = _settings.table_name("settings")
+        region = _settings.aws_region
+
+    key = UnicodeAttribute(hash_key=True)
+    generation = NumberAttribute(default=0)
+    updated_at = UTCDateTimeAttribute(attr_name="updatedAt", null=True)
+
+
 @dataclass(frozen=True)
 class WatchedAccount:
     account: str
@@ -58,25 +98,35 @@ def _row(item: dict) -> WatchedAccount:
 
 
 def list_watch_rows() -> list[WatchedAccount]:
-    """Every account's watch row. Parsed from the raw items: this runs every few seconds
-    over every account, and model deserialisation would cost several times more CPU."""
-    connection = _AccountWatchRow._get_connection()
+    """Every account's watch row. Parsed from the raw pages: model deserialisation of
+    thousands of rows would cost several times more CPU."""
     try:
-        pages = _scan_pages(connection, index_name="watch")
-        return [_row(item) for page in pages for item in page]
+        return [_row(item) for page in _AccountWatchRow.watch.scan().page_iter for item in page.get("Items", [])]
     except ScanError:
-        return [_row(item) for page in _scan_pages(connection, attributes_to_get=WATCH_ATTRIBUTES)
-                for item in page]
+        return [_row(item) for page in _AccountWatchRow.scan(attributes_to_get=WATCH_ATTRIBUTES).page_iter
+                for item in page.get("Items", [])]
 
 
-def _scan_pages(connection, **kwargs) -> list[list[dict]]:
-    pages, start = [], None
-    while True:
-        answer = connection.scan(exclusive_start_key=start, **kwargs)
-        pages.append(answer.get("Items", []))
-        start = answer.get("LastEvaluatedKey")
-        if not start:
-            return pages
+def bump_generation() -> None:
+    """Tell the watchers that the accounts changed (call after the account write succeeded).
+
+    Never raises: the account write it follows has happened, and failing the request
+    now would make the caller retry a write that succeeded. A lost bump costs at most
+    one full-scan period of delay (``IMAPLESS_WATCHER_FULL_SCAN_SECONDS``).
+    """
+    try:
+        _GenerationItem(GENERATION_KEY).update(actions=[_GenerationItem.generation.add(1),
+                                                        _GenerationItem.updated_at.set(datetime.now(UTC))])
+    except Exception:  # noqa: BLE001 - see above; the watchers' periodic full scan covers it
+        logger.warning("could not bump the watchlist generation; watchers see the change at their next full scan")
+
+
+def read_generation() -> int:
+    """The current generation (0 before the first bump), read consistently."""
+    try:
+        return int(_GenerationItem.get(GENERATION_KEY, consistent_read=True).generation or 0)
+    except _GenerationItem.DoesNotExist:
+        return 0
 
 
 def _models(base: type[Model]) -> list[type[Model]]:

@@ -81,14 +81,18 @@ class WatcherProcess:
     """``python -m tests.integration.watcher_harness`` with the test environment."""
 
     def __init__(self, queue: EventQueue, prefix: str, namespace: str, extra_env: dict[str, str] | None = None,
-                 fast: bool = True):
-        """``fast``: the short test timings (benchmarks measure the production defaults)."""
+                 fast: bool = True, record_aws_calls: bool = False):
+        """``fast``: the short test timings (benchmarks measure the production defaults).
+        ``record_aws_calls``: the process logs every AWS request it makes (see :meth:`aws_calls`)."""
         self.log = Path(tempfile.mkstemp(prefix="watcher-", suffix=".log")[1])
+        self.aws_call_log = (Path(tempfile.mkstemp(prefix="watcher-aws-", suffix=".log")[1]) if record_aws_calls
+                             else None)
         environment = {**os.environ, **(FAST_WATCHER_ENVIRONMENT if fast else {}), **(extra_env or {})}
+        recording = ["--aws-call-log", str(self.aws_call_log)] if self.aws_call_log else []
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.watcher_harness", "--queue-url", queue.url,
-                 "--account-prefix", prefix, "--namespace", namespace],
+                 "--account-prefix", prefix, "--namespace", namespace, *recording],
                 cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self) -> int:
@@ -110,6 +114,11 @@ class WatcherProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")[-6000:]
+
+    def aws_calls(self) -> list[str]:
+        """The AWS requests made so far, one ``<operation> <table> [<index>]`` string each."""
+        assert self.aws_call_log is not None, "started without record_aws_calls"
+        return self.aws_call_log.read_text().splitlines()
 
 
 @contextlib.contextmanager

@@ -12,6 +12,9 @@ free or orphaned lease, and who gives one back.
 - a process releases a shard it holds when another live process is preferred for it;
 - it takes a shard that is free, or whose owner is no longer live, when it is the
   preferred live process for it.
+
+When every shard is held by its preferred live process the leases are *settled*: until
+the live set changes, nobody moves a lease, and the owners need not be re-read often.
 """
 
 from __future__ import annotations
@@ -54,3 +57,9 @@ def plan_leases(me: str, live: Iterable[str], owners: Mapping[str, str], shard_k
         elif (owner is None or owner not in alive) and preferred == me:
             acquire.append((key, owner))
     return LeasePlan(acquire=acquire, release=release)
+
+
+def leases_settled(live: Iterable[str], owners: Mapping[str, str], shard_keys: Iterable[str]) -> bool:
+    """Every shard is held by its preferred live process: no process plans to move any lease."""
+    alive = set(live)
+    return bool(alive) and all(owners.get(key) == preferred_worker(key, alive) for key in shard_keys)

@@ -3,10 +3,18 @@
 ::
 
     every watcher_account_scan_seconds (main thread)
-      ├─ heartbeat (every watcher_heartbeat_seconds) ─▶ watchers table
-      ├─ live workers + shard owners ─▶ plan_leases ─▶ release / acquire (conditional writes)
-      ├─ account rows (watch index) ─▶ desired = watchable ∩ my shards ∩ filter
+      ├─ heartbeat (own thread, every watcher_heartbeat_seconds) ─▶ watchers table
+      ├─ live workers ─┬─ shard owners (re-read only when due, see rescan.py)
+      │                └▶ plan_leases ─▶ release / acquire (conditional writes)
+      ├─ watchlist generation (one GetItem) ─▶ moved? ─▶ account rows (watch index scan)
+      │      (else: the rows of the last scan; a full scan every watcher_full_scan_seconds)
+      ├─ rows or my shards changed? ─▶ desired = watchable ∩ my shards ∩ filter
       └─ start new accounts (staggered), stop removed/disabled ones, restart edited ones
+
+Idle cost per scan period at any number of accounts: one GetItem of the generation and
+one small scan of the watchers table; the accounts are scanned only when one was
+written through the API (or once a minute), the 256 shard leases only when the live
+processes change or the leases are not settled (or every half lease period).
 
 Late heartbeats: past ``watcher_lease_seconds - watcher_heartbeat_seconds`` without one
 the others may consider the process dead, so it takes no new shard; what it runs goes on
@@ -29,16 +37,21 @@ from collections.abc import Callable
 from chalicelib.events.publisher import EventSink
 from chalicelib.settings import Settings
 from chalicelib.store import leases as lease_store
-from chalicelib.store.watchlist import WatchedAccount, list_watch_rows, warm_up_clients
+from chalicelib.store import watchlist
+from chalicelib.store.watchlist import WatchedAccount, warm_up_clients
 from chalicelib.sync.account_state import WATCHABLE_STATES
 from workers.watch import logger
 from workers.watch.account import AccountWatch, WatchContext
 from workers.watch.multiplexer import Multiplexer
-from workers.watch.shards import plan_leases, shard_of
+from workers.watch.rescan import AccountScanSchedule, OwnersReadSchedule
+from workers.watch.shards import leases_settled, plan_leases, shard_of
 
 STOP_WAIT_SECONDS = 10.0
 # Without a heartbeat for this many lease periods the process is cut off: it stops watching.
 FENCE_AFTER_LEASES = 3
+# The watch index is eventually consistent (on DynamoDB typically well under a second):
+# after the generation moves, accounts are scanned on every tick for this long.
+WATCH_INDEX_SETTLE_SECONDS = 3.0
 
 
 class Watcher:
@@ -59,6 +72,11 @@ class Watcher:
         self._heartbeat_ok_at = 0.0
         self._releasing: dict[str, list[AccountWatch | None]] = {}
         self._next_connect_slot = 0.0
+        self._account_scans = AccountScanSchedule(settings.watcher_full_scan_seconds, WATCH_INDEX_SETTLE_SECONDS)
+        self._owner_reads = OwnersReadSchedule(settings.watcher_lease_seconds / 2)
+        self._owners: dict[str, str] = {}
+        self._rows: list[WatchedAccount] = []
+        self._reconciled_for: tuple[frozenset[str], frozenset[str]] | None = None
 
     def lease_key_of(self, account: str) -> str:
         return lease_store.shard_key(self.namespace, shard_of(account, self.settings.watcher_shards))
@@ -136,11 +154,30 @@ class Watcher:
             # from landing on anything the new owner wrote.
             logger.warning("heartbeat late: not taking shards", extra={"worker": self.worker, "age": round(age, 1)})
             owners = lease_store.shard_owners(self.namespace)
+            self._owner_reads.invalidate()
             self.owned = {key for key in self.owned if owners.get(key) == self.worker}
-            self._reconcile_accounts(list_watch_rows())
+            self._refresh_accounts()
             return
         self._rebalance()
-        self._reconcile_accounts(list_watch_rows())
+        self._refresh_accounts()
+
+    def _refresh_accounts(self) -> None:
+        """Re-scan the accounts if the generation says so; reconcile if rows or shards changed."""
+        now = time.monotonic()
+        try:
+            generation: int | None = watchlist.read_generation()
+        except Exception:  # noqa: BLE001 - cannot tell whether anything changed: scan
+            logger.warning("could not read the watchlist generation", extra={"worker": self.worker})
+            generation = None
+        scanned = self._account_scans.due(generation, now)
+        if scanned:
+            self._rows = watchlist.list_watch_rows()
+            self._account_scans.scanned(generation, now)
+            logger.debug("accounts scanned", extra={"accounts": len(self._rows), "generation": generation})
+        shards = (frozenset(self.owned), frozenset(self._releasing))
+        if scanned or shards != self._reconciled_for:
+            self._reconcile_accounts(self._rows)
+            self._reconciled_for = shards
 
     def _fence(self) -> None:
         """Cut off from the lease table for several lease periods: stop everything."""
@@ -151,10 +188,18 @@ class Watcher:
             self._stop_account(account.account)
         self.owned.clear()
         self.epochs.clear()
+        self._owner_reads.invalidate()
+
+    def _shard_owners(self, live: list[str]) -> dict[str, str]:
+        now = time.monotonic()
+        if self._owner_reads.due(live, now):
+            self._owners = lease_store.shard_owners(self.namespace)
+            self._owner_reads.read(live, now)
+        return self._owners
 
     def _rebalance(self) -> None:
         live = [w.worker for w in lease_store.live_workers(self.namespace)]
-        owners = lease_store.shard_owners(self.namespace)
+        owners = self._shard_owners(live)
         plan = plan_leases(self.worker, live, owners, self.shard_keys)
         owned = {key for key, owner in owners.items() if owner == self.worker}
         for key in plan.release:
@@ -183,6 +228,10 @@ class Watcher:
                 owned.discard(key)
             else:
                 self.epochs[key] = epoch
+        moved = owned != {key for key, owner in owners.items() if owner == self.worker}
+        # Cached owners stay valid only while nothing is in motion (see rescan.py).
+        self._owner_reads.settled = (not moved and not plan.acquire and not plan.release and not self._releasing
+                                     and leases_settled([*live, self.worker], owners, self.shard_keys))
         if owned != self.owned:
             logger.info("shards changed", extra={"worker": self.worker, "shards": len(owned), "live": len(live)})
         self.owned = owned

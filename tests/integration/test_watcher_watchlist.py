@@ -1,0 +1,113 @@
+"""Which accounts the watcher follows, and what it reads to know: the watchlist generation.
+
+Real watcher subprocess, real Dovecot, moto. The watcher's AWS requests are counted by a
+hook in the harness (``record_aws_calls``): the requests still reach moto.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from chalicelib.store import watchlist
+from tests.integration.watcher_support import WatcherProcess, register_account, running_watcher
+from tests.support.daemons import binary_path
+
+ACCOUNTS_SCAN = "Scan imapless-accounts watch"
+GENERATION_READ = "GetItem imapless-settings"
+LEASES_SCAN = "Scan imapless-watcher-leases"
+
+
+def imap_connections(dovecot, email: str) -> int:
+    """How many IMAP connections Dovecot holds for ``email`` right now."""
+    answer = subprocess.run([binary_path("doveadm", "/usr/bin/doveadm"), "-c", str(dovecot.config_path),
+                             "who", "-1", email], capture_output=True, text=True, check=True, timeout=10)
+    return sum(1 for line in answer.stdout.splitlines() if line.split()[:1] == [email])
+
+
+def wait_until(condition, timeout: float, what: str) -> float:
+    """Seconds it took ``condition`` to hold (polled every 50 ms), or AssertionError after ``timeout``."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def calls_during(watcher: WatcherProcess, seconds: float) -> Counter:
+    before = len(watcher.aws_calls())
+    time.sleep(seconds)
+    return Counter(watcher.aws_calls()[before:])
+
+
+def test_an_account_registered_while_running_is_watched_within_5_s_and_dropped_within_5_s_of_deletion(
+        api, dovecot, make_mail_user, events, prefix):
+    # Given: a watcher at the production scan period (2 s), already running
+    user = make_mail_user()
+    account = prefix + "live"
+    with running_watcher(events, prefix, prefix + "ns",
+                         extra_env={"IMAPLESS_WATCHER_ACCOUNT_SCAN_SECONDS": "2"}) as watcher:
+        time.sleep(1.0)
+        # When: an account is registered through the API
+        register_account(api, dovecot, user, account)
+        registered = time.monotonic()
+        # Then: it is watched (baseline done, accountInitialized published) within 5 s
+        events.wait_for(lambda ev: events.of(account, "accountInitialized"), timeout=10, what="initialized")
+        assert time.monotonic() - registered < 5, watcher.log_text()
+        assert imap_connections(dovecot, user.email) >= 1
+
+        # When: it is deleted through the API
+        assert api.delete(f"/v1/account/{account}").status in (200, 204)
+        # Then: the watcher lets go of its mailbox within 5 s
+        assert wait_until(lambda: imap_connections(dovecot, user.email) == 0, timeout=10,
+                          what="the watcher to close its connections") < 5
+
+
+def test_an_account_written_without_a_generation_bump_is_found_by_the_periodic_full_scan(
+        api, dovecot, make_mail_user, events, prefix, monkeypatch: pytest.MonkeyPatch):
+    # Given: a watcher that scans every account at least every 3 s whatever the generation says
+    user = make_mail_user()
+    account = prefix + "lostbump"
+    with running_watcher(events, prefix, prefix + "ns", extra_env={"IMAPLESS_WATCHER_FULL_SCAN_SECONDS": "3"},
+                         record_aws_calls=True) as watcher:
+        time.sleep(1.0)
+        generation = watchlist.read_generation()
+        # When: an account is written by a writer that dies before bumping the generation
+        monkeypatch.setattr(watchlist, "bump_generation", lambda: None)
+        register_account(api, dovecot, user, account)
+        registered = time.monotonic()
+        assert watchlist.read_generation() == generation
+        # Then: the next full scan finds it anyway
+        events.wait_for(lambda ev: events.of(account, "accountInitialized"), timeout=10, what="initialized")
+        assert time.monotonic() - registered < 3 + 2
+        # ... and those full scans are all the watcher does to the accounts meanwhile
+        # (the test timings tick every 0.3 s: scanning every tick would be ~13 scans in 4 s)
+        assert 1 <= calls_during(watcher, 4.0)[ACCOUNTS_SCAN] <= 2
+
+
+def test_an_idle_watcher_reads_one_generation_item_per_tick_and_scans_only_after_a_change(
+        api, dovecot, make_mail_user, events, prefix):
+    # Given: a watcher with one account, settled (baseline done, leases taken)
+    user, newcomer = make_mail_user(), make_mail_user()
+    register_account(api, dovecot, user, prefix + "idle")
+    with running_watcher(events, prefix, prefix + "ns", record_aws_calls=True) as watcher:
+        events.wait_for(lambda ev: events.of(prefix + "idle", "accountInitialized"), timeout=15, what="initialized")
+        time.sleep(1.0)
+        # When: nothing changes for 4 s (the test timings tick every 0.3 s)
+        idle = calls_during(watcher, 4.0)
+        # Then: every tick reads the generation, none scans the accounts, and the 8 shard
+        # leases are re-read only every half lease period (1.5 s here), not every tick
+        assert idle[GENERATION_READ] >= 8, idle
+        assert idle[ACCOUNTS_SCAN] == 0, idle
+        assert idle[LEASES_SCAN] <= 4, idle
+
+        # When: an account is registered; Then: the next ticks scan and it is watched
+        before = len(watcher.aws_calls())
+        register_account(api, dovecot, newcomer, prefix + "newcomer")
+        events.wait_for(lambda ev: events.of(prefix + "newcomer", "accountInitialized"), timeout=10,
+                        what="newcomer initialized")
+        assert Counter(watcher.aws_calls()[before:])[ACCOUNTS_SCAN] >= 1
