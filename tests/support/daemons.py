@@ -221,6 +221,13 @@ class Daemon:
     def log_path(self) -> Path:
         return self._path(self.LOG_FILE)
 
+    def _await_banner(self, port: int, prefix: bytes, deadline: float) -> None:
+        """Return once the started master answers ``prefix`` on ``port``; raise with the log tail."""
+        master = self._master_pid
+        if master is None or not wait_for_banner(port, prefix, deadline, lambda: pid_alive(master)):
+            raise MailServerError(f"{self.NAME} did not answer on {HOST}:{port} within "
+                                  f"{START_TIMEOUT_SECONDS:.0f} s\n--- log tail ---\n{log_tail(self.log_path)}")
+
     def _path(self, name: str) -> Path:
         if self.directory is None:
             raise MailServerError(f"{self.NAME} is not running")

@@ -25,15 +25,12 @@ from tests.support.daemons import (
     Daemon,
     MailServerError,
     binary_path,
-    log_tail,
     make_server_dir,
     pick_free_ports,
-    pid_alive,
     read_pid,
     run_command,
     start_with_port_retries,
     stop_master,
-    wait_for_banner,
 )
 
 DEFAULT_SPECIAL_USE: dict[str, str] = {
@@ -117,12 +114,7 @@ class Dovecot(Daemon):
         while self._master_pid is None and time.monotonic() < deadline:
             self._master_pid = read_pid(self._path("run") / "master.pid")
             time.sleep(POLL_INTERVAL_SECONDS)
-        master = self._master_pid
-        if master is None or not wait_for_banner(self.imap_port, b"* OK", deadline, lambda: pid_alive(master)):
-            raise MailServerError(
-                f"Dovecot did not answer on {HOST}:{self.imap_port} within "
-                f"{START_TIMEOUT_SECONDS:.0f} s\n--- log tail ---\n{log_tail(self.log_path)}"
-            )
+        self._await_banner(self.imap_port, b"* OK", deadline)
 
     def restart(self, while_stopped: Callable[[], None] | None = None) -> None:
         """An outage: stop every Dovecot process, run ``while_stopped``, then start again with

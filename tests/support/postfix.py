@@ -22,14 +22,11 @@ from tests.support.daemons import (
     Daemon,
     MailServerError,
     binary_path,
-    log_tail,
     make_server_dir,
     pick_free_ports,
-    pid_alive,
     read_pid,
     run_command,
     start_with_port_retries,
-    wait_for_banner,
 )
 from tests.support.dovecot import Dovecot
 
@@ -90,13 +87,7 @@ class Postfix(Daemon):
             # `start` runs `check` first, which creates the queue directories with the right owners.
             run_command([postfix, "-c", str(self.config_dir), "start"], "postfix start", self.log_path)
             self._master_pid = read_pid(self.directory / "spool" / "pid" / "master.pid")
-            master = self._master_pid
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            if master is None or not wait_for_banner(self.smtp_port, b"220", deadline, lambda: pid_alive(master)):
-                raise MailServerError(
-                    f"Postfix did not answer on {HOST}:{self.smtp_port} within "
-                    f"{START_TIMEOUT_SECONDS:.0f} s\n--- log tail ---\n{log_tail(self.log_path)}"
-                )
+            self._await_banner(self.smtp_port, b"220", time.monotonic() + START_TIMEOUT_SECONDS)
         except BaseException:
             self.stop()
             raise
@@ -128,15 +119,7 @@ class Postfix(Daemon):
         """
         if self.directory is None:
             return
-        with self._table_lock:
-            source = self.config_dir / "recipients.next"
-            source.write_text("".join(f"{address} OK\n" for address in self.dovecot.user_passwords()))
-            run_command(
-                [binary_path("postmap", "/usr/sbin/postmap"), "-c", str(self.config_dir), f"hash:{source}"],
-                "postmap",
-            )
-            os.replace(f"{source}.db", self.config_dir / "recipients.db")
-            os.replace(source, self.config_dir / "recipients")
+        self._install_table("recipients", "".join(f"{address} OK\n" for address in self.dovecot.user_passwords()))
 
     # -- test policy: temporary failures -----------------------------------------------------
 
@@ -149,14 +132,18 @@ class Postfix(Daemon):
         """
         if self.directory is None:
             return
+        self._install_table("deferred", "".join(f"{address} 451 4.7.1 Try again later (test policy)\n"
+                                                for address in addresses))
+
+    def _install_table(self, name: str, text: str) -> None:
+        """Write the lookup table ``name`` and swap it in atomically (see _write_recipient_table)."""
         with self._table_lock:
-            source = self.config_dir / "deferred.next"
-            source.write_text("".join(f"{address} 451 4.7.1 Try again later (test policy)\n"
-                                      for address in addresses))
+            source = self.config_dir / f"{name}.next"
+            source.write_text(text)
             run_command([binary_path("postmap", "/usr/sbin/postmap"), "-c", str(self.config_dir), f"hash:{source}"],
-                 "postmap")
-            os.replace(f"{source}.db", self.config_dir / "deferred.db")
-            os.replace(source, self.config_dir / "deferred")
+                        "postmap")
+            os.replace(f"{source}.db", self.config_dir / f"{name}.db")
+            os.replace(source, self.config_dir / name)
 
     def _render_main_cf(self) -> str:
         d = self.directory
