@@ -1,4 +1,5 @@
-"""Fixtures shared by the watcher integration tests."""
+"""Fixtures shared by the integration tests: the watcher's queue and prefix, and the mail API's
+registered account with a direct IMAP client beside it (modules may define their own)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.integration.mail_api_support import direct_imap, register_account
 from tests.integration.watcher_support import EventQueue
 
 
@@ -22,3 +24,16 @@ def events() -> Iterator[EventQueue]:
 def prefix() -> str:
     """A unique prefix for the test's account ids and watcher names, so tests never see each other's."""
     return f"wt{secrets.token_hex(4)}-"
+
+
+@pytest.fixture
+def account(api, dovecot, mail_user) -> str:
+    """An account registered over the API for ``mail_user`` of the session Dovecot."""
+    return register_account(api, dovecot, mail_user)
+
+
+@pytest.fixture
+def imap(dovecot, mail_user):
+    """A direct imapclient session of the same user, to act beside the API."""
+    with direct_imap(dovecot, mail_user) as client:
+        yield client

@@ -6,18 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.services.message_ids import decode_message_id
-from tests.integration.mail_api_support import direct_imap, fill, make_message, register_account
-
-
-@pytest.fixture
-def account(api, dovecot, mail_user) -> str:
-    return register_account(api, dovecot, mail_user)
-
-
-@pytest.fixture
-def imap(dovecot, mail_user):
-    with direct_imap(dovecot, mail_user) as client:
-        yield client
+from tests.integration.mail_api_support import fill, make_message
 
 
 def ids_by_subject(api, account, path: str = "INBOX") -> dict[str, str]:

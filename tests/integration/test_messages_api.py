@@ -9,20 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.services.message_ids import MessageRef, decode_message_id, encode_message_id
-from tests.integration.mail_api_support import direct_imap, fill, make_message, register_account
+from tests.integration.mail_api_support import fill, make_message
 
 ACCEPT_ANY = {"Accept": "*/*"}
-
-
-@pytest.fixture
-def account(api, dovecot, mail_user) -> str:
-    return register_account(api, dovecot, mail_user)
-
-
-@pytest.fixture
-def imap(dovecot, mail_user):
-    with direct_imap(dovecot, mail_user) as client:
-        yield client
 
 
 def listing(api, account, query: str = "") -> dict:
