@@ -377,7 +377,7 @@ class WatchConnection:
             parts = self._read()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if head.startswith(b"+"):
-                return early or self._has_buffered_input()
+                return early or self._input_waiting()
             if head.startswith(self._idle_tag + b" "):
                 raise CommandFailedError("IDLE refused: " + head.decode("utf-8", "replace")[:200])
             early = early or bool(responses.hints_from([self._untagged(parts)]))
@@ -387,10 +387,15 @@ class WatchConnection:
 
         ``early``: hints were seen before IDLE's continuation; report a change even if
         nothing more is buffered.
+
+        Readiness is only a hint: the selector may report bytes that one of our own commands
+        has already read (the answer to ``DONE`` when a timer re-issued IDLE while the socket
+        was still registered). With nothing waiting this returns at once instead of blocking
+        a pool thread until the read deadline and then dropping a healthy connection.
         """
         found: list[Untagged] = []
-        if early and not self._has_buffered_input():
-            return Hints(selected_changed=True)
+        if not self._input_waiting():
+            return Hints(selected_changed=early)
         while True:
             parts = self._read()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
@@ -399,7 +404,7 @@ class WatchConnection:
                 return responses.hints_from(found) | Hints(selected_changed=True)
             if head.startswith(b"* "):
                 found.append(responses.parse_untagged(parts))
-            if not self._has_buffered_input():
+            if not self._input_waiting():
                 return responses.hints_from(found)
 
     def stop_idle(self) -> Hints:
@@ -421,17 +426,25 @@ class WatchConnection:
     def idling(self) -> bool:
         return self._idle_tag is not None
 
-    def _has_buffered_input(self) -> bool:
-        """True if a complete or partial response is already buffered (by us or by TLS).
+    def _input_waiting(self) -> bool:
+        """True if a complete or partial response can be read without waiting for the server.
 
-        The selector only sees the kernel socket; bytes already pulled into imaplib's
-        buffered reader or TLS's record buffer would otherwise sit unread until the next packet.
+        Looks at imaplib's buffered reader, TLS's record buffer and the kernel socket, without
+        blocking. The selector only sees the kernel socket: bytes already pulled into the
+        first two would otherwise sit unread until the next packet. Raises
+        :class:`ConnectionLostError` if the server has closed the connection.
         """
         sock = self.socket
         timeout = sock.gettimeout()
         sock.setblocking(False)
         try:
-            return bool(self._imap.file.peek(1))
+            if self._imap.file.peek(1):
+                return True
+            # An empty peek is the end of the stream on TLS (no data raises SSLWantReadError);
+            # on a plain socket it is also what "nothing yet" looks like: ask the kernel.
+            if isinstance(sock, ssl.SSLSocket) or socket.socket.recv(sock, 1, socket.MSG_PEEK) == b"":
+                raise ConnectionLostError("connection lost: closed by the server")
+            return True
         except (BlockingIOError, ssl.SSLWantReadError, InterruptedError):
             return False
         except OSError as exc:

@@ -191,3 +191,34 @@ def test_wrong_password_gives_one_authentication_error_not_one_per_retry(api, do
         events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), timeout=10, what="recovery")
         assert [e.event for e in events.of(account)] == ["authenticationError", "authenticationSuccess",
                                                          "accountInitialized"]
+
+
+def logins_of(dovecot: Dovecot, email: str) -> int:
+    return dovecot.log_text().count(f"Login: user=<{email}>")
+
+
+def test_idle_reissued_many_times_keeps_its_connection_and_its_latency(
+        api, dovecot, postfix, make_mail_user, events, prefix):
+    # Given: a watched account whose IDLE is re-issued every second (production: 270 s)
+    user, sender = make_mail_user(), make_mail_user()
+    account = prefix + "reissue"
+    register_account(api, dovecot, user, account)
+    with running_watcher(events, prefix, prefix + "ns",
+                         extra_env={"IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS": "1"}) as watcher:
+        events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+        logins = logins_of(dovecot, user.email)
+
+        # When: six re-issues have gone by, and then mail arrives
+        deadline = time.monotonic() + 15
+        while watcher.log_text(limit=None).count("reissue=True") < 6 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watcher.log_text(limit=None).count("reissue=True") >= 6
+        sent = time.monotonic()
+        send_mail(postfix, sender, user.email, "after re-issues")
+        events.wait_for(lambda ev: subjects(events, account)["after re-issues"], what="messageNew", timeout=5)
+
+        # Then: it came over the same connection (no reconnect, no second login), in about a
+        # second (Dovecot's push ~0.5 s), and no re-issue stalled the connection
+        assert time.monotonic() - sent < 3
+        assert logins_of(dovecot, user.email) == logins
+        assert "watch interrupted" not in watcher.log_text(limit=None)

@@ -6,7 +6,6 @@ hook in the harness (``record_aws_calls``): the requests still reach moto.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections import Counter
 
@@ -14,18 +13,10 @@ import pytest
 
 from chalicelib.store import watchlist
 from tests.integration.watcher_support import WatcherProcess, register_account, running_watcher
-from tests.support.daemons import binary_path
 
 ACCOUNTS_SCAN = "Scan imapless-accounts watch"
 GENERATION_READ = "GetItem imapless-settings"
 LEASES_SCAN = "Scan imapless-watcher-leases"
-
-
-def imap_connections(dovecot, email: str) -> int:
-    """How many IMAP connections Dovecot holds for ``email`` right now."""
-    answer = subprocess.run([binary_path("doveadm", "/usr/bin/doveadm"), "-c", str(dovecot.config_path),
-                             "who", "-1", email], capture_output=True, text=True, check=True, timeout=10)
-    return sum(1 for line in answer.stdout.splitlines() if line.split()[:1] == [email])
 
 
 def wait_until(condition, timeout: float, what: str) -> float:
@@ -58,12 +49,12 @@ def test_an_account_registered_while_running_is_watched_within_5_s_and_dropped_w
         # Then: it is watched (baseline done, accountInitialized published) within 5 s
         events.wait_for(lambda ev: events.of(account, "accountInitialized"), timeout=10, what="initialized")
         assert time.monotonic() - registered < 5, watcher.log_text()
-        assert imap_connections(dovecot, user.email) >= 1
+        assert dovecot.connections(user.email) >= 1
 
         # When: it is deleted through the API
         assert api.delete(f"/v1/account/{account}").status in (200, 204)
         # Then: the watcher lets go of its mailbox within 5 s
-        assert wait_until(lambda: imap_connections(dovecot, user.email) == 0, timeout=10,
+        assert wait_until(lambda: dovecot.connections(user.email) == 0, timeout=10,
                           what="the watcher to close its connections") < 5
 
 

@@ -112,8 +112,10 @@ class WatcherProcess:
         self.process.kill()
         self.process.wait()
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
+    def log_text(self, limit: int | None = 6000) -> str:
+        """The log's last ``limit`` characters (enough for an assertion message), or all of it."""
+        text = self.log.read_text(errors="replace")
+        return text if limit is None else text[-limit:]
 
     def aws_calls(self) -> list[str]:
         """The AWS requests made so far, one ``<operation> <table> [<index>]`` string each."""

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import smtplib
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -139,6 +140,22 @@ class Dovecot(Daemon):
         if self.directory is None or not self.log_path.exists():
             return ""
         return self.log_path.read_text(errors="replace")
+
+    def doveadm(self, *arguments: str) -> str:
+        """Run ``doveadm`` against this instance; its standard output."""
+        answer = subprocess.run([binary_path("doveadm", "/usr/bin/doveadm"), "-c", str(self.config_path), *arguments],
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
+        if answer.returncode not in (0, 68):  # 68: "no such user/connection" (kick with nobody left)
+            raise MailServerError(f"doveadm {' '.join(arguments)} failed ({answer.returncode}): {answer.stderr}")
+        return answer.stdout
+
+    def connections(self, email: str) -> int:
+        """How many IMAP connections this Dovecot holds for ``email`` right now."""
+        return sum(1 for line in self.doveadm("who", "-1", email).splitlines() if line.split()[:1] == [email])
+
+    def kick(self, email: str) -> None:
+        """Disconnect every IMAP connection of ``email`` (the server ends them with ``BYE``)."""
+        self.doveadm("kick", email)
 
     # -- users and mail --------------------------------------------------------------------
 

@@ -253,6 +253,10 @@ class AccountWatch:
         if not needs_listener:
             self.context.scheduler.watch_idle(self, listener)
             return
+        # Stop the multiplexer watching the socket first: after a timer's work (re-issue,
+        # sweep) it is still registered, and the answers to our own commands would come back
+        # as a stale "readable" (harmless now, see drain_idle, but a wasted task).
+        self.context.scheduler.forget(self)
         hints = hints | listener.stop_idle()
         if hints.bye:
             raise ConnectionLostError("server closed the connection")

@@ -11,7 +11,10 @@
     forget(acct) ───────────────queue───────────▶ unregister fd
 
 The multiplexer never reads or writes IMAP itself: a readable socket is handed to the
-account's task, so a slow server blocks one pool thread, never the loop. Registration
+account's task, so a slow server blocks one pool thread, never the loop. Readiness is a
+hint, not a promise: by the time the task runs, its own commands may have consumed the
+bytes, so the task checks without blocking before it reads (``WatchConnection.drain_idle``).
+A task that talks on an idling connection for another reason (a timer) unregisters it first. Registration
 changes go through a queue plus a wake-up socket because selectors are not thread-safe.
 Connection attempts pass a token bucket (``watcher_connect_rate`` per second), which
 staggers the reconnect storm after a restart or a server outage.
@@ -45,6 +48,7 @@ class Multiplexer:
         self.pool = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="watch")
         self._changes: queue.SimpleQueue[tuple[str, AccountWatch, int]] = queue.SimpleQueue()
         self._fds: dict[int, AccountWatch] = {}
+        self._fd_of: dict[AccountWatch, int] = {}  # the reverse of _fds
         self.accounts: dict[str, AccountWatch] = {}
         self._accounts_lock = threading.Lock()
         self._connect_rate = connect_rate
@@ -94,6 +98,7 @@ class Multiplexer:
                 account = self._fds.pop(key.fd, None)
                 self._unregister_fd(key.fd)
                 if account is not None:
+                    self._fd_of.pop(account, None)
                     logger.debug("readable", extra={"account": account.account, "fd": key.fd})
                     account.request(readable=True)
             self._apply_changes()
@@ -127,7 +132,8 @@ class Multiplexer:
                 kind, account, fd = self._changes.get_nowait()
             except queue.Empty:
                 return
-            for stale_fd in [f for f, owner in self._fds.items() if owner is account]:
+            stale_fd = self._fd_of.pop(account, None)
+            if stale_fd is not None:
                 del self._fds[stale_fd]
                 self._unregister_fd(stale_fd)
             if kind == "register" and fd >= 0:
@@ -135,6 +141,7 @@ class Multiplexer:
                 previous = self._fds.pop(fd, None)
                 self._unregister_fd(fd)
                 if previous is not None and previous is not account:
+                    self._fd_of.pop(previous, None)
                     previous.request(readable=True)
                 try:
                     self.selector.register(fd, selectors.EVENT_READ, account)
@@ -142,6 +149,7 @@ class Multiplexer:
                     account.request(readable=True)  # the socket died meanwhile: let its task notice
                     continue
                 self._fds[fd] = account
+                self._fd_of[account] = fd
                 logger.debug("idling", extra={"account": account.account, "fd": fd})
 
     def _fire_timers(self, now: float) -> None:
