@@ -3,7 +3,7 @@
     .venv/bin/python bench/watcher_scale.py [--accounts 1000] [--samples 30]
     .venv/bin/python bench/watcher_scale.py --accounts 1000,5000     # adds 5,000 (see docs/watcher.md)
 
-``make bench`` runs the default, 1,000 accounts (about 5 minutes).
+``make bench`` runs the default, 1,000 accounts (about 8 minutes).
 
 For each size, on a fresh moto process and a Dovecot tuned for thousands of connections
 (``service_count = 0``, high process/client limits; the open-file limit and the inotify
@@ -14,6 +14,8 @@ instance limit are raised for the run and restored after), it registers the acco
                     (login, NOTIFY, baseline of every folder, checkpoint, events)
     AWS calls       requests the watcher made to the emulator while connecting, per account
                     (the emulator answers ~110-150 calls/s here: it bounds "connect all")
+    (then it waits until the first IDLE re-issue wave is under way - every connection re-issues
+    its IDLE every 270 s, N/270 a second - so what follows is the steady state)
     RSS / account   (watcher RSS once all are idle - RSS of a watcher with no account) / N
     idle CPU        the watcher's CPU time over 30 s with every account idling, in % of one core
     idle AWS calls  requests the watcher made to the emulator over those 30 s, per second
@@ -21,6 +23,8 @@ instance limit are raised for the run and restored after), it registers the acco
     latency         LMTP delivery to a random account -> its messageNew on the queue
                     (SQS SentTimestamp), p50/p95/max over --samples, beside the floor: a bare
                     imapclient IDLE on the same mailbox, receiving the same push
+    reconnects      IMAP logins Dovecot saw from the watcher from the steady state's start to the
+                    end of the samples (0 expected: re-issuing IDLE keeps the connection)
 
 Goal: RSS per account <= 60 KB. The Dovecot processes (one ``imap`` per connection) are
 reported too: on a real deployment they live on the mail provider's side.
@@ -49,11 +53,13 @@ from watcher_stack import (
     summary,
 )
 
+from chalicelib.settings import get_settings
 from tests.integration.watcher_support import EventQueue, WatcherProcess
 from tests.support.certs import make_test_pki
 from tests.support.mailservers import Dovecot, live_processes_in_group
 
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+REISSUE_SECONDS = get_settings().watcher_idle_reissue_seconds
 LATE_AFTER_SECONDS = 15  # a sample slower than this is counted as late (reported), not timed
 WATCHER_ENVIRONMENT = {"IMAPLESS_WATCHER_CONNECT_RATE": "400", "IMAPLESS_WATCHER_POOL_SIZE": "16",
                        "IMAPLESS_LOG_LEVEL": os.environ.get("BENCH_WATCHER_LOG_LEVEL", "WARNING")}
@@ -149,6 +155,10 @@ def first_push(client: IMAPClient, started: float, timeout: float = 15.0) -> flo
     raise TimeoutError("bare IDLE client saw nothing")
 
 
+def logins(dovecot: Dovecot) -> int:
+    return dovecot.log_text().count("imap-login: Info: Login:")
+
+
 def dovecot_rss_mb(dovecot: Dovecot) -> float:
     master = dovecot.master_pid
     return sum(process_rss_kb(pid) for pid in live_processes_in_group(master)) / 1024 if master else 0.0
@@ -180,7 +190,10 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
             connect_all = max(queue.initialized_at.values()) - watcher_started
             aws_calls = aws.requests() - calls_before
             watcher_calls = aws_calls - (queue.calls - own_calls_before)
-            time.sleep(10)  # settle: IDLE entered everywhere, first re-scans done
+            # Measure the steady state: every account re-issues its IDLE every REISSUE seconds
+            # (N / REISSUE re-issues a second), so wait until the first wave is under way.
+            time.sleep(max(10.0, watcher_started + REISSUE_SECONDS + 10 - time.time()))
+            logins_before = logins(dovecot)
             rss = process_rss_kb(watcher.process.pid)
             cpu_before, wall_before = process_cpu_seconds(watcher.process.pid), time.monotonic()
             idle_calls_before, idle_own_before = aws.requests(), queue.calls
@@ -213,6 +226,7 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
                     bare.idle_done()
                     bare.logout()
             dovecot_mb = dovecot_rss_mb(dovecot)
+            reconnects = logins(dovecot) - logins_before - len(floor)  # each floor client logs in once
             if late:
                 time.sleep(LATE_AFTER_SECONDS)
                 arrived = [account for account in late if queue.new_at.get(account)]
@@ -232,7 +246,7 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
                 "rss_mb": rss / 1024, "base_rss_mb": base_rss / 1024, "rss_per_account_kb": (rss - base_rss) / size,
                 "idle_cpu_pct": idle_cpu * 100, "idle_aws_calls_per_s": idle_calls / idle_seconds,
                 "ours": (o50, o95, omax), "floor": (f50, f95, fmax), "late": len(late),
-                "dovecot_mb": dovecot_mb,
+                "dovecot_mb": dovecot_mb, "reconnects": reconnects,
                 "aws_calls_per_s": aws_calls / connect_all, "watcher_calls_per_account": watcher_calls / size}
 
 
@@ -264,14 +278,15 @@ def main() -> None:
     print(f"\nwatcher scale (one process; open files {files}; inotify instances {inotify_note})")
     print(f"{'accounts':>8} {'connect all':>11} {'RSS':>8} {'RSS/acct':>9} {'idle CPU':>9} | "
           f"{'ours p50':>8} {'p95':>6} {'max':>6} | {'floor p50':>9} {'p95':>6} {'max':>6} | "
-          f"{'p95-floor':>9} | {'dovecot RSS':>11} | {'AWS calls/s':>11} {'calls/acct':>10} {'idle calls/s':>12}")
+          f"{'p95-floor':>9} | {'dovecot RSS':>11} | {'AWS calls/s':>11} {'calls/acct':>10} {'idle calls/s':>12}"
+          f" {'reconnects':>10}")
     for r in results:
         o50, o95, omax = r["ours"]
         f50, f95, fmax = r["floor"]
         print(f"{r['accounts']:>8} {r['connect_all_s']:>10.1f}s {r['rss_mb']:>7.0f}M {r['rss_per_account_kb']:>7.1f}KB"
               f" {r['idle_cpu_pct']:>8.1f}% | {o50:>8.0f} {o95:>6.0f} {omax:>6.0f} | {f50:>9.0f} {f95:>6.0f}"
               f" {fmax:>6.0f} | {o95 - f95:>+9.0f} | {r['dovecot_mb']:>10.0f}M | {r['aws_calls_per_s']:>11.0f}"
-              f" {r['watcher_calls_per_account']:>10.1f} {r['idle_aws_calls_per_s']:>12.1f}")
+              f" {r['watcher_calls_per_account']:>10.1f} {r['idle_aws_calls_per_s']:>12.1f} {r['reconnects']:>10}")
     print("AWS calls/s: requests the emulator (moto, one process) answered while the watcher connected; it is"
           " the bottleneck of 'connect all' here, not IMAP. calls/acct: the watcher's own (heartbeat and scans"
           " included). idle calls/s: the watcher's AWS requests per second with every account idle.")
