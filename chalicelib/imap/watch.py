@@ -1,4 +1,4 @@
-"""IMAP verbs of the watcher: snapshots for the sync core, NOTIFY, and non-blocking IDLE.
+"""The watcher's IMAP connection: commands imapclient has no API for, NOTIFY, non-blocking IDLE.
 
 One :class:`WatchConnection` wraps a logged-in :class:`~chalicelib.imap.session.ImapSession`
 and speaks the commands imapclient has no API for (``EXAMINE ... (QRESYNC ...)``,
@@ -7,25 +7,13 @@ selector). Responses are read here and interpreted by :mod:`watch_responses`.
 
 Connection life::
 
-    open() ──▶ ENABLE CONDSTORE QRESYNC ──▶ [NOTIFY SET] ──▶ snapshot()* ──▶ start_idle()
+    open() ──▶ ENABLE CONDSTORE QRESYNC ──▶ [NOTIFY SET] ──▶ take_snapshot()* ▶ start_idle()
                                                 ▲                                 │ socket readable
                                                 │                                 ▼
                                                 └──── stop_idle() ◀── drain_idle() -> hints
 
-How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets ``\\Seen``):
-- QRESYNC and a checkpoint: ``EXAMINE box (QRESYNC (uidvalidity modseq))`` returns
-  changed flags and ``VANISHED (EARLIER)`` in one round trip;
-- CONDSTORE only: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` plus a UID search for expunges;
-- neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
-- no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline).
-New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH with the mail API's
-items and parser (:mod:`chalicelib.imap.messages`), so ``messageNew`` carries exactly the
-API's listing entry; their flags come from that FETCH so the event and the checkpoint agree.
-At most ``limit`` new UIDs (the lowest) are listed per snapshot; the rest are left out of
-it entirely and the snapshot is marked partial (the rule is :mod:`chalicelib.sync.passes`).
-Where the UIDs are known before the flag FETCH (UID SEARCH), deferred ones are not even
-fetched for flags; after ``EXAMINE (QRESYNC ...)`` the server has already sent them, and
-they are dropped (a backlog of B messages costs B/limit such flag-only re-reads).
+Snapshots (what a mailbox holds relative to a checkpoint) are built on this connection by
+:mod:`chalicelib.imap.watch_snapshot`.
 
 Failure modes: any socket error, timeout, ``BYE`` or unparseable line raises
 :class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`.
@@ -35,32 +23,19 @@ Either way the caller drops the connection and later resyncs from its checkpoint
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import imaplib
 import socket
 import ssl
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from imapclient.response_parser import parse_fetch_response
-
 from chalicelib.imap import watch_responses as responses
-from chalicelib.imap.message_content import ContentRequest, FetchedContent, Sections, section_items
-from chalicelib.imap.messages import MessageSummary, body_sections, summary_from_fetch, summary_items
 from chalicelib.imap.session import ImapSession, connect
 from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
 from chalicelib.security.transport import MailServer
-from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
+from chalicelib.sync.checkpoint import MailboxCheckpoint
 from chalicelib.sync.mailboxes import ListedMailbox
-from chalicelib.sync.passes import PassPlan, plan_pass
-from chalicelib.sync.reconcile import MailboxSnapshot
 from chalicelib.sync.uidset import UidSet
 
-FETCH_CHUNK_UIDS = 2000
-Describe = Callable[[str, int, MessageSummary], dict[str, Any]]
-LISTING_CHUNK_UIDS = 200
-# Text parts of new messages are fetched in commands of at most about this many octets.
-TEXT_FETCH_BATCH_BYTES = 8 * 1024 * 1024
 KEEPALIVE = {"TCP_KEEPIDLE": 60, "TCP_KEEPINTVL": 20, "TCP_KEEPCNT": 3}
 # Mailbox events that make a NOTIFY server report changes in folders we do not have selected.
 NOTIFY_COMMAND = (b"NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagChange)) "
@@ -228,138 +203,9 @@ class WatchConnection:
         self.selected = path
         return found
 
-    # -- snapshots -------------------------------------------------------------------------
-
-    def _search_all(self) -> UidSet:
-        return responses.searched_uids(self.command(b"UID SEARCH RETURN (ALL) ALL" if self.esearch
-                                                    else b"UID SEARCH ALL"))
-
-    def _fetch_states(self, uids: UidSet) -> dict[int, responses.FetchedState]:
-        items = b"(UID FLAGS" + (b" MODSEQ" if self.condstore else b"") + (b" X-GM-LABELS" if self.gmail else b"")
-        states: dict[int, responses.FetchedState] = {}
-        for chunk in _chunks(uids, FETCH_CHUNK_UIDS):
-            states.update(responses.fetched_states(self.command(b"UID FETCH " + chunk.to_imap().encode() + b" "
-                                                                + items + b")", fetching=chunk)))
-        return states
-
-    def _changed_since(self, modseq: int, below: int | None = None) -> dict[int, responses.FetchedState]:
-        items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if self.gmail else b"") + b")"
-        uids = b"1:%d" % (below - 1) if below is not None else b"1:*"
-        return responses.fetched_states(self.command(b"UID FETCH " + uids + b" " + items
-                                                     + b" (CHANGEDSINCE %d)" % modseq))
-
-    def snapshot(self, path: str, checkpoint: MailboxCheckpoint | None, *, all_new: bool = False,
-                 flags_window: int = 1000, describe: Describe | None = None,
-                 content: ContentRequest | None = None, limit: int | None = None) -> MailboxSnapshot:
-        """What the server says about ``path`` relative to ``checkpoint`` (see the module docstring).
-
-        ``all_new``: the mailbox appeared while watched, so every message gets a listing.
-        ``describe`` turns a new message's summary into its listing fields (``messageNew`` data);
-        ``content``: what else to fetch for it (text, headers; see :mod:`~chalicelib.imap.message_content`).
-        ``limit``: most new messages listed; beyond it the snapshot is partial (``snapshot.partial``).
-        """
-        examined = self.examine(path, checkpoint)
-        status = responses.select_status(examined)
-        if status.uidvalidity is None or status.uidnext is None:
-            raise CommandFailedError(f"EXAMINE {path!r} reported no UIDVALIDITY/UIDNEXT")
-        full = checkpoint is None or checkpoint.uidvalidity != status.uidvalidity
-        present: UidSet | None = None
-        vanished = UidSet()
-        plan = PassPlan(listed=UidSet())  # baselines and resets list nothing
-        if full:
-            present = self._search_all()
-            if all_new:
-                plan = plan_pass(present, limit, None)
-            fetched = self._fetch_states(present - plan.deferred)
-        elif self.qresync and checkpoint.highestmodseq:
-            fetched = responses.fetched_states(examined)
-            vanished = responses.vanished_uids(examined)
-            plan = plan_pass(UidSet(fetched).at_least(checkpoint.uidnext) - vanished, limit,
-                             checkpoint.highestmodseq)
-        elif self.condstore and checkpoint.highestmodseq:
-            present = self._search_all()
-            plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
-            fetched = self._changed_since(checkpoint.highestmodseq, below=plan.uidnext)
-        else:
-            present = self._search_all()
-            plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
-            window = UidSet(sorted(present)[-flags_window:]) | plan.listed
-            fetched = self._fetch_states(window - plan.deferred)
-        changed = {uid: f.state for uid, f in fetched.items() if uid not in plan.deferred}
-        new_uids = plan.listed & UidSet(changed)  # listed but not fetched: expunged meanwhile (a phantom)
-        summaries = self._fetch_summaries(new_uids, changed, content)
-        listings = {uid: describe(path, status.uidvalidity, summary) if describe else {}
-                    for uid, summary in summaries.items()}
-        modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
-        highest = status.highestmodseq if status.highestmodseq is not None else (max(modseqs) if modseqs else None)
-        return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
-                                           highestmodseq=highest, changed=changed, present=present,
-                                           vanished=vanished, listings=listings))
-
     def has(self, capability: str) -> bool:
         """Capability check with the signature the mail API's FETCH item lists expect."""
         return self.session.has_capability(capability)
-
-    def _fetch_summaries(self, uids: UidSet, changed: dict[int, MessageState],
-                         content: ContentRequest | None = None) -> dict[int, MessageSummary]:
-        """The listing FETCH of the mail API (same items, same parsing) for new messages,
-        plus what ``content`` asks for.
-
-        Their flags replace what the change FETCH said, so the event and the checkpoint agree.
-        """
-        content = None if content is None or content.empty else content
-        header_item = {"header_item": content.header_item()} if content else {}
-        items = [*summary_items(self, **header_item), *(["MODSEQ"] if self.condstore else []),
-                 *(content.speculative_items() if content else [])]
-        summaries: dict[int, MessageSummary] = {}
-        for chunk in _chunks(uids, LISTING_CHUNK_UIDS):
-            found = self.command(b"UID FETCH " + chunk.to_imap().encode() + b" (" + " ".join(items).encode() + b")",
-                                 fetching=chunk)
-            fetched: dict[int, dict[str, bytes]] = {}
-            for response in found:
-                if response.kind != "FETCH":
-                    continue
-                for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
-                    uid = item.get(b"UID")
-                    if uid is None or uid not in chunk:
-                        continue
-                    summaries[uid] = summary_from_fetch(uid, item)
-                    fetched[uid] = body_sections(item)
-                    state = responses.fetched_states([response]).get(uid)
-                    if state is not None:
-                        changed[uid] = state.state
-            if content is not None:
-                self._fetch_text(content, {uid: summaries[uid] for uid in fetched}, fetched)
-                for uid, sections in fetched.items():
-                    summaries[uid] = dataclasses.replace(summaries[uid], content=FetchedContent(content, sections))
-        return summaries
-
-    def _fetch_text(self, content: ContentRequest, summaries: dict[int, MessageSummary],
-                    fetched: dict[int, dict[str, bytes]]) -> None:
-        """Complete ``fetched`` with the text parts the listing FETCH did not bring: one
-        UID FETCH per distinct list of missing sections (usually one for all)."""
-        by_missing: dict[Sections, list[int]] = {}
-        for uid, summary in summaries.items():
-            fetched[uid], missing = content.plan_text(summary, fetched[uid])
-            if missing:
-                by_missing.setdefault(missing, []).append(uid)
-        for missing, uids in by_missing.items():
-            per_command = max(1, TEXT_FETCH_BATCH_BYTES // content.fetch_bound(missing))
-            for start in range(0, len(uids), per_command):
-                self._fetch_sections(missing, UidSet(uids[start:start + per_command]), fetched)
-
-    def _fetch_sections(self, missing: Sections, wanted: UidSet, fetched: dict[int, dict[str, bytes]]) -> None:
-        found = self.command(b"UID FETCH " + wanted.to_imap().encode() + b" (UID "
-                             + " ".join(section_items(missing)).encode() + b")", fetching=wanted)
-        for response in found:
-            if response.kind != "FETCH":
-                continue
-            for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
-                uid = item.get(b"UID")
-                if uid in fetched:
-                    for section, data in body_sections(item).items():
-                        # A part fetched from octet n continues the prefix the guess brought.
-                        fetched[uid][section] = fetched[uid].get(section, b"") + data
 
     # -- IDLE ------------------------------------------------------------------------------
 
@@ -451,14 +297,3 @@ class WatchConnection:
             raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
         finally:
             sock.settimeout(timeout)
-
-
-def _chunks(uids: UidSet, size: int) -> Iterable[UidSet]:
-    batch: list[int] = []
-    for uid in uids:
-        batch.append(uid)
-        if len(batch) == size:
-            yield UidSet(batch)
-            batch = []
-    if batch:
-        yield UidSet(batch)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.imap.watch import ConnectionLostError, WatchConnection
+from chalicelib.imap.watch_snapshot import take_snapshot
 from chalicelib.security.transport import MailServer, TlsOptions
 from tests.support.mailservers import Dovecot
 
@@ -38,7 +39,7 @@ def idling(server) -> Iterator[tuple[Dovecot, str, WatchConnection]]:
     email, password = f"wc-{time.monotonic_ns()}@example.test", "secret-pw-1"
     dovecot.add_user(email, password)
     connection = WatchConnection.open(MailServer(dovecot.hostname, dovecot.imap_port, False, email, tls), password)
-    connection.snapshot("INBOX", None, flags_window=100)
+    take_snapshot(connection, "INBOX", None, flags_window=100)
     assert connection.selected == "INBOX"
     assert connection.start_idle() is False
     yield dovecot, email, connection

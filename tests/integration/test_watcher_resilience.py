@@ -197,22 +197,29 @@ def logins_of(dovecot: Dovecot, email: str) -> int:
     return dovecot.log_text().count(f"Login: user=<{email}>")
 
 
+def checkpoint_writes(watcher: WatcherProcess) -> list[str]:
+    return [call for call in watcher.aws_calls() if "checkpoint" in call and not call.startswith(("Get", "Query"))]
+
+
 def test_idle_reissued_many_times_keeps_its_connection_and_its_latency(
         api, dovecot, postfix, make_mail_user, events, prefix):
     # Given: a watched account whose IDLE is re-issued every second (production: 270 s)
     user, sender = make_mail_user(), make_mail_user()
     account = prefix + "reissue"
     register_account(api, dovecot, user, account)
-    with running_watcher(events, prefix, prefix + "ns",
+    with running_watcher(events, prefix, prefix + "ns", record_aws_calls=True,
                          extra_env={"IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS": "1"}) as watcher:
         events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
         logins = logins_of(dovecot, user.email)
+        time.sleep(0.5)  # the initialized event is published before its checkpoints are written
+        writes_before = checkpoint_writes(watcher)
 
         # When: six re-issues have gone by, and then mail arrives
         deadline = time.monotonic() + 15
         while watcher.log_text(limit=None).count("reissue=True") < 6 and time.monotonic() < deadline:
             time.sleep(0.2)
         assert watcher.log_text(limit=None).count("reissue=True") >= 6
+        assert checkpoint_writes(watcher) == writes_before  # a re-issue that finds nothing writes nothing
         sent = time.monotonic()
         send_mail(postfix, sender, user.email, "after re-issues")
         events.wait_for(lambda ev: subjects(events, account)["after re-issues"], what="messageNew", timeout=5)

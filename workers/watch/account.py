@@ -1,4 +1,4 @@
-"""One watched account: its IMAP connections, checkpoints, and the work that keeps them current.
+"""One watched account: its IMAP connections, timers and the work that keeps its folders current.
 
 Work for an account runs in the shared thread pool, one task at a time per account
 (requests that arrive while a task runs are merged into the next one), so an account's
@@ -17,19 +17,12 @@ connections and checkpoints are only ever touched by one thread at a time.
          │                                          ▼
          └──────────────────────────────────── SYNC the hinted mailboxes, IDLE again
 
-- Every sync is *reconciled by UID* from the checkpoint; IDLE/NOTIFY lines are only hints.
+- What is synced and how (reconciled by UID, events before checkpoints, bounded passes,
+  the first baseline as one transaction) is :mod:`workers.watch.mailbox_sync`; this module
+  owns the connections, the timers and the order in which work happens.
 - After any error the connections are dropped and the next connect does a full catch-up
-  from the stored checkpoints, so changes made while disconnected are emitted once.
-- Events are published before the checkpoint that includes them is committed; a
-  checkpoint conflict (lease moved, or someone else wrote) drops the connections and
-  the next catch-up reloads the checkpoints.
-- Memory is bounded by one pass: a sync lists at most ``watcher_catchup_batch`` new
-  messages per snapshot (:mod:`chalicelib.sync.passes`), publishes and commits them, and
-  snapshots again until the folder is complete. A crash between passes resumes from the
-  last committed pass; a re-published pass carries the same event ids.
-- A catch-up of an initialized account commits folder by folder (pass by pass); only an
-  account's first baseline (no message events, bounded by checkpoint size) is collected
-  into one transaction together with the account's ``initialized`` marker.
+  from the stored checkpoints, so changes made while disconnected are emitted once; a
+  checkpoint conflict (lease moved, or someone else wrote) does the same.
 - Account events: a login outcome that changes the account's state publishes one event
   and then moves the state (conditional write), see :mod:`chalicelib.sync.account_state`.
 - Connections: one (IDLE + NOTIFY) on servers with NOTIFY; without NOTIFY a second one
@@ -42,59 +35,24 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass
 
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
-from chalicelib.events.model import Event
-from chalicelib.events.publisher import EventSink, PublishError
-from chalicelib.imap.message_content import ContentRequest
-from chalicelib.imap.messages import MessageSummary
-from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, Describe, WatchConnection
-from chalicelib.imap.watch_responses import Hints, MailboxStatus
+from chalicelib.events.publisher import PublishError
+from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, WatchConnection
+from chalicelib.imap.watch_responses import Hints
 from chalicelib.services import accounts as account_service
-from chalicelib.services import notify_content
-from chalicelib.settings import Settings
 from chalicelib.store import accounts as account_store
-from chalicelib.store import checkpoints as checkpoint_store
-from chalicelib.store.checkpoints import AccountCheckpoints, CheckpointConflictError, MailboxDeletion
-from chalicelib.sync.account_state import LoginOutcome, initialized_event, transition_event
-from chalicelib.sync.checkpoint import MailboxCheckpoint
-from chalicelib.sync.mailboxes import ListedMailbox, diff_mailboxes, mailbox_deleted_event, mailbox_new_event
-from chalicelib.sync.reconcile import MailboxSnapshot, reconcile_mailbox
+from chalicelib.store.checkpoints import CheckpointConflictError
+from chalicelib.sync.account_state import LoginOutcome, transition_event
 from workers.watch import logger
+from workers.watch.context import WatchContext
+from workers.watch.mailbox_sync import MailboxSync
 
 # The second connection (other folders, on NOTIFY servers) is closed after this long unused.
 HELPER_IDLE_SECONDS = 120.0
 RECOVERABLE = (ConnectionLostError, CommandFailedError, MailServerError, PublishError, CheckpointConflictError,
                OSError)
-
-
-class Scheduler(Protocol):
-    def submit(self, task: Callable[[], None]) -> None: ...
-    def watch_idle(self, account: AccountWatch, connection: WatchConnection) -> None: ...
-    def forget(self, account: AccountWatch) -> None: ...
-
-
-def message_new_data(path: str, uidvalidity: int, summary: MessageSummary) -> dict:
-    """``messageNew`` data: exactly the mail API's listing entry for the message, plus the
-    text and headers the notify settings asked for (:mod:`chalicelib.services.notify_content`)."""
-    return notify_content.message_new_data(path, uidvalidity, summary)
-
-
-@dataclass
-class WatchContext:
-    """What every account of one watcher process shares."""
-
-    sink: EventSink
-    settings: Settings
-    worker: str
-    lease_epoch_of: Callable[[str], int]
-    scheduler: Scheduler
-    describe: Describe = message_new_data
-    notify_request: Callable[[], ContentRequest] = notify_content.current_request
-    open_connection: Callable[..., WatchConnection] = WatchConnection.open
 
 
 @dataclass
@@ -114,20 +72,6 @@ class _Work:
         return self.connect or self.readable or self.reissue or self.sweep or self.carried or self.close_helper
 
 
-@dataclass
-class _Batch:
-    """An account's first baseline, published and stored as one transaction at its end.
-
-    Holds checkpoints and mailbox events only: baselines list no messages. A bounded pass
-    (a backlog found in a folder that already had a checkpoint) never waits in it.
-    """
-
-    events: list[Event] = field(default_factory=list)
-    writes: list[tuple[MailboxCheckpoint, int]] = field(default_factory=list)
-    deletions: list[MailboxDeletion] = field(default_factory=list)
-    mark_initialized: bool = False
-
-
 class AccountWatch:
     def __init__(self, account: str, state: str, version: int | None, context: WatchContext,
                  updated_at: object = None) -> None:
@@ -143,17 +87,13 @@ class AccountWatch:
         self.listener: WatchConnection | None = None
         self.helper: WatchConnection | None = None
         self.helper_used_at = 0.0
-        self.checkpoints = AccountCheckpoints()
-        self.listed: dict[str, ListedMailbox] = {}
-        self.statuses: dict[str, MailboxStatus] = {}
-        self.watch_path = "INBOX"
+        self.folders = MailboxSync(account, context)
         self.failures = 0
         self._lock = threading.Lock()
         self._pending = _Work()
         self._busy = False
         self._stopping = False
         self._early = False
-        self._batch: _Batch | None = None
         self._carried = Hints()
         self.stopped = threading.Event()
 
@@ -242,7 +182,7 @@ class AccountWatch:
         logger.debug("work", extra={"account": self.account, "work": repr(work), "hints": repr(hints)})
         if hints.bye:
             raise ConnectionLostError("server closed the connection")
-        hints = self._without_noise(hints)
+        hints = self.folders.without_noise(hints)
         # Other folders are synced on the second connection: the IDLE connection stays in
         # IDLE on INBOX, and never selects another folder (a change in a folder while it is
         # selected would come as EXISTS, and be lost when we switch back).
@@ -264,41 +204,20 @@ class AccountWatch:
             self._sync_others(listener, hints, work.sweep)
         elif hints.mailboxes or hints.mailbox_list_changed:
             self._sync_elsewhere(hints, False)
-        self._sync(listener, self.watch_path)
+        self.folders.sync(listener, self.folders.watch_path)
         self._idle(listener)
 
-    def _without_noise(self, hints: Hints) -> Hints:
-        """Drop NOTIFY reports that match our checkpoints (Dovecot re-announces folders it
-        auto-creates, and STATUS after our own EXAMINE); keep everything else."""
-        known = self.checkpoints.mailboxes
-        latest = dict(hints.statuses)
-        changed = set()
-        for path in hints.mailboxes:
-            status, checkpoint = latest.get(path), known.get(path)
-            if checkpoint is None or status is None or not checkpoint.matches_status(
-                    status.uidvalidity, status.uidnext, status.highestmodseq, status.messages):
-                changed.add(path)
-        list_changed = hints.mailbox_list_changed and (not hints.list_entries or any(
-            entry.old_name is not None or entry.selectable != (entry.mailbox.path in known)
-            for entry in hints.list_entries))
-        return Hints(selected_changed=hints.selected_changed, mailboxes=frozenset(changed),
-                     mailbox_list_changed=list_changed, bye=hints.bye)
-
     def _sync_others(self, connection: WatchConnection, hints: Hints, sweep: bool) -> None:
-        if hints.mailbox_list_changed:
-            self._sync_mailbox_list(connection, self.checkpoints.initialized)
-        for path in sorted(hints.mailboxes - {self.watch_path}):
-            if path in self.checkpoints.mailboxes:
-                self._sync(connection, path)
+        self.folders.sync_others(connection, hints, sweep)
         if sweep:
-            self._sweep(connection)
+            self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
 
     def _sync_elsewhere(self, hints: Hints, sweep: bool) -> None:
         helper = self._helper()
         self._sync_others(helper, hints, sweep)
         # The helper has no NOTIFY; what it hears is about the folder it has selected.
-        while helper.take_unsolicited().selected_changed and helper.selected not in (None, self.watch_path):
-            self._sync(helper, helper.selected)
+        while helper.take_unsolicited().selected_changed and helper.selected not in (None, self.folders.watch_path):
+            self.folders.sync(helper, helper.selected)
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -313,27 +232,10 @@ class AccountWatch:
             raise
         self.listener = listener
         self._record_login(LoginOutcome(ok=True, user=credentials.imap.user))
-        self.checkpoints = checkpoint_store.load_checkpoints(self.account)
+        self.folders.load()
         if listener.notify:
             listener.set_notify()
-        initialized = self.checkpoints.initialized
-        # A first baseline of every folder is a single transaction (and the account marker
-        # lands with it, or nothing does). An initialized account commits as it goes: its
-        # catch-up may carry a large backlog, and holding it all would defeat the bounded passes.
-        self._batch = None if initialized else _Batch()
-        try:
-            synced = self._sync_mailbox_list(listener, initialized)
-            for path in sorted(set(self.checkpoints.mailboxes) - synced - {self.watch_path}):
-                self._sync(listener, path)
-            if self.watch_path not in synced:
-                self._sync(listener, self.watch_path)
-            if not initialized:
-                self._batch.events.append(initialized_event(self.account))
-                self._batch.mark_initialized = True
-                self._flush_batch()
-        finally:
-            self._batch = None
-        self.checkpoints.initialized = True
+        self.folders.catch_up(listener)
         if not listener.notify:
             self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
         self.failures = 0
@@ -368,10 +270,10 @@ class AccountWatch:
         return self.helper
 
     def _idle(self, listener: WatchConnection) -> None:
-        if listener.selected != self.watch_path:
+        if listener.selected != self.folders.watch_path:
             # Never a bare EXAMINE: its EXISTS would tell the connection about mail that
             # arrived since our last sync, and IDLE would then never report it.
-            self._sync(listener, self.watch_path)
+            self.folders.sync(listener, self.folders.watch_path)
         carried = listener.take_unsolicited()
         if carried:
             with self._lock:
@@ -406,112 +308,3 @@ class AccountWatch:
         self.reissue_at = self.sweep_at = None
         self._early = False
         self._carried = Hints()
-
-    # -- syncing ---------------------------------------------------------------------------
-
-    def _special_use(self, path: str) -> str | None:
-        if path.upper() == "INBOX":
-            return "\\Inbox"
-        listed = self.listed.get(path)
-        return listed.special_use if listed else None
-
-    def _sync_mailbox_list(self, connection: WatchConnection, announce: bool) -> set[str]:
-        """LIST, then announce (or silently baseline) new folders and forget deleted ones.
-
-        Returns the paths synced here (the new ones).
-        """
-        self.listed = connection.list_mailboxes()
-        if connection.gmail:
-            self.watch_path = next((p for p, m in self.listed.items() if m.special_use == "\\All"), "INBOX")
-        changes = diff_mailboxes(set(self.checkpoints.mailboxes), self.listed)
-        for path in changes.deleted:
-            old = self.checkpoints.mailboxes[path]
-            delimiter = next((m.delimiter for m in self.listed.values()), None)
-            events = [mailbox_deleted_event(self.account, path, delimiter, old.uidvalidity)] if announce else []
-            self._commit(events, [], [MailboxDeletion(path, old.revision)])
-            self.statuses.pop(path, None)
-        for mailbox in changes.created:
-            if announce:
-                snapshot = self._snapshot(connection, mailbox.path, None, all_new=True)
-                empty = MailboxCheckpoint.empty(mailbox.path, snapshot.uidvalidity)
-                result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use)
-                created = mailbox_new_event(self.account, mailbox, snapshot.uidvalidity)
-                self._commit([created, *result.events], [(result.checkpoint, 0)])
-                if snapshot.partial:  # a folder created with its mail (a bulk import): the rest in passes
-                    self._sync(connection, mailbox.path)
-            elif mailbox.path != self.watch_path:  # the caller syncs the IDLE mailbox last
-                self._sync(connection, mailbox.path)
-        return {mailbox.path for mailbox in changes.created} - {self.watch_path}
-
-    def _snapshot(self, connection: WatchConnection, path: str, previous: MailboxCheckpoint | None,
-                  all_new: bool = False) -> MailboxSnapshot:
-        return connection.snapshot(path, previous, all_new=all_new, flags_window=self.settings.watcher_flags_window,
-                                   describe=self.context.describe, content=self.context.notify_request(),
-                                   limit=self.settings.watcher_catchup_batch)
-
-    def _sync(self, connection: WatchConnection, path: str) -> None:
-        """Bring ``path`` up to date: one pass, or as many bounded passes as its backlog needs.
-
-        Each partial pass is published and committed before the next snapshot, so at most
-        one pass of events is ever held; the next pass starts from the committed checkpoint.
-        """
-        while True:
-            previous = self.checkpoints.mailboxes.get(path)
-            snapshot = self._snapshot(connection, path, previous)
-            result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path))
-            writes = [(result.checkpoint, previous.revision if previous else 0)] if result.changed else []
-            if not snapshot.partial:
-                if writes:
-                    self._commit(result.events, writes)
-                return
-            # The next pass starts from this one's stored checkpoint, and a pass never
-            # waits in the catch-up batch (only possible if an account lost its marker).
-            self._flush_batch()
-            self._store(result.events, writes)
-            logger.debug("partial sync pass", extra={"account": self.account, "path": path,
-                                                     "events": len(result.events),
-                                                     "uidnext": result.checkpoint.uidnext})
-
-    def _sweep(self, connection: WatchConnection) -> None:
-        """Servers without NOTIFY: LIST, then STATUS each other folder; sync the ones that moved."""
-        self._sync_mailbox_list(connection, self.checkpoints.initialized)
-        for path in sorted(self.listed):
-            if path == self.watch_path:
-                continue
-            status = connection.status(path)
-            if status != self.statuses.get(path) or status.highestmodseq is None:
-                self._sync(connection, path)
-                self.statuses[path] = status
-        self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
-
-    def _flush_batch(self) -> None:
-        """Store what the catch-up batch holds now (it stays open for what follows)."""
-        if self._batch is None:
-            return
-        batch, self._batch = self._batch, None
-        try:
-            if batch.events or batch.writes or batch.deletions or batch.mark_initialized:
-                self._store(batch.events, batch.writes, batch.deletions, mark_initialized=batch.mark_initialized)
-        finally:
-            self._batch = _Batch()
-
-    def _commit(self, events: list[Event], writes: list[tuple[MailboxCheckpoint, int]],
-                deletions: list[MailboxDeletion] | None = None, *, mark_initialized: bool = False) -> None:
-        if self._batch is not None:
-            self._batch.events.extend(events)
-            self._batch.writes.extend(writes)
-            self._batch.deletions.extend(deletions or [])
-            return
-        self._store(events, writes, deletions, mark_initialized=mark_initialized)
-
-    def _store(self, events: list[Event], writes: list[tuple[MailboxCheckpoint, int]],
-               deletions: list[MailboxDeletion] | None = None, *, mark_initialized: bool = False) -> None:
-        """Publish, then commit the checkpoints (conditional on revisions and the lease epoch)."""
-        if events:
-            self.context.sink.publish(events)
-        checkpoint_store.commit(self.account, self.context.lease_epoch_of(self.account), writes, deletions or [],
-                                mark_initialized=mark_initialized)
-        for checkpoint, _ in writes:
-            self.checkpoints.mailboxes[checkpoint.path] = checkpoint
-        for deletion in deletions or []:
-            self.checkpoints.mailboxes.pop(deletion.path, None)

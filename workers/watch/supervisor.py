@@ -41,7 +41,8 @@ from chalicelib.store import watchlist
 from chalicelib.store.watchlist import WatchedAccount, warm_up_clients
 from chalicelib.sync.account_state import WATCHABLE_STATES
 from workers.watch import logger
-from workers.watch.account import AccountWatch, WatchContext
+from workers.watch.account import AccountWatch
+from workers.watch.context import WatchContext
 from workers.watch.multiplexer import Multiplexer
 from workers.watch.rescan import AccountScanSchedule, OwnersReadSchedule
 from workers.watch.shards import leases_settled, plan_leases, shard_of

@@ -1,0 +1,194 @@
+"""Snapshots for the sync core: what the server says about one mailbox relative to a checkpoint.
+
+:func:`take_snapshot` runs on a :class:`~chalicelib.imap.watch.WatchConnection` and returns a
+:class:`~chalicelib.sync.reconcile.MailboxSnapshot`; the pure core turns it into events.
+
+How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets ``\\Seen``):
+- QRESYNC and a checkpoint: ``EXAMINE box (QRESYNC (uidvalidity modseq))`` returns
+  changed flags and ``VANISHED (EARLIER)`` in one round trip;
+- CONDSTORE only: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` plus a UID search for expunges;
+- neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
+- no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline).
+New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH with the mail API's
+items and parser (:mod:`chalicelib.imap.messages`), so ``messageNew`` carries exactly the
+API's listing entry; their flags come from that FETCH so the event and the checkpoint agree.
+At most ``limit`` new UIDs (the lowest) are listed per snapshot; the rest are left out of
+it entirely and the snapshot is marked partial (the rule is :mod:`chalicelib.sync.passes`).
+Where the UIDs are known before the flag FETCH (UID SEARCH), deferred ones are not even
+fetched for flags; after ``EXAMINE (QRESYNC ...)`` the server has already sent them, and
+they are dropped (a backlog of B messages costs B/limit such flag-only re-reads).
+
+Failure modes are the connection's (:class:`~chalicelib.imap.watch.ConnectionLostError`,
+:class:`~chalicelib.imap.watch.CommandFailedError`); nothing here keeps state between calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from imapclient.response_parser import parse_fetch_response
+
+from chalicelib.imap import watch_responses as responses
+from chalicelib.imap.message_content import ContentRequest, FetchedContent, Sections, section_items
+from chalicelib.imap.messages import MessageSummary, body_sections, summary_from_fetch, summary_items
+from chalicelib.imap.watch import CommandFailedError, WatchConnection
+from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
+from chalicelib.sync.passes import PassPlan, plan_pass
+from chalicelib.sync.reconcile import MailboxSnapshot
+from chalicelib.sync.uidset import UidSet
+
+FETCH_CHUNK_UIDS = 2000
+LISTING_CHUNK_UIDS = 200
+# Text parts of new messages are fetched in commands of at most about this many octets.
+TEXT_FETCH_BATCH_BYTES = 8 * 1024 * 1024
+Describe = Callable[[str, int, MessageSummary], dict[str, Any]]
+
+
+def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxCheckpoint | None, *,
+                  all_new: bool = False, flags_window: int = 1000, describe: Describe | None = None,
+                  content: ContentRequest | None = None, limit: int | None = None) -> MailboxSnapshot:
+    """What the server says about ``path`` relative to ``checkpoint`` (see the module docstring).
+
+    ``all_new``: the mailbox appeared while watched, so every message gets a listing.
+    ``describe`` turns a new message's summary into its listing fields (``messageNew`` data);
+    ``content``: what else to fetch for it (text, headers; see :mod:`~chalicelib.imap.message_content`).
+    ``limit``: most new messages listed; beyond it the snapshot is partial (``snapshot.partial``).
+    """
+    examined = connection.examine(path, checkpoint)
+    status = responses.select_status(examined)
+    if status.uidvalidity is None or status.uidnext is None:
+        raise CommandFailedError(f"EXAMINE {path!r} reported no UIDVALIDITY/UIDNEXT")
+    full = checkpoint is None or checkpoint.uidvalidity != status.uidvalidity
+    present: UidSet | None = None
+    vanished = UidSet()
+    plan = PassPlan(listed=UidSet())  # baselines and resets list nothing
+    if full:
+        present = _search_all(connection)
+        if all_new:
+            plan = plan_pass(present, limit, None)
+        fetched = _fetch_states(connection, present - plan.deferred)
+    elif connection.qresync and checkpoint.highestmodseq:
+        fetched = responses.fetched_states(examined)
+        vanished = responses.vanished_uids(examined)
+        plan = plan_pass(UidSet(fetched).at_least(checkpoint.uidnext) - vanished, limit,
+                         checkpoint.highestmodseq)
+    elif connection.condstore and checkpoint.highestmodseq:
+        present = _search_all(connection)
+        plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
+        fetched = _changed_since(connection, checkpoint.highestmodseq, below=plan.uidnext)
+    else:
+        present = _search_all(connection)
+        plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
+        window = UidSet(sorted(present)[-flags_window:]) | plan.listed
+        fetched = _fetch_states(connection, window - plan.deferred)
+    changed = {uid: f.state for uid, f in fetched.items() if uid not in plan.deferred}
+    new_uids = plan.listed & UidSet(changed)  # listed but not fetched: expunged meanwhile (a phantom)
+    summaries = _fetch_summaries(connection, new_uids, changed, content)
+    listings = {uid: describe(path, status.uidvalidity, summary) if describe else {}
+                for uid, summary in summaries.items()}
+    modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
+    highest = status.highestmodseq if status.highestmodseq is not None else (max(modseqs) if modseqs else None)
+    return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
+                                       highestmodseq=highest, changed=changed, present=present,
+                                       vanished=vanished, listings=listings))
+
+
+def _search_all(connection: WatchConnection) -> UidSet:
+    return responses.searched_uids(connection.command(b"UID SEARCH RETURN (ALL) ALL" if connection.esearch
+                                                      else b"UID SEARCH ALL"))
+
+
+def _fetch_states(connection: WatchConnection, uids: UidSet) -> dict[int, responses.FetchedState]:
+    items = (b"(UID FLAGS" + (b" MODSEQ" if connection.condstore else b"")
+             + (b" X-GM-LABELS" if connection.gmail else b""))
+    states: dict[int, responses.FetchedState] = {}
+    for chunk in _chunks(uids, FETCH_CHUNK_UIDS):
+        states.update(responses.fetched_states(connection.command(b"UID FETCH " + chunk.to_imap().encode() + b" "
+                                                                  + items + b")", fetching=chunk)))
+    return states
+
+
+def _changed_since(connection: WatchConnection, modseq: int,
+                   below: int | None = None) -> dict[int, responses.FetchedState]:
+    items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if connection.gmail else b"") + b")"
+    uids = b"1:%d" % (below - 1) if below is not None else b"1:*"
+    return responses.fetched_states(connection.command(b"UID FETCH " + uids + b" " + items
+                                                       + b" (CHANGEDSINCE %d)" % modseq))
+
+
+def _fetch_summaries(connection: WatchConnection, uids: UidSet, changed: dict[int, MessageState],
+                     content: ContentRequest | None = None) -> dict[int, MessageSummary]:
+    """The listing FETCH of the mail API (same items, same parsing) for new messages,
+    plus what ``content`` asks for.
+
+    Their flags replace what the change FETCH said, so the event and the checkpoint agree.
+    """
+    content = None if content is None or content.empty else content
+    header_item = {"header_item": content.header_item()} if content else {}
+    items = [*summary_items(connection, **header_item), *(["MODSEQ"] if connection.condstore else []),
+             *(content.speculative_items() if content else [])]
+    summaries: dict[int, MessageSummary] = {}
+    for chunk in _chunks(uids, LISTING_CHUNK_UIDS):
+        found = connection.command(b"UID FETCH " + chunk.to_imap().encode() + b" (" + " ".join(items).encode()
+                                   + b")", fetching=chunk)
+        fetched: dict[int, dict[str, bytes]] = {}
+        for response in found:
+            if response.kind != "FETCH":
+                continue
+            for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
+                uid = item.get(b"UID")
+                if uid is None or uid not in chunk:
+                    continue
+                summaries[uid] = summary_from_fetch(uid, item)
+                fetched[uid] = body_sections(item)
+                state = responses.fetched_states([response]).get(uid)
+                if state is not None:
+                    changed[uid] = state.state
+        if content is not None:
+            _fetch_text(connection, content, {uid: summaries[uid] for uid in fetched}, fetched)
+            for uid, sections in fetched.items():
+                summaries[uid] = dataclasses.replace(summaries[uid], content=FetchedContent(content, sections))
+    return summaries
+
+
+def _fetch_text(connection: WatchConnection, content: ContentRequest, summaries: dict[int, MessageSummary],
+                fetched: dict[int, dict[str, bytes]]) -> None:
+    """Complete ``fetched`` with the text parts the listing FETCH did not bring: one
+    UID FETCH per distinct list of missing sections (usually one for all)."""
+    by_missing: dict[Sections, list[int]] = {}
+    for uid, summary in summaries.items():
+        fetched[uid], missing = content.plan_text(summary, fetched[uid])
+        if missing:
+            by_missing.setdefault(missing, []).append(uid)
+    for missing, uids in by_missing.items():
+        per_command = max(1, TEXT_FETCH_BATCH_BYTES // content.fetch_bound(missing))
+        for start in range(0, len(uids), per_command):
+            _fetch_sections(connection, missing, UidSet(uids[start:start + per_command]), fetched)
+
+
+def _fetch_sections(connection: WatchConnection, missing: Sections, wanted: UidSet,
+                    fetched: dict[int, dict[str, bytes]]) -> None:
+    found = connection.command(b"UID FETCH " + wanted.to_imap().encode() + b" (UID "
+                               + " ".join(section_items(missing)).encode() + b")", fetching=wanted)
+    for response in found:
+        if response.kind != "FETCH":
+            continue
+        for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
+            uid = item.get(b"UID")
+            if uid in fetched:
+                for section, data in body_sections(item).items():
+                    # A part fetched from octet n continues the prefix the guess brought.
+                    fetched[uid][section] = fetched[uid].get(section, b"") + data
+
+
+def _chunks(uids: UidSet, size: int) -> Iterable[UidSet]:
+    batch: list[int] = []
+    for uid in uids:
+        batch.append(uid)
+        if len(batch) == size:
+            yield UidSet(batch)
+            batch = []
+    if batch:
+        yield UidSet(batch)
