@@ -12,6 +12,7 @@ from chalicelib.schemas.accounts import (
     AccountListQuery,
     AccountOut,
     AccountUpdate,
+    ImapSettingsOut,
     ServerAuthOut,
     ServerSettingsOut,
     TlsSettings,
@@ -26,17 +27,22 @@ blueprint = Blueprint(__name__)
 TAG = "Accounts"
 
 
+def _server_fields(config: dict) -> dict:
+    return {"host": config["host"], "port": config["port"], "secure": config["secure"],
+            "auth": ServerAuthOut(user=config["user"]), "tls": TlsSettings.model_validate(config.get("tls") or {})}
+
+
 def _server_out(config: dict | None) -> ServerSettingsOut | None:
-    if not config:
-        return None
-    return ServerSettingsOut(host=config["host"], port=config["port"], secure=config["secure"],
-                             auth=ServerAuthOut(user=config["user"]),
-                             tls=TlsSettings.model_validate(config.get("tls") or {}))
+    return ServerSettingsOut(**_server_fields(config)) if config else None
+
+
+def _imap_out(config: dict | None) -> ImapSettingsOut | None:
+    return ImapSettingsOut(**_server_fields(config), disabled=bool(config.get("disabled"))) if config else None
 
 
 def account_out(stored: StoredAccount) -> AccountOut:
     return AccountOut(account=stored.account, name=stored.name, email=stored.email, state=stored.state,
-                      imap=_server_out(stored.imap), smtp=_server_out(stored.smtp),
+                      imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
                       createdAt=stored.created_at, updatedAt=stored.updated_at,
                       webhooks=stored.webhooks, webhookEvents=stored.webhook_events)
 

@@ -11,7 +11,10 @@ from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, Stri
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
 MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password
-AccountState = Literal["new", "connecting", "connected", "authenticationError", "connectError", "disconnected"]
+AccountState = Literal["new", "connecting", "connected", "authenticationError", "connectError", "disconnected",
+                       "disabled"]
+DISABLED_DESCRIPTION = ("IMAP only: true stops watching the account (no connection held, no events; state "
+                        "`disabled`); the mail API still reads and sends on request. false resumes it.")
 
 
 class TlsSettings(StrictModel):
@@ -34,6 +37,10 @@ class ServerSettings(StrictModel):
     tls: TlsSettings = Field(default_factory=TlsSettings)
 
 
+class ImapSettings(ServerSettings):
+    disabled: bool = Field(False, description=DISABLED_DESCRIPTION)
+
+
 class ServerAuthUpdate(StrictModel):
     user: str | None = Field(None, min_length=1, max_length=320)
     password: SecretStr | None = Field(None, alias="pass", min_length=1, max_length=1024)
@@ -47,11 +54,15 @@ class ServerSettingsUpdate(StrictModel):
     tls: TlsSettings | None = None
 
 
+class ImapSettingsUpdate(ServerSettingsUpdate):
+    disabled: bool | None = Field(None, description=DISABLED_DESCRIPTION)
+
+
 class AccountCreate(StrictModel):
     account: AccountId | None = Field(None, description="Generated when omitted")
     name: str | None = Field(None, max_length=256)
     email: EmailAddress
-    imap: ServerSettings
+    imap: ImapSettings
     smtp: ServerSettings | None = None
     verify: bool = Field(True, description="Check the IMAP (and SMTP) login before saving")
 
@@ -59,7 +70,7 @@ class AccountCreate(StrictModel):
 class AccountUpdate(StrictModel):
     name: str | None = Field(None, max_length=256)
     email: EmailAddress | None = None
-    imap: ServerSettingsUpdate | None = None
+    imap: ImapSettingsUpdate | None = None
     smtp: ServerSettingsUpdate | None = None
     verify: bool = True
     # -- webhooks: per-account override --
@@ -69,7 +80,7 @@ class AccountUpdate(StrictModel):
 
 
 class VerifyRequest(StrictModel):
-    imap: ServerSettings | None = None
+    imap: ImapSettings | None = None
     smtp: ServerSettings | None = None
 
 
@@ -86,12 +97,16 @@ class ServerSettingsOut(OutputModel):
     tls: TlsSettings
 
 
+class ImapSettingsOut(ServerSettingsOut):
+    disabled: bool = False
+
+
 class AccountOut(OutputModel):
     account: str
     name: str | None = None
     email: str | None = None
     state: AccountState
-    imap: ServerSettingsOut | None = None
+    imap: ImapSettingsOut | None = None
     smtp: ServerSettingsOut | None = None
     createdAt: datetime
     updatedAt: datetime

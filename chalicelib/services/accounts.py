@@ -36,6 +36,7 @@ from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import tokens as token_store
 from chalicelib.store.accounts import StoredAccount
+from chalicelib.sync import account_state
 
 Verifier = Callable[[MailServer, str], Any]
 
@@ -56,8 +57,17 @@ def _encryption_context(account_id: str) -> dict[str, str]:
 
 
 def _server_config(settings: ServerSettings) -> dict[str, Any]:
-    return {"host": settings.host, "port": settings.port, "secure": settings.secure,
-            "user": settings.auth.user, "tls": settings.tls.model_dump()}
+    config = {"host": settings.host, "port": settings.port, "secure": settings.secure,
+              "user": settings.auth.user, "tls": settings.tls.model_dump()}
+    if getattr(settings, "disabled", False):  # IMAP only (ImapSettings)
+        config["disabled"] = True
+    return config
+
+
+def _state_after_edit(imap: dict[str, Any] | None) -> str:
+    """A new or re-enabled login starts over as "new" (the watcher picks it up); a disabled one
+    is left alone by the watcher (it is not in WATCHABLE_STATES)."""
+    return account_state.DISABLED if imap and imap.get("disabled") else "new"
 
 
 def _mail_server(config: dict[str, Any]) -> MailServer:
@@ -98,7 +108,7 @@ def create_account(request: AccountCreate) -> StoredAccount:
                 _verify(protocol, _mail_server(config), passwords[protocol])
     now = datetime.now(UTC)
     stored = StoredAccount(
-        account=account_id, name=request.name, email=request.email, state="new",
+        account=account_id, name=request.name, email=request.email, state=_state_after_edit(configs["imap"]),
         imap=configs["imap"], smtp=configs["smtp"],
         sealed_secrets=seal_secret(json.dumps(passwords), _encryption_context(account_id)),
         created_at=now, updated_at=now)
@@ -130,6 +140,11 @@ def _merge_server(current: dict[str, Any] | None, current_password: str | None,
         base["secure"] = update.secure
     if update.tls is not None:
         base["tls"] = update.tls.model_dump()
+    disabled = getattr(update, "disabled", None)  # IMAP only (ImapSettingsUpdate)
+    if disabled is not None:
+        base.pop("disabled", None)
+        if disabled:
+            base["disabled"] = True
     base.setdefault("secure", False)
     base.setdefault("tls", TlsSettings().model_dump())
     password = current_password
@@ -147,19 +162,26 @@ def _merge_server(current: dict[str, Any] | None, current_password: str | None,
     return base, password
 
 
+def _login_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What a login depends on (everything but the ``disabled`` switch)."""
+    return None if config is None else {key: value for key, value in config.items() if key != "disabled"}
+
+
 def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
     stored = account_store.get_account(account_id)
     passwords: dict[str, str] = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     changed_protocols: list[str] = []
+    was_disabled = bool((stored.imap or {}).get("disabled"))
     for protocol in ("imap", "smtp"):
         update: ServerSettingsUpdate | None = getattr(request, protocol)
         if update is None:
             continue
-        merged, password = _merge_server(getattr(stored, protocol), passwords.get(protocol), update, protocol)
-        if merged != getattr(stored, protocol) or password != passwords.get(protocol):
-            setattr(stored, protocol, merged)
-            passwords[protocol] = password
+        current = getattr(stored, protocol)
+        merged, password = _merge_server(current, passwords.get(protocol), update, protocol)
+        if _login_of(merged) != _login_of(current) or password != passwords.get(protocol):
             changed_protocols.append(protocol)
+        setattr(stored, protocol, merged)
+        passwords[protocol] = password
     if request.verify:
         for protocol in changed_protocols:
             _verify(protocol, _mail_server(getattr(stored, protocol)), passwords[protocol])
@@ -170,8 +192,8 @@ def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
     webhook_settings.apply_account_override(stored, request)  # -- webhooks: per-account override --
     if changed_protocols:
         stored.sealed_secrets = seal_secret(json.dumps(passwords), _encryption_context(account_id))
-        if "imap" in changed_protocols:
-            stored.state = "new"
+    if "imap" in changed_protocols or was_disabled != bool((stored.imap or {}).get("disabled")):
+        stored.state = _state_after_edit(stored.imap)
     replaced = account_store.replace_account(stored)
     account_records.forget_account(account_id)  # -- mail API: cached reads --
     return replaced

@@ -16,7 +16,8 @@ derived from the account record's version before the change: the watcher publish
 first and then moves the state with a conditional write, so a crash in between repeats
 the same id, and two watchers racing for the same transition produce one id.
 
-``disabled`` is set by operators; the watcher leaves such accounts alone.
+``disabled`` follows the account's ``imap.disabled`` switch (set through the accounts API); the
+watcher leaves such accounts alone and never writes that state.
 """
 
 from __future__ import annotations

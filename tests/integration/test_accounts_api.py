@@ -261,6 +261,31 @@ class TestUpdateListDelete:
         updated = api.put(f"/v1/account/{account_id}", {"name": "Only the name"}).json
         assert updated["email"] == mail_user.email and updated["imap"]["port"] == dovecot.imap_port
 
+    def test_imap_disabled_switch_sets_the_state_and_keeps_the_login(self, api, dovecot, postfix, mail_user):
+        # Given: an account registered with IMAP disabled
+        imap = {**imap_settings(dovecot, mail_user), "disabled": True}
+        created = register(api, mail_user, imap)
+        assert created.status == 200 and created.json["state"] == "disabled", created.body
+        account_id = created.json["account"]
+        assert api.get(f"/v1/account/{account_id}").json["imap"]["disabled"] is True
+        # When: it is enabled (no other change: nothing to re-verify); Then: it starts over as "new"
+        enabled = api.put(f"/v1/account/{account_id}", {"imap": {"disabled": False}, "verify": True})
+        assert enabled.status == 200 and enabled.json["state"] == "new", enabled.body
+        assert enabled.json["imap"]["disabled"] is False and enabled.json["imap"]["port"] == dovecot.imap_port
+        # ... and a password change while disabled keeps it disabled
+        disabled = api.put(f"/v1/account/{account_id}",
+                           {"imap": {"disabled": True, "auth": {"pass": mail_user.password}}})
+        assert disabled.status == 200 and disabled.json["state"] == "disabled", disabled.body
+        # ... while the mail API still works on request
+        assert api.get(f"/v1/account/{account_id}/mailboxes").status == 200
+
+    def test_disabled_is_an_imap_switch_only(self, api, dovecot, postfix, mail_user):
+        smtp = {"host": postfix.hostname, "port": postfix.smtp_port, "disabled": True,
+                "auth": {"user": mail_user.email, "pass": mail_user.password}}
+        rejected = register(api, mail_user, imap_settings(dovecot, mail_user), smtp)
+        assert rejected.status == 400 and rejected.json["code"] == "ValidationError", rejected.body
+        assert rejected.json["details"] == {"smtp.disabled": "unknown field"}
+
     def test_list_pages(self, api):
         for index in range(3):
             api.post("/v1/account", {"account": f"page-{index}", "email": f"p{index}@example.com", "verify": False,

@@ -74,3 +74,42 @@ def test_a_backlog_is_emitted_once_in_uid_order_through_bounded_passes(api, dove
         assert stored[path].highestmodseq == status[b"HIGHESTMODSEQ"]
     assert list(stored["INBOX"].uids) == [1, *expected["INBOX"]]
     assert list(stored["Bulk"].uids) == [1, *expected["Bulk"]]
+
+
+def test_a_folder_that_appears_with_a_backlog_is_announced_then_listed_in_passes(
+        api, dovecot, make_mail_user, events, prefix):
+    # Given: a watched, initialized account
+    user = make_mail_user()
+    account = prefix + "newfolder"
+    register_account(api, dovecot, user, account)
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="initialized")
+
+    # When: while no watcher runs, a folder is created with 60 messages (a bulk import)
+    client = imap_client(dovecot, user)
+    client.create_folder("Imported")
+    client.multiappend("Imported", [raw_message(f"imported {n}") for n in range(60)])
+    status = client.folder_status("Imported", [b"UIDNEXT", b"HIGHESTMODSEQ"])
+    client.logout()
+
+    # ... and a watcher restarts with passes of at most 25 new messages
+    with running_watcher(events, prefix, prefix + "ns",
+                         extra_env={"IMAPLESS_WATCHER_CATCHUP_BATCH": str(CATCHUP_BATCH)}) as watcher:
+        events.wait_for(lambda ev: len(message_uids(events, account, "Imported")) >= 60, timeout=60,
+                        what="the imported folder's messages")
+        time.sleep(1.0)  # a duplicate, if any, would come from a repeated pass
+        events.poll()
+        log = watcher.log.read_text(errors="replace")
+
+    # Then: the folder is announced once, before its messages, and each message once in UID order
+    new_folders = [e for e in events.of(account, "mailboxNew") if e.path == "Imported"]
+    assert len(new_folders) == 1
+    order = [e.event for e in events.of(account) if e.path == "Imported"]
+    assert order[0] == "mailboxNew"
+    assert message_uids(events, account, "Imported") == list(range(1, 61))
+    # ... in bounded passes (60 new: the announcing snapshot lists 25, then 25 + 10)
+    assert log.count("partial sync pass") >= 1
+    # ... and the stored checkpoint is complete
+    stored = checkpoint_store.load_checkpoints(account).mailboxes["Imported"]
+    assert stored.uidnext == status[b"UIDNEXT"] and stored.highestmodseq == status[b"HIGHESTMODSEQ"]
+    assert list(stored.uids) == list(range(1, 61))

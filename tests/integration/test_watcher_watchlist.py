@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from chalicelib.store import watchlist
-from tests.integration.watcher_support import WatcherProcess, register_account, running_watcher
+from tests.integration.watcher_support import WatcherProcess, register_account, running_watcher, send_mail
 
 ACCOUNTS_SCAN = "Scan imapless-accounts watch"
 GENERATION_READ = "GetItem imapless-settings"
@@ -56,6 +56,41 @@ def test_an_account_registered_while_running_is_watched_within_5_s_and_dropped_w
         # Then: the watcher lets go of its mailbox within 5 s
         assert wait_until(lambda: dovecot.connections(user.email) == 0, timeout=10,
                           what="the watcher to close its connections") < 5
+
+
+def test_an_account_disabled_through_the_api_is_dropped_within_5_s_and_resumed_without_loss(
+        api, dovecot, postfix, make_mail_user, events, prefix):
+    # Given: a watched account, at the production scan period (2 s)
+    user, sender = make_mail_user(), make_mail_user()
+    account = prefix + "paused"
+    with running_watcher(events, prefix, prefix + "ns",
+                         extra_env={"IMAPLESS_WATCHER_ACCOUNT_SCAN_SECONDS": "2"}):
+        register_account(api, dovecot, user, account)
+        events.wait_for(lambda ev: events.of(account, "accountInitialized"), timeout=10, what="initialized")
+
+        # When: it is disabled through the API
+        answer = api.put(f"/v1/account/{account}", body={"imap": {"disabled": True}})
+        assert answer.status == 200, answer.body
+        assert answer.json["state"] == "disabled" and answer.json["imap"]["disabled"] is True
+        # Then: the watcher lets go of its mailbox within 5 s, and says nothing while it is off
+        assert wait_until(lambda: dovecot.connections(user.email) == 0, timeout=10,
+                          what="the watcher to close its connections") < 5
+        send_mail(postfix, sender, user.email, "while disabled")
+        time.sleep(2.0)
+        events.poll()
+        assert not events.of(account, "messageNew")
+
+        # When: it is enabled again; Then: watched again within 5 s, and the mail that came
+        # meanwhile is announced once (caught up from the checkpoint, not re-baselined)
+        answer = api.put(f"/v1/account/{account}", body={"imap": {"disabled": False}})
+        assert answer.status == 200 and answer.json["state"] == "new", answer.body
+        enabled = time.monotonic()
+        events.wait_for(lambda ev: events.of(account, "messageNew"), timeout=10, what="the mail from meanwhile")
+        assert time.monotonic() - enabled < 5
+        time.sleep(1.0)
+        events.poll()
+    assert [e.data["subject"] for e in events.of(account, "messageNew")] == ["while disabled"]
+    assert len(events.of(account, "accountInitialized")) == 1
 
 
 def test_an_account_written_without_a_generation_bump_is_found_by_the_periodic_full_scan(
