@@ -62,6 +62,9 @@ IMAPLESS_WATCHER_STATUS_POLL_SECONDS      ``10``             STATUS sweep of the
                                                              NOTIFY.
 IMAPLESS_WATCHER_FLAGS_WINDOW             ``1000``           Without CONDSTORE, flags are compared for this many
                                                              newest messages per sync.
+IMAPLESS_WATCHER_FLAGS_RECHECK_SECONDS    ``60``             Without CONDSTORE, a folder whose STATUS did not move
+                                                             has its flags window re-read this often (STATUS
+                                                             shows read/unread changes, not other flags).
 IMAPLESS_WATCHER_CONNECTIONS_PER_ACCOUNT  ``2``              Most watcher connections per account (1: everything on
                                                              the IDLE connection).
 IMAPLESS_WATCHER_RECONNECT_MIN_SECONDS    ``1``              First reconnect delay; doubles per failure, with jitter.
@@ -171,6 +174,7 @@ class Settings:
     watcher_idle_reissue_seconds: float
     watcher_status_poll_seconds: float
     watcher_flags_window: int
+    watcher_flags_recheck_seconds: float
     watcher_connections_per_account: int
     watcher_reconnect_min_seconds: float
     watcher_reconnect_max_seconds: float
@@ -235,6 +239,7 @@ def load_settings() -> Settings:
         watcher_idle_reissue_seconds=max(1.0, _env_float("IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS", 270.0)),
         watcher_status_poll_seconds=max(0.5, _env_float("IMAPLESS_WATCHER_STATUS_POLL_SECONDS", 10.0)),
         watcher_flags_window=max(1, _env_int("IMAPLESS_WATCHER_FLAGS_WINDOW", 1000)),
+        watcher_flags_recheck_seconds=max(0.0, _env_float("IMAPLESS_WATCHER_FLAGS_RECHECK_SECONDS", 60.0)),
         watcher_connections_per_account=max(1, _env_int("IMAPLESS_WATCHER_CONNECTIONS_PER_ACCOUNT", 2)),
         watcher_reconnect_min_seconds=max(0.05, _env_float("IMAPLESS_WATCHER_RECONNECT_MIN_SECONDS", 1.0)),
         watcher_reconnect_max_seconds=max(0.1, _env_float("IMAPLESS_WATCHER_RECONNECT_MAX_SECONDS", 300.0)),

@@ -187,7 +187,8 @@ class WatchConnection:
         self.command(NOTIFY_COMMAND)
 
     def status(self, path: str) -> MailboxStatus:
-        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b"")
+        # Without CONDSTORE, UNSEEN is the one flag change STATUS can show (read/unread).
+        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b" UNSEEN")
         found = [r for r in self.command(b"STATUS " + responses.encode_mailbox_name(path) + b" (" + items + b")")
                  if r.kind == "STATUS"]
         return responses.status_response(found[0])[1] if found else MailboxStatus()

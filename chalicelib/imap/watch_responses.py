@@ -123,6 +123,7 @@ class MailboxStatus:
     uidnext: int | None = None
     highestmodseq: int | None = None
     messages: int | None = None
+    unseen: int | None = None  # asked for only where there is no HIGHESTMODSEQ
 
 
 def select_status(responses: Iterable[Untagged]) -> MailboxStatus:
@@ -147,7 +148,7 @@ def status_response(response: Untagged) -> tuple[str, MailboxStatus]:
     pairs = {items[i].decode().upper(): items[i + 1] for i in range(0, len(items) - 1, 2)}
     return decode_mailbox_name(name), MailboxStatus(
         uidvalidity=pairs.get("UIDVALIDITY"), uidnext=pairs.get("UIDNEXT"),
-        highestmodseq=pairs.get("HIGHESTMODSEQ"), messages=pairs.get("MESSAGES"))
+        highestmodseq=pairs.get("HIGHESTMODSEQ"), messages=pairs.get("MESSAGES"), unseen=pairs.get("UNSEEN"))
 
 
 # -- FETCH / VANISHED / SEARCH -------------------------------------------------------------------

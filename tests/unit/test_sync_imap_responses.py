@@ -130,3 +130,9 @@ def test_mailbox_names_are_quoted_in_modified_utf7():
 def test_garbage_is_not_an_untagged_response():
     with pytest.raises(ValueError):
         r.parse_untagged([b"+ idling"])
+
+
+def test_status_without_condstore_carries_the_unseen_count():
+    # Office 365 answers STATUS without HIGHESTMODSEQ; UNSEEN is what shows a read/unread change
+    [line] = untagged(b'* STATUS "Archive" (MESSAGES 12 UIDNEXT 40 UIDVALIDITY 7 UNSEEN 3)\r\n')
+    assert r.status_response(line) == ("Archive", r.MailboxStatus(uidvalidity=7, uidnext=40, messages=12, unseen=3))

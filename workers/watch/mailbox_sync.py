@@ -29,6 +29,7 @@ Invariants:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from chalicelib.events.model import Event
@@ -69,6 +70,7 @@ class MailboxSync:
         self.statuses: dict[str, MailboxStatus] = {}
         self.watch_path = "INBOX"  # the folder the IDLE connection sits in ([Gmail]/All Mail on Gmail)
         self._batch: _Batch | None = None
+        self._flags_rechecked_at = float("-inf")
 
     def load(self) -> None:
         """Read the stored checkpoints (after every connect: another process may have moved them)."""
@@ -188,15 +190,30 @@ class MailboxSync:
                              content=self.context.notify_request(), limit=self.settings.watcher_catchup_batch)
 
     def _sweep(self, connection: WatchConnection) -> None:
-        """Servers without NOTIFY: LIST, then STATUS each other folder; sync the ones that moved."""
+        """Servers without NOTIFY: LIST, then STATUS each other folder; sync the ones that moved.
+
+        STATUS shows new mail, expunges and a new UIDVALIDITY, and with CONDSTORE every flag
+        change (HIGHESTMODSEQ). Without CONDSTORE (Office 365) it shows the UNSEEN count: the
+        commonest change, read/unread, is found on the next sweep; other flag changes in a
+        folder whose STATUS did not move wait for the flags re-check, every
+        ``watcher_flags_recheck_seconds``. So an idle account costs one STATUS per folder per
+        sweep, not a sync of every folder.
+        """
         self._sync_mailbox_list(connection, self.checkpoints.initialized)
+        now = time.monotonic()
+        recheck = now - self._flags_rechecked_at >= self.settings.watcher_flags_recheck_seconds
+        synced = []
         for path in sorted(self.listed):
             if path == self.watch_path:
                 continue
             status = connection.status(path)
-            if status != self.statuses.get(path) or status.highestmodseq is None:
+            if status != self.statuses.get(path) or (recheck and status.highestmodseq is None):
                 self.sync(connection, path)
                 self.statuses[path] = status
+                synced.append(path)
+        if recheck:
+            self._flags_rechecked_at = now
+        logger.debug("swept", extra={"account": self.account, "synced": synced, "flags_recheck": recheck})
 
     # -- publishing and committing -----------------------------------------------------------
 
