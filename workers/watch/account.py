@@ -167,7 +167,10 @@ class AccountWatch:
 
     def _do(self, work: _Work) -> None:
         if self.listener is None:
-            if work:
+            # Only the connect timer opens a connection: it carries the backoff and the
+            # connect-rate token. A timer that fired while the last connection was failing
+            # (re-issue, sweep) leaves work behind that must not reconnect at once.
+            if work.connect:
                 self._connect_and_catch_up()
             return
         listener = self.listener
