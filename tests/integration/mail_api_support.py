@@ -8,14 +8,13 @@ import ssl
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email import policy
-from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from imapclient import IMAPClient
 
 from tests.support.fixtures import MailUser
 from tests.support.mailservers import HOSTNAME, Dovecot
+from tests.support.messages import build_message
 
 
 def register_account(api, dovecot: Dovecot, user: MailUser) -> str:
@@ -39,20 +38,10 @@ def direct_imap(dovecot: Dovecot, user: MailUser) -> IMAPClient:
 def make_message(subject: str = "", *, sender: str = "Alice <alice@example.test>", to: str = "bob@example.test",
                  body: str = "Hello.\n", date: datetime | None = None, message_id: str | None = None,
                  html: str | None = None, attachments: list[tuple[str, str, bytes]] = ()) -> bytes:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    message["Subject"] = subject or f"test {secrets.token_hex(4)}"
-    message["Date"] = format_datetime(date or datetime.now(UTC))
-    message["Message-ID"] = message_id or make_msgid(domain="example.test")
-    message.set_content(body)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
-    for filename, content_type, content in attachments:
-        maintype, subtype = content_type.split("/", 1)
-        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
-    # SMTP policy: CRLF line ends, as the message is stored (Dovecot normalizes bare LFs).
-    return message.as_bytes(policy=policy.SMTP)
+    return build_message(sender=sender, to=to, subject=subject or f"test {secrets.token_hex(4)}", body=body,
+                         date=format_datetime(date or datetime.now(UTC)),
+                         message_id=message_id or make_msgid(domain="example.test"), html=html,
+                         attachments=attachments)
 
 
 def fill(client: IMAPClient, folder: str, messages: list[bytes], flags: tuple = ()) -> list[int]:

@@ -34,6 +34,7 @@ from chalicelib.smtp.pool import reset_pool
 from tests.support.aws import MOTO_ENDPOINT, REGION
 from tests.support.fixtures import MailUser
 from tests.support.mailservers import HOSTNAME, Dovecot, Postfix
+from tests.support.messages import build_message
 
 DELIVERY_TIMEOUT_SECONDS = 10.0
 POLL_SECONDS = 0.02
@@ -115,26 +116,12 @@ class Mailbox:
 def make_message(*, sender: str, to: str, subject: str, body: str = "Hello.\n", message_id: str | None = None,
                  references: str | None = None, cc: str | None = None, reply_to: str | None = None,
                  html: str | None = None, attachments: tuple[tuple[str, str, bytes], ...] = ()) -> tuple[bytes, str]:
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = to
-    if cc:
-        message["Cc"] = cc
-    if reply_to:
-        message["Reply-To"] = reply_to
-    message["Subject"] = subject
-    message["Date"] = "Tue, 03 Nov 2026 10:00:00 +0000"
+    """A message to reply to or forward, and its Message-ID."""
     message_id = message_id or f"<orig-{secrets.token_hex(6)}@example.test>"
-    message["Message-ID"] = message_id
-    if references:
-        message["References"] = references
-    message.set_content(body)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
-    for filename, content_type, content in attachments:
-        maintype, subtype = content_type.split("/", 1)
-        message.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
-    return message.as_bytes(policy=default_policy.clone(linesep="\r\n")), message_id
+    raw = build_message(sender=sender, to=to, subject=subject, body=body, date="Tue, 03 Nov 2026 10:00:00 +0000",
+                        message_id=message_id, html=html, attachments=attachments, cc=cc, reply_to=reply_to,
+                        references=references)
+    return raw, message_id
 
 
 def attachments_of(message: EmailMessage) -> dict[str, bytes]:
