@@ -67,7 +67,9 @@ class ControlledProxy:
     ``mode``: "pass" forwards everything; "stall" forwards what the client sends but holds
     every byte the server answers (a server that stopped answering); "trickle" lets the
     answer through one byte every ``trickle_seconds`` (a server that answers too slowly to
-    ever finish). ``drop_all()`` closes every connection, as a server restart would.
+    ever finish). ``drop_all()`` closes every connection, as a server restart would;
+    ``blackhole()`` silently stops the connections open now (no FIN, no RST: a NAT gateway that
+    forgot the flow) while new ones pass.
     """
 
     def __init__(self, target_port: int, trickle_seconds: float = 0.2) -> None:
@@ -79,6 +81,7 @@ class ControlledProxy:
         self.mode = "pass"
         self.connections = 0
         self._pairs: list[tuple] = []
+        self._blackholed: set[int] = set()  # id() of the client side of each silenced pair
         self._lock = threading.Lock()
         self._listener = socket.socket()
         self._listener.bind(("127.0.0.1", 0))
@@ -100,15 +103,17 @@ class ControlledProxy:
             with self._lock:
                 self.connections += 1
                 self._pairs.append((client, server))
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, server, False, id(client)), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True, id(client)), daemon=True).start()
 
-    def _pump(self, source, sink, from_server: bool) -> None:
+    def _pump(self, source, sink, from_server: bool, pair: int) -> None:
         try:
             while True:
                 data = source.recv(65536)
                 if not data:
                     break
+                if pair in self._blackholed:
+                    continue  # swallowed: neither side hears anything again
                 while from_server and self.mode == "stall" and not self._closed.is_set():
                     time.sleep(0.01)
                 if from_server and self.mode == "trickle":
@@ -125,6 +130,10 @@ class ControlledProxy:
                     sock.close()
                 except OSError:
                     pass
+
+    def blackhole(self) -> None:
+        with self._lock:
+            self._blackholed.update(id(client) for client, _ in self._pairs)
 
     def drop_all(self) -> None:
         import socket

@@ -8,6 +8,7 @@ from collections import Counter
 
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import leases as lease_store
+from tests.integration.mail_api_support import ControlledProxy
 from tests.integration.watcher_support import (
     EventQueue,
     WatcherProcess,
@@ -229,3 +230,34 @@ def test_idle_reissued_many_times_keeps_its_connection_and_its_latency(
         assert time.monotonic() - sent < 3
         assert logins_of(dovecot, user.email) == logins
         assert "watch interrupted" not in watcher.log_text(limit=None)
+
+
+def test_a_connection_silently_dropped_on_the_way_is_replaced_and_nothing_is_missed(
+        api, dovecot, make_mail_user, events, prefix):
+    # Given: an account watched through a path that can forget the flow (a NAT gateway), with
+    # IDLE re-issued every 2 s and a 3 s command deadline
+    user = make_mail_user()
+    account = prefix + "nat"
+    path = ControlledProxy(dovecot.imap_port)
+    try:
+        register_account(api, dovecot, user, account, port=path.port)
+        with running_watcher(events, prefix, prefix + "ns", extra_env={
+                "IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS": "2", "IMAPLESS_COMMAND_TIMEOUT_SECONDS": "3"}) as watcher:
+            events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+            connections = path.connections
+
+            # When: the path silently drops the connection (no FIN, no RST) and mail arrives
+            path.blackhole()
+            dovecot.deliver(user.email, b"Subject: while the path was dead\r\n\r\nx\r\n")
+
+            # Then: the re-issue finds no answer within the deadline, the watcher reconnects on
+            # a new path and catches the message up, once
+            events.wait_for(lambda ev: subjects(events, account)["while the path was dead"], timeout=20,
+                            what="messageNew after the reconnect")
+            assert path.connections > connections
+            assert "connection lost: TimeoutError" in watcher.log_text(limit=None)
+            time.sleep(1.0)
+            events.poll()
+            assert subjects(events, account)["while the path was dead"] == 1
+    finally:
+        path.close()

@@ -156,9 +156,11 @@ def send_mail(postfix, sender, recipient: str, subject: str, attachment: bytes |
         smtp.send_message(message)
 
 
-def register_account(api, dovecot, user, account_id: str, password: str | None = None, verify: bool = True) -> None:
+def register_account(api, dovecot, user, account_id: str, password: str | None = None, verify: bool = True,
+                     port: int | None = None) -> None:
+    """Register ``user`` of ``dovecot`` (STARTTLS), or through a proxy listening on ``port``."""
     body = {"account": account_id, "email": user.email, "name": "Watched",
-            "imap": {"host": dovecot.hostname, "port": dovecot.imap_port, "secure": False,
+            "imap": {"host": dovecot.hostname, "port": port or dovecot.imap_port, "secure": False,
                      "auth": {"user": user.email, "pass": password or user.password}},
             "verify": verify}
     response = api.post("/v1/account", body)
