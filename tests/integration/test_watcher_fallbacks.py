@@ -13,10 +13,8 @@ import time
 import pytest
 
 from tests.integration.watcher_support import imap_client, register_account, running_watcher
+from tests.support.dovecot import OFFICE365_LIKE_CAPABILITIES
 from tests.support.mailservers import Dovecot
-
-# Office 365's post-login list, plus MOVE (which it also supports): no CONDSTORE, QRESYNC, NOTIFY.
-OFFICE365_LIKE_CAPABILITIES = "IMAP4 IMAP4rev1 SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+ MOVE"
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,9 @@ DEFAULT_SPECIAL_USE: dict[str, str] = {
     "Archive": "\\Archive",
     "Junk": "\\Junk",
 }
+# Office 365's post-login CAPABILITY list, plus MOVE (which it also supports): no CONDSTORE,
+# QRESYNC or NOTIFY. For a Dovecot that must make clients use their fallbacks.
+OFFICE365_LIKE_CAPABILITIES = "IMAP4 IMAP4rev1 SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL+ MOVE"
 # Dovecot refuses to deliver to uids below first_valid_uid (500), so mail belongs to nobody.
 MAIL_USER = "nobody"
 MAIL_GROUP = "nogroup"
