@@ -35,7 +35,6 @@ def child(args: argparse.Namespace) -> None:
     from chalicelib.services.webhook_settings import WebhookSettings
     from chalicelib.sync.checkpoint import MailboxCheckpoint
     from chalicelib.sync.reconcile import reconcile_mailbox
-    from workers.watch.context import message_new_data
 
     server = MailServer(host=args.host, port=args.port, secure=False, user=args.user)
     connection = WatchConnection.open(server, args.password)
@@ -46,8 +45,8 @@ def child(args: argparse.Namespace) -> None:
     started, published, passes = time.perf_counter(), 0, 0
     while True:
         passes += 1
-        snapshot = take_snapshot(connection, "INBOX", checkpoint, describe=message_new_data, content=content,
-                                 limit=limit)
+        snapshot = take_snapshot(connection, "INBOX", checkpoint, describe=notify_content.message_new_data,
+                                 content=content, limit=limit)
         result = reconcile_mailbox("bench", checkpoint, snapshot)
         published += sum(len(event.to_json()) for event in result.events)  # what the sink would send
         checkpoint = result.checkpoint

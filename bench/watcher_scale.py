@@ -155,10 +155,6 @@ def first_push(client: IMAPClient, started: float, timeout: float = 15.0) -> flo
     raise TimeoutError("bare IDLE client saw nothing")
 
 
-def logins(dovecot: Dovecot) -> int:
-    return dovecot.log_text().count("imap-login: Info: Login:")
-
-
 def dovecot_rss_mb(dovecot: Dovecot) -> float:
     master = dovecot.master_pid
     return sum(process_rss_kb(pid) for pid in live_processes_in_group(master)) / 1024 if master else 0.0
@@ -193,7 +189,7 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
             # Measure the steady state: every account re-issues its IDLE every REISSUE seconds
             # (N / REISSUE re-issues a second), so wait until the first wave is under way.
             time.sleep(max(10.0, watcher_started + REISSUE_SECONDS + 10 - time.time()))
-            logins_before = logins(dovecot)
+            logins_before = dovecot.logins()
             rss = process_rss_kb(watcher.process.pid)
             cpu_before, wall_before = process_cpu_seconds(watcher.process.pid), time.monotonic()
             idle_calls_before, idle_own_before = aws.requests(), queue.calls
@@ -226,7 +222,7 @@ def run_size(size: int, samples: int, pki) -> dict[str, float]:
                     bare.idle_done()
                     bare.logout()
             dovecot_mb = dovecot_rss_mb(dovecot)
-            reconnects = logins(dovecot) - logins_before - len(floor)  # each floor client logs in once
+            reconnects = dovecot.logins() - logins_before - len(floor)  # each floor client logs in once
             if late:
                 time.sleep(LATE_AFTER_SECONDS)
                 arrived = [account for account in late if queue.new_at.get(account)]

@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
+from chalicelib.chunking import bounded_chunks
 from chalicelib.events import queue
 from chalicelib.events.model import Event
 from chalicelib.observability import count_events_emitted
 
 SQS_BATCH_LIMIT = 10
-# SQS refuses a batch whose bodies add up to more than the message limit (256 KiB on
-# queues that keep the classic limit); an event with message text can be ~230 KB alone.
-SQS_BATCH_BYTES = 256 * 1024
+# One message's limit on queues that keep the classic one; an event with message text can
+# be ~230 KB alone (chalicelib.services.notify_content keeps it under this).
+SQS_MESSAGE_BYTES = 256 * 1024
+# SQS refuses a batch whose bodies add up to more than the message limit.
+SQS_BATCH_BYTES = SQS_MESSAGE_BYTES
 
 
 class EventSink(Protocol):
@@ -56,17 +59,8 @@ class SqsEventSink:
 
 def _batches(bodies: list[tuple[Event, str]]) -> Iterator[list[tuple[Event, str]]]:
     """Consecutive runs of at most ``SQS_BATCH_LIMIT`` events and ``SQS_BATCH_BYTES`` of bodies."""
-    batch: list[tuple[Event, str]] = []
-    size = 0
-    for event, body in bodies:
-        length = len(body.encode())
-        if batch and (len(batch) == SQS_BATCH_LIMIT or size + length > SQS_BATCH_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append((event, body))
-        size += length
-    if batch:
-        yield batch
+    return bounded_chunks(bodies, max_count=SQS_BATCH_LIMIT, max_bytes=SQS_BATCH_BYTES,
+                          size_of=lambda pair: len(pair[1].encode()))
 
 
 class ListEventSink:

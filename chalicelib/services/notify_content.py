@@ -31,6 +31,7 @@ import json
 import threading
 from typing import Any
 
+from chalicelib.events.publisher import SQS_MESSAGE_BYTES
 from chalicelib.imap.message_content import ContentRequest
 from chalicelib.imap.messages import MessageSummary
 from chalicelib.mime.structure import parse_bodystructure
@@ -42,8 +43,8 @@ from chalicelib.services.messages import decode_texts
 from chalicelib.settings import get_settings
 from chalicelib.ttlcache import TtlCache
 
-SQS_MESSAGE_LIMIT_BYTES = 256 * 1024
-EVENT_DATA_BUDGET_BYTES = 224 * 1024
+# The rest of the SQS message is left for the event's envelope and the dead-letter attributes.
+EVENT_DATA_BUDGET_BYTES = SQS_MESSAGE_BYTES - 32 * 1024
 HEADERS_BUDGET_BYTES = 32 * 1024
 TEXT_KINDS = ("plain", "html")
 # Listing fields that may lose their last entries when an event cannot fit otherwise.

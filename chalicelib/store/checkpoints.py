@@ -24,7 +24,7 @@ the lease owner carry on.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from pynamodb.attributes import BinaryAttribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
@@ -32,6 +32,7 @@ from pynamodb.exceptions import DeleteError, PutError, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.chunking import bounded_chunks
 from chalicelib.settings import get_settings
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 
@@ -141,17 +142,9 @@ def commit(account: str, epoch: int, writes: Sequence[tuple[MailboxCheckpoint, i
         _write_transaction(chunk)
 
 
-def _transaction_chunks(operations: list[Operation]) -> list[list[Operation]]:
-    chunks: list[list[Operation]] = [[]]
-    size = 0
-    for operation in operations:
-        item_size = len(operation[1].sets or b"") + ITEM_OVERHEAD_BYTES
-        if chunks[-1] and (len(chunks[-1]) == TRANSACTION_ITEMS or size + item_size > TRANSACTION_BYTES):
-            chunks.append([])
-            size = 0
-        chunks[-1].append(operation)
-        size += item_size
-    return chunks
+def _transaction_chunks(operations: list[Operation]) -> Iterator[list[Operation]]:
+    return bounded_chunks(operations, max_count=TRANSACTION_ITEMS, max_bytes=TRANSACTION_BYTES,
+                          size_of=lambda operation: len(operation[1].sets or b"") + ITEM_OVERHEAD_BYTES)
 
 
 def _write_transaction(operations: list[Operation]) -> None:

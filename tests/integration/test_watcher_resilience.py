@@ -194,10 +194,6 @@ def test_wrong_password_gives_one_authentication_error_not_one_per_retry(api, do
                                                          "accountInitialized"]
 
 
-def logins_of(dovecot: Dovecot, email: str) -> int:
-    return dovecot.log_text().count(f"Login: user=<{email}>")
-
-
 def checkpoint_writes(watcher: WatcherProcess) -> list[str]:
     return [call for call in watcher.aws_calls() if "checkpoint" in call and not call.startswith(("Get", "Query"))]
 
@@ -211,7 +207,7 @@ def test_idle_reissued_many_times_keeps_its_connection_and_its_latency(
     with running_watcher(events, prefix, prefix + "ns", record_aws_calls=True,
                          extra_env={"IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS": "1"}) as watcher:
         events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
-        logins = logins_of(dovecot, user.email)
+        logins = dovecot.logins(user.email)
         time.sleep(0.5)  # the initialized event is published before its checkpoints are written
         writes_before = checkpoint_writes(watcher)
 
@@ -228,7 +224,7 @@ def test_idle_reissued_many_times_keeps_its_connection_and_its_latency(
         # Then: it came over the same connection (no reconnect, no second login), in about a
         # second (Dovecot's push ~0.5 s), and no re-issue stalled the connection
         assert time.monotonic() - sent < 3
-        assert logins_of(dovecot, user.email) == logins
+        assert dovecot.logins(user.email) == logins
         assert "watch interrupted" not in watcher.log_text(limit=None)
 
 

@@ -156,6 +156,10 @@ class Dovecot(Daemon):
         """How many IMAP connections this Dovecot holds for ``email`` right now."""
         return sum(1 for line in self.doveadm("who", "-1", email).splitlines() if line.split()[:1] == [email])
 
+    def logins(self, email: str | None = None) -> int:
+        """IMAP logins this Dovecot has logged so far (of ``email``, or of anyone)."""
+        return self.log_text().count(f"Login: user=<{email}>" if email else "imap-login: Info: Login:")
+
     def kick(self, email: str) -> None:
         """Disconnect every IMAP connection of ``email`` (the server ends them with ``BYE``)."""
         self.doveadm("kick", email)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.events.publisher import EventSink
 from chalicelib.imap.message_content import ContentRequest
-from chalicelib.imap.messages import MessageSummary
 from chalicelib.imap.watch import WatchConnection
 from chalicelib.imap.watch_snapshot import Describe
 from chalicelib.services import notify_content
@@ -28,12 +27,6 @@ class Scheduler(Protocol):
     def forget(self, account: AccountWatch) -> None: ...
 
 
-def message_new_data(path: str, uidvalidity: int, summary: MessageSummary) -> dict[str, Any]:
-    """``messageNew`` data: exactly the mail API's listing entry for the message, plus the
-    text and headers the notify settings asked for (:mod:`chalicelib.services.notify_content`)."""
-    return notify_content.message_new_data(path, uidvalidity, summary)
-
-
 @dataclass
 class WatchContext:
     """What every account of one watcher process shares."""
@@ -43,6 +36,7 @@ class WatchContext:
     worker: str
     lease_epoch_of: Callable[[str], int]
     scheduler: Scheduler
-    describe: Describe = message_new_data
+    # messageNew data: the mail API's listing entry plus the text/headers notify settings ask for
+    describe: Describe = notify_content.message_new_data
     notify_request: Callable[[], ContentRequest] = notify_content.current_request
     open_connection: Callable[..., WatchConnection] = WatchConnection.open
