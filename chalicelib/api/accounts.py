@@ -20,7 +20,7 @@ from chalicelib.schemas.accounts import (
     VerifyResponse,
 )
 from chalicelib.schemas.common import DeletedResponse
-from chalicelib.services import accounts
+from chalicelib.services import account_deletion, accounts
 from chalicelib.store.accounts import StoredAccount
 
 blueprint = Blueprint(__name__)
@@ -74,10 +74,11 @@ def update_account(call: Call) -> AccountOut:
     return account_out(accounts.update_account(call.params["account"], call.body))
 
 
-@api_route(blueprint, "/v1/account/{account}", "DELETE", summary="Delete an account and its credentials",
+@api_route(blueprint, "/v1/account/{account}", "DELETE",
+           summary="Delete an account and everything it owns (a retry finishes an interrupted deletion)",
            tag=TAG, response=DeletedResponse, errors=(404,))
 def delete_account(call: Call) -> DeletedResponse:
-    accounts.delete_account(call.params["account"])
+    account_deletion.delete_account(call.params["account"])
     return DeletedResponse(deleted=True)
 
 

@@ -6,6 +6,8 @@ Invariants:
   caller passes ``verify: false``; a failed verification stores nothing.
 - Once create returns, the account's mailbox endpoints work (they open their own IMAP
   sessions from the stored record; nothing waits for the watcher).
+- Every registration draws a new incarnation, and an id registered again starts from
+  nothing (deletion: :mod:`.account_deletion`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from chalicelib.errors import AccountExistsError, MailServerError, ValidationError
 from chalicelib.imap import session as imap_session
+from chalicelib.incarnations import LEGACY, new_incarnation
 from chalicelib.schemas.accounts import (
     AccountCreate,
     AccountUpdate,
@@ -30,11 +33,9 @@ from chalicelib.schemas.accounts import (
 )
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.security.transport import MailServer, TlsOptions
-from chalicelib.services import account_records, tokens, webhook_settings
+from chalicelib.services import account_records, webhook_settings
 from chalicelib.smtp import session as smtp_session
 from chalicelib.store import accounts as account_store
-from chalicelib.store import checkpoints as checkpoint_store
-from chalicelib.store import tokens as token_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.sync import account_state
 
@@ -50,6 +51,7 @@ class AccountCredentials:
     imap_password: str | None
     smtp: MailServer | None
     smtp_password: str | None
+    incarnation: str = LEGACY
 
 
 def _encryption_context(account_id: str) -> dict[str, str]:
@@ -111,7 +113,7 @@ def create_account(request: AccountCreate) -> StoredAccount:
         account=account_id, name=request.name, email=request.email, state=_state_after_edit(configs["imap"]),
         imap=configs["imap"], smtp=configs["smtp"],
         sealed_secrets=seal_secret(json.dumps(passwords), _encryption_context(account_id)),
-        created_at=now, updated_at=now)
+        created_at=now, updated_at=now, incarnation=new_incarnation())
     return account_store.insert_account(stored)
 
 
@@ -199,15 +201,6 @@ def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
     return replaced
 
 
-def delete_account(account_id: str) -> None:
-    """Remove the account and its credentials, and revoke tokens bound to it."""
-    account_store.delete_account(account_id)
-    token_store.delete_tokens_of_account(account_id)
-    tokens.forget_verified_tokens()  # -- mail API: cached reads --
-    account_records.forget_account(account_id)
-    checkpoint_store.delete_account_checkpoints(account_id)  # -- watcher: checkpoints --
-
-
 def load_credentials(account_id: str) -> AccountCredentials:
     """Decrypt an account's credentials for a mail session (kept in memory only)."""
     stored = account_store.get_account(account_id)
@@ -215,7 +208,8 @@ def load_credentials(account_id: str) -> AccountCredentials:
     return AccountCredentials(
         account=account_id,
         imap=_mail_server(stored.imap) if stored.imap else None, imap_password=passwords.get("imap"),
-        smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_password=passwords.get("smtp"))
+        smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_password=passwords.get("smtp"),
+        incarnation=stored.incarnation)
 
 
 def verify_settings(protocol: str, settings: ServerSettings) -> VerifyResult:

@@ -2,8 +2,11 @@
 
 Built on Powertools' idempotency utility with its DynamoDB persistence layer (table
 ``<prefix>idempotency``, TTL on ``expiration``). The key of a record is a hash of
-(operation, account, the client's key), so keys are scoped per account and per endpoint;
-the request body is hashed separately and checked on every reuse::
+(operation, account and its incarnation, the client's key), so keys are scoped per account
+and per endpoint, and an account id that is deleted and registered again never replays its
+first life's answers (those records are unreachable and expire with the TTL; legacy accounts
+without an incarnation keep their keys, see :mod:`chalicelib.incarnations`). The request
+body is hashed separately and checked on every reuse::
 
     first request   ──▶ INPROGRESS record ──▶ work ──▶ COMPLETED record with the answer
     same key, same body, first done        ──▶ the stored answer (header Idempotent-Replayed: true)
@@ -38,6 +41,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 
 from chalicelib.errors import ApiError, ConflictError, ServiceUnavailableError, ValidationError
+from chalicelib.incarnations import scoped
+from chalicelib.services import accounts
 from chalicelib.settings import get_settings
 
 IDEMPOTENCY_TABLE = "idempotency"
@@ -90,7 +95,11 @@ def run_once(operation: str, account: str, key: str | None, body: Any,
     if not _KEY.match(key):
         raise ValidationError("Idempotency-Key must be 1-255 printable ASCII characters",
                               details={"headers.Idempotency-Key": "invalid"})
-    request = {"operation": operation, "account": account, "key": key, "bodyHash": body_hash(body)}
+    # A consistent read (not the few-seconds cache): right after an id is re-registered, a
+    # stale incarnation would replay the deleted account's answer.
+    incarnation = accounts.get_account(account).incarnation
+    request = {"operation": operation, "account": scoped(account, incarnation), "key": key,
+               "bodyHash": body_hash(body)}
     try:
         answer = _idempotent_run()(request=request, work=work)
     except IdempotencyAlreadyInProgressError:

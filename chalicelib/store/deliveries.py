@@ -316,3 +316,12 @@ def query_deliveries(query: DeliveryQuery, page_size: int, cursor: str | None = 
                 return found, _encode_cursor({"day": days[position + 1], "key": None})
             return found, None
     return found, None
+
+
+def delete_deliveries_of_account(account: str) -> int:
+    """Remove every log item of ``account`` (account deletion); returns how many."""
+    items = list(DeliveryItem.by_account.query(account, attributes_to_get=["eventId"]))
+    with DeliveryItem.batch_write() as batch:
+        for item in items:
+            batch.delete(DeliveryItem(item.event_id))
+    return len(items)
