@@ -53,7 +53,8 @@ def _from_item(item: AccountItem) -> StoredAccount:
                          imap=item.imap, smtp=item.smtp, sealed_secrets=item.sealed_secrets,
                          created_at=item.created_at, updated_at=item.updated_at, version=item.version,
                          webhooks=item.webhooks,
-                         webhook_events=list(item.webhook_events) if item.webhook_events is not None else None)
+                         webhook_events=list(item.webhook_events) if item.webhook_events is not None else None,
+                         incarnation=item.incarnation or LEGACY)
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
