@@ -16,6 +16,7 @@ import pytest
 
 from chalicelib.services import outbox as outbox_service
 from chalicelib.store import deliveries as delivery_store
+from chalicelib.store import outbox as outbox_store
 from tests.integration.watcher_support import running_watcher
 from tests.support.sending import Mailbox
 from tests.support.smtp_sink import SmtpSink
@@ -156,3 +157,48 @@ def test_an_interrupted_delete_leaves_no_live_token_and_a_retry_finishes_it(
     assert api.delete(f"/v1/account/{account_id}").status == 200
     assert api.get(f"/v1/outbox?account={account_id}").json["messages"] == []
     assert api.delete(f"/v1/account/{account_id}").status == 404
+
+
+def test_an_entry_left_by_a_previous_life_of_the_id_is_cancelled_not_sent(
+        api, dovecot, postfix, make_mail_user, monkeypatch, sink, sent_events):
+    # Given a scheduled send whose entry survives the deletion (it was queued while the
+    # deletion ran: here the outbox step is skipped)
+    owner, recipient = make_mail_user(), make_mail_user()
+    account_id = "del-" + secrets.token_hex(6)
+    register(api, dovecot, owner, account_id, smtp_host=postfix.hostname, smtp_port=postfix.smtp_port)
+    queue_id, _ = schedule_send(api, account_id, recipient.email)
+    with monkeypatch.context() as patched:
+        patched.setattr(outbox_store, "delete_entries_of_account", lambda account: 0, raising=False)
+        assert api.delete(f"/v1/account/{account_id}").status == 200
+
+    # When the id is registered again on another server and the queue message arrives
+    register(api, dovecot, owner, account_id, smtp_host="127.0.0.1", smtp_port=sink.port, verify=False)
+    result = play_scheduled_delivery(queue_id)
+
+    # Then the entry is cancelled: no connection to the new server, no event for the new account
+    assert result == "orphaned"
+    assert api.get(f"/v1/outbox/{queue_id}").json["state"] == "cancelled"
+    assert sink.connections == 0, sink.commands
+    assert sent_events.events() == []
+    assert api.delete(f"/v1/account/{account_id}").status == 200
+
+
+def test_an_idempotency_key_of_a_previous_life_is_not_replayed(api, dovecot, postfix, make_mail_user):
+    # Given a dry-run submit answered under an Idempotency-Key
+    owner = make_mail_user()
+    account_id = "del-" + secrets.token_hex(6)
+    register(api, dovecot, owner, account_id, smtp_host=postfix.hostname, smtp_port=postfix.smtp_port)
+    body, headers = {"to": owner.email, "text": "x", "dryRun": True}, {"Idempotency-Key": "k-" + account_id}
+    first = api.post(f"/v1/account/{account_id}/submit", body, headers=headers)
+    assert first.status == 200 and api.post(f"/v1/account/{account_id}/submit", body, headers=headers) \
+        .headers.get("Idempotent-Replayed") == "true"
+
+    # When the account is deleted and registered again
+    assert api.delete(f"/v1/account/{account_id}").status == 200
+    register(api, dovecot, owner, account_id, smtp_host=postfix.hostname, smtp_port=postfix.smtp_port)
+
+    # Then the same key and body run afresh instead of answering with the first life's result
+    again = api.post(f"/v1/account/{account_id}/submit", body, headers=headers)
+    assert again.status == 200 and "Idempotent-Replayed" not in again.headers
+    assert again.json["queueId"] != first.json["queueId"]
+    assert api.delete(f"/v1/account/{account_id}").status == 200
