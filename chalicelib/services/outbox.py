@@ -234,9 +234,21 @@ def get_entry(queue_id: str) -> OutboxEntry:
         raise OutboxEntryNotFoundError(f"no outbox entry {queue_id!r}", details={"queueId": queue_id}) from None
 
 
+def _of_current_incarnation(account: str, entries: list[OutboxEntry]) -> list[OutboxEntry]:
+    """A re-registered id lists only its own entries, not those a previous life left behind
+    (cancelled by the consumer, kept for the retention); a deleted id's leftovers stay listed."""
+    try:
+        incarnation = accounts.get_account(account).incarnation
+    except AccountNotFoundError:
+        return entries
+    return [entry for entry in entries if entry.incarnation == incarnation]
+
+
 def list_entries(page: int, page_size: int, *, account: str | None = None,
                  state: str | None = None) -> tuple[list[OutboxEntry], int, int]:
     entries = outbox_store.list_entries(account=account, state=state)
+    if account is not None:
+        entries = _of_current_incarnation(account, entries)
     total = len(entries)
     pages = max(1, math.ceil(total / page_size))
     return entries[page * page_size:(page + 1) * page_size], total, pages

@@ -178,6 +178,7 @@ def test_an_entry_left_by_a_previous_life_of_the_id_is_cancelled_not_sent(
     # Then the entry is cancelled: no connection to the new server, no event for the new account
     assert result == "orphaned"
     assert api.get(f"/v1/outbox/{queue_id}").json["state"] == "cancelled"
+    assert api.get(f"/v1/outbox?account={account_id}").json["messages"] == []  # not the new account's
     assert sink.connections == 0, sink.commands
     assert sent_events.events() == []
     assert api.delete(f"/v1/account/{account_id}").status == 200
