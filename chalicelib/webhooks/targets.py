@@ -14,7 +14,8 @@ each (entries loaded together also expire together, so the next refresh is one r
 
 Failure modes: a deleted account has no override (its queued events follow the global
 settings); a secret that cannot be opened raises (the record is retried, never sent
-unsigned).
+unsigned). An id deleted and registered again is a new account: events detected before it
+was registered belong to the deleted one (:meth:`WebhookTarget.predates_account`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chalicelib.errors import AccountNotFoundError
@@ -40,6 +42,13 @@ class WebhookTarget:
     enabled: bool
     key: bytes | None
     endpoint_disabled: bool
+    account_since: datetime | None = None  # when the account was registered (None: no such account)
+
+    def predates_account(self, event_date: datetime) -> bool:
+        """Whether the event was detected before its account was registered: then it is an event
+        of a deleted account with the same id, and must reach neither this account's endpoint
+        nor its delivery log."""
+        return self.account_since is not None and event_date < self.account_since
 
     def skip_reason(self, event_type: str) -> str | None:
         """Why an event of this type is not sent, or None when it is."""
@@ -57,15 +66,19 @@ class WebhookTarget:
 
 
 _cache = TtlCache[Any](max_entries=4096)
+# What resolve_target needs of an account: override URL, override events, registration time.
+AccountView = tuple[str | None, tuple[str, ...] | None, datetime | None]
+_NO_ACCOUNT: AccountView = (None, None, None)
 
 
-def _override_of(stored: StoredAccount | None) -> tuple[str | None, tuple[str, ...] | None]:
+def _override_of(stored: StoredAccount | None) -> AccountView:
     if stored is None:
-        return None, None
-    return stored.webhooks, tuple(stored.webhook_events) if stored.webhook_events is not None else None
+        return _NO_ACCOUNT
+    return (stored.webhooks, tuple(stored.webhook_events) if stored.webhook_events is not None else None,
+            stored.created_at)
 
 
-def _account_override(account_id: str) -> tuple[str | None, tuple[str, ...] | None]:
+def _account_override(account_id: str) -> AccountView:
     try:
         return _override_of(account_store.get_account(account_id))
     except AccountNotFoundError:
@@ -81,7 +94,7 @@ def prefetch_accounts(account_ids: Iterable[str]) -> None:
         return
     batch: dict[str, StoredAccount] | None = None
 
-    def load(account_id: str) -> tuple[str | None, tuple[str, ...] | None]:
+    def load(account_id: str) -> AccountView:
         nonlocal batch
         if batch is None:  # the first account not cached reads every account of the batch at once
             batch = account_store.get_accounts(wanted)
@@ -98,13 +111,14 @@ def resolve_target(account_id: str, *, use_cache: bool = True) -> WebhookTarget:
     ttl = get_settings().webhook_config_cache_seconds if use_cache else 0.0
     current = _cache.get_or_load("settings", webhook_settings.load_settings, ttl)
     key = _cache.get_or_load("key", webhook_settings.signing_key, ttl)
-    url_override, events_override = (_cache.get_or_load(("account", account_id), lambda: _account_override(account_id),
-                                                        ttl) if account_id else (None, None))
+    url_override, events_override, account_since = (
+        _cache.get_or_load(("account", account_id), lambda: _account_override(account_id), ttl) if account_id
+        else _NO_ACCOUNT)
     url = url_override or current.url
     disabled = bool(url) and _cache.get_or_load(("endpoint", url), lambda: webhook_settings.is_endpoint_disabled(url),
                                                 ttl)
     return WebhookTarget(url=url, events=events_override if events_override is not None else current.events,
-                         enabled=current.enabled, key=key, endpoint_disabled=disabled)
+                         enabled=current.enabled, key=key, endpoint_disabled=disabled, account_since=account_since)
 
 
 def forget_endpoint(url: str) -> None:

@@ -8,6 +8,7 @@ consumer with the clock moved past ``sendAt`` instead of waiting.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -202,4 +203,34 @@ def test_an_idempotency_key_of_a_previous_life_is_not_replayed(api, dovecot, pos
     again = api.post(f"/v1/account/{account_id}/submit", body, headers=headers)
     assert again.status == 200 and "Idempotent-Replayed" not in again.headers
     assert again.json["queueId"] != first.json["queueId"]
+    assert api.delete(f"/v1/account/{account_id}").status == 200
+
+
+def test_an_event_of_a_previous_life_in_the_queue_reaches_neither_the_new_account_nor_its_log(
+        api, dovecot, postfix, make_mail_user, webhooks, receiver):
+    # Given an account whose webhooks go to its own endpoint, and one of its events still queued
+    # (in flight, or waiting for a retry) when the account is deleted
+    owner = make_mail_user()
+    account_id = "del-" + secrets.token_hex(6)
+    webhooks.configure_with_secret(receiver.url("/operator"))
+    register(api, dovecot, owner, account_id, smtp_host=postfix.hostname, smtp_port=postfix.smtp_port)
+    assert api.put(f"/v1/account/{account_id}", {"webhooks": receiver.url("/first")}).status == 200
+    old = webhooks.event(account_id, "messageNew", subject="for the first owner")
+    assert api.delete(f"/v1/account/{account_id}").status == 200
+
+    # When someone registers the id again with an endpoint of their own, and the queue hands out
+    # the old event followed by one of the new account's
+    register(api, dovecot, owner, account_id, smtp_host=postfix.hostname, smtp_port=postfix.smtp_port)
+    assert api.put(f"/v1/account/{account_id}", {"webhooks": receiver.url("/second")}).status == 200
+    webhooks.publish(old)
+    new = webhooks.event(account_id, "messageNew", subject="for the second owner")
+    webhooks.publish(new)
+    webhooks.run_until(lambda: (d := webhooks.delivery(new.id)) is not None and d.status == "delivered")
+
+    # Then only the new account's event was posted, and the old one is not in the new account's log
+    posted = [(r.path, json.loads(r.body)["id"]) for r in receiver.requests]
+    assert posted == [("/second", new.id)], posted
+    assert webhooks.delivery(old.id) is None
+    assert [d["id"] for d in api.get(f"/v1/webhooks/deliveries?account={account_id}").json["deliveries"]] \
+        == [new.id]
     assert api.delete(f"/v1/account/{account_id}").status == 200
