@@ -75,8 +75,11 @@ IMAPLESS_WATCHER_CATCHUP_BATCH            ``500``            Most new messages o
                                                              is published and checkpointed in passes of this many
                                                              (bounds the watcher's memory after a long outage).
 -- webhooks --
-IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt (connect, TLS, request,
-                                                             response headers); a slower receiver counts as failed.
+IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt in all (connect, TLS,
+                                                             request, the whole answer), enforced as one deadline; a
+                                                             slower receiver counts as failed. Also what one account
+                                                             may use of a consumer batch before the rest of its
+                                                             events are handed back to the queue.
 IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one attempt to the next, comma-separated;
                                           ``7200,18000,``    the default spans 3.2 days. Anchored to when the event
                                           ``36000,50400,``   was queued (see chalicelib/webhooks/policy.py).
