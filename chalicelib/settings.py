@@ -86,6 +86,8 @@ IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one at
                                           ``72000,86400``
 IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS     ``5``              How long a consumer reuses webhook settings and account
                                                              overrides before reading them again (0: every event).
+IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS   ``86400``          After a signing secret is rotated, how long the old one
+                                                             still signs too (both signatures in every request).
 IMAPLESS_DISPATCHER_CONCURRENCY           ``8``              Local dispatcher: concurrent receive-and-deliver loops
                                                              (the Lambda equivalent is concurrent invocations).
 -- sending --
@@ -187,6 +189,7 @@ class Settings:
     webhook_timeout_seconds: float
     webhook_retry_schedule: tuple[int, ...]
     webhook_config_cache_seconds: float
+    webhook_secret_overlap_seconds: float
     dispatcher_concurrency: int
     # -- sending --
     smtp_pool_idle_seconds: float
@@ -253,6 +256,7 @@ def load_settings() -> Settings:
         webhook_retry_schedule=_env_seconds_list("IMAPLESS_WEBHOOK_RETRY_SCHEDULE",
                                                  (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)),
         webhook_config_cache_seconds=_env_float("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", 5.0),
+        webhook_secret_overlap_seconds=max(0.0, _env_float("IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS", 86400.0)),
         dispatcher_concurrency=max(1, _env_int("IMAPLESS_DISPATCHER_CONCURRENCY", 8)),
         # -- sending --
         smtp_pool_idle_seconds=max(0.0, _env_float("IMAPLESS_SMTP_POOL_IDLE_SECONDS", 60.0)),
