@@ -32,8 +32,8 @@ changes and dead-letter sends stay per record, in the loop: they are rare, and e
 happen before its record can be deleted.
 
 Records a delivery pass deferred already have their visibility set (the retry time);
-records skipped behind them (or handed back at the group budget) are released here, otherwise they would keep
-the whole group locked until the queue's visibility timeout. A record whose handler
+records skipped behind them (or handed back at the group budget) are released here,
+otherwise they would keep the whole group locked until the queue's visibility timeout. A record whose handler
 failed unexpectedly (a DynamoDB error, a bug) comes back after ``UNEXPECTED_RETRY_SECONDS``;
 the queue's redrive policy ends a record that fails that way every time.
 
