@@ -137,6 +137,9 @@ def _idempotent_post() -> Any:
                                expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
     config.register_lambda_context(_AttemptBudget(2 * settings.webhook_timeout_seconds + 5))
     persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"))
+    # Configured here, before any thread uses it: Powertools marks the layer configured
+    # before it finishes configuring it, and a batch's accounts are delivered in parallel.
+    persistence.configure(config, key_prefix="webhook-delivery")
     return idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=config,
                                key_prefix="webhook-delivery")(_post_signed)
 
