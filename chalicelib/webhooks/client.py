@@ -136,6 +136,8 @@ class _GuardedConnection:
         for level, option, value in conn.socket_options or ():
             sock.setsockopt(level, option, value)
         # TLS detaches ``sock`` when it wraps it; the dup stays usable for the deadline's shutdown.
+        if self._watched_sock is not None:
+            close_watched(self._watched_sock)
         self._watched_sock = sock.dup()
         _watch(self._watched_sock)
         return sock

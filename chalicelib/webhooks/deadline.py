@@ -68,7 +68,8 @@ class Deadline:
             if _thread is None or not _thread.is_alive():
                 _thread = threading.Thread(target=_watchdog, name="webhook-deadlines", daemon=True)
                 _thread.start()
-            _wakeup.notify()
+            if _heap[0][2] is self:  # the earliest deadline now: the watchdog must wake sooner
+                _wakeup.notify()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
