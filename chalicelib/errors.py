@@ -47,6 +47,17 @@ class ValidationError(ApiError):
     code = "ValidationError"
 
 
+class CredentialsRequiredError(ApiError):
+    """An update changes where or how a stored password would be sent, without the password.
+
+    ``details`` names the missing field (``{"imap.auth.pass": "required when imap.host
+    changes"}``): a stored password only ever goes to the server it was given for.
+    """
+
+    status = 400
+    code = "CredentialsRequired"
+
+
 class InvalidJSONError(ApiError):
     status = 400
     code = "InvalidJSON"
