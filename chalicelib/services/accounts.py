@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.errors import AccountExistsError, CredentialsRequiredError, MailServerError, ValidationError
+from chalicelib.errors import (
+    AccountExistsError,
+    CredentialsRequiredError,
+    MailServerError,
+    RateLimitedError,
+    ValidationError,
+)
 from chalicelib.imap import session as imap_session
 from chalicelib.schemas.accounts import (
     AccountCreate,
@@ -29,19 +35,25 @@ from chalicelib.schemas.accounts import (
     ServerSettings,
     ServerSettingsUpdate,
     TlsSettings,
+    VerifyRequest,
+    VerifyResponse,
     VerifyResult,
 )
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.security.transport import MailServer, TlsOptions
 from chalicelib.services import account_records, tokens, webhook_settings
+from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
+from chalicelib.store import rate_limits
 from chalicelib.store import tokens as token_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.sync import account_state
 
 Verifier = Callable[[MailServer, str], Any]
+VERIFY_SCOPE = "verifyAccount"
+VERIFY_WINDOW_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -250,6 +262,23 @@ def load_credentials(account_id: str) -> AccountCredentials:
         account=account_id,
         imap=_mail_server(stored.imap) if stored.imap else None, imap_password=passwords.get("imap"),
         smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_password=passwords.get("smtp"))
+
+
+def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
+    """Try the logins of ``request`` for the caller holding ``token_id``, within its allowance.
+
+    Verification connects wherever the caller says, so each token may do it only
+    ``IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE`` times a minute, counted across every process
+    (429 ``RateLimited`` beyond it): enough to check settings, too few to scan a network.
+    """
+    limit = get_settings().verify_account_per_minute
+    decision = rate_limits.take(VERIFY_SCOPE, token_id, limit=limit, window_seconds=VERIFY_WINDOW_SECONDS)
+    if not decision.allowed:
+        raise RateLimitedError(f"this token may verify settings {limit} times a minute; retry in "
+                               f"{decision.retry_after} s", retry_after=decision.retry_after)
+    return VerifyResponse(
+        imap=verify_settings("imap", request.imap) if request.imap else None,
+        smtp=verify_settings("smtp", request.smtp) if request.smtp else None)
 
 
 def verify_settings(protocol: str, settings: ServerSettings) -> VerifyResult:
