@@ -46,6 +46,7 @@ class StoredAccount:
     webhooks: str | None = None
     webhook_events: list[str] | None = None
     incarnation: str = LEGACY
+    sealed_webhook_secret: str | None = None  # the override endpoint's own signing secrets
 
 
 def _from_item(item: AccountItem) -> StoredAccount:
@@ -54,6 +55,7 @@ def _from_item(item: AccountItem) -> StoredAccount:
                          created_at=item.created_at, updated_at=item.updated_at, version=item.version,
                          webhooks=item.webhooks,
                          webhook_events=list(item.webhook_events) if item.webhook_events is not None else None,
+                         sealed_webhook_secret=item.sealed_webhook_secret,
                          incarnation=item.incarnation or LEGACY)
 
 
@@ -68,6 +70,7 @@ def insert_account(account: StoredAccount) -> StoredAccount:
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
                        created_at=account.created_at, updated_at=account.updated_at,
                        webhooks=account.webhooks, webhook_events=account.webhook_events,
+                       sealed_webhook_secret=account.sealed_webhook_secret,
                        incarnation=account.incarnation or None)
     try:
         # VersionAttribute makes a first save conditional on the item not existing.
@@ -119,6 +122,7 @@ def replace_account(account: StoredAccount) -> StoredAccount:
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
                        created_at=account.created_at, updated_at=datetime.now(UTC),
                        webhooks=account.webhooks, webhook_events=account.webhook_events,
+                       sealed_webhook_secret=account.sealed_webhook_secret,
                        incarnation=account.incarnation or None)
     item.version = account.version
     try:
