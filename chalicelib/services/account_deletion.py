@@ -10,9 +10,12 @@
       3. bound tokens revoked again      one created between 1 and 2 (creation checks the account)
       4. outbox entries                  queued ones cancelled, then content and entries deleted
       5. webhook delivery log            the account's items (byAccount index)
-      6. checkpoints                     the watcher's per-folder state
-      7. connection leases               the account's mail-API connection slots
-      8. record deleted                  the id is free; a new registration gets a new incarnation
+      6. webhook endpoint state          its own endpoints disabled by a 410 (settings table)
+      7. checkpoints                     the watcher's per-folder state
+      8. connection leases               the account's mail-API connection slots
+      9. record deleted                  with the credentials, the webhook override and its
+                                         secrets; the id is free, a new registration gets a
+                                         new incarnation
 
 Invariants:
 - Every step is idempotent, and the record goes last: a DELETE that fails half-way leaves
@@ -25,13 +28,14 @@ Invariants:
 - Idempotency records are not deleted here: their keys are hashes (the table cannot be
   searched by account); the new incarnation never reaches them and they expire after
   ``IMAPLESS_IDEMPOTENCY_TTL_SECONDS``.
-- Per-account webhook settings (``webhooks``, ``webhookEvents``) live on the record itself.
+- Per-account webhook settings (``webhooks``, ``webhookEvents``, the override's secrets)
+  live on the record itself.
 """
 
 from __future__ import annotations
 
 from chalicelib.observability import logger
-from chalicelib.services import account_records, tokens
+from chalicelib.services import account_records, tokens, webhook_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import deliveries as delivery_store
@@ -56,6 +60,7 @@ def delete_account(account_id: str) -> None:
         "tokens": revoked,
         "outbox": outbox_store.delete_entries_of_account(account_id),
         "deliveries": delivery_store.delete_deliveries_of_account(account_id),
+        "disabledEndpoints": webhook_settings.forget_account_endpoints(account_id),
         "checkpoints": checkpoint_store.delete_account_checkpoints(account_id),  # -- watcher: checkpoints --
         "connectionLeases": DynamoLeaseBroker().release_all(account_id),
     }

@@ -21,7 +21,7 @@ from chalicelib.store import outbox as outbox_store
 from tests.integration.watcher_support import running_watcher
 from tests.support.sending import Mailbox
 from tests.support.smtp_sink import SmtpSink
-from tests.support.webhook_receiver import WebhookReceiver
+from tests.support.webhook_receiver import Reply, WebhookReceiver
 
 SCHEDULE_AHEAD = timedelta(minutes=2)
 
@@ -60,6 +60,10 @@ def schedule_send(api, account_id: str, to: str) -> tuple[str, str]:
 def play_scheduled_delivery(queue_id: str) -> str:
     """What the outbox consumer does when the scheduled SQS message arrives."""
     return outbox_service.process_message(queue_id, now=datetime.now(UTC) + SCHEDULE_AHEAD + timedelta(minutes=1))
+
+
+def disabled_endpoint_owners(api) -> list[str | None]:
+    return [endpoint["account"] for endpoint in api.get("/v1/settings").json["disabledWebhookEndpoints"]]
 
 
 def first_life_events(events, account_id: str) -> int:
@@ -102,10 +106,15 @@ def test_delete_removes_the_outbox_delivery_log_tokens_and_webhook_override(
     assert api.put(f"/v1/account/{account_id}", {"webhooks": receiver.url()}).status == 200
     token = api.post("/v1/tokens", {"description": "tenant", "scopes": ["api"], "account": account_id}).json["token"]
     queue_id, _ = schedule_send(api, account_id, recipient.email)
-    webhooks.configure_with_secret(receiver.url())
-    logged = webhooks.event(account_id, "messageNew")
+    webhooks.configure_with_secret(receiver.url("/operator"))
+    logged, gone = webhooks.event(account_id, "messageNew"), webhooks.event(account_id, "messageDeleted")
     webhooks.publish(logged)
     webhooks.run_until(lambda: (d := webhooks.delivery(logged.id)) is not None and d.status == "delivered")
+    # ... and its own endpoint disabled by a 410
+    receiver.reply_with(Reply(410))
+    webhooks.publish(gone)
+    webhooks.run_until(lambda: (d := webhooks.delivery(gone.id)) is not None and d.status == "failed")
+    assert account_id in disabled_endpoint_owners(api)
 
     # When the account is deleted
     assert api.delete(f"/v1/account/{account_id}").status == 200
@@ -115,6 +124,7 @@ def test_delete_removes_the_outbox_delivery_log_tokens_and_webhook_override(
     assert api.get(f"/v1/outbox/{queue_id}").status == 404
     assert api.get(f"/v1/webhooks/deliveries?account={account_id}").json["deliveries"] == []
     assert webhooks.delivery(logged.id) is None
+    assert account_id not in disabled_endpoint_owners(api)
     assert api.get(f"/v1/account/{account_id}", token=token).status == 401
     register(api, dovecot, owner, account_id, smtp_host=postfix.hostname, smtp_port=postfix.smtp_port)
     again = api.get(f"/v1/account/{account_id}").json
