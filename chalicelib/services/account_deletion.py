@@ -22,9 +22,10 @@ Invariants:
   the tombstone, and a retried DELETE runs every step again and finishes the job (it answers
   404 only once the record is gone).
 - Nothing that outlives the record can act for a new account with the same id: what a step
-  misses (an outbox entry queued in a race, an idempotency record, an event in flight) is
-  keyed by the old incarnation, and the outbox consumer sends an entry only through the
-  incarnation that queued it (:mod:`chalicelib.incarnations`).
+  misses (an outbox entry queued in a race, an idempotency record) is keyed by the old
+  incarnation, and the outbox consumer sends an entry only through the incarnation that
+  queued it (:mod:`chalicelib.incarnations`); an event still queued was detected before the
+  new registration, and the webhook consumer drops it (:mod:`chalicelib.webhooks.targets`).
 - Idempotency records are not deleted here: their keys are hashes (the table cannot be
   searched by account); the new incarnation never reaches them and they expire after
   ``IMAPLESS_IDEMPOTENCY_TTL_SECONDS``.
