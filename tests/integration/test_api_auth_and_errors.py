@@ -164,3 +164,21 @@ class TestSystemEndpoints:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/html")
         assert b"openapi.json" in response.body
+
+
+class TestHostileBodies:
+    @pytest.mark.parametrize("opening", ["[", '{"a":'])
+    def test_deeply_nested_json_is_400_invalid_json(self, api, opening):
+        # Given a body nested 100,000 levels deep (deeper than any parser's recursion limit)
+        raw = opening * 100_000
+        # When it is posted
+        response = api.post("/v1/tokens", raw=raw)
+        # Then it is refused as invalid JSON, naming the limit, not a 500
+        body = assert_error(response, 400, "InvalidJSON")
+        assert "64" in body["error"]
+
+    def test_nesting_up_to_the_limit_reaches_validation(self, api):
+        # Given a well-formed body whose nesting stays within the limit
+        raw = '{"description": "x", "scopes": ' + "[" * 60 + "]" * 60 + "}"
+        # Then it is parsed and judged by the schema, not by the depth guard
+        assert_error(api.post("/v1/tokens", raw=raw), 400, "ValidationError")
