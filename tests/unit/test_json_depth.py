@@ -11,7 +11,7 @@ from chalicelib.api.json_depth import MAX_JSON_DEPTH, JsonTooDeepError, check_js
     b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH,
     b'{"a":' * MAX_JSON_DEPTH + b"1" + b"}" * MAX_JSON_DEPTH,
     b'{"text": "' + b"[" * 10_000 + b'"}',          # brackets inside a string are text
-    b'["\\"[[[[", ' * 1000 + b"1]",                  # so are brackets after an escaped quote
+    b"[" + b'"\\"[[[[", ' * 1000 + b"1]",           # so are brackets after an escaped quote
     b"[" + b"[1]," * 10_000 + b"1]",                 # wide is fine, only deep is not
 ])
 def test_bodies_within_the_limit_pass(raw):
