@@ -182,3 +182,20 @@ class TestHostileBodies:
         raw = '{"description": "x", "scopes": ' + "[" * 60 + "]" * 60 + "}"
         # Then it is parsed and judged by the schema, not by the depth guard
         assert_error(api.post("/v1/tokens", raw=raw), 400, "ValidationError")
+
+
+class TestPagingBounds:
+    @pytest.mark.parametrize("path", ["/v1/outbox", "/v1/accounts"])
+    @pytest.mark.parametrize("parameter", ["page=986412697", "page=-1", "pageSize=0", "pageSize=1001"])
+    def test_paging_beyond_its_documented_bounds_is_400_naming_the_parameter(self, api, path, parameter):
+        # When a list is asked for a page outside the documented bounds
+        body = assert_error(api.get(f"{path}?{parameter}"), 400, "ValidationError")
+        # Then the answer names the parameter
+        assert list(body["details"]) == ["query." + parameter.split("=")[0]]
+
+    def test_the_last_allowed_page_is_an_empty_page(self, api):
+        from chalicelib.schemas.common import MAX_PAGE
+
+        response = api.get(f"/v1/outbox?page={MAX_PAGE}")
+        assert response.status == 200, response.body
+        assert response.json["messages"] == []
