@@ -89,6 +89,12 @@ class AccountExistsError(ConflictError):
     code = "AccountExists"
 
 
+class LastAdminTokenError(ConflictError):
+    """Revoking this token would leave no unbound admin token: nobody could manage tokens any more."""
+
+    code = "LastAdminToken"
+
+
 class MailServerError(ApiError):
     """A mail server could not be reached, spoken to securely, or logged in to.
 
