@@ -147,6 +147,12 @@ class InvalidIdError(ApiError):
     code = "InvalidMessageId"
 
 
+class InvalidCursorError(InvalidIdError):
+    """A page cursor this deployment did not issue for this listing and query (or one altered)."""
+
+    code = "InvalidCursor"
+
+
 class MailPermissionError(ForbiddenError):
     """The mail server refuses the change: read-only mailbox, missing ACL right."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -68,10 +69,57 @@ def test_the_log_lists_deliveries_newest_first_filtered_and_paged(webhooks, rece
 def test_bad_log_queries_are_refused(webhooks, api):
     assert api.get("/v1/webhooks/deliveries?status=lost").json["code"] == "ValidationError"
     response = api.get("/v1/webhooks/deliveries?cursor=bm90IG91cnM")
-    assert (response.status, response.json["code"]) == (400, "ValidationError")
+    assert (response.status, response.json["code"]) == (400, "InvalidCursor")
     assert "query.cursor" in response.json["details"]
     response = api.get("/v1/webhooks/deliveries?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z")
     assert (response.status, response.json["details"]) == (400, {"query.until": "before since"})
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+TODAY = datetime.now(UTC).strftime("%Y-%m-%d").encode()
+
+
+@pytest.mark.parametrize("crafted", [
+    b'{"day": "' + TODAY + b'", "key": {"eventId": {"S": "x"}}}',
+    b'{"key": {"eventId": {"S": "x"}, "sortKey": {"N": "nope"}}}',
+    b'{"key": {"unknown": {"S": "x"}}}',
+    b'{"day": 5, "key": "x"}',
+    b"[1, 2, 3]",
+    b"\x01" + b"\x00" * 40,
+])
+def test_a_crafted_cursor_is_400_invalid_cursor(webhooks, api, crafted):
+    # Given a cursor the server never issued: valid base64url around contents of the caller's choosing
+    for query in ("", "account=acc-crafted&"):
+        # When the log is paged with it
+        response = api.get(f"/v1/webhooks/deliveries?{query}cursor={b64url(crafted)}")
+        # Then it is refused as a cursor, not a server error
+        assert (response.status, response.json["code"]) == (400, "InvalidCursor"), response.body
+    response = api.post("/v1/webhooks/replay", {"since": iso(datetime.now(UTC) - timedelta(days=1)),
+                                                "cursor": b64url(crafted)})
+    assert (response.status, response.json["code"]) == (400, "InvalidCursor"), response.body
+
+
+def test_only_an_unaltered_cursor_of_the_same_query_continues_a_listing(webhooks, receiver, api):
+    # Given a log with more events than one page
+    webhooks.configure_with_secret(receiver.url())
+    since = iso(datetime.now(UTC) - timedelta(seconds=1))
+    events = [webhooks.event("acc-cursor", "messageNew", n=n) for n in range(3)]
+    webhooks.publish(*events)
+    delivered(webhooks, *events)
+    listing = f"/v1/webhooks/deliveries?account=acc-cursor&pageSize=1&since={since}"
+    cursor = api.get(listing).json["nextCursor"]
+    assert api.get(f"{listing}&cursor={cursor}").status == 200
+
+    # When the cursor is altered by one character, or used for another query
+    altered = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+    for response in (api.get(f"{listing}&cursor={altered}"),
+                     api.get(f"/v1/webhooks/deliveries?account=acc-other&pageSize=1&since={since}&cursor={cursor}"),
+                     api.get(f"/v1/webhooks/deliveries?pageSize=1&since={since}&cursor={cursor}")):
+        # Then it is refused
+        assert (response.status, response.json["code"]) == (400, "InvalidCursor"), response.body
 
 
 def test_a_token_bound_to_an_account_sees_only_its_deliveries(webhooks, api):
