@@ -41,6 +41,8 @@ from chalicelib.errors import ApiError, ConflictError, ServiceUnavailableError, 
 from chalicelib.settings import get_settings
 
 IDEMPOTENCY_TABLE = "idempotency"
+HEADER = "idempotency-key"              # the request header (HTTP header names are case-insensitive)
+REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer that was stored, not computed now
 IN_PROGRESS_SECONDS = 120
 REPLAY_MARKER = "_idempotentReplay"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")

@@ -273,3 +273,25 @@ def test_a_replay_out_of_time_stops_and_returns_a_cursor(webhooks, receiver, api
     # Then it stopped after the first event with a cursor, and the cursor finished the rest
     assert (first.replayed, first.nextCursor is not None) == (1, True)
     assert (rest.replayed, rest.replayId, rest.nextCursor) == (1, first.replayId, None)
+
+
+def test_a_retried_first_replay_request_with_an_idempotency_key_starts_no_second_run(webhooks, receiver, api):
+    # Given a delivered event
+    webhooks.configure_with_secret(receiver.url())
+    since = iso(datetime.now(UTC) - timedelta(seconds=1))
+    event = webhooks.event("acc-replay-key", "messageNew")
+    webhooks.publish(event)
+    delivered(webhooks, event)
+    request = {"since": since, "account": "acc-replay-key"}
+    key = {"Idempotency-Key": "replay-" + event.id}
+
+    # When the replay request is sent twice with the same Idempotency-Key (a client retry)
+    first = api.post("/v1/webhooks/replay", request, headers=key)
+    again = api.post("/v1/webhooks/replay", request, headers=key)
+    webhooks.run_until(lambda: len(receiver.requests) >= 2)
+    webhooks.run_for(1.5)
+
+    # Then the second answer is the first one, and the event is sent again once
+    assert first.status == again.status == 200
+    assert again.json == first.json and again.headers.get("Idempotent-Replayed") == "true"
+    assert [r.webhook_id for r in receiver.requests] == [event.id, event.id]
