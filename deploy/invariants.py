@@ -13,6 +13,8 @@ and tests/infrastructure report every problem at once instead of the first one.
     every role's policy          no wildcard action, no "*" resource except the services
                                  that have no resource-level permissions
     every container              runs as a non-root numeric user
+    every API path               an ANY method (unknown methods reach the app: 405, not 404)
+    the REST API                 a MISSING_AUTHENTICATION_TOKEN gateway response: 404, no echo
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from deploy.finalize_template import (
+    ANY_METHOD,
+    api_paths,
     dead_letter_queues,
     event_source_queue,
     functions,
@@ -141,8 +145,21 @@ def containers(template: Template) -> Iterator[str]:
                 yield f"{task}/{container.get('Name')}: must run as a non-root numeric user, not {user!r}"
 
 
+def api_routes(template: Template) -> Iterator[str]:
+    for path, item in api_paths(template).items():
+        if ANY_METHOD not in item:
+            yield f"API path {path}: no ANY method (a method the route lacks would be a 404, not a 405)"
+    for api in resources_of_type(template, "AWS::Serverless::Api"):
+        response = (_properties(template, api).get("GatewayResponses") or {}).get("MISSING_AUTHENTICATION_TOKEN")
+        if not response or int(response.get("StatusCode", 0)) != 404:
+            yield f"{api}: unknown paths must answer 404 (GatewayResponses.MISSING_AUTHENTICATION_TOKEN)"
+        elif "$" in str(response.get("ResponseTemplates")):
+            # Any mapping variable ($context.error.message, $input.params()) repeats the request.
+            yield f"{api}: the MISSING_AUTHENTICATION_TOKEN response must be a constant body"
+
+
 CHECKS: tuple[Callable[[Template], Iterator[str]], ...] = (
-    event_sources, tables, queues, keys_and_buckets, policies, containers)
+    event_sources, tables, queues, keys_and_buckets, policies, containers, api_routes)
 
 
 def violations(template: Template) -> list[str]:
