@@ -47,15 +47,14 @@ _ALPHABET = re.compile(r"^[A-Za-z0-9_-]+$")
 @functools.lru_cache(maxsize=1)
 def deployment_key() -> bytes:
     """The cursor key of this deployment, created (once, race-free) on first use."""
-    sealed = settings_store.get_sealed(KEY_SETTING)
-    if sealed is None:
+    while True:
+        sealed = settings_store.get_sealed(KEY_SETTING)
+        if sealed is not None:
+            return bytes.fromhex(open_secret(sealed, KEY_CONTEXT))
         candidate = secrets.token_bytes(KEY_BYTES)
         if settings_store.put_sealed(KEY_SETTING, seal_secret(candidate.hex(), KEY_CONTEXT), if_absent=True):
             return candidate
-        sealed = settings_store.get_sealed(KEY_SETTING)
-        if sealed is None:  # created and deleted in between: only a test resetting the table does that
-            return deployment_key.__wrapped__()
-    return bytes.fromhex(open_secret(sealed, KEY_CONTEXT))
+        # Another process stored its key first: read that one.
 
 
 def _tag(key: bytes, kind: str, scope: str, payload: bytes) -> bytes:

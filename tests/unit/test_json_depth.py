@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chalicelib.api.json_depth import MAX_JSON_DEPTH, JsonTooDeepError, check_json_depth
@@ -26,3 +28,15 @@ def test_bodies_within_the_limit_pass(raw):
 def test_bodies_deeper_than_the_limit_are_refused(raw):
     with pytest.raises(JsonTooDeepError, match=str(MAX_JSON_DEPTH)):
         check_json_depth(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'["' + b"a[" * 500_000,                           # an unterminated string (full of brackets)
+    b'["' + b'\\"[' * 300_000,                       # one made of escaped quotes
+    b"[]" * 100 + b'["' + b'"' * 1_000_000 + b"]",     # a million quotes
+])
+def test_the_scan_stays_linear_on_hostile_strings(raw):
+    # A regex that backtracks (or rescans from every quote) would take minutes here
+    started = time.monotonic()
+    check_json_depth(raw)
+    assert time.monotonic() - started < 2
