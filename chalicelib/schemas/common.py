@@ -51,7 +51,8 @@ MAX_CURSOR_LENGTH = 2048
 
 PageNumber = Annotated[int, Field(ge=0, le=MAX_PAGE, description=f"0-based page number, at most {MAX_PAGE}")]
 PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, 1-{MAX_PAGE_SIZE}")]
-Cursor = Annotated[str, Field(min_length=1, max_length=MAX_CURSOR_LENGTH,
+# An empty cursor is the first page, as an absent one (clients often send "cursor=").
+Cursor = Annotated[str, Field(max_length=MAX_CURSOR_LENGTH,
                               description="The next-page cursor of the previous answer, unchanged")]
 
 
