@@ -29,6 +29,7 @@ and is idempotent; deploy/invariants.py checks the result.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from collections.abc import Callable
@@ -311,7 +312,7 @@ def any_method_routes(template: Template) -> None:
             raise ValueError(f"API path {path}: its methods go to different integrations; which should ANY use?")
         item[ANY_METHOD] = {"produces": ["application/json"],
                             "responses": {"405": {"description": "the route has no such method"}},
-                            INTEGRATION: dict(integrations[0])}
+                            INTEGRATION: copy.deepcopy(integrations[0])}
 
 
 STEPS: tuple[Callable[[Template], None], ...] = (
@@ -330,6 +331,13 @@ def finalize(template: Template, analyzer: AwsUsageAnalyzer) -> Template:
     return template
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value used twice in full: CloudFormation does not resolve YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Finalize the template `chalice package` wrote (in place).")
     parser.add_argument("template", type=Path, help="dist/sam.yaml")
@@ -337,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # importing app.py builds pynamodb models
     sys.path.insert(0, str(ROOT))
     template = finalize(load_template(arguments.template), AwsUsageAnalyzer(CodeGraph(ROOT)))
-    arguments.template.write_text(yaml.safe_dump(template, sort_keys=False, width=120), encoding="utf-8")
+    arguments.template.write_text(yaml.dump(template, Dumper=_PlainDumper, sort_keys=False, width=120),
+                                  encoding="utf-8")
     return 0
 
 

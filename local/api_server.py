@@ -5,9 +5,11 @@ gateway answers by itself:
 
 - a path no route matches: chalice local answers 403 "Missing Authentication Token" and,
   when the request has an ``Authorization`` header, repeats that header (the caller's
-  token) in the body. The deployed API answers with the ``MISSING_AUTHENTICATION_TOKEN``
-  gateway response of ``template.yaml`` (404 ``RouteNotFound`` in the error shape, nothing
-  of the request repeated); this server sends that very response, read from the template;
+  token) in the body, as API Gateway does by default. The deployed API answers with the
+  gateway responses of ``template.yaml`` (``MISSING_AUTHENTICATION_TOKEN``, or
+  ``INCOMPLETE_SIGNATURE`` when there is an ``Authorization`` header: 404 ``RouteNotFound``
+  in the error shape, nothing of the request repeated); this server sends those very
+  responses, read from the template;
 - request log lines: http.server logs the request line, query string included, and a
   browser download sends its token as ``?access_token=``; only the path is logged here;
 - a method the server's handler class has no ``do_<METHOD>`` for (TRACE, CONNECT, any
@@ -50,6 +52,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = PROJECT_ROOT / "template.yaml"
 STAGE = "local"
 ROUTE_NOT_FOUND = "MISSING_AUTHENTICATION_TOKEN"
+ROUTE_NOT_FOUND_WITH_AUTHORIZATION = "INCOMPLETE_SIGNATURE"
 
 
 def gateway_response(template: dict[str, Any], response_type: str) -> dict[str, Any]:
@@ -66,7 +69,7 @@ def gateway_response(template: dict[str, Any], response_type: str) -> dict[str, 
 class DeployedLikeGateway(LocalGateway):
     """chalice local's gateway with the deployed stack's answers for unknown paths and methods."""
 
-    def __init__(self, app_object: Chalice, config: Config, not_found: dict[str, Any]) -> None:
+    def __init__(self, app_object: Chalice, config: Config, not_found: dict[str, dict[str, Any]]) -> None:
         super().__init__(app_object, config)
         self._routes = RouteMatcher(list(app_object.routes))
         self._not_found = not_found
@@ -75,7 +78,9 @@ class DeployedLikeGateway(LocalGateway):
         try:
             self._routes.match_route(path)
         except ValueError:
-            return {**self._not_found, "headers": dict(self._not_found["headers"])}
+            with_authorization = any(name.lower() == "authorization" for name in headers)
+            answer = self._not_found[ROUTE_NOT_FOUND_WITH_AUTHORIZATION if with_authorization else ROUTE_NOT_FOUND]
+            return {**answer, "headers": dict(answer["headers"])}
         return super().handle_request(method, path, headers, body)
 
     def _has_user_defined_options_method(self, lambda_event: dict[str, Any]) -> bool:
@@ -87,7 +92,7 @@ class DeployedLikeRequestHandler(ChaliceRequestHandler):
     """Every request method reaches the gateway; none gets http.server's 501 page."""
 
     def __init__(self, request: Any, client_address: Any, server: HTTPServer, app_object: Chalice,
-                 config: Config, not_found: dict[str, Any]) -> None:
+                 config: Config, not_found: dict[str, dict[str, Any]]) -> None:
         # Not ChaliceRequestHandler.__init__: it builds its own gateway, and the base class
         # handles the request inside __init__, so the gateway must be in place before.
         self.local_gateway = DeployedLikeGateway(app_object, config, not_found)
@@ -113,7 +118,9 @@ def create_server(host: str, port: int, project_dir: Path = PROJECT_ROOT) -> Loc
     # What chalice.local.create_local_server does to the app (its local-mode context).
     CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
     app.__class__ = CustomLocalChalice
-    not_found = gateway_response(load_template(project_dir / "template.yaml"), ROUTE_NOT_FOUND)
+    template = load_template(project_dir / "template.yaml")
+    not_found = {response_type: gateway_response(template, response_type)
+                 for response_type in (ROUTE_NOT_FOUND, ROUTE_NOT_FOUND_WITH_AUTHORIZATION)}
 
     # LocalDevServer adds app_object and config to the handler's arguments.
     handler = functools.partial(DeployedLikeRequestHandler, not_found=not_found)

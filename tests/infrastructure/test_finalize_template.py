@@ -91,8 +91,9 @@ def operation(function: str = "APIHandler") -> dict:
                            f"functions/${{{function}.Arn}}/invocations"}}}
 
 
-NOT_FOUND = {"MISSING_AUTHENTICATION_TOKEN": {"StatusCode": 404, "ResponseTemplates": {
-    "application/json": '{"error": "no route matches this path", "code": "RouteNotFound", "statusCode": 404}'}}}
+ROUTE_NOT_FOUND = {"StatusCode": 404, "ResponseTemplates": {
+    "application/json": '{"error": "no route matches this path", "code": "RouteNotFound", "statusCode": 404}'}}
+NOT_FOUND = {"MISSING_AUTHENTICATION_TOKEN": ROUTE_NOT_FOUND, "INCOMPLETE_SIGNATURE": ROUTE_NOT_FOUND}
 
 
 def test_every_api_path_gets_an_any_method_into_the_same_lambda():
@@ -117,15 +118,18 @@ def test_a_path_whose_methods_go_to_different_lambdas_is_an_error():
         finalize.any_method_routes(template)
 
 
-@pytest.mark.parametrize("responses", [
-    {},
-    {"MISSING_AUTHENTICATION_TOKEN": {"StatusCode": 403}},
-    {"MISSING_AUTHENTICATION_TOKEN": {"StatusCode": 404, "ResponseTemplates": {
-        "application/json": '{"error": "$context.error.messageString"}'}}},
+@pytest.mark.parametrize("response_type", ["MISSING_AUTHENTICATION_TOKEN", "INCOMPLETE_SIGNATURE"])
+@pytest.mark.parametrize("declared", [
+    None,
+    {"StatusCode": 403},
+    {"StatusCode": 404, "ResponseTemplates": {"application/json": '{"error": "$context.error.messageString"}'}},
 ])
-def test_unknown_paths_must_be_a_constant_404(responses):
+def test_unknown_paths_must_be_a_constant_404(response_type, declared):
+    responses = {**NOT_FOUND, response_type: declared}
+    if declared is None:
+        del responses[response_type]
     template = {"Resources": {"RestAPI": rest_api({}, GatewayResponses=responses)}}
-    assert any("MISSING_AUTHENTICATION_TOKEN" in problem for problem in invariants.violations(template))
+    assert any(response_type in problem for problem in invariants.violations(template))
 
 
 def test_the_template_declares_the_404_gateway_response_for_unknown_paths():
@@ -134,7 +138,9 @@ def test_the_template_declares_the_404_gateway_response_for_unknown_paths():
     from local.resources import load_template
 
     template = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
-    declared = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]["MISSING_AUTHENTICATION_TOKEN"]
-    assert int(declared["StatusCode"]) == 404
-    assert json.loads(declared["ResponseTemplates"]["application/json"]) == {
-        "error": "no route matches this path", "code": "RouteNotFound", "statusCode": 404}
+    responses = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    for response_type in invariants.ROUTE_NOT_FOUND_RESPONSES:  # without and with an Authorization header
+        declared = responses[response_type]
+        assert int(declared["StatusCode"]) == 404
+        assert json.loads(declared["ResponseTemplates"]["application/json"]) == {
+            "error": "no route matches this path", "code": "RouteNotFound", "statusCode": 404}

@@ -73,11 +73,15 @@ def test_a_path_no_route_matches_is_404_and_repeats_no_credential(api_url, admin
     assert path in server_log.read_text() and admin_token not in server_log.read_text()
 
 
-def test_the_local_not_found_answer_is_the_deployed_gateway_response(api_url):
-    # The deployed stack's answer is the template's gateway response: the local server sends exactly that
+@pytest.mark.parametrize(("response_type", "headers"), [
+    ("MISSING_AUTHENTICATION_TOKEN", {}),
+    ("INCOMPLETE_SIGNATURE", {"Authorization": "Bearer not-a-sigv4-signature"}),
+])
+def test_the_local_not_found_answer_is_the_deployed_gateway_response(api_url, response_type, headers):
+    # The deployed stack answers with the template's gateway response: the local server sends exactly that
     declared = load_template(ROOT / "template.yaml")["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
-    not_found = declared["MISSING_AUTHENTICATION_TOKEN"]
-    status, _, body = send(*api_url, "GET", "/nowhere")
+    not_found = declared[response_type]
+    status, _, body = send(*api_url, "GET", "/nowhere", headers)
     assert status == int(not_found["StatusCode"])
     assert body.decode() == not_found["ResponseTemplates"]["application/json"]
 
