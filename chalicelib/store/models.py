@@ -43,7 +43,7 @@ class AccountItem(Model):
     version = VersionAttribute()
     # -- webhooks: per-account override of the global webhook URL and event filter --
     webhooks = UnicodeAttribute(null=True)
-    webhook_events = ListAttribute(of=UnicodeAttribute, null=True, attr_name="webhookEvents")
+    webhook_events = ListAttribute[str](of=UnicodeAttribute, null=True, attr_name="webhookEvents")  # type: ignore[arg-type]  # pynamodb types `of` as the element's Python type; only MapAttribute fits
 
 
 class TokenItem(Model):
@@ -54,6 +54,6 @@ class TokenItem(Model):
     id = UnicodeAttribute(hash_key=True)
     token_sha256 = UnicodeAttribute()
     description = UnicodeAttribute()
-    scopes = ListAttribute(of=UnicodeAttribute)
+    scopes = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]  # pynamodb types `of` as the element's Python type; only MapAttribute fits
     account = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
