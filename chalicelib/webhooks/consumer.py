@@ -99,8 +99,8 @@ def handle_sqs_event(event: dict[str, Any], context: Any = None) -> dict[str, An
             visibility_set.add(message.message_id)
             raise
 
-    response = dict(process_partial_response(event=event, record_handler=handle_record, processor=processor,
-                                             context=context))
+    response: dict[str, Any] = dict(process_partial_response(event=event, record_handler=handle_record,
+                                                             processor=processor, context=context))
     failures: list[dict[str, str]] = list(response.get("batchItemFailures", []))
     failed = {failure["itemIdentifier"] for failure in failures}
     try:
