@@ -143,6 +143,7 @@ def _capabilities(client: IMAPClient) -> frozenset[str]:
     if client._cached_capabilities is not None:
         client._cached_capabilities = _shared(client._cached_capabilities)
     client._imap.capabilities = _shared(client._imap.capabilities)
+    # _shared interns any hashable value and hands back an equal one: here, a frozenset of str.
     return _shared(frozenset(c.decode("ascii", "replace").upper() for c in raw))  # type: ignore[return-value]
 
 

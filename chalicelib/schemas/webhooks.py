@@ -17,7 +17,7 @@ from chalicelib.webhooks.signing import parse_secret
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example.com/hooks"]),
                        AfterValidator(check_url_syntax)]
 WebhookEventName = Literal[(*EVENT_TYPES, "*")]  # type: ignore[valid-type]  # one enum: clean field errors
-DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
+DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]  # the store's tuple, as one enum
 MAX_NOTIFY_HEADERS = 50
 # A header name (or "*"): names go into the watcher's IMAP FETCH.
 HeaderName = Annotated[str, Field(min_length=1, max_length=200, pattern=HEADER_NAME_PATTERN)]

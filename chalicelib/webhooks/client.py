@@ -89,7 +89,7 @@ class _GuardedConnection:
     """Mixin for urllib3 connections: resolve and check at connect time, connect to that address."""
 
     def _new_conn(self) -> socket.socket:
-        conn: HTTPConnection = self  # type: ignore[assignment]
+        conn: HTTPConnection = self  # type: ignore[assignment]  # a mixin: only ever part of an HTTPConnection
         try:
             addresses = resolve_allowed(conn._dns_host, conn.port)  # urllib3 keeps the name to resolve here
         except HostNotFoundError as exc:
