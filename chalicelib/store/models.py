@@ -45,6 +45,8 @@ class AccountItem(Model):
     webhooks = UnicodeAttribute(null=True)
     # pynamodb types ListAttribute's `of` as the element's Python type, which only a MapAttribute matches.
     webhook_events = ListAttribute[str](of=UnicodeAttribute, null=True, attr_name="webhookEvents")  # type: ignore[arg-type]
+    # Sealed signing secrets of the override endpoint (its own, never the global one's).
+    sealed_webhook_secret = UnicodeAttribute(null=True, attr_name="sealedWebhookSecret")
 
 
 class TokenItem(Model):
