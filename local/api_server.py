@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -96,18 +95,20 @@ class DeployedLikeRequestHandler(ChaliceRequestHandler):
         # Not ChaliceRequestHandler.__init__: it builds its own gateway, and the base class
         # handles the request inside __init__, so the gateway must be in place before.
         self.local_gateway = DeployedLikeGateway(app_object, config, not_found)
-        BaseHTTPRequestHandler.__init__(self, request, client_address, server)  # type: ignore[arg-type]
+        BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # The path without its query: ``?access_token=`` carries a token (browser downloads).
         path = self.path.split("?", 1)[0]
         self.log_message('"%s %s" %s %s', self.command, path, str(code), str(size))
 
-    def __getattr__(self, name: str) -> Callable[[], None]:
-        # http.server looks up do_<METHOD> for each request; the known ones are class attributes.
-        if name.startswith("do_"):
-            return self._generic_handle
-        raise AttributeError(name)
+    def parse_request(self) -> bool:
+        # http.server answers 501 when the handler has no do_<METHOD>; the known methods are
+        # class attributes, any other one is bound to the same generic handler here.
+        parsed = bool(super().parse_request())
+        if parsed and not hasattr(type(self), f"do_{self.command}"):
+            setattr(self, f"do_{self.command}", self._generic_handle)
+        return parsed
 
 
 def create_server(host: str, port: int, project_dir: Path = PROJECT_ROOT) -> LocalDevServer:

@@ -30,12 +30,14 @@ class JsonTooDeepError(ValueError):
     """The body nests arrays/objects deeper than :data:`MAX_JSON_DEPTH`."""
 
 
-def check_json_depth(raw: bytes, limit: int = MAX_JSON_DEPTH) -> None:
+def check_json_depth(raw: bytes | str, limit: int = MAX_JSON_DEPTH) -> None:
     """Raise :class:`JsonTooDeepError` as soon as ``raw`` opens more than ``limit`` levels.
 
     Linear in the body's size (about 0.3 s per MB of brackets, the worst case); a body with
     no more opening brackets than the limit, almost every request, is passed by two counts.
     """
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
     if raw.count(b"[") + raw.count(b"{") <= limit:
         return
     depth = 0

@@ -17,7 +17,7 @@ from chalicelib.webhooks.signing import parse_secret
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example.com/hooks"]),
                        AfterValidator(check_url_syntax)]
 WebhookEventName = Literal[(*EVENT_TYPES, "*")]  # type: ignore[valid-type]  # one enum: clean field errors
-DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
+DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]  # the store's tuple, as one enum
 MAX_NOTIFY_HEADERS = 50
 # A header name (or "*"): names go into the watcher's IMAP FETCH.
 HeaderName = Annotated[str, Field(min_length=1, max_length=200, pattern=HEADER_NAME_PATTERN)]
@@ -45,6 +45,7 @@ class SettingsUpdate(StrictModel):
 
 class DisabledEndpoint(OutputModel):
     url: str
+    account: str | None = Field(None, description="The account whose own endpoint this is; null: the global one")
     statusCode: int | None = None
     reason: str
     disabledAt: datetime
@@ -66,6 +67,12 @@ class SettingsUpdated(OutputModel):
     updated: list[str]
     settings: SettingsOut
     webhookSecret: str | None = Field(None, description="The generated secret, shown only in this response")
+
+
+class SecretRotated(OutputModel):
+    webhookSecret: str = Field(description="The new signing secret, shown only in this response")
+    previousSecretValidUntil: datetime | None = Field(
+        None, description="Until then every request carries the old secret's signature too")
 
 
 class DeliveryListQuery(StrictModel):

@@ -45,6 +45,7 @@ from typing import Any
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -273,17 +274,17 @@ def query_deliveries(query: DeliveryQuery, page_size: int, position: Position | 
     """One page of log items in detection order and the position of the next page (None: no more)."""
     state = position or {}
     range_condition = DeliveryItem.sort_key.between(sort_key_prefix(query.since), sort_key_prefix(query.until))
-    filters = None
+    filters: Condition | None = None
     for attribute, wanted in ((DeliveryItem.status, query.status), (DeliveryItem.event, query.event)):
         if wanted is not None:
             filters = attribute == wanted if filters is None else filters & (attribute == wanted)
-    common = {"filter_condition": filters, "scan_index_forward": not query.newest_first}
     found: list[StoredDelivery] = []
     if query.account is not None:
         if "day" in state:
             raise PositionError("the cursor belongs to a query without an account")
         results = DeliveryItem.by_account.query(query.account, range_condition, limit=page_size,
-                                                last_evaluated_key=state.get("key"), **common)
+                                                last_evaluated_key=state.get("key"), filter_condition=filters,
+                                                scan_index_forward=not query.newest_first)
         found = [_from_item(item) for item in results]
         key = results.last_evaluated_key
         return found, {"key": key} if key else None
@@ -295,7 +296,7 @@ def query_deliveries(query: DeliveryQuery, page_size: int, position: Position | 
         day = days[index]
         results = DeliveryItem.by_day.query(day, range_condition, limit=page_size - len(found),
                                             last_evaluated_key=state.get("key") if index == start else None,
-                                            **common)
+                                            filter_condition=filters, scan_index_forward=not query.newest_first)
         found.extend(_from_item(item) for item in results)
         if len(found) >= page_size:
             key = results.last_evaluated_key
