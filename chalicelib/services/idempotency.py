@@ -42,7 +42,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chalicelib.errors import ApiError, ConflictError, ServiceUnavailableError, ValidationError
+from chalicelib.errors import (
+    AccountNotFoundError,
+    ApiError,
+    ConflictError,
+    ServiceUnavailableError,
+    ValidationError,
+)
 from chalicelib.incarnations import scoped
 from chalicelib.services import accounts
 from chalicelib.settings import get_settings
@@ -92,6 +98,20 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _account_scope(account: str) -> str:
+    """``account`` in its current incarnation; as it is when no account holds the id (a replay
+    of a deleted account's log, or of every account's): no later account can share that scope.
+
+    A consistent read, not the few-seconds cache: right after an id is registered again, a
+    stale incarnation would answer with the deleted account's result."""
+    if not account:
+        return account
+    try:
+        return scoped(account, accounts.get_account(account).incarnation)
+    except AccountNotFoundError:
+        return account
+
+
 def run_once(operation: str, account: str, key: str | None, body: Any,
              work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """``work()``'s answer, computed once per key; returns (answer, replayed)."""
@@ -100,11 +120,7 @@ def run_once(operation: str, account: str, key: str | None, body: Any,
     if not _KEY.match(key):
         raise ValidationError("Idempotency-Key must be 1-255 printable ASCII characters",
                               details={"headers.Idempotency-Key": "invalid"})
-    # A consistent read (not the few-seconds cache): right after an id is re-registered, a
-    # stale incarnation would replay the deleted account's answer.
-    incarnation = accounts.get_account(account).incarnation
-    request = {"operation": operation, "account": scoped(account, incarnation), "key": key,
-               "bodyHash": body_hash(body)}
+    request = {"operation": operation, "account": _account_scope(account), "key": key, "bodyHash": body_hash(body)}
     try:
         answer = _idempotent_run()(request=request, work=work)
     except IdempotencyAlreadyInProgressError:
