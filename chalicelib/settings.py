@@ -14,9 +14,10 @@ IMAPLESS_KEY_PROVIDER                     ``kms``            ``kms`` (AWS KMS da
 IMAPLESS_KMS_KEY_ID                       ``alias/imapless`` KMS key used to wrap per-record data keys.
 IMAPLESS_DATA_DIR                         ``./.data``        Local state of ``make run`` (store snapshot, key file).
 IMAPLESS_LOCAL_KEY_FILE                   ``<data dir>/master.key``  Key file for ``IMAPLESS_KEY_PROVIDER=local``.
-IMAPLESS_ALLOW_PRIVATE_NETWORKS           ``false``          Allow mail servers on loopback/private addresses.
-                                                             Link-local and cloud metadata addresses are always
-                                                             refused.
+IMAPLESS_ALLOW_PRIVATE_NETWORKS           ``false``          Allow mail servers on loopback/private addresses
+                                                             (RFC 1918, 100.64.0.0/10, fc00::/7, fec0::/10).
+                                                             Link-local, cloud metadata and the other ranges of
+                                                             ``security/netguard.py`` are always refused.
 IMAPLESS_CONNECT_TIMEOUT_SECONDS          ``10``             TCP connect + TLS handshake + greeting budget.
 IMAPLESS_COMMAND_TIMEOUT_SECONDS          ``20``             Budget for one IMAP/SMTP command's answer.
 IMAPLESS_MAX_BODY_BYTES                   ``5242880``        Largest accepted request body (413 above it).
