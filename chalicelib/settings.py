@@ -38,7 +38,12 @@ IMAPLESS_DOWNLOADS_BUCKET                 (derived)          S3 bucket for bodie
                                                              ``<prefix>downloads-<account id>-<region>``.
 IMAPLESS_DOWNLOAD_URL_SECONDS             ``900``            Lifetime of a presigned download URL.
 IMAPLESS_MAX_RESPONSE_BYTES               ``5500000``        Largest response payload sent inline (binary bodies
-                                                             count as base64); larger ones go through S3.
+                                                             count as base64); larger ones go through S3. Also
+                                                             the most of a message source or attachment read
+                                                             into memory whole: a larger one is streamed.
+IMAPLESS_DOWNLOAD_CHUNK_BYTES             ``8388608``        Window of one partial FETCH and size of one S3
+                                                             multipart part when a download is streamed from
+                                                             IMAP to S3 (at least 5242880, S3's smallest part).
 IMAPLESS_TOKEN_CACHE_SECONDS              ``5``              A warm process trusts a verified API token this long
                                                              before reading it again (0: every request); a token
                                                              revoked elsewhere works at most this long.
@@ -114,6 +119,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICE_NAME = "imapless"
+S3_MIN_PART_BYTES = 5 * 1024 * 1024  # every multipart part but the last must be at least this
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -131,6 +137,13 @@ def _env_float(name: str, default: float) -> float:
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw else default
+
+
+def _env_int_at_least(name: str, default: int, minimum: int) -> int:
+    value = _env_int(name, default)
+    if value < minimum:
+        raise ValueError(f"{name}={value} is below its minimum of {minimum}")
+    return value
 
 
 def _env_seconds_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
@@ -163,6 +176,7 @@ class Settings:
     downloads_bucket: str
     download_url_seconds: int
     max_response_bytes: int
+    download_chunk_bytes: int
     token_cache_seconds: float
     account_cache_seconds: float
     # -- watcher --
@@ -228,6 +242,8 @@ def load_settings() -> Settings:
         downloads_bucket=os.environ.get("IMAPLESS_DOWNLOADS_BUCKET", ""),
         download_url_seconds=_env_int("IMAPLESS_DOWNLOAD_URL_SECONDS", 900),
         max_response_bytes=_env_int("IMAPLESS_MAX_RESPONSE_BYTES", 5_500_000),
+        download_chunk_bytes=_env_int_at_least("IMAPLESS_DOWNLOAD_CHUNK_BYTES", 8 * 1024 * 1024,
+                                               S3_MIN_PART_BYTES),
         token_cache_seconds=_env_float("IMAPLESS_TOKEN_CACHE_SECONDS", 5.0),
         account_cache_seconds=_env_float("IMAPLESS_ACCOUNT_CACHE_SECONDS", 5.0),
         # -- watcher --
