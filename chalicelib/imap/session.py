@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
-from imapclient.imapclient import SocketTimeout
+from imapclient.imapclient import SocketTimeout, _quote
 
 from chalicelib.errors import MailServerError
 from chalicelib.security.netguard import ResolvedAddress
@@ -187,7 +187,9 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
                     "(use secure: true, or set tls.allowPlaintextAuth to accept the risk)",
                     code="TLSUnavailable", protocol=PROTOCOL)
         try:
-            client.login(server.user, password)
+            # imaplib quotes the password but sends the user name bare (an atom): quote it, so
+            # "a b" or "{5}" is one string. The account schema refused CR, LF and NUL in both.
+            client.login(_quote(server.user), password)
         except LoginError as exc:
             raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
                                   protocol=PROTOCOL, server_response=_server_text(exc)) from None

@@ -102,3 +102,31 @@ def test_a_message_id_lookup_quotes_the_id(recorder, conn):
 def test_mailbox_names_go_out_quoted(recorder, conn):
     mailboxes.create_mailbox(conn, 'Sub "{5}" \\x')
     assert recorder.sent(b"CREATE") == [b'CREATE "Sub \\"{5}\\" \\\\x"']
+
+
+def test_the_login_user_name_goes_out_quoted(recorder):
+    # Given a user name with a space, quotes, a backslash and a literal-looking "{5}"
+    server = MailServer(host="127.0.0.1", port=recorder.port, secure=False, user='al "ice\\ {5}',
+                        tls=TlsOptions(allow_plaintext_auth=True))
+
+    # When the session logs in
+    connect(server, 'p"w', connect_timeout=2, command_timeout=2).close()
+
+    # Then LOGIN carried exactly two quoted strings
+    assert recorder.sent(b"LOGIN") == [b'LOGIN "al \\"ice\\\\ {5}" "p\\"w"']
+
+
+@pytest.mark.parametrize(("field", "auth"), [
+    ("imap.auth.user", {"user": "alice\r\nA1 LOGOUT", "pass": "secret"}),
+    ("imap.auth.pass", {"user": "alice", "pass": "sec\nret-CANARY"}),
+    ("imap.auth.pass", {"user": "alice", "pass": "sec\x00ret-CANARY"}),
+])
+def test_credentials_that_login_cannot_carry_are_a_400(api, field, auth):
+    # Given account settings whose user or password holds CR, LF or NUL
+    response = api.post("/v1/account", {"account": "acc-crlf", "email": "alice@example.test", "name": "A",
+                                        "imap": {"host": "127.0.0.1", "port": 143, "auth": auth}, "verify": False})
+
+    # Then the request is refused naming the field, and the password is not echoed
+    assert (response.status, response.json["code"]) == (400, "ValidationError"), response.body
+    assert field in response.json["details"]
+    assert b"CANARY" not in response.body
