@@ -274,11 +274,14 @@ def iter_windows(conn: ImapConnection, uid: int, section: str, *, start: int, le
         if fetched is None:
             raise MessageGoneError(f"uid {uid} disappeared at octet {offset}")
         data = fetched[0]
+        received = len(data)
+        del fetched  # its item dict holds the octets too
         if data:
             yield data
-        if len(data) < length:
+        del data  # not kept alive while the next window is fetched
+        if received < length:
             return
-        offset += len(data)
+        offset += received
 
 
 def fetch_flags(conn: ImapConnection, uids: list[int]) -> dict[int, tuple[str, ...]]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 KNOWN_ENCODINGS = ("7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode")
 
@@ -114,6 +114,7 @@ def decode_transfer_encoding(payload: bytes, encoding: str | bytes | None) -> by
 
 
 UU_HEADER_SEARCH_LINES = 64
+DECODE_SLICE_BYTES = 1024 * 1024
 
 
 class StreamDecoder:
@@ -127,14 +128,25 @@ class StreamDecoder:
         self._uu_ended = False
         self._uu_held: list[bytes] = []
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of the next window, in pieces: a window is decoded
+        :data:`DECODE_SLICE_BYTES` at a time, so decoding copies slices, not windows."""
+        if self.encoding not in ("base64", "quoted-printable", "x-uuencode"):
+            if data:
+                yield data
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), DECODE_SLICE_BYTES):
+            piece = self._feed_slice(bytes(view[start:start + DECODE_SLICE_BYTES]))
+            if piece:
+                yield piece
+
+    def _feed_slice(self, data: bytes) -> bytes:
         if self.encoding == "base64":
             return self._base64(data, final=False)
         if self.encoding == "quoted-printable":
             return self._complete_lines(data, decode_quoted_printable)
-        if self.encoding == "x-uuencode":
-            return self._complete_lines(data, self._uu_lines)
-        return data
+        return self._complete_lines(data, self._uu_lines)
 
     def finish(self) -> bytes:
         if self.encoding == "base64":

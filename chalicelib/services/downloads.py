@@ -20,11 +20,12 @@ requires (a presigned URL plus an Authorization header is rejected).
 Memory is bounded before anything is read: a caller reads at most
 ``IMAPLESS_MAX_RESPONSE_BYTES`` octets of a body whole (:func:`prepare`: inline, or one
 PutObject). A larger body is never held whole: it arrives as an iterator of windows
-(partial IMAP FETCHes) and :func:`upload_stream` sends it as an S3 multipart upload, one
-part per ``IMAPLESS_DOWNLOAD_CHUNK_BYTES`` (at least S3's 5 MiB part minimum), so memory
-stays at about two windows whatever the size:
+(partial IMAP FETCHes of ``IMAPLESS_DOWNLOAD_CHUNK_BYTES``) and :func:`upload_stream` sends
+it as an S3 multipart upload: a window of at least S3's 5 MiB part minimum is a part as it
+is, smaller pieces (decoded base64 slices) gather until they make one. Memory stays at
+about one window plus one part whatever the size:
 
-    IMAP  --window-->  decoder  --bytes-->  part buffer  --UploadPart (>= chunk)-->  S3
+    IMAP  --window-->  decoder  --pieces-->  part buffer  --UploadPart (>= 5 MiB)-->  S3
                                                       `-- any failure: AbortMultipartUpload
 
 (Chalice and API Gateway's Lambda proxy integration take a whole response body, so the
@@ -51,7 +52,7 @@ from urllib.parse import quote
 import boto3
 from botocore.config import Config
 
-from chalicelib.settings import get_settings
+from chalicelib.settings import S3_MIN_PART_BYTES, get_settings
 
 _UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -130,31 +131,32 @@ def upload_stream(account_id: str, chunks: Iterable[bytes], content_type: str, f
     Whatever fails midway (IMAP, S3) aborts the upload, so no orphan parts are billed, and
     propagates.
     """
-    part_bytes = get_settings().download_chunk_bytes
     key = _object_key(account_id, filename)
     s3, bucket = _s3(), bucket_name()
     upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type,
                                            ContentDisposition=content_disposition(filename))["UploadId"]
     parts: list[dict[str, Any]] = []
-    pending: list[bytes] = []
-    pending_bytes = size = 0
+    pending = bytearray()  # small chunks gather here until they make a part
+    size = 0
 
-    def send_part() -> None:
-        nonlocal pending, pending_bytes
-        body, pending, pending_bytes = b"".join(pending), [], 0
+    def send_part(body: bytes | bytearray) -> None:
         number = len(parts) + 1
         answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
         parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
     try:
         for chunk in chunks:
-            pending.append(chunk)
-            pending_bytes += len(chunk)
             size += len(chunk)
-            if pending_bytes >= part_bytes:
-                send_part()
-        if pending_bytes or not parts:
-            send_part()  # the last part may be smaller than the minimum
+            if not pending and len(chunk) >= S3_MIN_PART_BYTES:
+                send_part(chunk)  # a whole window is a part: no copy
+            else:
+                pending.extend(chunk)
+                if len(pending) >= S3_MIN_PART_BYTES:
+                    send_part(pending)
+                    pending.clear()
+            del chunk  # not kept alive while the next window is fetched
+        if pending or not parts:
+            send_part(pending)  # the last part may be smaller than the minimum
         s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
     except BaseException:
         with contextlib.suppress(Exception):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import codecs
 import dataclasses
-import itertools
 import json
 import math
 from collections.abc import Iterator
@@ -230,14 +229,27 @@ def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int) -
     return TextOnly(plain=texts.get("plain"), html=texts.get("html"), hasMore=has_more)
 
 
-def _stream_rest(conn: ImapConnection, ref: MessageRef, section: str, head: bytes,
+def _stream_rest(conn: ImapConnection, ref: MessageRef, section: str, first: list[bytes],
                  decoder: StreamDecoder | None = None) -> Iterator[bytes]:
-    """``head`` and the windows after it, decoded when ``decoder`` is given."""
-    windows = imap_messages.iter_windows(conn, ref.uid, section, start=len(head),
+    """The first window and the ones after it, decoded when ``decoder`` is given.
+
+    Memory is the point: ``first`` is a one-element list this generator empties, so the
+    caller does not keep the first window alive, and no window is referenced while the
+    next one is fetched.
+    """
+    def emit(window: bytes) -> Iterator[bytes]:
+        if decoder is None:
+            yield window
+        else:
+            yield from decoder.feed(window)
+
+    windows = imap_messages.iter_windows(conn, ref.uid, section, start=len(first[0]),
                                          length=get_settings().download_chunk_bytes)
     try:
-        for window in itertools.chain([head], windows):
-            yield decoder.feed(window) if decoder else window
+        yield from emit(first.pop())  # (itertools.chain would keep it referenced to the end)
+        for window in windows:
+            yield from emit(window)
+            del window
     except imap_messages.MessageGoneError:
         raise _gone(ref) from None
     if decoder:
@@ -256,14 +268,15 @@ def get_source(account_id: str, message_id: str) -> Download:
     window = get_settings().max_response_bytes
     with mail_connection(account_id) as conn:
         open_message(conn, ref)
-        first = imap_messages.fetch_window(conn, ref.uid, "", 0, window)
-        if first is None:
+        fetched = imap_messages.fetch_window(conn, ref.uid, "", 0, window)
+        if fetched is None:
             raise _gone(ref)
-        head = first[0]
-        if len(head) == window:
+        head = [fetched[0]]
+        del fetched
+        if len(head[0]) == window:
             return downloads.upload_stream(account_id, _stream_rest(conn, ref, "", head), "message/rfc822",
                                            filename)
-    return downloads.prepare(account_id, head, "message/rfc822", filename)
+    return downloads.prepare(account_id, head[0], "message/rfc822", filename)
 
 
 def _find_part(node: PartNode, section: str) -> PartNode | None:
@@ -287,16 +300,17 @@ def get_attachment(account_id: str, attachment_id: str) -> Download:
     window = get_settings().max_response_bytes
     with mail_connection(account_id) as conn:
         open_message(conn, ref.message)
-        first = imap_messages.fetch_window(conn, ref.message.uid, ref.section, 0, window,
-                                           extra_items=("BODYSTRUCTURE",))
-        if first is None:
+        fetched = imap_messages.fetch_window(conn, ref.message.uid, ref.section, 0, window,
+                                             extra_items=("BODYSTRUCTURE",))
+        if fetched is None:
             raise _gone(ref.message)
-        head, item = first
-        node = _find_part(bodystructure_tree(item.get(b"BODYSTRUCTURE")), ref.section)
+        head = [fetched[0]]
+        node = _find_part(bodystructure_tree(fetched[1].get(b"BODYSTRUCTURE")), ref.section)
+        del fetched
         if node is None:
             raise AttachmentNotFoundError("the message has no such part", details={"part": ref.section})
-        if len(head) == window:
+        if len(head[0]) == window:
             chunks = _stream_rest(conn, ref.message, ref.section, head, StreamDecoder(node.encoding))
             return downloads.upload_stream(account_id, chunks, node.content_type, node.filename)
-    content = decode_transfer_encoding(head, node.encoding)
+    content = decode_transfer_encoding(head[0], node.encoding)
     return downloads.prepare(account_id, content, node.content_type, node.filename)

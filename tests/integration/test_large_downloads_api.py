@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -19,7 +20,10 @@ import requests
 from imapclient import IMAPClient
 
 from chalicelib.errors import MessageNotFoundError
+from chalicelib.imap import messages as imap_messages
 from chalicelib.services import downloads
+from chalicelib.services.mail_sessions import mail_connection
+from chalicelib.services.message_ids import decode_message_id
 from chalicelib.settings import get_settings, reset_settings
 from tests.integration.mail_api_support import fill, make_message
 
@@ -158,3 +162,24 @@ def test_a_failure_midway_aborts_the_multipart_upload(aws_resources, low_bound):
     # Then the error comes through and no unfinished upload is left behind in the bucket
     s3 = boto3.client("s3", region_name=get_settings().aws_region)
     assert s3.list_multipart_uploads(Bucket=downloads.bucket_name()).get("Uploads", []) == []
+
+
+def test_one_window_costs_about_one_window_of_memory(api, account, imap):
+    # Given a 12 MB message
+    fill(imap, "INBOX", [make_message("big", attachments=[("big.bin", "application/octet-stream",
+                                                            os.urandom(9 * 1024 * 1024))])])
+    ref = decode_message_id(entry(api, account)["id"])
+
+    # When one 5 MiB window of it is fetched, with allocations traced
+    with mail_connection(account) as conn:
+        imap_messages.select_mailbox(conn, "INBOX")
+        tracemalloc.start()
+        try:
+            data, _ = imap_messages.fetch_window(conn, ref.uid, "", 0, WINDOW)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    # Then the process held the window and little else (no repr() of it for a debug log)
+    assert len(data) == WINDOW
+    assert peak < 1.2 * WINDOW, f"peak {peak / 1e6:.1f} MB for a {WINDOW / 1e6:.1f} MB window"

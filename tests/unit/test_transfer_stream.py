@@ -20,7 +20,7 @@ def windows(data: bytes, cuts: list[int]) -> list[bytes]:
 
 def streamed(data: bytes, encoding: str, cuts: list[int]) -> bytes:
     decoder = StreamDecoder(encoding)
-    return b"".join(decoder.feed(window) for window in windows(data, cuts)) + decoder.finish()
+    return b"".join(piece for window in windows(data, cuts) for piece in decoder.feed(window)) + decoder.finish()
 
 
 def mangled_base64(content: bytes, line: int) -> bytes:
@@ -69,6 +69,15 @@ def test_uuencode_windows_decode_like_the_whole(content, header, cuts):
     body = b"".join(binascii.b2a_uu(content[i:i + 45]) for i in range(0, len(content), 45))
     encoded = (b"begin 644 scan.pdf\n" if header else b"") + body + b"`\nend\n"
     assert streamed(encoded, "x-uuencode", cuts) == decode_transfer_encoding(encoded, "x-uuencode") == content
+
+
+def test_a_window_larger_than_a_slice_decodes_like_the_whole(monkeypatch):
+    monkeypatch.setattr("chalicelib.mime.transfer.DECODE_SLICE_BYTES", 7)
+    content = bytes(range(256)) * 3
+    for encoded, encoding in ((mangled_base64(content, 76), "base64"),
+                              (quopri.encodestring(content).replace(b"\n", b"\r\n"), "quoted-printable")):
+        decoder = StreamDecoder(encoding)
+        assert b"".join(decoder.feed(encoded)) + decoder.finish() == decode_transfer_encoding(encoded, encoding)
 
 
 @given(st.binary(max_size=2000), CUTS)
