@@ -41,9 +41,9 @@ IMAPLESS_MAX_RESPONSE_BYTES               ``5500000``        Largest response pa
                                                              count as base64); larger ones go through S3. Also
                                                              the most of a message source or attachment read
                                                              into memory whole: a larger one is streamed.
-IMAPLESS_DOWNLOAD_CHUNK_BYTES             ``8388608``        Window of one partial FETCH and size of one S3
-                                                             multipart part when a download is streamed from
-                                                             IMAP to S3 (at least 5242880, S3's smallest part).
+IMAPLESS_DOWNLOAD_CHUNK_BYTES             ``8388608``        Window of one partial FETCH when a download is
+                                                             streamed from IMAP to S3; each window is one S3
+                                                             part (at least 5242880, S3's smallest part).
 IMAPLESS_TOKEN_CACHE_SECONDS              ``5``              A warm process trusts a verified API token this long
                                                              before reading it again (0: every request); a token
                                                              revoked elsewhere works at most this long.
