@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint bench mail-servers clean token package deploy watcher-image
+.PHONY: run test test-unit explore lint bench mail-servers clean token package deploy watcher-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -22,6 +22,10 @@ test: $(STAMP) mail-servers
 ## Only the tests that need no mail server.
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
+
+## Property tests with random seeds instead of the fixed ones `make test` uses.
+explore: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest tests/unit -q
 
 mail-servers:
 	@scripts/install-mail-servers.sh

@@ -47,6 +47,17 @@ class ValidationError(ApiError):
     code = "ValidationError"
 
 
+class CredentialsRequiredError(ApiError):
+    """An update changes where or how a stored password would be sent, without the password.
+
+    ``details`` names the missing field (``{"imap.auth.pass": "required when imap.host
+    changes"}``): a stored password only ever goes to the server it was given for.
+    """
+
+    status = 400
+    code = "CredentialsRequired"
+
+
 class InvalidJSONError(ApiError):
     status = 400
     code = "InvalidJSON"
@@ -95,7 +106,8 @@ class MailServerError(ApiError):
     ``code`` names the cause (``HostNotFound``, ``ConnectionRefused``,
     ``ConnectionTimeout``, ``TLSError``, ``TLSUnavailable``, ``AuthenticationFailed``,
     ``NoIMAPCapability``, ``HostNotAllowed``, ...); ``server_response`` is the server's
-    own text when it said something.
+    own text when it said something in the protocol asked for (the adapters never pass
+    another service's banner: host and port are often the caller's choice).
     """
 
     status = 400
@@ -113,6 +125,26 @@ class MailServerError(ApiError):
 class ServiceUnavailableError(ApiError):
     status = 503
     code = "ServiceUnavailable"
+
+
+class TooManyRequestsError(ApiError):
+    """Come back later: 429 with ``Retry-After`` (seconds), also given as ``details.retryAfter``."""
+
+    status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={"retryAfter": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimitedError(TooManyRequestsError):
+    """The caller used up its allowance of an operation for the current window."""
+
+    code = "RateLimited"
 
 
 # -- mail API errors --------------------------------------------------------------------------
@@ -152,18 +184,10 @@ class OverQuotaError(ApiError):
     code = "OverQuota"
 
 
-class TooManyConnectionsError(ApiError):
+class TooManyConnectionsError(TooManyRequestsError):
     """Every IMAP connection slot of the account is busy; retry after ``retry_after`` seconds."""
 
-    status = 429
     code = "TooManyConnections"
-
-    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message, details={"retryAfter": retry_after, **(details or {})})
-        self.retry_after = retry_after
-
-    def response_headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 class UpstreamTimeoutError(ApiError):

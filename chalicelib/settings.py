@@ -21,6 +21,10 @@ IMAPLESS_ALLOW_PRIVATE_NETWORKS           ``false``          Allow mail servers 
 IMAPLESS_CONNECT_TIMEOUT_SECONDS          ``10``             TCP connect + TLS handshake + greeting budget.
 IMAPLESS_COMMAND_TIMEOUT_SECONDS          ``20``             Budget for one IMAP/SMTP command's answer.
 IMAPLESS_MAX_BODY_BYTES                   ``5242880``        Largest accepted request body (413 above it).
+IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE        ``10``             ``POST /v1/verifyAccount`` calls each token may make per
+                                                             minute (a fixed window counted in DynamoDB across
+                                                             every process); beyond it 429 ``RateLimited`` with
+                                                             Retry-After. At least 1.
 IMAPLESS_LOG_LEVEL                        ``INFO``           Log level of the Powertools logger.
 -- mail API (mailboxes, messages) --
 IMAPLESS_API_CONNECTIONS_PER_ACCOUNT      ``3``              IMAP connections the API may hold per account, across
@@ -140,9 +144,10 @@ def _env_int(name: str, default: int) -> int:
 
 
 def _env_int_at_least(name: str, default: int, minimum: int) -> int:
+    """An integer of at least ``minimum``; anything else fails at start rather than disabling a limit."""
     value = _env_int(name, default)
     if value < minimum:
-        raise ValueError(f"{name}={value} is below its minimum of {minimum}")
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
     return value
 
 
@@ -165,6 +170,7 @@ class Settings:
     connect_timeout_seconds: float
     command_timeout_seconds: float
     max_body_bytes: int
+    verify_account_per_minute: int
     log_level: str
     aws_region: str
     # -- mail API (mailboxes, messages) --
@@ -231,6 +237,7 @@ def load_settings() -> Settings:
         connect_timeout_seconds=_env_float("IMAPLESS_CONNECT_TIMEOUT_SECONDS", 10.0),
         command_timeout_seconds=_env_float("IMAPLESS_COMMAND_TIMEOUT_SECONDS", 20.0),
         max_body_bytes=_env_int("IMAPLESS_MAX_BODY_BYTES", 5 * 1024 * 1024),
+        verify_account_per_minute=_env_int_at_least("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", 10, 1),
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         # -- mail API (mailboxes, messages) --

@@ -81,10 +81,8 @@ def delete_account(call: Call) -> DeletedResponse:
     return DeletedResponse(deleted=True)
 
 
-@api_route(blueprint, "/v1/verifyAccount", "POST", summary="Check IMAP/SMTP settings without saving",
-           tag=TAG, access=Access.API, body=VerifyRequest, response=VerifyResponse)
+@api_route(blueprint, "/v1/verifyAccount", "POST",
+           summary="Check IMAP/SMTP settings without saving (unbound tokens, rate-limited per token)",
+           tag=TAG, access=Access.API, body=VerifyRequest, response=VerifyResponse, errors=(429,))
 def verify_account(call: Call) -> VerifyResponse:
-    request: VerifyRequest = call.body
-    return VerifyResponse(
-        imap=accounts.verify_settings("imap", request.imap) if request.imap else None,
-        smtp=accounts.verify_settings("smtp", request.smtp) if request.smtp else None)
+    return accounts.verify_account(call.body, call.principal.token_id)

@@ -16,7 +16,8 @@ API_VERSION = "1.0.0"
 _ERROR_TEXT = {400: "Invalid input", 401: "Missing or invalid token", 403: "Token not allowed here",
                404: "Not found", 409: "Conflict", 413: "Body too large", 500: "Internal error",
                # -- mail API --
-               429: "All connection slots busy; see Retry-After", 502: "The mail server failed or refused",
+               429: "Too many requests (connection slots busy, or a rate limit); see Retry-After",
+               502: "The mail server failed or refused",
                503: "The mail server is busy", 504: "The mail server did not answer in time",
                507: "The mailbox is over its quota"}
 
