@@ -85,14 +85,19 @@ IMAPLESS_WATCHER_CATCHUP_BATCH            ``500``            Most new messages o
                                                              is published and checkpointed in passes of this many
                                                              (bounds the watcher's memory after a long outage).
 -- webhooks --
-IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt (connect, TLS, request,
-                                                             response headers); a slower receiver counts as failed.
+IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt in all (connect, TLS,
+                                                             request, the whole answer), enforced as one deadline; a
+                                                             slower receiver counts as failed. Also what one account
+                                                             may use of a consumer batch before the rest of its
+                                                             events are handed back to the queue.
 IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one attempt to the next, comma-separated;
                                           ``7200,18000,``    the default spans 3.2 days. Anchored to when the event
                                           ``36000,50400,``   was queued (see chalicelib/webhooks/policy.py).
                                           ``72000,86400``
 IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS     ``5``              How long a consumer reuses webhook settings and account
                                                              overrides before reading them again (0: every event).
+IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS   ``86400``          After a signing secret is rotated, how long the old one
+                                                             still signs too (both signatures in every request).
 IMAPLESS_DISPATCHER_CONCURRENCY           ``8``              Local dispatcher: concurrent receive-and-deliver loops
                                                              (the Lambda equivalent is concurrent invocations).
 -- sending --
@@ -205,6 +210,7 @@ class Settings:
     webhook_timeout_seconds: float
     webhook_retry_schedule: tuple[int, ...]
     webhook_config_cache_seconds: float
+    webhook_secret_overlap_seconds: float
     dispatcher_concurrency: int
     # -- sending --
     smtp_pool_idle_seconds: float
@@ -274,6 +280,7 @@ def load_settings() -> Settings:
         webhook_retry_schedule=_env_seconds_list("IMAPLESS_WEBHOOK_RETRY_SCHEDULE",
                                                  (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)),
         webhook_config_cache_seconds=_env_float("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", 5.0),
+        webhook_secret_overlap_seconds=max(0.0, _env_float("IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS", 86400.0)),
         dispatcher_concurrency=max(1, _env_int("IMAPLESS_DISPATCHER_CONCURRENCY", 8)),
         # -- sending --
         smtp_pool_idle_seconds=max(0.0, _env_float("IMAPLESS_SMTP_POOL_IDLE_SECONDS", 60.0)),

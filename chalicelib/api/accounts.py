@@ -12,6 +12,7 @@ from chalicelib.schemas.accounts import (
     AccountListQuery,
     AccountOut,
     AccountUpdate,
+    AccountUpdated,
     ImapSettingsOut,
     ServerAuthOut,
     ServerSettingsOut,
@@ -44,7 +45,8 @@ def account_out(stored: StoredAccount) -> AccountOut:
     return AccountOut(account=stored.account, name=stored.name, email=stored.email, state=stored.state,
                       imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
                       createdAt=stored.created_at, updatedAt=stored.updated_at,
-                      webhooks=stored.webhooks, webhookEvents=stored.webhook_events)
+                      webhooks=stored.webhooks, webhookEvents=stored.webhook_events,
+                      webhookSecretSet=stored.sealed_webhook_secret is not None)
 
 
 @api_route(blueprint, "/v1/account", "POST", summary="Register an account (verifies the logins first)",
@@ -69,9 +71,10 @@ def get_account(call: Call) -> AccountOut:
 
 
 @api_route(blueprint, "/v1/account/{account}", "PUT", summary="Update an account (re-verifies changed logins)",
-           tag=TAG, body=AccountUpdate, response=AccountOut, errors=(400, 404, 409))
-def update_account(call: Call) -> AccountOut:
-    return account_out(accounts.update_account(call.params["account"], call.body))
+           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409))
+def update_account(call: Call) -> AccountUpdated:
+    stored, webhook_secret = accounts.update_account(call.params["account"], call.body)
+    return AccountUpdated(**dict(account_out(stored)), webhookSecret=webhook_secret)
 
 
 @api_route(blueprint, "/v1/account/{account}", "DELETE", summary="Delete an account and its credentials",

@@ -45,6 +45,7 @@ class SettingsUpdate(StrictModel):
 
 class DisabledEndpoint(OutputModel):
     url: str
+    account: str | None = Field(None, description="The account whose own endpoint this is; null: the global one")
     statusCode: int | None = None
     reason: str
     disabledAt: datetime
@@ -66,6 +67,12 @@ class SettingsUpdated(OutputModel):
     updated: list[str]
     settings: SettingsOut
     webhookSecret: str | None = Field(None, description="The generated secret, shown only in this response")
+
+
+class SecretRotated(OutputModel):
+    webhookSecret: str = Field(description="The new signing secret, shown only in this response")
+    previousSecretValidUntil: datetime | None = Field(
+        None, description="Until then every request carries the old secret's signature too")
 
 
 class DeliveryListQuery(StrictModel):

@@ -212,7 +212,9 @@ def _login_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if config is None else {key: value for key, value in config.items() if key != "disabled"}
 
 
-def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
+def update_account(account_id: str, request: AccountUpdate) -> tuple[StoredAccount, str | None]:
+    """The updated account, and the new secret of its webhook override when this update gave
+    it one (to be shown once)."""
     stored = account_store.get_account(account_id)
     passwords: dict[str, str] = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     changed_protocols: list[str] = []
@@ -235,14 +237,14 @@ def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
         stored.name = request.name
     if request.email is not None:
         stored.email = request.email
-    webhook_settings.apply_account_override(stored, request)  # -- webhooks: per-account override --
+    webhook_secret = webhook_settings.apply_account_override(stored, request)  # -- webhooks: per-account override --
     if changed_protocols:
         stored.sealed_secrets = seal_secret(json.dumps(passwords), _encryption_context(account_id))
     if "imap" in changed_protocols or was_disabled != bool((stored.imap or {}).get("disabled")):
         stored.state = _state_after_edit(stored.imap)
     replaced = account_store.replace_account(stored)
     account_records.forget_account(account_id)  # -- mail API: cached reads --
-    return replaced
+    return replaced, webhook_secret
 
 
 def delete_account(account_id: str) -> None:

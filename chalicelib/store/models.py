@@ -44,6 +44,8 @@ class AccountItem(Model):
     # -- webhooks: per-account override of the global webhook URL and event filter --
     webhooks = UnicodeAttribute(null=True)
     webhook_events = ListAttribute(of=UnicodeAttribute, null=True, attr_name="webhookEvents")
+    # Sealed signing secrets of the override endpoint (its own, never the global one's).
+    sealed_webhook_secret = UnicodeAttribute(null=True, attr_name="sealedWebhookSecret")
 
 
 class TokenItem(Model):
