@@ -30,7 +30,6 @@ from __future__ import annotations
 import enum
 import ipaddress
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from chalicelib.settings import get_settings
@@ -151,13 +150,12 @@ def address_refusal(address: str, allow_private: bool) -> str | None:
     return named.what
 
 
-def resolve_allowed(host: str, port: int, allow_private: bool | None = None, *,
-                    getaddrinfo: Callable[..., list] = socket.getaddrinfo) -> list[ResolvedAddress]:
+def resolve_allowed(host: str, port: int, allow_private: bool | None = None) -> list[ResolvedAddress]:
     """Resolve ``host`` once and keep the addresses the policy allows, in resolver order."""
     if allow_private is None:
         allow_private = get_settings().allow_private_networks
     try:
-        infos = getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
         raise HostNotFoundError(f"the host name {host!r} does not resolve") from exc
     allowed: list[ResolvedAddress] = []

@@ -128,15 +128,17 @@ def test_resolving_localhost_with_opt_in_returns_checked_addresses():
     assert addresses and all(a.address in {"127.0.0.1", "::1"} for a in addresses)
 
 
-def test_a_name_answering_public_and_refused_addresses_yields_only_the_public_ones():
+def test_a_name_answering_public_and_refused_addresses_yields_only_the_public_ones(monkeypatch):
     # Given a resolver that mixes a public address with the metadata service and its mapped form
     def getaddrinfo(host, port, type):
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("169.254.169.254", port)),
                 (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::ffff:a9fe:a9fe", port, 0, 0)),
                 (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
 
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
     # When it is resolved through the policy
-    addresses = resolve_allowed("rebinding.example", 143, allow_private=True, getaddrinfo=getaddrinfo)
+    addresses = resolve_allowed("rebinding.example", 143, allow_private=True)
 
     # Then only the public address is left to connect to
     assert [a.address for a in addresses] == ["93.184.216.34"]
