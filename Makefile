@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit explore lint bench mail-servers clean token package deploy watcher-image
+.PHONY: run test test-unit explore typecheck lint bench mail-servers clean token package deploy watcher-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -15,8 +15,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m local.run
 
-## Install what the tests need (Python packages, Dovecot, Postfix) and run every test.
-test: $(STAMP) mail-servers
+## Install what the tests need (Python packages, Dovecot, Postfix), type-check, and run every test.
+test: $(STAMP) typecheck mail-servers
 	$(PY) -m pytest
 
 ## Only the tests that need no mail server.
@@ -30,14 +30,18 @@ explore: $(STAMP)
 mail-servers:
 	@scripts/install-mail-servers.sh
 
-lint: $(STAMP)
+## Static types (mypy; what it checks is in pyproject.toml). A type error fails `make test`.
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+lint: $(STAMP) typecheck
 	$(PY) -m ruff check .
 
 bench: $(STAMP) mail-servers
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache dist
 
 ## Issue an API token for the system `make run` started: make token DESCRIPTION="my script"
 token: $(STAMP)

@@ -100,6 +100,12 @@ class AccountExistsError(ConflictError):
     code = "AccountExists"
 
 
+class LastAdminTokenError(ConflictError):
+    """Revoking this token would leave no unbound admin token: nobody could manage tokens any more."""
+
+    code = "LastAdminToken"
+
+
 class MailServerError(ApiError):
     """A mail server could not be reached, spoken to securely, or logged in to.
 
@@ -171,6 +177,12 @@ class InvalidIdError(ApiError):
 
     status = 400
     code = "InvalidMessageId"
+
+
+class InvalidCursorError(InvalidIdError):
+    """A page cursor this deployment did not issue for this listing and query (or one altered)."""
+
+    code = "InvalidCursor"
 
 
 class MailPermissionError(ForbiddenError):

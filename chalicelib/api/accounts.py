@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from chalice import Blueprint
 
 from chalicelib.api.routing import Access, Call, api_route
@@ -11,6 +13,7 @@ from chalicelib.schemas.accounts import (
     AccountList,
     AccountListQuery,
     AccountOut,
+    AccountState,
     AccountUpdate,
     AccountUpdated,
     ImapSettingsOut,
@@ -42,7 +45,9 @@ def _imap_out(config: dict | None) -> ImapSettingsOut | None:
 
 
 def account_out(stored: StoredAccount) -> AccountOut:
-    return AccountOut(account=stored.account, name=stored.name, email=stored.email, state=stored.state,
+    # The store keeps the state as a plain string; the models validate it.
+    return AccountOut(account=stored.account, name=stored.name, email=stored.email,
+                      state=cast(AccountState, stored.state),
                       imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
                       createdAt=stored.created_at, updatedAt=stored.updated_at,
                       webhooks=stored.webhooks, webhookEvents=stored.webhook_events,
@@ -53,7 +58,7 @@ def account_out(stored: StoredAccount) -> AccountOut:
            tag=TAG, access=Access.API, body=AccountCreate, response=AccountCreated, errors=(400, 409))
 def create_account(call: Call) -> AccountCreated:
     stored = accounts.create_account(call.body)
-    return AccountCreated(account=stored.account, state=stored.state)
+    return AccountCreated(account=stored.account, state=cast(AccountState, stored.state))
 
 
 @api_route(blueprint, "/v1/accounts", "GET", summary="List accounts", tag=TAG, access=Access.ACCOUNT,
@@ -88,4 +93,5 @@ def delete_account(call: Call) -> DeletedResponse:
            summary="Check IMAP/SMTP settings without saving (unbound tokens, rate-limited per token)",
            tag=TAG, access=Access.API, body=VerifyRequest, response=VerifyResponse, errors=(429,))
 def verify_account(call: Call) -> VerifyResponse:
+    assert call.principal is not None  # Access.API: only a public route runs without a token
     return accounts.verify_account(call.body, call.principal.token_id)

@@ -7,7 +7,8 @@ import functools
 import re
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.api.routing import ROUTES, Access, RouteSpec
 from chalicelib.schemas.common import ErrorBody
@@ -32,10 +33,10 @@ def _query_parameters(spec: RouteSpec, schema: dict[str, Any]) -> list[dict[str,
 
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    models = {ErrorBody}
+    models: set[type[BaseModel]] = {ErrorBody}
     for spec in ROUTES:
         models.update(m for m in (spec.body, spec.response) if m is not None)
-    keyed = [(model, "validation") for model in models]
+    keyed: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in models]
     schema_map, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
     paths: dict[str, dict[str, Any]] = {}
     for spec in ROUTES:

@@ -7,6 +7,9 @@ route does the same steps in the same order:
     authenticate -> size check -> parse JSON -> validate (pydantic) -> handler -> JSON
          401/403        413          400            400                  ApiError -> its status
 
+Parsing refuses bodies nested deeper than ``MAX_JSON_DEPTH`` before the parser recurses
+(:mod:`chalicelib.api.json_depth`).
+
 Invariant: a handler never sees raw input and never builds an error response itself;
 an unexpected exception becomes a 500 ``InternalError`` with the request id and no
 internals (the traceback goes to the log).
@@ -26,6 +29,7 @@ from chalice.app import Request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from chalicelib.api.json_depth import JsonTooDeepError, check_json_depth
 from chalicelib.errors import ApiError, InvalidJSONError, PayloadTooLargeError, ValidationError
 from chalicelib.observability import logger
 from chalicelib.services import tokens
@@ -91,7 +95,8 @@ def bearer_token(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return (request.query_params or {}).get("access_token")
+    query = request.query_params
+    return query.get("access_token") if query is not None else None
 
 
 def _field_errors(exc: PydanticValidationError, prefix: str = "") -> dict[str, str]:
@@ -113,8 +118,9 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     if not raw.strip():
         raw = b"{}"
     try:
+        check_json_depth(raw)
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, JsonTooDeepError) as exc:
         raise InvalidJSONError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object", details={"body": "expected an object"})

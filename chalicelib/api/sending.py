@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from chalice import Blueprint, Response
 
@@ -17,6 +17,7 @@ from chalicelib.schemas.sending import (
     OutboxErrorOut,
     OutboxList,
     OutboxListQuery,
+    OutboxState,
     SubmitRequest,
     SubmitResponse,
 )
@@ -27,15 +28,13 @@ from chalicelib.store.outbox import OutboxEntry
 blueprint = Blueprint(__name__)
 TAG = "Sending"
 SEND_ERRORS = (400, 404, 409, 422, 429, 502, 503, 504)
-IDEMPOTENCY_HEADER = "idempotency-key"
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer],
                      **identity: str) -> Response:
     """Run ``work`` once per Idempotency-Key; the request's identity is its body plus ``identity``."""
     request = call.request
-    key = request.headers.get(IDEMPOTENCY_HEADER) if request is not None else None
+    key = request.headers.get(idempotency.HEADER) if request is not None else None
     # The JSON the client sent (already parsed once, so known to be valid): a retry sends the same.
     sent = json.loads(request.raw_body or b"{}") if request is not None else {}
     body: dict[str, Any] = {"request": sent, **identity}
@@ -46,7 +45,7 @@ def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer
 
     answer, replayed = idempotency.run_once(operation, call.params["account"], key, body, run)
     payload = SubmitResponse.model_validate(answer["body"])
-    return json_response(payload, answer["status"], {REPLAYED_HEADER: "true"} if replayed else None)
+    return json_response(payload, answer["status"], {idempotency.REPLAYED_HEADER: "true"} if replayed else None)
 
 
 @api_route(blueprint, "/v1/account/{account}/submit", "POST", tag=TAG, body=SubmitRequest, response=SubmitResponse,
@@ -68,7 +67,8 @@ def entry_out(entry: OutboxEntry) -> OutboxEntryOut:
     return OutboxEntryOut(
         queueId=entry.queue_id, account=entry.account, messageId=entry.message_id, subject=entry.subject,
         envelope=EnvelopeOut.model_validate({"from": entry.mail_from, "to": entry.recipients}),
-        state=entry.state, created=entry.created_at, sendAt=entry.send_at,
+        # The store keeps the state as a plain string; the model validates it.
+        state=cast(OutboxState, entry.state), created=entry.created_at, sendAt=entry.send_at,
         nextAttempt=entry.next_attempt_at if entry.state == "queued" else None,
         attemptsMade=entry.attempts_made, deliveryAttempts=entry.delivery_attempts,
         lastError=OutboxErrorOut.model_validate(error) if error else None, response=entry.response)

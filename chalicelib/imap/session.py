@@ -67,10 +67,12 @@ class _PinnedIMAP4(imaplib.IMAP4):
         return connect_checked(self._addresses, self.port, self._connect_timeout)
 
     @property
-    def file(self) -> io.BufferedReader:
+    def file(self) -> io.BufferedReader[io.RawIOBase]:
         return self._reader
 
-    @file.setter
+    # typeshed declares imaplib's ``file`` as any text or binary IO; imaplib itself only ever
+    # assigns ``sock.makefile('rb')``, a BufferedReader.
+    @file.setter  # type: ignore[override]
     def file(self, reader: io.BufferedReader) -> None:
         # imaplib assigns a fresh ``makefile('rb')`` after connecting and after STARTTLS,
         # before reading from it: nothing is buffered yet, so the socket moves to a smaller reader.
@@ -149,6 +151,7 @@ def _capabilities(client: IMAPClient) -> frozenset[str]:
     if client._cached_capabilities is not None:
         client._cached_capabilities = _shared(client._cached_capabilities)
     client._imap.capabilities = _shared(client._imap.capabilities)
+    # _shared interns any hashable value and hands back an equal one: here, a frozenset of str.
     return _shared(frozenset(c.decode("ascii", "replace").upper() for c in raw))  # type: ignore[return-value]
 
 

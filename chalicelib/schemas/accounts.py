@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr
 
-from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, StrictModel
+from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
 MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password
@@ -148,9 +148,8 @@ class AccountList(OutputModel):
     pages: int
 
 
-class AccountListQuery(StrictModel):
-    page: int = Field(0, ge=0)
-    pageSize: int = Field(20, ge=1, le=1000)
+class AccountListQuery(PageQuery):
+    pass
 
 
 class VerifyResult(OutputModel):

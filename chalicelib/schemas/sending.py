@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
-from chalicelib.schemas.common import EmailAddress, OutputModel, StrictModel
+from chalicelib.schemas.common import EmailAddress, OutputModel, PageQuery, StrictModel
 from chalicelib.smtp.compose import normalize_message_id
 from chalicelib.smtp.headertext import header_text_problem
 
@@ -25,6 +25,7 @@ MAX_RECIPIENTS_PER_FIELD = 500
 MAX_ATTACHMENTS = 100
 MAX_CUSTOM_HEADERS = 50
 MAX_DELIVERY_ATTEMPTS = 50
+OutboxState = Literal["queued", "sending", "sent", "failed", "cancelled"]
 _NAME_AND_ADDRESS = re.compile(r"^\s*(?:(?P<name>[^<>]*?)\s*<(?P<address>[^<>]+)>|(?P<bare>[^<>\s]+))\s*$")
 
 
@@ -177,7 +178,7 @@ class OutboxEntryOut(OutputModel):
     messageId: str
     subject: str | None = None
     envelope: EnvelopeOut
-    state: Literal["queued", "sending", "sent", "failed", "cancelled"]
+    state: OutboxState
     created: datetime
     sendAt: datetime | None = None
     nextAttempt: datetime | None = None
@@ -194,11 +195,9 @@ class OutboxList(OutputModel):
     pages: int
 
 
-class OutboxListQuery(StrictModel):
-    page: int = Field(0, ge=0)
-    pageSize: int = Field(20, ge=1, le=1000)
+class OutboxListQuery(PageQuery):
     account: str | None = Field(None, max_length=64)
-    state: Literal["queued", "sending", "sent", "failed", "cancelled"] | None = None
+    state: OutboxState | None = None
 
 
 class CancelledResponse(OutputModel):

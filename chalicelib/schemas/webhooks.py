@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from chalicelib.events.model import EVENT_TYPES, EventType
 from chalicelib.imap.message_content import HEADER_NAME_PATTERN
-from chalicelib.schemas.common import AccountId, OutputModel, StrictModel
+from chalicelib.schemas.common import AccountId, Cursor, OutputModel, StrictModel
 from chalicelib.store.deliveries import STATUSES
 from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
 from chalicelib.webhooks.signing import parse_secret
@@ -17,7 +17,7 @@ from chalicelib.webhooks.signing import parse_secret
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example.com/hooks"]),
                        AfterValidator(check_url_syntax)]
 WebhookEventName = Literal[(*EVENT_TYPES, "*")]  # type: ignore[valid-type]  # one enum: clean field errors
-DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
+DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]  # the store's tuple, as one enum
 MAX_NOTIFY_HEADERS = 50
 # A header name (or "*"): names go into the watcher's IMAP FETCH.
 HeaderName = Annotated[str, Field(min_length=1, max_length=200, pattern=HEADER_NAME_PATTERN)]
@@ -82,7 +82,7 @@ class DeliveryListQuery(StrictModel):
     since: datetime | None = Field(None, description="Events detected at or after (default: 14 days ago)")
     until: datetime | None = Field(None, description="Events detected before (default: now)")
     pageSize: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=2048, description="nextCursor of the previous page")
+    cursor: Cursor | None = Field(None, description="nextCursor of the previous page")
 
 
 class DeliveryOut(OutputModel):
@@ -112,7 +112,7 @@ class ReplayRequest(StrictModel):
     account: AccountId | None = None
     event: EventType | None = None
     status: DeliveryStatus | None = Field(None, description="Only events in this state, e.g. failed")
-    cursor: str | None = Field(None, max_length=2048, description="nextCursor of a truncated replay")
+    cursor: Cursor | None = Field(None, description="nextCursor of a truncated replay")
 
 
 class ReplayResult(OutputModel):

@@ -171,7 +171,7 @@ def _merge_server(current: dict[str, Any] | None, current_password: str | None,
     missing = [name for name in ("host", "port", "user") if name not in base]
     if password is None:
         missing.append("auth.pass")
-    if missing:
+    if missing or password is None:
         raise ValidationError(f"{protocol} settings are incomplete",
                               details={f"{protocol}.{name}": "field required" for name in missing})
     return base, password

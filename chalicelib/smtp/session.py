@@ -106,6 +106,7 @@ def connect(server: MailServer, password: str) -> smtplib.SMTP:
             # smtplib reports a greeting that is not "220 ..." (an IMAP or HTTP server) as code -1.
             raise MailServerError(f"{where} did not greet as an SMTP server", code="NoSMTPGreeting",
                                   protocol=PROTOCOL, server_response=_reply_text(code, banner))
+        assert client.sock is not None, "connect() returned, so the socket is open"
         client.sock.settimeout(settings.command_timeout_seconds)
         client.ehlo()
         if not server.secure:

@@ -116,7 +116,7 @@ class _GuardedConnection:
             self._watched_sock = None
 
     def _new_conn(self) -> socket.socket:
-        conn: HTTPConnection = self  # type: ignore[assignment]
+        conn: HTTPConnection = self  # type: ignore[assignment]  # a mixin: only ever part of an HTTPConnection
         try:
             addresses = resolve_allowed(conn._dns_host, conn.port)  # urllib3 keeps the name to resolve here
         except HostNotFoundError as exc:

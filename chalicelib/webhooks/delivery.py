@@ -135,7 +135,9 @@ def _idempotent_post() -> Any:
     settings = get_settings()
     config = IdempotencyConfig(event_key_jmespath="[eventId, runId]", raise_on_no_idempotency_key=True,
                                expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
-    config.register_lambda_context(_AttemptBudget(2 * settings.webhook_timeout_seconds + 5))
+    # Powertools annotates the concrete LambdaContext class, of which it only calls
+    # get_remaining_time_in_millis(): the budget is duck-typed to that one method.
+    config.register_lambda_context(_AttemptBudget(2 * settings.webhook_timeout_seconds + 5))  # type: ignore[arg-type]
     persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"))
     # Configured here, before any thread uses it: Powertools marks the layer configured
     # before it finishes configuring it, and a batch's accounts are delivered in parallel.
