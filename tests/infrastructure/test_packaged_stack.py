@@ -151,7 +151,8 @@ def _expected_arns(template: dict[str, Any], grant: Grant) -> list[Any]:
     resource_type = {"sqs": "AWS::SQS::Queue", "kms": "AWS::KMS::Key", "s3": "AWS::S3::Bucket"}[kind]
     arns = []
     for logical_id in resources_of_type(template, resource_type):
-        object_level = kind == "s3" and "Object" in grant.action
+        # AbortMultipartUpload acts on the object being uploaded, though its name does not say so
+        object_level = kind == "s3" and ("Object" in grant.action or grant.action == "s3:AbortMultipartUpload")
         arns.append({"Fn::Sub": f"${{{logical_id}.Arn}}/*"} if object_level else {"Fn::GetAtt": [logical_id, "Arn"]})
     return arns
 
