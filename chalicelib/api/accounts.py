@@ -76,9 +76,11 @@ def get_account(call: Call) -> AccountOut:
 
 
 @api_route(blueprint, "/v1/account/{account}", "PUT", summary="Update an account (re-verifies changed logins)",
-           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409))
+           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409, 429))
 def update_account(call: Call) -> AccountUpdated:
-    stored, webhook_secret = accounts.update_account(call.params["account"], call.body)
+    bound = call.principal is not None and call.principal.account is not None
+    metered_token = call.principal.token_id if bound and call.principal is not None else None
+    stored, webhook_secret = accounts.update_account(call.params["account"], call.body, metered_token=metered_token)
     return AccountUpdated(**dict(account_out(stored)), webhookSecret=webhook_secret)
 
 

@@ -214,9 +214,15 @@ def _login_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if config is None else {key: value for key, value in config.items() if key != "disabled"}
 
 
-def update_account(account_id: str, request: AccountUpdate) -> tuple[StoredAccount, str | None]:
+def update_account(account_id: str, request: AccountUpdate, *,
+                   metered_token: str | None = None) -> tuple[StoredAccount, str | None]:
     """The updated account, and the new secret of its webhook override when this update gave
-    it one (to be shown once)."""
+    it one (to be shown once).
+
+    ``metered_token``: verifying new settings connects to a server the caller chose, so for a
+    caller who may not use ``POST /v1/verifyAccount`` (an account-bound token) each such
+    verification counts against the same per-token allowance; a PUT is no way around it.
+    """
     stored = account_store.get_account(account_id)
     passwords: dict[str, str] = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     changed_protocols: list[str] = []
@@ -233,6 +239,8 @@ def update_account(account_id: str, request: AccountUpdate) -> tuple[StoredAccou
         setattr(stored, protocol, merged)
         passwords[protocol] = password
     if request.verify:
+        if changed_protocols and metered_token is not None:
+            take_verification_allowance(metered_token)
         for protocol in changed_protocols:
             _verify(protocol, _mail_server(getattr(stored, protocol)), passwords[protocol])
     if "name" in request.model_fields_set:
@@ -260,8 +268,8 @@ def load_credentials(account_id: str) -> AccountCredentials:
         incarnation=stored.incarnation)
 
 
-def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
-    """Try the logins of ``request`` for the caller holding ``token_id``, within its allowance.
+def take_verification_allowance(token_id: str) -> None:
+    """Count one connection to a caller-chosen server against ``token_id``'s allowance.
 
     Verification connects wherever the caller says, so each token may do it only
     ``IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE`` times a minute, counted across every process
@@ -272,6 +280,11 @@ def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
     if not decision.allowed:
         raise RateLimitedError(f"this token may verify settings {limit} times a minute; retry in "
                                f"{decision.retry_after} s", retry_after=decision.retry_after)
+
+
+def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
+    """Try the logins of ``request`` for the caller holding ``token_id``, within its allowance."""
+    take_verification_allowance(token_id)
     return VerifyResponse(
         imap=verify_settings("imap", request.imap) if request.imap else None,
         smtp=verify_settings("smtp", request.smtp) if request.smtp else None)
