@@ -13,7 +13,9 @@
       6. webhook endpoint state          its own endpoints disabled by a 410 (settings table)
       7. checkpoints                     the watcher's per-folder state
       8. connection leases               the account's mail-API connection slots
-      9. record deleted                  with the credentials, the webhook override and its
+      9. idempotency records             the stored answers of its Idempotency-Key requests
+                                         (dry-runs hold the message text): its partition
+     10. record deleted                  with the credentials, the webhook override and its
                                          secrets; the id is free, a new registration gets a
                                          new incarnation
 
@@ -22,24 +24,27 @@ Invariants:
   the tombstone, and a retried DELETE runs every step again and finishes the job (it answers
   404 only once the record is gone).
 - Nothing that outlives the record can act for a new account with the same id: what a step
-  misses (an outbox entry queued in a race, an idempotency record) is keyed by the old
-  incarnation, and the outbox consumer sends an entry only through the incarnation that
-  queued it (:mod:`chalicelib.incarnations`); an event still queued was detected before the
-  new registration, and the webhook consumer drops it (:mod:`chalicelib.webhooks.targets`).
-- Idempotency records are not deleted here: their keys are hashes (the table cannot be
-  searched by account); the new incarnation never reaches them and they expire after
+  misses (an outbox entry queued in a race, an idempotency record written by a request that
+  was already running) is keyed by the old incarnation, and the outbox consumer sends an
+  entry only through the incarnation that queued it (:mod:`chalicelib.incarnations`); an
+  event still queued was detected before the new registration, and the webhook consumer
+  drops it (:mod:`chalicelib.webhooks.targets`); such an idempotency record expires after
   ``IMAPLESS_IDEMPOTENCY_TTL_SECONDS``.
+- Idempotency records are found by their partition, the account's scope (its id and
+  incarnation, read from the tombstone): their own keys are hashes.
 - Per-account webhook settings (``webhooks``, ``webhookEvents``, the override's secrets)
   live on the record itself.
 """
 
 from __future__ import annotations
 
+from chalicelib.incarnations import scoped
 from chalicelib.observability import logger
 from chalicelib.services import account_records, tokens, webhook_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import deliveries as delivery_store
+from chalicelib.store import idempotency_records
 from chalicelib.store import outbox as outbox_store
 from chalicelib.store import tokens as token_store
 from chalicelib.store.connection_leases import DynamoLeaseBroker
@@ -54,7 +59,7 @@ def _revoke_tokens(account_id: str) -> int:
 def delete_account(account_id: str) -> None:
     """Remove the account and everything it owns; AccountNotFoundError once nothing is left."""
     revoked = _revoke_tokens(account_id)
-    account_store.mark_deleting(account_id)
+    tombstone = account_store.mark_deleting(account_id)
     account_records.forget_account(account_id)  # -- mail API: cached reads --
     revoked += _revoke_tokens(account_id)
     removed = {
@@ -64,6 +69,7 @@ def delete_account(account_id: str) -> None:
         "disabledEndpoints": webhook_settings.forget_account_endpoints(account_id),
         "checkpoints": checkpoint_store.delete_account_checkpoints(account_id),  # -- watcher: checkpoints --
         "connectionLeases": DynamoLeaseBroker().release_all(account_id),
+        "idempotencyRecords": idempotency_records.delete_records_of_scope(scoped(account_id, tombstone.incarnation)),
     }
     account_store.delete_account(account_id)
     logger.info("account deleted", extra={"account": account_id, "removed": removed})

@@ -1,12 +1,13 @@
 """``Idempotency-Key``: a retried request returns the first result instead of acting twice.
 
 Built on Powertools' idempotency utility with its DynamoDB persistence layer (table
-``<prefix>idempotency``, TTL on ``expiration``). The key of a record is a hash of
-(operation, account and its incarnation, the client's key), so keys are scoped per account
-and per endpoint, and an account id that is deleted and registered again never replays its
-first life's answers (those records are unreachable and expire with the TTL; legacy accounts
-without an incarnation keep their keys, see :mod:`chalicelib.incarnations`). The request
-body is hashed separately and checked on every reuse::
+``<prefix>idempotency-records``, TTL on ``expiration``, layout in
+:mod:`chalicelib.store.idempotency_records`). A record's partition is its account scope (the
+account and its incarnation) and its sort key a hash of (operation, scope, the client's key),
+so keys are scoped per account and per endpoint, deleting an account deletes its records, and
+an account id that is deleted and registered again never replays its first life's answers
+(legacy accounts without an incarnation keep their keys, see :mod:`chalicelib.incarnations`).
+The request body is hashed separately and checked on every reuse::
 
     first request   ──▶ INPROGRESS record ──▶ work ──▶ COMPLETED record with the answer
     same key, same body, first done        ──▶ the stored answer (header Idempotent-Replayed: true)
@@ -29,6 +30,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -41,6 +43,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.client import BaseClient
 
 from chalicelib.errors import (
     AccountNotFoundError,
@@ -52,8 +55,8 @@ from chalicelib.errors import (
 from chalicelib.incarnations import scoped
 from chalicelib.services import accounts
 from chalicelib.settings import get_settings
+from chalicelib.store.idempotency_records import TABLE, partition
 
-IDEMPOTENCY_TABLE = "idempotency"
 HEADER = "idempotency-key"              # the request header (HTTP header names are case-insensitive)
 REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer that was stored, not computed now
 IN_PROGRESS_SECONDS = 120
@@ -79,19 +82,32 @@ def _run(*, request: dict[str, Any], work: Callable[[], dict[str, Any]]) -> dict
 
 
 @functools.lru_cache(maxsize=1)
-def _idempotent_run() -> Callable[..., dict[str, Any]]:
-    """The Powertools-wrapped runner, built on first use (it creates a DynamoDB client)."""
-    settings = get_settings()
-    config = IdempotencyConfig(event_key_jmespath="[operation, account, key]",
-                               payload_validation_jmespath="bodyHash", raise_on_no_idempotency_key=True,
-                               expires_after_seconds=settings.idempotency_ttl_seconds, hash_function="sha256",
-                               lambda_context=_InProgressBudget(), response_hook=_mark_replay)
-    store = DynamoDBPersistenceLayer(table_name=settings.table_name(IDEMPOTENCY_TABLE))
-    return idempotent_function(_run, data_keyword_argument="request", persistence_store=store, config=config)
+def _config() -> IdempotencyConfig:
+    return IdempotencyConfig(event_key_jmespath="[operation, account, key]",
+                             payload_validation_jmespath="bodyHash", raise_on_no_idempotency_key=True,
+                             expires_after_seconds=get_settings().idempotency_ttl_seconds, hash_function="sha256",
+                             lambda_context=_InProgressBudget(), response_hook=_mark_replay)
+
+
+@functools.lru_cache(maxsize=1)
+def _client() -> BaseClient:
+    """One DynamoDB client for every scope's persistence layer, created on first use."""
+    return boto3.client("dynamodb", region_name=get_settings().aws_region)
+
+
+def _idempotent_run(scope: str) -> Callable[..., dict[str, Any]]:
+    """The Powertools-wrapped runner whose records live in ``scope``'s partition.
+
+    A persistence layer holds one partition key, so each request gets its own (a few
+    attribute assignments; the client is shared)."""
+    store = DynamoDBPersistenceLayer(table_name=get_settings().table_name(TABLE), static_pk_value=partition(scope),
+                                     sort_key_attr="sk", boto3_client=_client())
+    return idempotent_function(_run, data_keyword_argument="request", persistence_store=store, config=_config())
 
 
 def reset() -> None:
-    _idempotent_run.cache_clear()
+    _config.cache_clear()
+    _client.cache_clear()
 
 
 def body_hash(body: Any) -> str:
@@ -120,9 +136,10 @@ def run_once(operation: str, account: str, key: str | None, body: Any,
     if not _KEY.match(key):
         raise ValidationError("Idempotency-Key must be 1-255 printable ASCII characters",
                               details={"headers.Idempotency-Key": "invalid"})
-    request = {"operation": operation, "account": _account_scope(account), "key": key, "bodyHash": body_hash(body)}
+    scope = _account_scope(account)
+    request = {"operation": operation, "account": scope, "key": key, "bodyHash": body_hash(body)}
     try:
-        answer = _idempotent_run()(request=request, work=work)
+        answer = _idempotent_run(scope)(request=request, work=work)
     except IdempotencyAlreadyInProgressError:
         raise ConflictError("a request with this Idempotency-Key is still being processed; retry shortly",
                             code="IdempotencyKeyInUse") from None

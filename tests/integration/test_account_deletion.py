@@ -13,10 +13,15 @@ import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import boto3
 import pytest
 
+from chalicelib.incarnations import scoped
 from chalicelib.services import outbox as outbox_service
+from chalicelib.settings import get_settings
+from chalicelib.store import accounts as account_store
 from chalicelib.store import deliveries as delivery_store
+from chalicelib.store import idempotency_records
 from chalicelib.store import outbox as outbox_store
 from tests.integration.watcher_support import running_watcher
 from tests.support.sending import Mailbox
@@ -60,6 +65,31 @@ def schedule_send(api, account_id: str, to: str) -> tuple[str, str]:
 def play_scheduled_delivery(queue_id: str) -> str:
     """What the outbox consumer does when the scheduled SQS message arrives."""
     return outbox_service.process_message(queue_id, now=datetime.now(UTC) + SCHEDULE_AHEAD + timedelta(minutes=1))
+
+
+def stored_idempotency_keys() -> set[tuple[str, ...]]:
+    """Every stored Idempotency-Key record, by its whole key (the table is read directly)."""
+    settings = get_settings()
+    client = boto3.client("dynamodb", region_name=settings.aws_region)
+    pages = client.get_paginator("scan").paginate(TableName=settings.table_name(idempotency_records.TABLE))
+    return {tuple(sorted((name, value["S"]) for name, value in item.items() if name in {"id", "sk"}))
+            for page in pages for item in page["Items"]}
+
+
+def scoped_id(account_id: str) -> str:
+    return scoped(account_id, account_store.get_account(account_id).incarnation)
+
+
+def dry_run_with_key(api, account_id: str, recipient: str):
+    """A dry-run submit (its answer holds the message text) under an Idempotency-Key."""
+    return api.post(f"/v1/account/{account_id}/submit", {"to": recipient, "text": "the message text", "dryRun": True},
+                    headers={"Idempotency-Key": "k-" + account_id})
+
+
+def records_stored_by(request) -> set[tuple[str, ...]]:
+    before = stored_idempotency_keys()
+    assert request().status == 200
+    return stored_idempotency_keys() - before
 
 
 def disabled_endpoint_owners(api) -> list[str | None]:
@@ -214,6 +244,28 @@ def test_an_idempotency_key_of_a_previous_life_is_not_replayed(api, dovecot, pos
     assert again.status == 200 and "Idempotent-Replayed" not in again.headers
     assert again.json["queueId"] != first.json["queueId"]
     assert api.delete(f"/v1/account/{account_id}").status == 200
+
+
+def test_delete_removes_the_accounts_idempotency_records_and_no_one_elses(api, dovecot, postfix, make_mail_user):
+    # Given two accounts, each with a dry-run answered (message text included) under an Idempotency-Key
+    owner, other_owner = make_mail_user(), make_mail_user()
+    account_id, other_id = "del-" + secrets.token_hex(6), "del-" + secrets.token_hex(6)
+    for user, name in ((owner, account_id), (other_owner, other_id)):
+        register(api, dovecot, user, name, smtp_host=postfix.hostname, smtp_port=postfix.smtp_port)
+    own = records_stored_by(lambda: dry_run_with_key(api, account_id, owner.email))
+    others = records_stored_by(lambda: dry_run_with_key(api, other_id, owner.email))
+    assert own and others
+    assert {dict(key)["id"] for key in own} == {idempotency_records.partition(scoped_id(account_id))}
+
+    # When the first account is deleted
+    assert api.delete(f"/v1/account/{account_id}").status == 200
+
+    # Then none of its records is left, and the other account's still answer its retries
+    remaining = stored_idempotency_keys()
+    assert own.isdisjoint(remaining)
+    assert others <= remaining
+    assert dry_run_with_key(api, other_id, owner.email).headers.get("Idempotent-Replayed") == "true"
+    assert api.delete(f"/v1/account/{other_id}").status == 200
 
 
 def test_an_event_of_a_previous_life_in_the_queue_reaches_neither_the_new_account_nor_its_log(
