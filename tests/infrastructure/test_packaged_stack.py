@@ -235,6 +235,15 @@ def test_watcher_role_can_publish_events_and_checkpoint_but_not_manage_tokens(pa
     assert "kms:GenerateDataKey" not in {a for a, _, c in allowed if c == "None"}  # it only opens credentials
 
 
+def test_api_role_can_find_and_delete_an_accounts_idempotency_records(packaged_stack):
+    # Account deletion queries the account's partition and batch-deletes it.
+    api, = (f for f in functions(packaged_stack.template) if properties(packaged_stack, f)["Handler"] == "app.app")
+    policies = properties(packaged_stack, properties(packaged_stack, api)["Role"]["Fn::GetAtt"][0])["Policies"]
+    records_arn = repr({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
+    allowed = {action for action, resource, _ in _allowed_pairs(policies) if resource == records_arn}
+    assert {"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"} <= allowed, allowed
+
+
 def test_the_local_template_file_is_what_was_merged(packaged_stack):
     # The packaged stack keeps every resource template.yaml defines (merge did not drop any).
     from local.resources import load_template
