@@ -7,6 +7,14 @@ layer renders all of them in one shape::
 
     {"error": "human message", "code": "StableCode", "statusCode": 400, "details": {...}}
 
+Statuses: 400 means the request contradicts the OpenAPI document (a wrong type, a missing
+or unknown field, JSON that does not parse); a request the document allows but that cannot
+be done as asked is 409 when the state of the target stands in the way (INBOX cannot be
+renamed, the account has no SMTP settings) and 422 when its values mean nothing here (an
+id or cursor this API did not issue, a range that ends before it starts, mail-server
+settings that do not log in). So "schema-valid" never earns a 400, which is what the
+fuzzing gate (tests/e2e/test_api_fuzzing.py) checks.
+
 Invariant: messages and details never contain a secret. Mail-server failures carry the
 server's response text, which never echoes the password (servers answer LOGIN with a
 status line, not with the arguments).
@@ -85,6 +93,13 @@ class ConflictError(ApiError):
     code = "Conflict"
 
 
+class UnprocessableError(ApiError):
+    """Schema-valid, but its values cannot be acted on (see the module docstring)."""
+
+    status = 422
+    code = "Unprocessable"
+
+
 class AccountExistsError(ConflictError):
     code = "AccountExists"
 
@@ -95,10 +110,11 @@ class MailServerError(ApiError):
     ``code`` names the cause (``HostNotFound``, ``ConnectionRefused``,
     ``ConnectionTimeout``, ``TLSError``, ``TLSUnavailable``, ``AuthenticationFailed``,
     ``NoIMAPCapability``, ``HostNotAllowed``, ...); ``server_response`` is the server's
-    own text when it said something.
+    own text when it said something. 422 while verifying settings a request brings; the
+    mail API answers 502 for the stored settings of an account.
     """
 
-    status = 400
+    status = 422
 
     def __init__(self, message: str, *, code: str, protocol: str,
                  server_response: str | None = None, status: int | None = None) -> None:
@@ -134,10 +150,9 @@ class MailboxExistsError(ConflictError):
     code = "MailboxExists"
 
 
-class InvalidIdError(ApiError):
+class InvalidIdError(UnprocessableError):
     """A message id, attachment id or cursor that we did not issue (or that was altered)."""
 
-    status = 400
     code = "InvalidMessageId"
 
 

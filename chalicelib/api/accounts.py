@@ -48,7 +48,7 @@ def account_out(stored: StoredAccount) -> AccountOut:
 
 
 @api_route(blueprint, "/v1/account", "POST", summary="Register an account (verifies the logins first)",
-           tag=TAG, access=Access.API, body=AccountCreate, response=AccountCreated, errors=(400, 409))
+           tag=TAG, access=Access.API, body=AccountCreate, response=AccountCreated, errors=(400, 409, 422))
 def create_account(call: Call) -> AccountCreated:
     stored = accounts.create_account(call.body)
     return AccountCreated(account=stored.account, state=stored.state)
@@ -69,7 +69,7 @@ def get_account(call: Call) -> AccountOut:
 
 
 @api_route(blueprint, "/v1/account/{account}", "PUT", summary="Update an account (re-verifies changed logins)",
-           tag=TAG, body=AccountUpdate, response=AccountOut, errors=(400, 404, 409))
+           tag=TAG, body=AccountUpdate, response=AccountOut, errors=(400, 404, 409, 422))
 def update_account(call: Call) -> AccountOut:
     return account_out(accounts.update_account(call.params["account"], call.body))
 

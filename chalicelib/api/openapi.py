@@ -13,8 +13,10 @@ from chalicelib.api.routing import ROUTES, Access, RouteSpec
 from chalicelib.schemas.common import ErrorBody
 
 API_VERSION = "1.0.0"
-_ERROR_TEXT = {400: "Invalid input", 401: "Missing or invalid token", 403: "Token not allowed here",
-               404: "Not found", 409: "Conflict", 413: "Body too large", 500: "Internal error",
+_ERROR_TEXT = {400: "The request contradicts this document", 401: "Missing or invalid token",
+               403: "Token not allowed here", 404: "Not found", 409: "The current state stands in the way",
+               413: "Body too large", 422: "Valid, but its values cannot be acted on (details say why)",
+               500: "Internal error",
                # -- mail API --
                429: "All connection slots busy; see Retry-After", 502: "The mail server failed or refused",
                503: "The mail server is busy", 504: "The mail server did not answer in time",
@@ -49,7 +51,9 @@ def openapi_document() -> dict[str, Any]:
         if spec.query is not None:
             operation["parameters"] += _query_parameters(spec, spec.query.model_json_schema())
         if spec.body is not None:
-            operation["requestBody"] = {"required": True, "content": {
+            # The router reads a missing body as {}: it is optional exactly when {} is valid.
+            body_required = any(field.is_required() for field in spec.body.model_fields.values())
+            operation["requestBody"] = {"required": body_required, "content": {
                 "application/json": {"schema": schema_map[(spec.body, "validation")]}}}
         ok: dict[str, Any] = {"description": "Success"}
         if spec.response is not None:

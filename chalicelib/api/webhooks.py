@@ -33,13 +33,13 @@ def get_all_settings(call: Call) -> dict:
 
 
 @api_route(blueprint, "/v1/settings", "POST", summary="Change settings (the generated secret is shown once)",
-           tag=SETTINGS_TAG, access=Access.ADMIN, body=SettingsUpdate, response=SettingsUpdated, errors=(400,))
+           tag=SETTINGS_TAG, access=Access.ADMIN, body=SettingsUpdate, response=SettingsUpdated, errors=(400, 422))
 def update_settings(call: Call) -> SettingsUpdated:
     return webhook_settings.update_settings(call.body)
 
 
 @api_route(blueprint, "/v1/webhooks/deliveries", "GET", summary="The delivery log (14 days), newest first",
-           tag=TAG, access=Access.ACCOUNT, query=DeliveryListQuery, response=DeliveryList, errors=(400, 403))
+           tag=TAG, access=Access.ACCOUNT, query=DeliveryListQuery, response=DeliveryList, errors=(400, 403, 422))
 def list_deliveries(call: Call) -> DeliveryList:
     query: DeliveryListQuery = call.query
     bound = call.principal.account if call.principal else None
@@ -51,7 +51,7 @@ def list_deliveries(call: Call) -> DeliveryList:
 
 
 @api_route(blueprint, "/v1/webhooks/replay", "POST", summary="Send logged events again (same ids), oldest first",
-           tag=TAG, access=Access.ADMIN, body=ReplayRequest, response=ReplayResult, errors=(400,))
+           tag=TAG, access=Access.ADMIN, body=ReplayRequest, response=ReplayResult, errors=(400, 422))
 def replay(call: Call) -> ReplayResult:
     return webhook_recovery.replay(call.body)
 
@@ -63,6 +63,6 @@ def replay_one(call: Call) -> ReplayResult:
 
 
 @api_route(blueprint, "/v1/webhooks/test", "POST", summary="POST a signed test event and report the answer",
-           tag=TAG, access=Access.ADMIN, body=WebhookTestRequest, response=WebhookTestResult, errors=(400,))
+           tag=TAG, access=Access.ADMIN, body=WebhookTestRequest, response=WebhookTestResult, errors=(400, 409))
 def send_test(call: Call) -> WebhookTestResult:
     return webhook_recovery.send_test(call.body.account)

@@ -63,7 +63,7 @@ def _date(value: date | datetime | str) -> bytes:
 
 
 def _unsupported(field: str, why: str) -> ApiError:
-    return ApiError(f"this mail server cannot search by {field}: {why}", code="UnsupportedSearch", status=400,
+    return ApiError(f"this mail server cannot search by {field}: {why}", code="UnsupportedSearch", status=422,
                     details={f"search.{field}": why})
 
 

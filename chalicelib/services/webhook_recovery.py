@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.errors import ApiError, NotFoundError, ValidationError
+from chalicelib.errors import ApiError, InvalidIdError, NotFoundError, UnprocessableError
 from chalicelib.events.model import Event, event_id, utc_now
 from chalicelib.schemas.webhooks import (
     DeliveryList,
@@ -53,7 +53,8 @@ def _bounds(since: datetime | None, until: datetime | None, field_prefix: str) -
     # Older items have expired anyway; clamping keeps the day walk at most ~15 partitions.
     start = max(start, now - deliveries.RETENTION - timedelta(days=1))
     if end <= start:
-        raise ValidationError("until must be later than since", details={f"{field_prefix}until": "before since"})
+        raise UnprocessableError("until must be later than since", code="InvalidRange",
+                                 details={f"{field_prefix}until": "before since"})
     return start, end
 
 
@@ -61,7 +62,7 @@ def _page(query: DeliveryQuery, size: int, cursor: str | None, field: str) -> tu
     try:
         return deliveries.query_deliveries(query, size, cursor)
     except InvalidCursorError as exc:
-        raise ValidationError("cursor is invalid", details={field: str(exc)}) from None
+        raise InvalidIdError("cursor is invalid", code="InvalidCursor", details={field: str(exc)}) from None
 
 
 def delivery_out(stored: StoredDelivery) -> DeliveryOut:
@@ -122,9 +123,9 @@ def send_test(account: str | None) -> WebhookTestResult:
     target = targets.resolve_target(account or "", use_cache=False)
     if not target.url:
         raise ApiError("no webhook URL is configured" + (f" for account {account!r}" if account else ""),
-                       code="WebhookNotConfigured", status=400, details={"webhooks": "not set"})
+                       code="WebhookNotConfigured", status=409, details={"webhooks": "not set"})
     if target.key is None:
-        raise ApiError("no webhook secret is configured", code="WebhookNotConfigured", status=400,
+        raise ApiError("no webhook secret is configured", code="WebhookNotConfigured", status=409,
                        details={"webhookSecret": "not set"})
     moment = utc_now()
     event = Event(id=event_id("test", secrets.token_hex(8)), account=account or "", event="test", date=moment,

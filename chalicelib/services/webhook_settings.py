@@ -63,11 +63,11 @@ def load_settings() -> WebhookSettings:
 
 
 def checked_url(url: str, field: str) -> str:
-    """``url`` if the address policy allows it now; a 400 naming ``field`` otherwise."""
+    """``url`` if the address policy allows it now; a 422 naming ``field`` otherwise."""
     try:
         return check_url_allowed(url)
     except WebhookUrlError as exc:
-        raise ApiError(f"{field} cannot be used: {exc}", code=exc.code, status=400, details={field: str(exc)}) from None
+        raise ApiError(f"{field} cannot be used: {exc}", code=exc.code, status=422, details={field: str(exc)}) from None
 
 
 # -- the signing secret --------------------------------------------------------------------

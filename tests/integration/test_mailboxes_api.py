@@ -159,7 +159,7 @@ class TestChanges:
             response = api.put(f"/v1/account/{account}/mailbox", {"path": "Box", "newPath": "inbox"})
         else:
             response = api.delete(f"/v1/account/{account}/mailbox?path=INBOX")
-        assert response.status == 400
+        assert response.status == 409
         assert response.json["code"] == "InboxImmutable"
 
     @pytest.mark.parametrize(("body", "field"), [

@@ -53,7 +53,7 @@ class TestFlags:
         fill(imap, "INBOX", [make_message("x")])
         message_id = ids_by_subject(api, account)["x"]
         response = api.put(f"/v1/account/{account}/message/{message_id}", {"labels": {"add": ["Work"]}})
-        assert (response.status, response.json["code"]) == (400, "UnsupportedByServer")
+        assert (response.status, response.json["code"]) == (422, "UnsupportedByServer")
 
 
 class TestMove:
@@ -176,16 +176,16 @@ class TestSearch:
                                {"search": {"subject": "x"}})
         assert other_query.json["code"] == "InvalidCursor"
 
-    @pytest.mark.parametrize(("search", "code", "field"), [
-        ({"emailId": "abc"}, "UnsupportedSearch", "search.emailId"),
-        ({"gmailRaw": "has:attachment"}, "UnsupportedSearch", "search.gmailRaw"),
-        ({"uid": "1:x"}, "ValidationError", "search.uid"),
-        ({"keyword": "two words"}, "ValidationError", "search.keyword"),
-        ({"subjekt": "typo"}, "ValidationError", "search.subjekt"),
+    @pytest.mark.parametrize(("search", "status", "code", "field"), [
+        ({"emailId": "abc"}, 422, "UnsupportedSearch", "search.emailId"),
+        ({"gmailRaw": "has:attachment"}, 422, "UnsupportedSearch", "search.gmailRaw"),
+        ({"uid": "1:x"}, 400, "ValidationError", "search.uid"),
+        ({"keyword": "two words"}, 400, "ValidationError", "search.keyword"),
+        ({"subjekt": "typo"}, 400, "ValidationError", "search.subjekt"),
     ])
-    def test_unsupported_or_invalid_criteria_are_400(self, api, account, search, code, field):
+    def test_unsupported_or_invalid_criteria_are_refused(self, api, account, search, status, code, field):
         response = api.post(f"/v1/account/{account}/search?path=INBOX", {"search": search})
-        assert response.status == 400, response.body
+        assert response.status == status, response.body
         assert response.json["code"] == code
         assert field in response.json["details"]
 

@@ -77,8 +77,8 @@ class TestPaging:
 
         other = api.get(f"/v1/account/{account}/messages?path=Archive&cursor={cursor}")
         tampered = api.get(f"/v1/account/{account}/messages?cursor={cursor[:-2]}x")
-        assert (other.status, other.json["code"]) == (400, "InvalidCursor")
-        assert (tampered.status, tampered.json["code"]) == (400, "InvalidCursor")
+        assert (other.status, other.json["code"]) == (422, "InvalidCursor")
+        assert (tampered.status, tampered.json["code"]) == (422, "InvalidCursor")
 
     @pytest.mark.parametrize("query", ["?pageSize=0", "?pageSize=1001", "?page=-1", "?pageSize=x", "?foo=1"])
     def test_bad_paging_parameters_are_400(self, api, account, query):
@@ -203,12 +203,12 @@ class TestOneMessage:
 
 class TestIds:
     @pytest.mark.parametrize("bad", ["not-an-id", "AAAA", "!!", "x" * 3000])
-    def test_malformed_message_id_is_400(self, api, account, bad):
+    def test_malformed_message_id_is_422(self, api, account, bad):
         response = api.get(f"/v1/account/{account}/message/{bad}")
-        assert response.status == 400
+        assert response.status == 422
         assert response.json["code"] == "InvalidMessageId"
 
-    def test_attachment_id_used_as_message_id_is_400(self, api, account, imap):
+    def test_attachment_id_used_as_message_id_is_422(self, api, account, imap):
         fill(imap, "INBOX", [make_message(attachments=[("a.txt", "text/plain", b"a")])])
         attachment_id = listing(api, account)["messages"][0]["attachments"][0]["id"]
         response = api.get(f"/v1/account/{account}/message/{attachment_id}")

@@ -165,7 +165,7 @@ class TestFailures:
     def test_unknown_recipient_fails_permanently_with_message_failed(self, api, account, sent_events):
         response = api.post(f"/v1/account/{account}/submit",
                             {"to": "nobody-here@example.test", "subject": "x", "text": "x"})
-        assert response.status == 400, response.body
+        assert response.status == 422, response.body
         body = response.json
         assert body["code"] == "RecipientsRejected"
         assert body["details"]["serverResponse"].startswith("550 ")
@@ -187,14 +187,14 @@ class TestFailures:
         # Postfix here runs with smtputf8_enable = no (Dovecot 2.3's LMTP cannot take it).
         response = api.post(f"/v1/account/{account}/submit",
                             {"to": "jörg@bücher.example", "subject": "x", "text": "x"})
-        assert response.status == 400, response.body
+        assert response.status == 422, response.body
         assert response.json["code"] == "SMTPUTF8Unsupported"
         assert "SMTPUTF8" in response.json["error"]
 
     def test_an_account_without_smtp_settings_cannot_send(self, api, dovecot, make_mail_user, sent_events):
         imap_only = register_account(api, dovecot, make_mail_user())
         response = api.post(f"/v1/account/{imap_only}/submit", {"to": "a@example.com", "text": "x"})
-        assert response.status == 400 and response.json["code"] == "SmtpNotConfigured"
+        assert response.status == 409 and response.json["code"] == "SmtpNotConfigured"
         assert sent_events.events() == []
 
     def test_idn_domain_goes_out_as_its_a_label(self, api, account):

@@ -88,7 +88,7 @@ class TestReply:
         assert response.status == 404, response.body
         malformed = api.post(f"/v1/account/{account}/submit",
                              {"text": "x", "reference": {"message": "not-an-id", "action": "reply"}})
-        assert malformed.status == 400 and malformed.json["code"] == "InvalidMessageId"
+        assert malformed.status == 422 and malformed.json["code"] == "InvalidMessageId"
 
 
 class TestForward:
