@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import email_validator
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 # RFC 6761 tells applications not to treat example.com/.test/.invalid specially, and users
 # test against exactly those domains; email-validator rejects them unless this module-level
@@ -29,6 +31,25 @@ EmailAddress = Annotated[
     Field(max_length=320, json_schema_extra={"format": "email"}, examples=["alice@example.com"]),
     AfterValidator(check_address_syntax),
 ]
+
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def require_iso_text(value: Any) -> Any:
+    """Dates arrive as ISO 8601 text, as the document says (``format: date``/``date-time``).
+
+    Pydantic's lax mode would also take a number or a numeric string as a Unix time, which
+    the document does not allow; a request that contradicts it is a 400, never a surprise.
+    """
+    if isinstance(value, (date, datetime)):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_START.match(value):
+        raise ValueError("expected an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(require_iso_text)]
+IsoDay = Annotated[date | datetime, BeforeValidator(require_iso_text)]
 
 AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, examples=["alice"],
                                  description="Your id for the account: 1-64 of A-Z a-z 0-9 . _ -")]

@@ -1,0 +1,58 @@
+"""The OpenAPI document and the validating models say the same thing (what the fuzzing gate relies on)."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+from pydantic import ValidationError
+
+import app  # noqa: F401 - registers every route
+from chalicelib.api.openapi import openapi_document
+from chalicelib.schemas.webhooks import DeliveryListQuery, ReplayRequest
+from chalicelib.webhooks.signing import SECRET_PATTERN, parse_secret
+
+
+def operation(method: str, path: str) -> dict:
+    return openapi_document()["paths"][path][method]
+
+
+@pytest.mark.parametrize("size", range(70))
+def test_the_documented_secret_pattern_accepts_exactly_what_the_validator_accepts(size):
+    for secret in ("whsec_" + base64.b64encode(bytes(range(size))).decode(),
+                   "whsec_" + base64.b64encode(bytes(range(size))).decode().rstrip("=")):
+        try:
+            parse_secret(secret)
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert bool(re.match(SECRET_PATTERN, secret)) == accepted, secret
+
+
+@pytest.mark.parametrize("value", ["0.5", "1700000000", "-1", "", "tomorrow"])
+def test_a_date_must_be_iso_text_as_documented(value):
+    # Given a number where the document says format: date-time (pydantic alone reads it as a Unix time)
+    with pytest.raises(ValidationError):
+        DeliveryListQuery.model_validate({"since": value})
+    with pytest.raises(ValidationError):
+        ReplayRequest.model_validate({"since": 1700000000})
+
+
+def test_iso_dates_are_accepted():
+    assert DeliveryListQuery.model_validate({"since": "2026-12-06T10:00:00Z"}).since.year == 2026
+    assert ReplayRequest.model_validate({"since": "2026-12-06T10:00:00+01:00"}).since.hour == 10
+
+
+def test_a_body_is_documented_as_required_only_when_an_empty_one_is_refused():
+    # The router reads a missing body as {}: valid when every field is optional
+    assert operation("post", "/v1/settings")["requestBody"]["required"] is False
+    assert operation("put", "/v1/account/{account}")["requestBody"]["required"] is False
+    assert operation("post", "/v1/account")["requestBody"]["required"] is True
+
+
+def test_schema_valid_refusals_are_documented_as_409_and_422():
+    assert "409" in operation("delete", "/v1/account/{account}/mailbox")["responses"]  # INBOX
+    assert "422" in operation("get", "/v1/account/{account}/message/{message}")["responses"]  # id not ours
+    assert "422" in operation("post", "/v1/account")["responses"]  # settings that do not log in
+    assert "503" in operation("get", "/v1/account/{account}/messages")["responses"]  # [INUSE]
