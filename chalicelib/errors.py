@@ -10,9 +10,9 @@ layer renders all of them in one shape::
 Statuses: 400 means the request contradicts the OpenAPI document (a wrong type, a missing
 or unknown field, JSON that does not parse); a request the document allows but that cannot
 be done as asked is 409 when the state of the target stands in the way (INBOX cannot be
-renamed, the account has no SMTP settings) and 422 when its values mean nothing here (an
-id or cursor this API did not issue, a range that ends before it starts, mail-server
-settings that do not log in). So "schema-valid" never earns a 400, which is what the
+renamed, the account has no SMTP settings) and 422 when its values cannot be used (a rule
+the document cannot express, an id or cursor this API did not issue, a range that ends
+before it starts, mail-server settings that do not log in). So "schema-valid" never earns a 400, which is what the
 fuzzing gate (tests/e2e/test_api_fuzzing.py) checks.
 
 Invariant: messages and details never contain a secret. Mail-server failures carry the
@@ -49,9 +49,16 @@ class ApiError(Exception):
 
 
 class ValidationError(ApiError):
-    """The request is well-formed JSON but a field is missing, unknown or of the wrong type."""
+    """A field is wrong; ``details`` names it.
 
-    status = 400
+    400 when the request contradicts the OpenAPI document (missing, unknown or mistyped
+    fields, a value out of a documented range or pattern: the router's parse step). 422,
+    the default, for the rules the document cannot carry: the models' own validators
+    (an address's syntax, one field required unless another is given) and every check
+    a service makes.
+    """
+
+    status = 422
     code = "ValidationError"
 
 

@@ -5,7 +5,11 @@ Each handler is registered with :func:`api_route`, which records a :class:`Route
 route does the same steps in the same order:
 
     authenticate -> size check -> parse JSON -> validate (pydantic) -> handler -> JSON
-         401/403        413          400            400                  ApiError -> its status
+         401/403        413          400          400 / 422              ApiError -> its status
+
+Validation answers 400 when the input contradicts the OpenAPI document generated from the
+same models, and 422 when it breaks only a rule of a model's own validator, which the
+document cannot carry (see chalicelib/errors.py).
 
 Invariant: a handler never sees raw input and never builds an error response itself;
 an unexpected exception becomes a 500 ``InternalError`` with the request id and no
@@ -94,6 +98,16 @@ def bearer_token(request: Request) -> str | None:
     return (request.query_params or {}).get("access_token")
 
 
+# Raised by the models' own validators (ValueError): rules the JSON Schema does not carry.
+_RULES_BEYOND_THE_DOCUMENT = frozenset({"value_error", "assertion_error"})
+
+
+def _invalid(message: str, exc: PydanticValidationError, prefix: str = "") -> ValidationError:
+    """400 if the input contradicts the document; 422 if it only breaks a validator's own rule."""
+    beyond = all(error["type"] in _RULES_BEYOND_THE_DOCUMENT for error in exc.errors(include_url=False))
+    return ValidationError(message, details=_field_errors(exc, prefix), status=None if beyond else 400)
+
+
 def _field_errors(exc: PydanticValidationError, prefix: str = "") -> dict[str, str]:
     details: dict[str, str] = {}
     for error in exc.errors(include_url=False, include_input=False):
@@ -117,11 +131,12 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJSONError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object", details={"body": "expected an object"})
+        raise ValidationError("request body must be a JSON object", details={"body": "expected an object"},
+                              status=400)
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
-        raise ValidationError("request body is invalid", details=_field_errors(exc)) from None
+        raise _invalid("request body is invalid", exc) from None
 
 
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
@@ -129,7 +144,7 @@ def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
     try:
         return model.model_validate(params)
     except PydanticValidationError as exc:
-        raise ValidationError("query parameters are invalid", details=_field_errors(exc, "query.")) from None
+        raise _invalid("query parameters are invalid", exc, "query.") from None
 
 
 def _authorize(request: Request, access: Access, params: dict[str, str]) -> Principal | None:

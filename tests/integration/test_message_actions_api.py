@@ -42,11 +42,11 @@ class TestFlags:
                                           "current": ["\\Answered"]}
 
     @pytest.mark.parametrize("flag", ["\\", "two words", "(paren", "a" * 200, "\\*"])
-    def test_invalid_flag_is_400_naming_it(self, api, account, imap, flag):
+    def test_invalid_flag_is_422_naming_it(self, api, account, imap, flag):
         fill(imap, "INBOX", [make_message("x")])
         message_id = ids_by_subject(api, account)["x"]
         response = api.put(f"/v1/account/{account}/message/{message_id}", {"flags": {"add": [flag]}})
-        assert response.status == 400
+        assert response.status == 422
         assert "flags.add.0" in response.json["details"]
 
     def test_labels_on_a_server_without_them_is_400(self, api, account, imap):
@@ -78,11 +78,11 @@ class TestMove:
         assert (response.status, response.json["code"]) == (404, "MailboxNotFound")
         assert subjects(imap, "INBOX") == {"kept"}
 
-    def test_move_into_the_same_mailbox_is_400(self, api, account, imap):
+    def test_move_into_the_same_mailbox_is_409(self, api, account, imap):
         fill(imap, "INBOX", [make_message("x")])
         message_id = ids_by_subject(api, account)["x"]
         response = api.put(f"/v1/account/{account}/message/{message_id}/move", {"path": "INBOX"})
-        assert response.status == 400
+        assert (response.status, response.json["code"]) == (409, "SameMailbox")
 
 
 class TestDelete:
@@ -179,8 +179,8 @@ class TestSearch:
     @pytest.mark.parametrize(("search", "status", "code", "field"), [
         ({"emailId": "abc"}, 422, "UnsupportedSearch", "search.emailId"),
         ({"gmailRaw": "has:attachment"}, 422, "UnsupportedSearch", "search.gmailRaw"),
-        ({"uid": "1:x"}, 400, "ValidationError", "search.uid"),
-        ({"keyword": "two words"}, 400, "ValidationError", "search.keyword"),
+        ({"uid": "1:x"}, 422, "ValidationError", "search.uid"),
+        ({"keyword": "two words"}, 422, "ValidationError", "search.keyword"),
         ({"subjekt": "typo"}, 400, "ValidationError", "search.subjekt"),
     ])
     def test_unsupported_or_invalid_criteria_are_refused(self, api, account, search, status, code, field):

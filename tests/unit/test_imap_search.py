@@ -56,19 +56,20 @@ def test_email_and_thread_ids_use_what_the_server_has(capabilities, expected):
     assert build_search(ids, capabilities)[0] == expected
 
 
-@pytest.mark.parametrize(("search", "capabilities", "field", "status"), [
-    ({"emailId": "x"}, DOVECOT, "search.emailId", 422),  # the server lacks the extension
-    ({"gmailRaw": "in:inbox"}, DOVECOT, "search.gmailRaw", 422),
-    ({"emailId": "abc"}, GMAIL, "search.emailId", 400),
-    ({"uid": "1:"}, DOVECOT, "search.uid", 400),
-    ({"seq": "0"}, DOVECOT, "search.seq", 400),
-    ({"keyword": "\\Seen"}, DOVECOT, "search.keyword", 400),
-    ({"unknown": 1}, DOVECOT, "search.unknown", 400),
+@pytest.mark.parametrize(("search", "capabilities", "field"), [
+    ({"emailId": "x"}, DOVECOT, "search.emailId"),
+    ({"gmailRaw": "in:inbox"}, DOVECOT, "search.gmailRaw"),
+    ({"emailId": "abc"}, GMAIL, "search.emailId"),
+    ({"uid": "1:"}, DOVECOT, "search.uid"),
+    ({"seq": "0"}, DOVECOT, "search.seq"),
+    ({"keyword": "\\Seen"}, DOVECOT, "search.keyword"),
+    ({"unknown": 1}, DOVECOT, "search.unknown"),
 ])
-def test_refused_criteria_name_the_field(search, capabilities, field, status):
+def test_refused_criteria_name_the_field(search, capabilities, field):
+    # The request got past the document's schema: what is left are rules it cannot carry (422)
     with pytest.raises(ApiError) as refused:
         build_search(search, capabilities)
-    assert refused.value.status == status
+    assert refused.value.status == 422
     assert field in refused.value.details
 
 
