@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
-from chalicelib.schemas.common import EmailAddress, IsoDateTime, OutputModel, StrictModel
+from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, StrictModel
 from chalicelib.smtp.compose import normalize_message_id
 from chalicelib.smtp.headertext import header_text_problem
 
@@ -197,7 +197,7 @@ class OutboxList(OutputModel):
 class OutboxListQuery(StrictModel):
     page: int = Field(0, ge=0)
     pageSize: int = Field(20, ge=1, le=1000)
-    account: str | None = Field(None, max_length=64)
+    account: AccountId | None = None
     state: Literal["queued", "sending", "sent", "failed", "cancelled"] | None = None
 
 
