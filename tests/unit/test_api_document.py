@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
+from types import SimpleNamespace
 
 import pytest
 from pydantic import ValidationError
 
 import app  # noqa: F401 - registers every route
 from chalicelib.api.openapi import openapi_document
+from chalicelib.api.routing import parse_body
+from chalicelib.errors import ValidationError as ApiValidationError
+from chalicelib.schemas.messages import MessageUpload
+from chalicelib.schemas.sending import OutboxListQuery
 from chalicelib.schemas.webhooks import DeliveryListQuery, ReplayRequest
 from chalicelib.webhooks.signing import SECRET_PATTERN, parse_secret
 
@@ -56,3 +62,23 @@ def test_schema_valid_refusals_are_documented_as_409_and_422():
     assert "422" in operation("get", "/v1/account/{account}/message/{message}")["responses"]  # id not ours
     assert "422" in operation("post", "/v1/account")["responses"]  # settings that do not log in
     assert "503" in operation("get", "/v1/account/{account}/messages")["responses"]  # [INUSE]
+
+
+def test_the_outbox_account_filter_is_an_account_id():
+    # An empty filter reached the store as an empty key (a 500); the document now says what an id is
+    with pytest.raises(ValidationError):
+        OutboxListQuery.model_validate({"account": ""})
+    assert "pattern" in str(openapi_document()["paths"]["/v1/outbox"]["get"]["parameters"])
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    ({"path": "INBOX", "flags": "not-a-list"}, 400),          # contradicts the document's types
+    ({"path": "INBOX", "unknown": 1}, 400),                   # a field the document does not have
+    ({"path": "INBOX", "subject": "no sender"}, 422),         # "from unless raw": a validator's own rule
+    ({"path": "INBOX\x07", "raw": "eA=="}, 422),              # control characters in a mailbox path
+])
+def test_validation_answers_400_for_the_document_and_422_for_rules_beyond_it(body, status):
+    request = SimpleNamespace(raw_body=json.dumps(body).encode())  # all parse_body reads of a request
+    with pytest.raises(ApiValidationError) as refused:
+        parse_body(request, MessageUpload)
+    assert refused.value.status == status
