@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit lint bench mail-servers clean token package deploy watcher-image
+.PHONY: run test test-unit fuzz lint bench mail-servers clean token package deploy watcher-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -22,6 +22,15 @@ test: $(STAMP) mail-servers
 ## Only the tests that need no mail server.
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
+
+## Fuzz the API longer than the gate in `make test` does: a new seed each run (printed), more examples.
+## Replay a run: make fuzz FUZZ_SEED=<seed> FUZZ_EXAMPLES=<n>
+FUZZ_SEED ?= random
+FUZZ_EXAMPLES ?= 200
+FUZZ_TIMEOUT ?= 3600
+fuzz: $(STAMP) mail-servers
+	IMAPLESS_FUZZ_SEED=$(FUZZ_SEED) IMAPLESS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) IMAPLESS_FUZZ_TIMEOUT=$(FUZZ_TIMEOUT) \
+		$(PY) -m pytest tests/e2e/test_api_fuzzing.py
 
 mail-servers:
 	@scripts/install-mail-servers.sh

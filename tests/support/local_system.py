@@ -30,11 +30,17 @@ START_TIMEOUT_SECONDS = 90
 STOP_TIMEOUT_SECONDS = 20
 
 
-@contextmanager
-def make_run(data_dir: Path, output: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def system_environment(data_dir: Path) -> dict[str, str]:
+    """What tells ``make run`` (and ``make token``) where the system lives: new free ports, ``data_dir``."""
     api_port, moto_port = pick_free_ports(2)
-    env = {**os.environ, "PORT": str(api_port), "IMAPLESS_MOTO_PORT": str(moto_port),
-           "IMAPLESS_DATA_DIR": str(data_dir)}
+    return {"PORT": str(api_port), "IMAPLESS_MOTO_PORT": str(moto_port), "IMAPLESS_DATA_DIR": str(data_dir)}
+
+
+@contextmanager
+def make_run(data_dir: Path, output: Path, system: dict[str, str] | None = None,
+             ) -> Iterator[tuple[str, subprocess.Popen]]:
+    system = system or system_environment(data_dir)
+    env = {**os.environ, **system}
     for name in ("API_TOKEN", "AWS_ENDPOINT_URL", "IMAPLESS_KEY_PROVIDER", "IMAPLESS_KMS_KEY_ID"):
         env.pop(name, None)
     start_offset = output.stat().st_size if output.exists() else 0
@@ -42,7 +48,7 @@ def make_run(data_dir: Path, output: Path) -> Iterator[tuple[str, subprocess.Pop
         # Its own session, like a terminal's foreground job: Ctrl-C goes to make and the runner.
         process = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-    base_url = f"http://127.0.0.1:{api_port}"
+    base_url = f"http://127.0.0.1:{system['PORT']}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while True:
