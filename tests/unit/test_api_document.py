@@ -14,6 +14,7 @@ import app  # noqa: F401 - registers every route
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.routing import parse_body
 from chalicelib.errors import ValidationError as ApiValidationError
+from chalicelib.schemas.mailboxes import MailboxCreate
 from chalicelib.schemas.messages import MessageUpload
 from chalicelib.schemas.sending import OutboxListQuery
 from chalicelib.schemas.webhooks import DeliveryListQuery, ReplayRequest
@@ -81,4 +82,16 @@ def test_validation_answers_400_for_the_document_and_422_for_rules_beyond_it(bod
     request = SimpleNamespace(raw_body=json.dumps(body).encode())  # all parse_body reads of a request
     with pytest.raises(ApiValidationError) as refused:
         parse_body(request, MessageUpload)
+    assert refused.value.status == status
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    (["Projects", "bell\x07"], 422),  # segments: only the segment's own error, no "not a string"
+    ("bell\x07", 422),
+    (5, 400),                          # neither a string nor a list: contradicts the document
+])
+def test_a_mailbox_path_is_refused_for_the_form_that_was_sent(path, status):
+    request = SimpleNamespace(raw_body=json.dumps({"path": path}).encode())
+    with pytest.raises(ApiValidationError) as refused:
+        parse_body(request, MailboxCreate)
     assert refused.value.status == status
