@@ -53,6 +53,10 @@ REAL_ACCOUNT = "fuzz-real"
 # Registered unverified, on a host that never resolves (RFC 6761 .invalid): its mail API
 # answers are the documented 502s the gate's own check accepts.
 UNREACHABLE_ACCOUNT = "fuzz-unreachable"
+# What PUT and DELETE /v1/account/{account} get instead of the two above, which they would
+# reconfigure (verify: false takes any host) or delete for every operation after them.
+SPARE_ACCOUNT = "fuzz-spare"
+ACCOUNT_CHANGES = ("PUT /v1/account/{account}", "DELETE /v1/account/{account}")
 # How often a path parameter takes a real value (account, message, text, attachment id)
 # instead of a generated one: both the found and the not-found paths get exercised.
 REAL_VALUE_PROBABILITY = 0.7
@@ -65,9 +69,10 @@ def register_accounts(base_url: str, headers: dict[str, str], dovecot, user: Mai
         {"account": REAL_ACCOUNT, "name": "Fuzzing", "email": user.email,
          "imap": {"host": dovecot.hostname, "port": dovecot.imap_port, "secure": False,
                   "auth": {"user": user.email, "pass": user.password}}},
-        {"account": UNREACHABLE_ACCOUNT, "email": "nobody@example.test", "verify": False,
-         "imap": {"host": "imap.unreachable.invalid", "port": 993, "secure": True,
-                  "auth": {"user": "nobody", "pass": "unused-password"}}},
+        *({"account": unreachable, "email": "nobody@example.test", "verify": False,
+           "imap": {"host": "imap.unreachable.invalid", "port": 993, "secure": True,
+                    "auth": {"user": "nobody", "pass": "unused-password"}}}
+          for unreachable in (UNREACHABLE_ACCOUNT, SPARE_ACCOUNT)),
     ):
         created = requests.post(f"{base_url}/v1/account", headers=headers, timeout=30, json=body)
         assert created.status_code == 200, created.text
@@ -90,6 +95,7 @@ def schemathesis_config(ids: dict[str, list[str]]) -> str:
         # No crash cache: a run replays nothing an earlier one stored, so the seed alone decides.
         "cache = { enabled = false }",
         "[dictionaries]",
+        f"spare = {{ values = {json.dumps([SPARE_ACCOUNT])} }}",
     ]
     lines += [f"{name} = {{ values = {json.dumps(found)} }}" for name, found in values.items() if found]
     # The API's contract (chalicelib/errors.py): 400 only for what contradicts the document;
@@ -98,9 +104,15 @@ def schemathesis_config(ids: dict[str, list[str]]) -> str:
     lines += ["[checks.positive_data_acceptance]",
               'expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]']
     lines.append("[parameters]")
-    lines += [f'"path.{name}" = {{ dictionary = "{name}", probability = {REAL_VALUE_PROBABILITY} }}'
-              for name, found in values.items() if found]
+    lines += [f'"path.{name}" = {binding(name)}' for name, found in values.items() if found]
+    for operation in ACCOUNT_CHANGES:
+        lines += ["[[operations]]", f"include-name = {json.dumps(operation)}",
+                  f'parameters = {{ "path.account" = {binding("spare")} }}']
     return "\n".join(lines) + "\n"
+
+
+def binding(dictionary: str) -> str:
+    return f'{{ dictionary = "{dictionary}", probability = {REAL_VALUE_PROBABILITY} }}'
 
 
 def schemathesis_command(base_url: str, config: Path, report: Path) -> list[str]:
