@@ -10,7 +10,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.api.routing import ROUTES, Access, RouteSpec
-from chalicelib.schemas.common import ErrorBody
+from chalicelib.schemas.common import ErrorBody, OutputModel
 
 API_VERSION = "1.0.0"
 _ERROR_TEXT = {400: "The request contradicts this document", 401: "Missing or invalid token",
@@ -31,6 +31,30 @@ def _query_parameters(spec: RouteSpec, schema: dict[str, Any]) -> list[dict[str,
     return parameters
 
 
+def _output_model_names() -> set[str]:
+    names, pending = set(), [OutputModel]
+    while pending:
+        model = pending.pop()
+        names.add(model.__name__)
+        pending.extend(model.__subclasses__())
+    return names
+
+
+def _is_nullable(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "null" or any(_is_nullable(option) for option in schema.get("anyOf", ()))
+
+
+def _absent_when_null(definition: dict[str, Any]) -> None:
+    """Responses are serialized without null fields (routing.json_response): a nullable
+    field of a response model is optional, whatever pydantic says about its default."""
+    properties = definition.get("properties", {})
+    required = [name for name in definition.get("required", []) if not _is_nullable(properties.get(name, {}))]
+    if required:
+        definition["required"] = required
+    else:
+        definition.pop("required", None)
+
+
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     models = {ErrorBody}
@@ -38,6 +62,10 @@ def openapi_document() -> dict[str, Any]:
         models.update(m for m in (spec.body, spec.response) if m is not None)
     keyed = [(model, "validation") for model in models]
     schema_map, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
+    output_models = _output_model_names()
+    for name, definition in definitions.get("$defs", {}).items():
+        if name in output_models:
+            _absent_when_null(definition)
     paths: dict[str, dict[str, Any]] = {}
     for spec in ROUTES:
         operation: dict[str, Any] = {

@@ -12,9 +12,9 @@ from pydantic import ValidationError
 
 import app  # noqa: F401 - registers every route
 from chalicelib.api.openapi import openapi_document
-from chalicelib.api.routing import parse_body
+from chalicelib.api.routing import json_response, parse_body
 from chalicelib.errors import ValidationError as ApiValidationError
-from chalicelib.schemas.mailboxes import MailboxCreate
+from chalicelib.schemas.mailboxes import MailboxCreate, MailboxOut
 from chalicelib.schemas.messages import MessageUpload
 from chalicelib.schemas.sending import OutboxListQuery
 from chalicelib.schemas.webhooks import DeliveryListQuery, ReplayRequest
@@ -95,3 +95,12 @@ def test_a_mailbox_path_is_refused_for_the_form_that_was_sent(path, status):
     with pytest.raises(ApiValidationError) as refused:
         parse_body(request, MailboxCreate)
     assert refused.value.status == status
+
+
+def test_nullable_response_fields_are_optional_since_responses_leave_out_nulls():
+    # Given a mailbox without a parent (parentPath None), serialized as the router does
+    schemas = openapi_document()["components"]["schemas"]
+    sent = json.loads(json_response(MailboxOut(path="INBOX", name="INBOX", delimiter="/", parentPath=None,
+                                               subscribed=True)).body)
+    # Then every field the document requires is in the body
+    assert set(schemas["MailboxOut"]["required"]) <= set(sent)
