@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit fuzz lint bench mail-servers clean token package deploy watcher-image
+.PHONY: run test test-unit explore fuzz typecheck lint bench mail-servers clean token package deploy watcher-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -15,13 +15,17 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m local.run
 
-## Install what the tests need (Python packages, Dovecot, Postfix) and run every test.
-test: $(STAMP) mail-servers
+## Install what the tests need (Python packages, Dovecot, Postfix), type-check, and run every test.
+test: $(STAMP) typecheck mail-servers
 	$(PY) -m pytest
 
 ## Only the tests that need no mail server.
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit
+
+## Property tests with random seeds instead of the fixed ones `make test` uses.
+explore: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest tests/unit -q
 
 ## Fuzz the API longer than the gate in `make test` does: a new seed each run (printed), more examples.
 ## Replay a run: make fuzz FUZZ_SEED=<seed> FUZZ_EXAMPLES=<n>
@@ -35,14 +39,18 @@ fuzz: $(STAMP) mail-servers
 mail-servers:
 	@scripts/install-mail-servers.sh
 
-lint: $(STAMP)
+## Static types (mypy; what it checks is in pyproject.toml). A type error fails `make test`.
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+lint: $(STAMP) typecheck
 	$(PY) -m ruff check .
 
 bench: $(STAMP) mail-servers
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache dist
 
 ## Issue an API token for the system `make run` started: make token DESCRIPTION="my script"
 token: $(STAMP)

@@ -131,7 +131,7 @@ def bench_http(url: str, events: list, key: bytes, threads: int, cpu: CpuMeter) 
 
     def post(item: tuple[str, bytes]) -> None:
         started = time.thread_time()
-        result = post_webhook(url, item[1], signed_headers(key, item[0], item[1]), 10)
+        result = post_webhook(url, item[1], signed_headers([key], item[0], item[1]), 10)
         cpu.add(time.thread_time() - started)
         assert result.succeeded, result
 

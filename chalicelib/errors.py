@@ -62,6 +62,18 @@ class ValidationError(ApiError):
     code = "ValidationError"
 
 
+class CredentialsRequiredError(ApiError):
+    """An update changes where or how a stored password would be sent, without the password.
+
+    ``details`` names the missing field (``{"imap.auth.pass": "required when imap.host
+    changes"}``): a stored password only ever goes to the server it was given for. 422:
+    the document allows such a body, the rule spans fields it cannot relate.
+    """
+
+    status = 422
+    code = "CredentialsRequired"
+
+
 class InvalidJSONError(ApiError):
     status = 400
     code = "InvalidJSON"
@@ -117,8 +129,10 @@ class MailServerError(ApiError):
     ``code`` names the cause (``HostNotFound``, ``ConnectionRefused``,
     ``ConnectionTimeout``, ``TLSError``, ``TLSUnavailable``, ``AuthenticationFailed``,
     ``NoIMAPCapability``, ``HostNotAllowed``, ...); ``server_response`` is the server's
-    own text when it said something. 422 while verifying settings a request brings; the
-    mail API answers 502 for the stored settings of an account.
+    own text when it said something in the protocol asked for (the adapters never pass
+    another service's banner: host and port are often the caller's choice). 422 while
+    verifying settings a request brings; the mail API answers 502 for the stored settings
+    of an account.
     """
 
     status = 422
@@ -136,6 +150,26 @@ class MailServerError(ApiError):
 class ServiceUnavailableError(ApiError):
     status = 503
     code = "ServiceUnavailable"
+
+
+class TooManyRequestsError(ApiError):
+    """Come back later: 429 with ``Retry-After`` (seconds), also given as ``details.retryAfter``."""
+
+    status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, details={"retryAfter": retry_after, **(details or {})})
+        self.retry_after = retry_after
+
+    def response_headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class RateLimitedError(TooManyRequestsError):
+    """The caller used up its allowance of an operation for the current window."""
+
+    code = "RateLimited"
 
 
 # -- mail API errors --------------------------------------------------------------------------
@@ -174,18 +208,10 @@ class OverQuotaError(ApiError):
     code = "OverQuota"
 
 
-class TooManyConnectionsError(ApiError):
+class TooManyConnectionsError(TooManyRequestsError):
     """Every IMAP connection slot of the account is busy; retry after ``retry_after`` seconds."""
 
-    status = 429
     code = "TooManyConnections"
-
-    def __init__(self, message: str, *, retry_after: int, details: dict[str, Any] | None = None) -> None:
-        super().__init__(message, details={"retryAfter": retry_after, **(details or {})})
-        self.retry_after = retry_after
-
-    def response_headers(self) -> dict[str, str]:
-        return {"Retry-After": str(self.retry_after)}
 
 
 class UpstreamTimeoutError(ApiError):

@@ -20,6 +20,10 @@ IMAPLESS_ALLOW_PRIVATE_NETWORKS           ``false``          Allow mail servers 
 IMAPLESS_CONNECT_TIMEOUT_SECONDS          ``10``             TCP connect + TLS handshake + greeting budget.
 IMAPLESS_COMMAND_TIMEOUT_SECONDS          ``20``             Budget for one IMAP/SMTP command's answer.
 IMAPLESS_MAX_BODY_BYTES                   ``5242880``        Largest accepted request body (413 above it).
+IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE        ``10``             ``POST /v1/verifyAccount`` calls each token may make per
+                                                             minute (a fixed window counted in DynamoDB across
+                                                             every process); beyond it 429 ``RateLimited`` with
+                                                             Retry-After. At least 1.
 IMAPLESS_LOG_LEVEL                        ``INFO``           Log level of the Powertools logger.
 -- mail API (mailboxes, messages) --
 IMAPLESS_API_CONNECTIONS_PER_ACCOUNT      ``3``              IMAP connections the API may hold per account, across
@@ -75,14 +79,19 @@ IMAPLESS_WATCHER_CATCHUP_BATCH            ``500``            Most new messages o
                                                              is published and checkpointed in passes of this many
                                                              (bounds the watcher's memory after a long outage).
 -- webhooks --
-IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt (connect, TLS, request,
-                                                             response headers); a slower receiver counts as failed.
+IMAPLESS_WEBHOOK_TIMEOUT_SECONDS          ``10``             Budget of one delivery attempt in all (connect, TLS,
+                                                             request, the whole answer), enforced as one deadline; a
+                                                             slower receiver counts as failed. Also what one account
+                                                             may use of a consumer batch before the rest of its
+                                                             events are handed back to the queue.
 IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one attempt to the next, comma-separated;
                                           ``7200,18000,``    the default spans 3.2 days. Anchored to when the event
                                           ``36000,50400,``   was queued (see chalicelib/webhooks/policy.py).
                                           ``72000,86400``
 IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS     ``5``              How long a consumer reuses webhook settings and account
                                                              overrides before reading them again (0: every event).
+IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS   ``86400``          After a signing secret is rotated, how long the old one
+                                                             still signs too (both signatures in every request).
 IMAPLESS_DISPATCHER_CONCURRENCY           ``8``              Local dispatcher: concurrent receive-and-deliver loops
                                                              (the Lambda equivalent is concurrent invocations).
 -- sending --
@@ -132,6 +141,14 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def _env_positive_int(name: str, default: int) -> int:
+    """An integer of at least 1; anything else fails at start rather than disabling a limit."""
+    value = _env_int(name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
 def _env_seconds_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     """A comma-separated list of whole seconds (``5,300,1800``); each at least 1."""
     raw = os.environ.get(name)
@@ -151,6 +168,7 @@ class Settings:
     connect_timeout_seconds: float
     command_timeout_seconds: float
     max_body_bytes: int
+    verify_account_per_minute: int
     log_level: str
     aws_region: str
     # -- mail API (mailboxes, messages) --
@@ -184,6 +202,7 @@ class Settings:
     webhook_timeout_seconds: float
     webhook_retry_schedule: tuple[int, ...]
     webhook_config_cache_seconds: float
+    webhook_secret_overlap_seconds: float
     dispatcher_concurrency: int
     # -- sending --
     smtp_pool_idle_seconds: float
@@ -216,6 +235,7 @@ def load_settings() -> Settings:
         connect_timeout_seconds=_env_float("IMAPLESS_CONNECT_TIMEOUT_SECONDS", 10.0),
         command_timeout_seconds=_env_float("IMAPLESS_COMMAND_TIMEOUT_SECONDS", 20.0),
         max_body_bytes=_env_int("IMAPLESS_MAX_BODY_BYTES", 5 * 1024 * 1024),
+        verify_account_per_minute=_env_positive_int("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", 10),
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         # -- mail API (mailboxes, messages) --
@@ -250,6 +270,7 @@ def load_settings() -> Settings:
         webhook_retry_schedule=_env_seconds_list("IMAPLESS_WEBHOOK_RETRY_SCHEDULE",
                                                  (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)),
         webhook_config_cache_seconds=_env_float("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", 5.0),
+        webhook_secret_overlap_seconds=max(0.0, _env_float("IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS", 86400.0)),
         dispatcher_concurrency=max(1, _env_int("IMAPLESS_DISPATCHER_CONCURRENCY", 8)),
         # -- sending --
         smtp_pool_idle_seconds=max(0.0, _env_float("IMAPLESS_SMTP_POOL_IDLE_SECONDS", 60.0)),

@@ -294,7 +294,7 @@ class AwsEmulator:
         ttl = self._client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING"):
             record["TimeToLiveAttribute"] = ttl["AttributeName"]
-        items = []
+        items: list[dict[str, Any]] = []
         for page in self._client.get_paginator("scan").paginate(TableName=name, ConsistentRead=True):
             items.extend(encode_item(item) for item in page["Items"])
         record["Items"] = sorted(items, key=_canonical)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from chalice import Blueprint
 
 from chalicelib.api.routing import Access, Call, api_route
@@ -11,7 +13,9 @@ from chalicelib.schemas.accounts import (
     AccountList,
     AccountListQuery,
     AccountOut,
+    AccountState,
     AccountUpdate,
+    AccountUpdated,
     ImapSettingsOut,
     ServerAuthOut,
     ServerSettingsOut,
@@ -41,17 +45,20 @@ def _imap_out(config: dict | None) -> ImapSettingsOut | None:
 
 
 def account_out(stored: StoredAccount) -> AccountOut:
-    return AccountOut(account=stored.account, name=stored.name, email=stored.email, state=stored.state,
+    # The store keeps the state as a plain string; the models validate it.
+    return AccountOut(account=stored.account, name=stored.name, email=stored.email,
+                      state=cast(AccountState, stored.state),
                       imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
                       createdAt=stored.created_at, updatedAt=stored.updated_at,
-                      webhooks=stored.webhooks, webhookEvents=stored.webhook_events)
+                      webhooks=stored.webhooks, webhookEvents=stored.webhook_events,
+                      webhookSecretSet=stored.sealed_webhook_secret is not None)
 
 
 @api_route(blueprint, "/v1/account", "POST", summary="Register an account (verifies the logins first)",
            tag=TAG, access=Access.API, body=AccountCreate, response=AccountCreated, errors=(400, 409, 422))
 def create_account(call: Call) -> AccountCreated:
     stored = accounts.create_account(call.body)
-    return AccountCreated(account=stored.account, state=stored.state)
+    return AccountCreated(account=stored.account, state=cast(AccountState, stored.state))
 
 
 @api_route(blueprint, "/v1/accounts", "GET", summary="List accounts", tag=TAG, access=Access.ACCOUNT,
@@ -69,9 +76,10 @@ def get_account(call: Call) -> AccountOut:
 
 
 @api_route(blueprint, "/v1/account/{account}", "PUT", summary="Update an account (re-verifies changed logins)",
-           tag=TAG, body=AccountUpdate, response=AccountOut, errors=(400, 404, 409, 422))
-def update_account(call: Call) -> AccountOut:
-    return account_out(accounts.update_account(call.params["account"], call.body))
+           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409, 422))
+def update_account(call: Call) -> AccountUpdated:
+    stored, webhook_secret = accounts.update_account(call.params["account"], call.body)
+    return AccountUpdated(**dict(account_out(stored)), webhookSecret=webhook_secret)
 
 
 @api_route(blueprint, "/v1/account/{account}", "DELETE", summary="Delete an account and its credentials",
@@ -81,10 +89,9 @@ def delete_account(call: Call) -> DeletedResponse:
     return DeletedResponse(deleted=True)
 
 
-@api_route(blueprint, "/v1/verifyAccount", "POST", summary="Check IMAP/SMTP settings without saving",
-           tag=TAG, access=Access.API, body=VerifyRequest, response=VerifyResponse)
+@api_route(blueprint, "/v1/verifyAccount", "POST",
+           summary="Check IMAP/SMTP settings without saving (unbound tokens, rate-limited per token)",
+           tag=TAG, access=Access.API, body=VerifyRequest, response=VerifyResponse, errors=(429,))
 def verify_account(call: Call) -> VerifyResponse:
-    request: VerifyRequest = call.body
-    return VerifyResponse(
-        imap=accounts.verify_settings("imap", request.imap) if request.imap else None,
-        smtp=accounts.verify_settings("smtp", request.smtp) if request.smtp else None)
+    assert call.principal is not None  # Access.API: only a public route runs without a token
+    return accounts.verify_account(call.body, call.principal.token_id)

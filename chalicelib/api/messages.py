@@ -65,6 +65,7 @@ class BinaryResponse(Response):
 
 def download_response(download: Download) -> Response:
     if download.url is not None:
+        assert download.expires_at is not None  # a presigned URL always comes with its expiry
         body = {"url": download.url, "expiresAt": download.expires_at.isoformat().replace("+00:00", "Z"),
                 "size": download.size, "contentType": download.content_type, "filename": download.filename}
         return json_response(body, 302, {"Location": download.url, "Cache-Control": "no-store"})

@@ -7,7 +7,8 @@ import functools
 import re
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.api.routing import ROUTES, Access, RouteSpec
 from chalicelib.schemas.common import ErrorBody, OutputModel
@@ -18,7 +19,8 @@ _ERROR_TEXT = {400: "The request contradicts this document", 401: "Missing or in
                413: "Body too large", 422: "Valid, but its values cannot be acted on (details say why)",
                500: "Internal error",
                # -- mail API --
-               429: "All connection slots busy; see Retry-After", 502: "The mail server failed or refused",
+               429: "Too many requests (connection slots busy, or a rate limit); see Retry-After",
+               502: "The mail server failed or refused",
                503: "The mail server is busy", 504: "The mail server did not answer in time",
                507: "The mailbox is over its quota"}
 
@@ -57,10 +59,10 @@ def _absent_when_null(definition: dict[str, Any]) -> None:
 
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    models = {ErrorBody}
+    models: set[type[BaseModel]] = {ErrorBody}
     for spec in ROUTES:
         models.update(m for m in (spec.body, spec.response) if m is not None)
-    keyed = [(model, "validation") for model in models]
+    keyed: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in models]
     schema_map, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
     output_models = _output_model_names()
     for name, definition in definitions.get("$defs", {}).items():

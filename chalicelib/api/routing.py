@@ -95,7 +95,8 @@ def bearer_token(request: Request) -> str | None:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return (request.query_params or {}).get("access_token")
+    query = request.query_params
+    return query.get("access_token") if query is not None else None
 
 
 # Raised by the models' own validators (ValueError): rules the JSON Schema does not carry.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from chalice import Blueprint, Response
 
@@ -17,6 +17,7 @@ from chalicelib.schemas.sending import (
     OutboxErrorOut,
     OutboxList,
     OutboxListQuery,
+    OutboxState,
     SubmitRequest,
     SubmitResponse,
 )
@@ -68,7 +69,8 @@ def entry_out(entry: OutboxEntry) -> OutboxEntryOut:
     return OutboxEntryOut(
         queueId=entry.queue_id, account=entry.account, messageId=entry.message_id, subject=entry.subject,
         envelope=EnvelopeOut.model_validate({"from": entry.mail_from, "to": entry.recipients}),
-        state=entry.state, created=entry.created_at, sendAt=entry.send_at,
+        # The store keeps the state as a plain string; the model validates it.
+        state=cast(OutboxState, entry.state), created=entry.created_at, sendAt=entry.send_at,
         nextAttempt=entry.next_attempt_at if entry.state == "queued" else None,
         attemptsMade=entry.attempts_made, deliveryAttempts=entry.delivery_attempts,
         lastError=OutboxErrorOut.model_validate(error) if error else None, response=entry.response)

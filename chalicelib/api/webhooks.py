@@ -1,4 +1,16 @@
-"""Settings and webhook endpoints: parse -> services.webhook_settings / webhook_recovery -> serialize."""
+"""Settings and webhook endpoints: parse -> services.webhook_settings / webhook_recovery -> serialize.
+
+Who may do what (a bound token is one bound to an account)::
+
+    global settings, the global secret (read, change, rotate)     admin ('*' scope, unbound)
+    an account's override URL, event list, secret (PUT, rotate)   that account's tokens, unbound api tokens
+    the delivery log                                              bound: its account only; unbound: all
+    replay / test for one account                                 that account's tokens, unbound api tokens
+    replay / test spanning accounts or the global endpoint        admin
+
+An endpoint disabled by 410 comes back when its owner saves its URL again: an account's
+own endpoint through the account, the global one through the settings.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,7 @@ from chalicelib.schemas.webhooks import (
     DeliveryListQuery,
     ReplayRequest,
     ReplayResult,
+    SecretRotated,
     SettingsOut,
     SettingsUpdate,
     SettingsUpdated,
@@ -38,6 +51,34 @@ def update_settings(call: Call) -> SettingsUpdated:
     return webhook_settings.update_settings(call.body)
 
 
+@api_route(blueprint, "/v1/webhooks/secret/rotate", "POST",
+           summary="A new global signing secret (shown once); the old one also signs for 24 h", tag=SETTINGS_TAG,
+           access=Access.ADMIN, response=SecretRotated)
+def rotate_global_secret(call: Call) -> SecretRotated:
+    return webhook_settings.rotate_global_secret()
+
+
+@api_route(blueprint, "/v1/account/{account}/webhooks/secret/rotate", "POST",
+           summary="A new signing secret for the account's own webhook URL (shown once); the old one also signs "
+                   "for 24 h", tag=TAG, response=SecretRotated, errors=(400, 404, 409))
+def rotate_account_secret(call: Call) -> SecretRotated:
+    return webhook_settings.rotate_account_secret(call.params["account"])
+
+
+def _one_account_or_admin(call: Call, requested: str | None) -> str | None:
+    """The account an operation is limited to: a bound token's own (another one is a 403),
+    else ``requested``. None (every account, or the global endpoint) needs an admin token."""
+    assert call.principal is not None  # not a public route
+    bound = call.principal.account
+    if bound is not None:
+        if requested not in (None, bound):
+            raise ForbiddenError(f"this token is bound to account {bound!r}", details={"account": requested})
+        return bound
+    if requested is None:
+        call.principal.require_admin()
+    return requested
+
+
 @api_route(blueprint, "/v1/webhooks/deliveries", "GET", summary="The delivery log (14 days), newest first",
            tag=TAG, access=Access.ACCOUNT, query=DeliveryListQuery, response=DeliveryList, errors=(400, 403, 422))
 def list_deliveries(call: Call) -> DeliveryList:
@@ -51,18 +92,21 @@ def list_deliveries(call: Call) -> DeliveryList:
 
 
 @api_route(blueprint, "/v1/webhooks/replay", "POST", summary="Send logged events again (same ids), oldest first",
-           tag=TAG, access=Access.ADMIN, body=ReplayRequest, response=ReplayResult, errors=(400, 422))
+           tag=TAG, access=Access.ACCOUNT, body=ReplayRequest, response=ReplayResult, errors=(400, 403, 422))
 def replay(call: Call) -> ReplayResult:
-    return webhook_recovery.replay(call.body)
+    request: ReplayRequest = call.body
+    account = _one_account_or_admin(call, request.account)
+    return webhook_recovery.replay(request.model_copy(update={"account": account}))
 
 
 @api_route(blueprint, "/v1/webhooks/replay/{eventId}", "POST", summary="Send one logged event again",
-           tag=TAG, access=Access.ADMIN, response=ReplayResult, errors=(404,))
+           tag=TAG, access=Access.ACCOUNT, response=ReplayResult, errors=(403, 404))
 def replay_one(call: Call) -> ReplayResult:
-    return webhook_recovery.replay_one(call.params["eventId"])
+    assert call.principal is not None
+    return webhook_recovery.replay_one(call.params["eventId"], only_account=call.principal.account)
 
 
 @api_route(blueprint, "/v1/webhooks/test", "POST", summary="POST a signed test event and report the answer",
-           tag=TAG, access=Access.ADMIN, body=WebhookTestRequest, response=WebhookTestResult, errors=(400, 409))
+           tag=TAG, access=Access.ACCOUNT, body=WebhookTestRequest, response=WebhookTestResult, errors=(400, 403, 409))
 def send_test(call: Call) -> WebhookTestResult:
-    return webhook_recovery.send_test(call.body.account)
+    return webhook_recovery.send_test(_one_account_or_admin(call, call.body.account))

@@ -11,6 +11,10 @@ Two kinds of failure reach the mail API from the adapter:
   The connection must be thrown away; the caller learns 504 ``UpstreamTimeout`` or 502
   ``ConnectionLost``.
 
+While connecting, the caller chose host and port, so only an answer that is IMAP is ever
+quoted back (:func:`server_words`, :func:`refused_greeting`): a port scanned through the
+API must not reveal its SSH or HTTP banner.
+
     NO [NONEXISTENT] / [TRYCREATE] / "doesn't exist"  -> 404 MailboxNotFound
     NO [ALREADYEXISTS]                                  -> 409 MailboxExists
     NO [OVERQUOTA] / "quota"                            -> 507 OverQuota
@@ -67,6 +71,46 @@ def server_text(exc: BaseException) -> tuple[str, str, str | None]:
     code_match = _RESPONSE_CODE.match(text)
     code = code_match.group("code") if code_match else None
     return kind, text, code
+
+
+# imaplib hands the server's bytes through as the exception argument (a greeting it refused,
+# the text of a tagged NO to LOGIN): str() shows them as a bytes literal.
+_SERVER_BYTES = re.compile(r"^b(?P<quote>['\"])(?P<text>.*)(?P=quote)$", re.DOTALL)
+# An untagged status line, the only shape a greeting may have (RFC 9051 section 7.1).
+_IMAP_STATUS_LINE = re.compile(r"^\* (?:OK|NO|BAD|BYE|PREAUTH)(?: |$)", re.IGNORECASE)
+
+
+def server_words(exc: BaseException) -> str | None:
+    """What the server itself said in an imaplib/imapclient error, or None if the text is the library's.
+
+    The server's words are the bytes imaplib passes through, and the text of a tagged NO/BAD
+    that imapclient reports as ``"<command> failed: <text>"`` or imaplib as ``"<COMMAND>
+    command error: BAD [b'<text>']"`` (tagged answers, so IMAP by construction). imaplib's own
+    messages are not: ``"unexpected response: b'SSH-2.0-OpenSSH_9.2'"`` quotes a line that is
+    not IMAP at all, and ``"socket error: EOF"`` is no answer.
+    """
+    text = str(exc)
+    quoted = _SERVER_BYTES.match(text)
+    if quoted:
+        return quoted.group("text").strip() or None
+    if _FAILED.match(text) or _COMMAND_ERROR.search(text):
+        return server_text(exc)[1] or None
+    return None
+
+
+def is_imap_status_line(line: str) -> bool:
+    """``* OK``, ``* NO``, ``* BAD``, ``* BYE`` or ``* PREAUTH``: a line an IMAP server greets with."""
+    return bool(_IMAP_STATUS_LINE.match(line))
+
+
+def refused_greeting(exc: BaseException) -> str | None:
+    """The greeting imaplib refused (``* BYE Too many connections``) if it was IMAP, else None.
+
+    Whatever else answered on the port (``SSH-2.0-OpenSSH_9.2``, ``HTTP/1.1 400 Bad
+    Request``, ``220 mx ESMTP``) is not quoted: the caller chose host and port.
+    """
+    words = server_words(exc)
+    return words if words is not None and is_imap_status_line(words) else None
 
 
 def error_from_response(exc: BaseException, *, command: str, mailbox: str | None = None) -> ApiError:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from chalicelib.imap.connection import ImapConnection
@@ -70,7 +71,8 @@ def compact_uid_set(uids: list[int], max_length: int = 8000) -> list[str]:
 
 def parse_copyuid(values: list) -> tuple[int | None, dict[int, int]]:
     """``[b"1795 2:3 7:8"]`` -> ``(1795, {2: 7, 3: 8})`` (the last answer wins)."""
-    uid_validity, mapping = None, {}
+    uid_validity: int | None = None
+    mapping: dict[int, int] = {}
     for value in values:
         parts = _text(value).split()
         if len(parts) != 3:
@@ -104,7 +106,7 @@ def store_flags(conn: ImapConnection, uids: list[int], *, add: tuple[str, ...] =
     """Apply ``replace`` (FLAGS), then ``remove`` (-FLAGS), then ``add`` (+FLAGS); return the final flags."""
     final: dict[int, tuple[str, ...]] = {}
     for name, method, flags in _flag_steps(conn, add, remove, replace):
-        answer = conn.run(f"UID STORE {name}", lambda method=method, flags=flags: method(uids, flags))
+        answer = conn.run(f"UID STORE {name}", partial(method, uids, flags))
         final.update({uid: clean_flags(value) for uid, value in (answer or {}).items()})
     return final
 
@@ -115,8 +117,7 @@ def store_flags_silently(conn: ImapConnection, uids: list[int], *, add: tuple[st
     steps = _flag_steps(conn, add, remove, replace)
     for uid_set in compact_uid_set(uids):
         for name, method, flags in steps:
-            conn.run(f"UID STORE {name}.SILENT",
-                     lambda method=method, flags=flags, uid_set=uid_set: method([uid_set], flags, silent=True))
+            conn.run(f"UID STORE {name}.SILENT", partial(method, [uid_set], flags, silent=True))
 
 
 def store_labels(conn: ImapConnection, uids: list[int], *, add: tuple[str, ...] = (), remove: tuple[str, ...] = (),
@@ -124,7 +125,7 @@ def store_labels(conn: ImapConnection, uids: list[int], *, add: tuple[str, ...] 
     """Gmail labels (X-GM-LABELS), same order of operations as :func:`store_flags`."""
     final: dict[int, tuple[str, ...]] = {}
     for _, method, labels in _flag_steps(conn, add, remove, replace, labels=True):
-        answer = conn.run("UID STORE X-GM-LABELS", lambda method=method, labels=labels: method(uids, labels))
+        answer = conn.run("UID STORE X-GM-LABELS", partial(method, uids, labels))
         final.update({uid: tuple(_text(label) for label in value) for uid, value in (answer or {}).items()})
     return final
 
@@ -137,7 +138,7 @@ def expunge(conn: ImapConnection, uids: list[int]) -> bool:
     store_flags_silently(conn, uids, add=("\\Deleted",))
     if conn.has("UIDPLUS"):
         for uid_set in compact_uid_set(uids):
-            conn.run("UID EXPUNGE", lambda uid_set=uid_set: client.uid_expunge([uid_set]))
+            conn.run("UID EXPUNGE", partial(client.uid_expunge, [uid_set]))
         return True
     flagged = search_uids(conn, [b"DELETED"])
     if set(flagged) - set(uids):
@@ -152,7 +153,7 @@ def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
     _drain(conn, "COPYUID")
     command, method = ("UID MOVE", client.move) if conn.has("MOVE") else ("UID COPY", client.copy)
     for uid_set in compact_uid_set(uids):
-        conn.run(command, lambda uid_set=uid_set: method([uid_set], destination), mailbox=destination)
+        conn.run(command, partial(method, [uid_set], destination), mailbox=destination)
     uid_validity, mapping = parse_copyuid(_drain(conn, "COPYUID"))
     if command == "UID MOVE":
         return MoveResult(destination, uid_validity, mapping, expunged=True)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from imapclient.response_parser import parse_response
 
@@ -40,6 +40,12 @@ SESSION_FLAGS = {"\\recent"}  # per-session, meaningless to API users
 # Encoded octets fetched per decoded byte wanted: quoted-printable can take 3 per byte.
 PARTIAL_FETCH_FACTOR = 3
 PARTIAL_FETCH_SLACK = 4096
+
+
+class CapabilityCheck(Protocol):
+    """What choosing FETCH items needs of a connection: the mail API's or a watched one."""
+
+    def has(self, capability: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +97,7 @@ def select_mailbox(conn: ImapConnection, path: str, *, readonly: bool = True) ->
         permanent_flags=tuple(_text(flag) for flag in answer.get(b"PERMANENTFLAGS", ())))
 
 
-def summary_items(conn: ImapConnection, *, header_item: str = SUMMARY_HEADER_ITEM) -> list[str]:
+def summary_items(conn: CapabilityCheck, *, header_item: str = SUMMARY_HEADER_ITEM) -> list[str]:
     items = [*BASE_ITEMS, header_item]
     if conn.has("OBJECTID"):
         items += ["EMAILID", "THREADID"]

@@ -12,6 +12,9 @@ still verifies the certificate against the *name* the user gave (SNI + hostname 
 Cleartext: with ``secure: false`` the session upgrades with STARTTLS whenever the server
 offers it; when it does not, it refuses to send the password unless the account set
 ``tls.allowPlaintextAuth`` (there is no other way to a password in the clear).
+
+Errors quote what the server said only when it spoke IMAP: host and port are the caller's
+choice, and the banner of another service on that port is not ours to reveal.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from imapclient.exceptions import LoginError
 from imapclient.imapclient import SocketTimeout
 
 from chalicelib.errors import MailServerError
+from chalicelib.imap.errors import refused_greeting, server_words
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -63,10 +67,12 @@ class _PinnedIMAP4(imaplib.IMAP4):
         return connect_checked(self._addresses, self.port, self._connect_timeout)
 
     @property
-    def file(self) -> io.BufferedReader:
+    def file(self) -> io.BufferedReader[io.RawIOBase]:
         return self._reader
 
-    @file.setter
+    # typeshed declares imaplib's ``file`` as any text or binary IO; imaplib itself only ever
+    # assigns ``sock.makefile('rb')``, a BufferedReader.
+    @file.setter  # type: ignore[override]
     def file(self, reader: io.BufferedReader) -> None:
         # imaplib assigns a fresh ``makefile('rb')`` after connecting and after STARTTLS,
         # before reading from it: nothing is buffered yet, so the socket moves to a smaller reader.
@@ -141,14 +147,8 @@ def _capabilities(client: IMAPClient) -> frozenset[str]:
     if client._cached_capabilities is not None:
         client._cached_capabilities = _shared(client._cached_capabilities)
     client._imap.capabilities = _shared(client._imap.capabilities)
+    # _shared interns any hashable value and hands back an equal one: here, a frozenset of str.
     return _shared(frozenset(c.decode("ascii", "replace").upper() for c in raw))  # type: ignore[return-value]
-
-
-def _server_text(exc: BaseException) -> str:
-    text = str(exc)
-    if text.startswith("b'") or text.startswith('b"'):
-        text = text[2:-1]
-    return text.strip()
 
 
 def connect(server: MailServer, password: str, *, connect_timeout: float | None = None,
@@ -167,9 +167,11 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
                                    connect_timeout if connect_timeout is not None else settings.connect_timeout_seconds,
                                    command_timeout if command_timeout is not None else settings.command_timeout_seconds)
     except imaplib.IMAP4.error as exc:
-        # imaplib insists on an IMAP greeting ("* OK"); an SMTP or HTTP server lands here.
+        # imaplib insists on an IMAP greeting ("* OK"); an SMTP, SSH or HTTP server lands here.
+        # Host and port are the caller's choice: quote the greeting only if it was IMAP
+        # ("* BYE Too many connections"), never another service's banner.
         raise MailServerError(f"{where} did not greet as an IMAP server", code="NoIMAPCapability",
-                              protocol=PROTOCOL, server_response=_server_text(exc)) from None
+                              protocol=PROTOCOL, server_response=refused_greeting(exc)) from None
     except Exception as exc:  # noqa: BLE001 - every socket/TLS failure is classified below
         raise classify_connection_error(exc, protocol=PROTOCOL, host=server.host, port=server.port) from None
     try:
@@ -190,7 +192,7 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
             client.login(server.user, password)
         except LoginError as exc:
             raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
-                                  protocol=PROTOCOL, server_response=_server_text(exc)) from None
+                                  protocol=PROTOCOL, server_response=server_words(exc)) from None
         capabilities = _capabilities(client)
         return ImapSession(client, capabilities)
     except MailServerError:
@@ -199,7 +201,7 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
     except imaplib.IMAP4.error as exc:
         _discard(client)
         raise MailServerError(f"{where} answered unexpectedly", code="ProtocolError", protocol=PROTOCOL,
-                              server_response=_server_text(exc)) from None
+                              server_response=server_words(exc)) from None
     except Exception as exc:  # noqa: BLE001
         _discard(client)
         raise classify_connection_error(exc, protocol=PROTOCOL, host=server.host, port=server.port) from None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 SPECIAL_USE_FLAGS = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash", "\\Important")
 XLIST_FLAGS = {"\\AllMail": "\\All", "\\Spam": "\\Junk", "\\Starred": "\\Flagged", "\\Important": "\\Important",
@@ -73,7 +74,7 @@ class ListedMailbox:
 @dataclass(frozen=True)
 class SpecialUse:
     role: str
-    source: str  # "extension" | "xlist" | "name"
+    source: Literal["extension", "xlist", "name"]
 
 
 def role_from_flags(flags: Iterable[str], *, xlist: bool = False) -> SpecialUse | None:

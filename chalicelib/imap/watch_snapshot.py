@@ -60,11 +60,10 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     status = responses.select_status(examined)
     if status.uidvalidity is None or status.uidnext is None:
         raise CommandFailedError(f"EXAMINE {path!r} reported no UIDVALIDITY/UIDNEXT")
-    full = checkpoint is None or checkpoint.uidvalidity != status.uidvalidity
     present: UidSet | None = None
     vanished = UidSet()
     plan = PassPlan(listed=UidSet())  # baselines and resets list nothing
-    if full:
+    if checkpoint is None or checkpoint.uidvalidity != status.uidvalidity:  # a baseline or a reset: full
         present = _search_all(connection)
         if all_new:
             plan = plan_pass(present, limit, None)

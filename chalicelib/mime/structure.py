@@ -66,7 +66,7 @@ def _split_multipart(body: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     """``(children, extension fields starting at subtype)`` for both of imapclient's shapes."""
     if isinstance(body[0], list):
         return list(body[0]), list(body[1:])
-    children = []
+    children: list[Any] = []
     for index, item in enumerate(body):
         if not isinstance(item, list | tuple):
             return children, list(body[index:])

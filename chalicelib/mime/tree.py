@@ -119,7 +119,8 @@ def _node(message: Message, section: str, tree: PartTree, depth: int, *, raw: by
     tree.defects.extend(f"{label}: {type(defect).__name__}" for defect in message.defects)
     if encoding not in KNOWN_ENCODINGS:
         tree.defects.append(f"{label}: unknown transfer encoding {encoding!r}")
-    payload = message._payload  # the stored payload: 8-bit bytes as surrogate escapes, not decoded
+    # The stored payload: 8-bit bytes as surrogate escapes, not decoded (a private attribute typeshed omits).
+    payload = message._payload  # type: ignore[attr-defined]
     body = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else b""
     if lost_line_end:
         body = next((body + end for end in _LINE_ENDS if raw.endswith(body + end)), body)
@@ -150,7 +151,7 @@ def _node(message: Message, section: str, tree: PartTree, depth: int, *, raw: by
 
 def _multipart_children(message: Message, section: str, tree: PartTree, depth: int, *, raw: bytes,
                         runs_to_end: bool) -> tuple[PartNode, ...]:
-    payload = message._payload
+    payload = message._payload  # type: ignore[attr-defined]  # see _node
     parts = [part for part in payload if isinstance(part, Message)] if isinstance(payload, list) else []
     if not parts:
         empty = _empty_body(child_section(section, 1))

@@ -74,7 +74,9 @@ class AccountUpdate(StrictModel):
     smtp: ServerSettingsUpdate | None = None
     verify: bool = True
     # -- webhooks: per-account override --
-    webhooks: WebhookUrl | None = Field(None, description="Send this account's events here; null: the global URL")
+    webhooks: WebhookUrl | None = Field(
+        None, description="Send this account's events here, signed with the account's own secret (generated with "
+                          "the first URL and shown once, in this response); null: the global URL")
     webhookEvents: list[WebhookEventName] | None = Field(
         None, description="Event types to send for this account; null: the global list")
 
@@ -113,6 +115,13 @@ class AccountOut(OutputModel):
     # -- webhooks: per-account override --
     webhooks: str | None = None
     webhookEvents: list[str] | None = None
+    webhookSecretSet: bool = Field(False, description="Whether the override endpoint has its own signing secret "
+                                                      "(it is never shown again)")
+
+
+class AccountUpdated(AccountOut):
+    webhookSecret: str | None = Field(
+        None, description="The override endpoint's new signing secret, shown only in this response")
 
 
 class AccountCreated(OutputModel):

@@ -114,7 +114,7 @@ class TextContent(OutputModel):
 
 class MessageDetail(MessageEntry):
     headers: dict[str, list[str]] = Field(description="Lower-case names, decoded values, in message order")
-    text: TextContent  # type: ignore[assignment]
+    text: TextContent  # type: ignore[assignment]  # the detail view carries the text itself, not its summary
     references: list[str] = Field(default_factory=list)
 
 

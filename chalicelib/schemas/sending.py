@@ -25,6 +25,7 @@ MAX_RECIPIENTS_PER_FIELD = 500
 MAX_ATTACHMENTS = 100
 MAX_CUSTOM_HEADERS = 50
 MAX_DELIVERY_ATTEMPTS = 50
+OutboxState = Literal["queued", "sending", "sent", "failed", "cancelled"]
 _NAME_AND_ADDRESS = re.compile(r"^\s*(?:(?P<name>[^<>]*?)\s*<(?P<address>[^<>]+)>|(?P<bare>[^<>\s]+))\s*$")
 
 
@@ -177,7 +178,7 @@ class OutboxEntryOut(OutputModel):
     messageId: str
     subject: str | None = None
     envelope: EnvelopeOut
-    state: Literal["queued", "sending", "sent", "failed", "cancelled"]
+    state: OutboxState
     created: datetime
     sendAt: datetime | None = None
     nextAttempt: datetime | None = None
@@ -198,7 +199,7 @@ class OutboxListQuery(StrictModel):
     page: int = Field(0, ge=0)
     pageSize: int = Field(20, ge=1, le=1000)
     account: AccountId | None = None
-    state: Literal["queued", "sending", "sent", "failed", "cancelled"] | None = None
+    state: OutboxState | None = None
 
 
 class CancelledResponse(OutputModel):

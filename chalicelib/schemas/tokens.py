@@ -13,9 +13,13 @@ from chalicelib.schemas.common import AccountId, OutputModel, StrictModel
 Scope = Literal["*", "api"]
 
 
+def _all_scopes() -> list[Scope]:
+    return ["*"]
+
+
 class TokenCreate(StrictModel):
     description: str = Field(min_length=1, max_length=256)
-    scopes: list[Scope] = Field(default_factory=lambda: ["*"], min_length=1)
+    scopes: list[Scope] = Field(default_factory=_all_scopes, min_length=1)
     account: AccountId | None = Field(None, description="Bind the token to one account")
 
 

@@ -17,7 +17,7 @@ from chalicelib.webhooks.signing import SECRET_PATTERN, parse_secret
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example.com/hooks"]),
                        AfterValidator(check_url_syntax)]
 WebhookEventName = Literal[(*EVENT_TYPES, "*")]  # type: ignore[valid-type]  # one enum: clean field errors
-DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]
+DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]  # the store's tuple, as one enum
 # The pattern documents what the model's validator (parse_secret) accepts.
 WebhookSecret = Annotated[SecretStr, Field(json_schema_extra={"pattern": SECRET_PATTERN})]
 MAX_NOTIFY_HEADERS = 50
@@ -47,6 +47,7 @@ class SettingsUpdate(StrictModel):
 
 class DisabledEndpoint(OutputModel):
     url: str
+    account: str | None = Field(None, description="The account whose own endpoint this is; null: the global one")
     statusCode: int | None = None
     reason: str
     disabledAt: datetime
@@ -68,6 +69,12 @@ class SettingsUpdated(OutputModel):
     updated: list[str]
     settings: SettingsOut
     webhookSecret: str | None = Field(None, description="The generated secret, shown only in this response")
+
+
+class SecretRotated(OutputModel):
+    webhookSecret: str = Field(description="The new signing secret, shown only in this response")
+    previousSecretValidUntil: datetime | None = Field(
+        None, description="Until then every request carries the old secret's signature too")
 
 
 class DeliveryListQuery(StrictModel):

@@ -76,6 +76,9 @@ def resolve_allowed(host: str, port: int, allow_private: bool | None = None) -> 
     refusals: list[str] = []
     for family, _type, _proto, _canon, sockaddr in infos:
         address = sockaddr[0]
+        if not isinstance(address, str):
+            # Only a Python built without IPv6 support hands back (int, bytes) here: no address to vet.
+            continue
         reason = address_refusal(address, allow_private)
         if reason:
             refusals.append(f"{address} is {reason}")

@@ -4,6 +4,9 @@ Invariants:
 - Passwords are sealed before the first write and never returned: reads show ``******``.
 - Registration and credential changes verify the IMAP (and SMTP) login first unless the
   caller passes ``verify: false``; a failed verification stores nothing.
+- A stored password only ever goes to the server it was given for: an update that changes
+  where or how a login is sent (host, port, secure, tls, user) must carry that password
+  again, or it is refused (``CredentialsRequired``) before any connection, verified or not.
 - Once create returns, the account's mailbox endpoints work (they open their own IMAP
   sessions from the stored record; nothing waits for the watcher).
 """
@@ -18,7 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib.errors import AccountExistsError, MailServerError, ValidationError
+from chalicelib.errors import (
+    AccountExistsError,
+    CredentialsRequiredError,
+    MailServerError,
+    RateLimitedError,
+    ValidationError,
+)
 from chalicelib.imap import session as imap_session
 from chalicelib.schemas.accounts import (
     AccountCreate,
@@ -26,19 +35,25 @@ from chalicelib.schemas.accounts import (
     ServerSettings,
     ServerSettingsUpdate,
     TlsSettings,
+    VerifyRequest,
+    VerifyResponse,
     VerifyResult,
 )
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.security.transport import MailServer, TlsOptions
 from chalicelib.services import account_records, tokens, webhook_settings
+from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
+from chalicelib.store import rate_limits
 from chalicelib.store import tokens as token_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.sync import account_state
 
 Verifier = Callable[[MailServer, str], Any]
+VERIFY_SCOPE = "verifyAccount"
+VERIFY_WINDOW_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -156,10 +171,40 @@ def _merge_server(current: dict[str, Any] | None, current_password: str | None,
     missing = [name for name in ("host", "port", "user") if name not in base]
     if password is None:
         missing.append("auth.pass")
-    if missing:
+    if missing or password is None:
         raise ValidationError(f"{protocol} settings are incomplete",
                               details={f"{protocol}.{name}": "field required" for name in missing})
     return base, password
+
+
+def _destination(config: dict[str, Any]) -> dict[str, Any]:
+    """Where and how a login is sent, by API field name (``host``, ``tls.minVersion``, ...)."""
+    fields = {"host": config.get("host"), "port": config.get("port"), "secure": bool(config.get("secure")),
+              "auth.user": config.get("user")}
+    tls = {**TlsSettings().model_dump(), **(config.get("tls") or {})}
+    fields.update({f"tls.{name}": value for name, value in tls.items()})
+    return fields
+
+
+def _require_password_for_new_destination(protocol: str, current: dict[str, Any] | None,
+                                          merged: dict[str, Any], update: ServerSettingsUpdate) -> None:
+    """Refuse to send a stored password anywhere, or any way, other than where it was given for.
+
+    Otherwise a token holder could point the account at a server of their own (or turn on
+    ``allowPlaintextAuth``) and collect the password at the next login. Setting a field to
+    its current value is not a change.
+    """
+    if current is None or (update.auth is not None and update.auth.password is not None):
+        return
+    before, after = _destination(current), _destination(merged)
+    changed = [f"{protocol}.{name}" for name, value in after.items() if value != before[name]]
+    if not changed:
+        return
+    names = changed[0] if len(changed) == 1 else ", ".join(changed[:-1]) + " and " + changed[-1]
+    verb = "changes" if len(changed) == 1 else "change"
+    raise CredentialsRequiredError(
+        f"{protocol} settings change where or how the password is sent: send {protocol}.auth.pass with them",
+        details={f"{protocol}.auth.pass": f"required when {names} {verb}"})
 
 
 def _login_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -167,7 +212,9 @@ def _login_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if config is None else {key: value for key, value in config.items() if key != "disabled"}
 
 
-def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
+def update_account(account_id: str, request: AccountUpdate) -> tuple[StoredAccount, str | None]:
+    """The updated account, and the new secret of its webhook override when this update gave
+    it one (to be shown once)."""
     stored = account_store.get_account(account_id)
     passwords: dict[str, str] = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     changed_protocols: list[str] = []
@@ -178,6 +225,7 @@ def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
             continue
         current = getattr(stored, protocol)
         merged, password = _merge_server(current, passwords.get(protocol), update, protocol)
+        _require_password_for_new_destination(protocol, current, merged, update)
         if _login_of(merged) != _login_of(current) or password != passwords.get(protocol):
             changed_protocols.append(protocol)
         setattr(stored, protocol, merged)
@@ -189,14 +237,14 @@ def update_account(account_id: str, request: AccountUpdate) -> StoredAccount:
         stored.name = request.name
     if request.email is not None:
         stored.email = request.email
-    webhook_settings.apply_account_override(stored, request)  # -- webhooks: per-account override --
+    webhook_secret = webhook_settings.apply_account_override(stored, request)  # -- webhooks: per-account override --
     if changed_protocols:
         stored.sealed_secrets = seal_secret(json.dumps(passwords), _encryption_context(account_id))
     if "imap" in changed_protocols or was_disabled != bool((stored.imap or {}).get("disabled")):
         stored.state = _state_after_edit(stored.imap)
     replaced = account_store.replace_account(stored)
     account_records.forget_account(account_id)  # -- mail API: cached reads --
-    return replaced
+    return replaced, webhook_secret
 
 
 def delete_account(account_id: str) -> None:
@@ -216,6 +264,23 @@ def load_credentials(account_id: str) -> AccountCredentials:
         account=account_id,
         imap=_mail_server(stored.imap) if stored.imap else None, imap_password=passwords.get("imap"),
         smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_password=passwords.get("smtp"))
+
+
+def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
+    """Try the logins of ``request`` for the caller holding ``token_id``, within its allowance.
+
+    Verification connects wherever the caller says, so each token may do it only
+    ``IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE`` times a minute, counted across every process
+    (429 ``RateLimited`` beyond it): enough to check settings, too few to scan a network.
+    """
+    limit = get_settings().verify_account_per_minute
+    decision = rate_limits.take(VERIFY_SCOPE, token_id, limit=limit, window_seconds=VERIFY_WINDOW_SECONDS)
+    if not decision.allowed:
+        raise RateLimitedError(f"this token may verify settings {limit} times a minute; retry in "
+                               f"{decision.retry_after} s", retry_after=decision.retry_after)
+    return VerifyResponse(
+        imap=verify_settings("imap", request.imap) if request.imap else None,
+        smtp=verify_settings("smtp", request.smtp) if request.smtp else None)
 
 
 def verify_settings(protocol: str, settings: ServerSettings) -> VerifyResult:

@@ -36,6 +36,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from chalicelib.errors import ApiError, ConflictError, ServiceUnavailableError, ValidationError
 from chalicelib.settings import get_settings
@@ -46,14 +48,15 @@ REPLAY_MARKER = "_idempotentReplay"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 
-class _InProgressBudget:
+class _InProgressBudget(LambdaContext):
     """Stands in for a Lambda context: Powertools derives the INPROGRESS expiry from it."""
 
-    def get_remaining_time_in_millis(self) -> int:
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
         return IN_PROGRESS_SECONDS * 1000
 
 
-def _mark_replay(response: Any, _record: Any) -> Any:
+def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
     return {**response, REPLAY_MARKER: True} if isinstance(response, dict) else response
 
 

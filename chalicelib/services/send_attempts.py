@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import AccountNotFoundError
-from chalicelib.events.model import Event, event_id
+from chalicelib.events.model import Event, EventType, event_id
 from chalicelib.events.publisher import EventSink, SqsEventSink
 from chalicelib.observability import logger
 from chalicelib.security.transport import MailServer
@@ -98,7 +98,7 @@ def _envelope_data(job: SendJob, recipients: list[str] | tuple[str, ...]) -> dic
     return {"from": job.envelope.mail_from, "to": list(recipients)}
 
 
-def _event(job: SendJob, kind: str, data: dict[str, Any], *id_parts: object) -> Event:
+def _event(job: SendJob, kind: EventType, data: dict[str, Any], *id_parts: object) -> Event:
     payload = {"messageId": job.message_id, "queueId": job.queue_id, **data}
     return Event(id=event_id(kind, job.account, job.queue_id, *id_parts), account=job.account, event=kind,
                  data=payload)
@@ -216,13 +216,13 @@ def attempt(job: SendJob, *, now: datetime | None = None, account: StoredAccount
     if result.deferred:
         # Only the deferred recipients remain; the next attempt must not reach the others twice.
         remaining = replace(tried, envelope=replace(job.envelope, recipients=tuple(result.deferred)))
-        failure = DeliveryFailure("the server deferred some recipients", code="RecipientsDeferred",
+        deferral = DeliveryFailure("the server deferred some recipients", code="RecipientsDeferred",
                                   temporary=True, stage="RCPT TO", recipients=result.deferred,
                                   server_response=next(iter(result.deferred.values())))
         next_at = _next_attempt_at(job, number, now)
-        outcome = AttemptOutcome("queued" if next_at else "sent", remaining, result=result, failure=failure,
+        outcome = AttemptOutcome("queued" if next_at else "sent", remaining, result=result, failure=deferral,
                                  next_attempt_at=next_at, sent_message=sent_message, warnings=warnings)
-        events.extend(_failure_events(remaining, failure, number, outcome.next_attempt_at))
+        events.extend(_failure_events(remaining, deferral, number, outcome.next_attempt_at))
     _publish(events)
     logger.info("message sent", extra={"queueId": job.queue_id, "attempt": number,
                                        "accepted": len(result.accepted), "deferred": len(result.deferred)})

@@ -109,7 +109,9 @@ def build_message(stored: StoredAccount, request: SubmitRequest) -> tuple[Outgoi
     subject = request.subject
     attachments = [_attachment(i, a) for i, a in enumerate(request.attachments)]
     headers = tuple(request.headers.items())
-    in_reply_to, references, reference = None, (), None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    reference = None
     if request.reference is not None:
         ref = request.reference
         original = sent_mail.fetch_original(account_id, ref.message,

@@ -108,9 +108,11 @@ def replay(request: ReplayRequest) -> ReplayResult:
     return ReplayResult(replayed=replayed, replayId=run_id, nextCursor=cursor)
 
 
-def replay_one(event_id_: str) -> ReplayResult:
+def replay_one(event_id_: str, only_account: str | None = None) -> ReplayResult:
+    """Requeue one logged event; with ``only_account``, only an event of that account (another
+    account's event is as unknown as one that never was)."""
     stored = deliveries.get_delivery(event_id_)
-    if stored is None:
+    if stored is None or (only_account is not None and stored.account != only_account):
         raise EventNotFoundError(f"no event {event_id_!r} in the delivery log (kept for 14 days)",
                                  details={"eventId": event_id_})
     run_id = new_replay_id()
@@ -124,14 +126,14 @@ def send_test(account: str | None) -> WebhookTestResult:
     if not target.url:
         raise ApiError("no webhook URL is configured" + (f" for account {account!r}" if account else ""),
                        code="WebhookNotConfigured", status=409, details={"webhooks": "not set"})
-    if target.key is None:
+    if target.secrets is None:
         raise ApiError("no webhook secret is configured", code="WebhookNotConfigured", status=409,
                        details={"webhookSecret": "not set"})
     moment = utc_now()
     event = Event(id=event_id("test", secrets.token_hex(8)), account=account or "", event="test", date=moment,
                   data={"message": "a test delivery from imapless"})
     body = event.to_json().encode()
-    result = post_webhook(target.url, body, signed_headers(target.key, event.id, body),
+    result = post_webhook(target.url, body, signed_headers(target.secrets.keys(moment), event.id, body),
                           get_settings().webhook_timeout_seconds)
     return WebhookTestResult(success=result.succeeded, url=target.url, eventId=event.id,
                              statusCode=result.status_code, durationMs=round(result.duration_ms, 1),

@@ -1,5 +1,5 @@
-"""Webhook configuration: the global settings, the signing secret, per-account overrides,
-and endpoints disabled by a ``410 Gone``.
+"""Webhook configuration: the global settings, the signing secrets of each endpoint,
+per-account overrides, and endpoints disabled by a ``410 Gone``.
 
 Settings live in the settings table under EmailEngine's names (``webhooks``,
 ``webhooksEnabled``, ``webhookEvents``, ``notifyText``, ``notifyTextSize``,
@@ -9,33 +9,49 @@ Settings live in the settings table under EmailEngine's names (``webhooks``,
     events = account.webhookEvents  if set, else settings.webhookEvents   (["*"]: all types)
     sent   iff webhooksEnabled and url and the type matches and url is not disabled
 
+There are two kinds of endpoint, each with its own signing secrets (Standard Webhooks'
+model: whoever can verify one endpoint's requests cannot sign another's)::
+
+    global endpoint     settings.webhooks   secrets in the settings table (webhookSecret)
+    account endpoint    account.webhooks    secrets on the account item, sealed to the account
+
+An account override saved before overrides had secrets of their own is still signed with
+the global secrets until its secret is rotated (which gives it its own).
+
 Invariants:
-- The signing secret is sealed (envelope encryption, context ``{"purpose": "webhook-secret"}``)
-  and write-only: it appears in exactly one response, the POST that generated it. It is
-  generated the first time a URL is configured without one; a POST with ``webhookSecret``
-  replaces it; a POST without keeps it.
+- Secrets are sealed (envelope encryption, context ``{"purpose": "webhook-secret"}``, plus
+  ``"account"`` for an account's) and write-only: a secret appears in exactly one
+  response, the one that generated it (the first POST /v1/settings with a URL, the PUT
+  that first gives an account a URL, a rotation). A POST with ``webhookSecret`` replaces
+  the global secret at once; a rotation keeps the old one signing too for
+  ``IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS`` (see :class:`~chalicelib.webhooks.signing.EndpointSecrets`).
+  Removing an account's URL removes its secrets: a later URL gets a new one.
 - URLs pass the outbound address policy when saved (and again at every connection, see
   :mod:`chalicelib.webhooks.client`).
-- A URL disabled by 410 stays disabled until someone saves it again (globally or on an
-  account) or sets ``webhooksEnabled: true``; its events are logged as skipped, so a
-  replay can send them later.
+- A 410 disables the endpoint that got it (the global one, or one account's), never
+  another endpoint with the same URL. It stays disabled until its owner saves its URL
+  again (the global one also with ``webhooksEnabled: true``); its events are logged as
+  skipped, so a replay can send them later. So an account-bound token can only ever
+  re-enable its own account's endpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import ApiError
 from chalicelib.schemas.accounts import AccountUpdate
-from chalicelib.schemas.webhooks import DisabledEndpoint, SettingsOut, SettingsUpdate, SettingsUpdated
+from chalicelib.schemas.webhooks import DisabledEndpoint, SecretRotated, SettingsOut, SettingsUpdate, SettingsUpdated
 from chalicelib.security.envelope import open_secret, seal_secret
+from chalicelib.settings import get_settings
+from chalicelib.store import accounts as account_store
 from chalicelib.store import settings as settings_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.webhooks.client import WebhookUrlError, check_url_allowed
-from chalicelib.webhooks.signing import generate_secret, parse_secret
+from chalicelib.webhooks.signing import EndpointSecrets, generate_secret
 
 SETTING_NAMES = ("webhooks", "webhooksEnabled", "webhookEvents", "notifyText", "notifyTextSize", "notifyHeaders")
 SECRET_KEY = "webhookSecret"  # noqa: S105 - the settings key under which the sealed secret is stored
@@ -70,40 +86,84 @@ def checked_url(url: str, field: str) -> str:
         raise ApiError(f"{field} cannot be used: {exc}", code=exc.code, status=422, details={field: str(exc)}) from None
 
 
-# -- the signing secret --------------------------------------------------------------------
+# -- signing secrets ----------------------------------------------------------------------
 
 
-def signing_key() -> bytes | None:
-    """The HMAC key of the current secret, or None when none was ever configured."""
-    sealed = settings_store.get_sealed(SECRET_KEY)
-    return parse_secret(open_secret(sealed, SECRET_CONTEXT)) if sealed else None
+def _account_context(account_id: str) -> dict[str, str]:
+    return {**SECRET_CONTEXT, "account": account_id}
+
+
+def _open(sealed: str | None, context: dict[str, str]) -> EndpointSecrets | None:
+    return EndpointSecrets.from_text(open_secret(sealed, context)) if sealed else None
+
+
+def global_secrets() -> EndpointSecrets | None:
+    """The global endpoint's secrets, or None when none was ever configured."""
+    return _open(settings_store.get_sealed(SECRET_KEY), SECRET_CONTEXT)
+
+
+def account_secrets(stored: StoredAccount) -> EndpointSecrets | None:
+    """The account endpoint's own secrets (None: none of its own)."""
+    return _open(stored.sealed_webhook_secret, _account_context(stored.account))
 
 
 def ensure_secret() -> str | None:
-    """Generate the secret if there is none; the new secret, or None if one existed."""
+    """Generate the global secret if there is none; the new secret, or None if one existed."""
     secret = generate_secret()
     created = settings_store.put_sealed(SECRET_KEY, seal_secret(secret, SECRET_CONTEXT), if_absent=True)
     return secret if created else None
 
 
+def _rotated(current: EndpointSecrets | None, now: datetime) -> tuple[EndpointSecrets, SecretRotated]:
+    new = generate_secret()
+    if current is None:
+        return EndpointSecrets(current=new), SecretRotated(webhookSecret=new)
+    rotated = current.rotated(new, now, timedelta(seconds=get_settings().webhook_secret_overlap_seconds))
+    return rotated, SecretRotated(webhookSecret=new, previousSecretValidUntil=rotated.previous_until)
+
+
+def rotate_global_secret() -> SecretRotated:
+    """A new global secret (shown once); the old one keeps signing during the overlap."""
+    secrets, answer = _rotated(global_secrets(), datetime.now(UTC))
+    settings_store.put_sealed(SECRET_KEY, seal_secret(secrets.to_text(), SECRET_CONTEXT))
+    return answer
+
+
+def rotate_account_secret(account_id: str) -> SecretRotated:
+    """A new secret for the account's own endpoint (shown once); the old one keeps signing
+    during the overlap. An override still signed with the global secret gets its first own one."""
+    stored = account_store.get_account(account_id)
+    if not stored.webhooks:
+        raise ApiError(f"account {account_id!r} has no webhook URL of its own", code="WebhookNotConfigured",
+                       status=400, details={"webhooks": "not set on this account"})
+    secrets, answer = _rotated(account_secrets(stored), datetime.now(UTC))
+    stored.sealed_webhook_secret = seal_secret(secrets.to_text(), _account_context(account_id))
+    account_store.replace_account(stored)
+    return answer
+
+
 # -- endpoints disabled by 410 Gone -----------------------------------------------------------
 
 
-def _endpoint_key(url: str) -> str:
-    return DISABLED_ENDPOINT_PREFIX + hashlib.sha256(url.encode()).hexdigest()[:32]
+def _endpoint_key(url: str, account: str | None) -> str:
+    # The global endpoint keeps the key it had before account endpoints had their own state.
+    endpoint = url if account is None else f"{account}\n{url}"
+    return DISABLED_ENDPOINT_PREFIX + hashlib.sha256(endpoint.encode()).hexdigest()[:32]
 
 
-def disable_endpoint(url: str, status_code: int | None, reason: str) -> None:
-    settings_store.put_values({_endpoint_key(url): {
-        "url": url, "statusCode": status_code, "reason": reason, "disabledAt": datetime.now(UTC).isoformat()}})
+def disable_endpoint(url: str, status_code: int | None, reason: str, account: str | None = None) -> None:
+    """Disable the global endpoint (``account`` None) or that account's own endpoint."""
+    settings_store.put_values({_endpoint_key(url, account): {
+        "url": url, "account": account, "statusCode": status_code, "reason": reason,
+        "disabledAt": datetime.now(UTC).isoformat()}})
 
 
-def enable_endpoint(url: str) -> None:
-    settings_store.delete_value(_endpoint_key(url))
+def enable_endpoint(url: str, account: str | None = None) -> None:
+    settings_store.delete_value(_endpoint_key(url, account))
 
 
-def is_endpoint_disabled(url: str) -> bool:
-    return bool(settings_store.get_values([_endpoint_key(url)]))
+def is_endpoint_disabled(url: str, account: str | None = None) -> bool:
+    return bool(settings_store.get_values([_endpoint_key(url, account)]))
 
 
 def disabled_endpoints() -> list[DisabledEndpoint]:
@@ -144,13 +204,23 @@ def update_settings(request: SettingsUpdate) -> SettingsUpdated:
     return SettingsUpdated(updated=updated, settings=settings_out(), webhookSecret=generated)
 
 
-def apply_account_override(stored: StoredAccount, request: AccountUpdate) -> None:
-    """Copy ``webhooks``/``webhookEvents`` of an account update onto the stored account."""
+def apply_account_override(stored: StoredAccount, request: AccountUpdate) -> str | None:
+    """Copy ``webhooks``/``webhookEvents`` of an account update onto the stored account.
+
+    The first URL gives the account's endpoint its own secret: returned here, to be shown
+    in this response only. Saving a URL re-enables this account's endpoint (and nothing
+    else); removing it removes the secret."""
     given = request.model_fields_set
+    generated: str | None = None
     if "webhooks" in given:
         stored.webhooks = checked_url(request.webhooks, "webhooks") if request.webhooks else None
-        if stored.webhooks:
-            enable_endpoint(stored.webhooks)
-            ensure_secret()
+        if stored.webhooks is None:
+            stored.sealed_webhook_secret = None
+        else:
+            enable_endpoint(stored.webhooks, account=stored.account)
+            if stored.sealed_webhook_secret is None:
+                generated = generate_secret()
+                stored.sealed_webhook_secret = seal_secret(generated, _account_context(stored.account))
     if "webhookEvents" in given:
         stored.webhook_events = list(request.webhookEvents) if request.webhookEvents is not None else None
+    return generated

@@ -5,7 +5,8 @@ checked, TLS verifies the user's host name, ``secure: false`` upgrades with STAR
 whenever the server offers it and refuses to authenticate in cleartext otherwise (unless
 ``tls.allowPlaintextAuth``), and every failure is a MailServerError with a stable code.
 A 4xx greeting (``421 too many connections``) is ``ServiceNotAvailable``: a server that
-will take mail later, which the outbox retries.
+will take mail later, which the outbox retries. What the server said is quoted in errors
+only when it was an SMTP reply (never the banner of another service on that port).
 
 Sessions are opened here and reused by :mod:`chalicelib.smtp.pool`; a message
 transaction on a session is :mod:`chalicelib.smtp.delivery`.
@@ -32,6 +33,7 @@ from chalicelib.security.transport import (
 from chalicelib.settings import get_settings
 
 PROTOCOL = "smtp"
+SMTP_REPLY_CODES = range(200, 600)
 
 
 class _PinnedSocketMixin:
@@ -65,7 +67,16 @@ class _PinnedSMTPSSL(_PinnedSocketMixin, smtplib.SMTP_SSL):
             raise
 
 
-def _reply_text(code: int, message: bytes | str) -> str:
+def _reply_text(code: int, message: bytes | str) -> str | None:
+    """The server's reply as the caller may see it, or None when it was not an SMTP reply.
+
+    smtplib reads any line whose first three characters are not a number as code -1 (an
+    IMAP greeting, ``SSH-2.0-OpenSSH_9.2``, ``HTTP/1.1 400 Bad Request``). Host and port
+    are the caller's choice, so another service's banner is never quoted back: only
+    replies with an SMTP code (2yz-5yz, RFC 5321 section 4.2) are.
+    """
+    if not SMTP_REPLY_CODES.start <= code < SMTP_REPLY_CODES.stop:
+        return None
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
     return f"{code} {text}".strip()
 
@@ -95,6 +106,7 @@ def connect(server: MailServer, password: str) -> smtplib.SMTP:
             # smtplib reports a greeting that is not "220 ..." (an IMAP or HTTP server) as code -1.
             raise MailServerError(f"{where} did not greet as an SMTP server", code="NoSMTPGreeting",
                                   protocol=PROTOCOL, server_response=_reply_text(code, banner))
+        assert client.sock is not None, "connect() returned, so the socket is open"
         client.sock.settimeout(settings.command_timeout_seconds)
         client.ehlo()
         if not server.secure:

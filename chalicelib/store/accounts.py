@@ -36,6 +36,7 @@ class StoredAccount:
     # -- webhooks: per-account override (None: use the global settings) --
     webhooks: str | None = None
     webhook_events: list[str] | None = None
+    sealed_webhook_secret: str | None = None  # the override endpoint's own signing secrets
 
 
 def _from_item(item: AccountItem) -> StoredAccount:
@@ -43,7 +44,8 @@ def _from_item(item: AccountItem) -> StoredAccount:
                          imap=item.imap, smtp=item.smtp, sealed_secrets=item.sealed_secrets,
                          created_at=item.created_at, updated_at=item.updated_at, version=item.version,
                          webhooks=item.webhooks,
-                         webhook_events=list(item.webhook_events) if item.webhook_events is not None else None)
+                         webhook_events=list(item.webhook_events) if item.webhook_events is not None else None,
+                         sealed_webhook_secret=item.sealed_webhook_secret)
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -56,7 +58,8 @@ def insert_account(account: StoredAccount) -> StoredAccount:
     item = AccountItem(account.account, name=account.name, email=account.email, state=account.state,
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
                        created_at=account.created_at, updated_at=account.updated_at,
-                       webhooks=account.webhooks, webhook_events=account.webhook_events)
+                       webhooks=account.webhooks, webhook_events=account.webhook_events,
+                       sealed_webhook_secret=account.sealed_webhook_secret)
     try:
         # VersionAttribute makes a first save conditional on the item not existing.
         item.save()
@@ -96,7 +99,8 @@ def replace_account(account: StoredAccount) -> StoredAccount:
     item = AccountItem(account.account, name=account.name, email=account.email, state=account.state,
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
                        created_at=account.created_at, updated_at=datetime.now(UTC),
-                       webhooks=account.webhooks, webhook_events=account.webhook_events)
+                       webhooks=account.webhooks, webhook_events=account.webhook_events,
+                       sealed_webhook_secret=account.sealed_webhook_secret)
     item.version = account.version
     try:
         item.save()

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from pynamodb.attributes import BinaryAttribute, BooleanAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, TransactWriteError
+from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -62,7 +64,7 @@ class CheckpointItem(Model):
     initialized = BooleanAttribute(null=True)
 
 
-Operation = tuple[str, "CheckpointItem", object]  # ("save" | "delete", item, condition)
+Operation = tuple[Literal["save", "delete"], "CheckpointItem", Condition]
 
 
 class CheckpointConflictError(Exception):
@@ -98,7 +100,7 @@ def load_checkpoints(account: str) -> AccountCheckpoints:
     return result
 
 
-def _condition(revision: int | None, epoch: int) -> object:
+def _condition(revision: int | None, epoch: int) -> Condition:
     fenced = CheckpointItem.epoch.does_not_exist() | (CheckpointItem.epoch <= epoch)
     if revision is None:  # the account marker: only fenced
         return fenced
@@ -163,7 +165,7 @@ def _write_transaction(operations: list[Operation]) -> None:
         raise
 
 
-def _write_one(kind: str, item: CheckpointItem, condition: object) -> None:
+def _write_one(kind: Literal["save", "delete"], item: CheckpointItem, condition: Condition) -> None:
     try:
         if kind == "save":
             item.save(condition=condition)

@@ -45,6 +45,7 @@ from typing import Any
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import PynamoDBException
+from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -284,17 +285,17 @@ def query_deliveries(query: DeliveryQuery, page_size: int, cursor: str | None = 
     """One page of log items in detection order and the cursor of the next page (None: no more)."""
     state = _decode_cursor(cursor) if cursor else {}
     range_condition = DeliveryItem.sort_key.between(sort_key_prefix(query.since), sort_key_prefix(query.until))
-    filters = None
+    filters: Condition | None = None
     for attribute, wanted in ((DeliveryItem.status, query.status), (DeliveryItem.event, query.event)):
         if wanted is not None:
             filters = attribute == wanted if filters is None else filters & (attribute == wanted)
-    common = {"filter_condition": filters, "scan_index_forward": not query.newest_first}
     found: list[StoredDelivery] = []
     if query.account is not None:
         if "day" in state:
             raise InvalidCursorError("the cursor belongs to a query without an account")
         results = DeliveryItem.by_account.query(query.account, range_condition, limit=page_size,
-                                                last_evaluated_key=state.get("key"), **common)
+                                                last_evaluated_key=state.get("key"), filter_condition=filters,
+                                                scan_index_forward=not query.newest_first)
         found = [_from_item(item) for item in results]
         key = results.last_evaluated_key
         return found, _encode_cursor({"key": key}) if key else None
@@ -306,7 +307,7 @@ def query_deliveries(query: DeliveryQuery, page_size: int, cursor: str | None = 
         day = days[position]
         results = DeliveryItem.by_day.query(day, range_condition, limit=page_size - len(found),
                                             last_evaluated_key=state.get("key") if position == start else None,
-                                            **common)
+                                            filter_condition=filters, scan_index_forward=not query.newest_first)
         found.extend(_from_item(item) for item in results)
         if len(found) >= page_size:
             key = results.last_evaluated_key

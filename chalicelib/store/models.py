@@ -43,7 +43,10 @@ class AccountItem(Model):
     version = VersionAttribute()
     # -- webhooks: per-account override of the global webhook URL and event filter --
     webhooks = UnicodeAttribute(null=True)
-    webhook_events = ListAttribute(of=UnicodeAttribute, null=True, attr_name="webhookEvents")
+    # pynamodb types ListAttribute's `of` as the element's Python type, which only a MapAttribute matches.
+    webhook_events = ListAttribute[str](of=UnicodeAttribute, null=True, attr_name="webhookEvents")  # type: ignore[arg-type]
+    # Sealed signing secrets of the override endpoint (its own, never the global one's).
+    sealed_webhook_secret = UnicodeAttribute(null=True, attr_name="sealedWebhookSecret")
 
 
 class TokenItem(Model):
@@ -54,6 +57,7 @@ class TokenItem(Model):
     id = UnicodeAttribute(hash_key=True)
     token_sha256 = UnicodeAttribute()
     description = UnicodeAttribute()
-    scopes = ListAttribute(of=UnicodeAttribute)
+    # pynamodb types ListAttribute's `of` as the element's Python type, which only a MapAttribute matches.
+    scopes = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
     account = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()

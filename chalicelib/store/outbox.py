@@ -78,8 +78,9 @@ class OutboxItem(Model):
     message_id = UnicodeAttribute(attr_name="messageId")
     subject = UnicodeAttribute(null=True)
     mail_from = UnicodeAttribute(attr_name="mailFrom")
-    recipients = ListAttribute(of=UnicodeAttribute)
-    pending = ListAttribute(of=UnicodeAttribute)
+    # pynamodb types ListAttribute's `of` as the element's Python type, which only a MapAttribute matches.
+    recipients = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
+    pending = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
     smtputf8 = BooleanAttribute(default=False)
     send_at = UTCDateTimeAttribute(null=True, attr_name="sendAt")
     next_attempt_at = UTCDateTimeAttribute(attr_name="nextAttemptAt")

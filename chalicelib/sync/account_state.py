@@ -23,12 +23,13 @@ watcher leaves such accounts alone and never writes that state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final, Literal
 
-from chalicelib.events.model import Event, event_id
+from chalicelib.events.model import Event, EventType, event_id
 
-CONNECTED = "connected"
-AUTHENTICATION_ERROR = "authenticationError"
-CONNECT_ERROR = "connectError"
+CONNECTED: Final = "connected"
+AUTHENTICATION_ERROR: Final = "authenticationError"
+CONNECT_ERROR: Final = "connectError"
 DISABLED = "disabled"
 WATCHABLE_STATES = frozenset({"new", CONNECTED, AUTHENTICATION_ERROR, CONNECT_ERROR})
 
@@ -43,7 +44,7 @@ class LoginOutcome:
     response: str | None = None  # the server's text or our description; never a secret
 
     @property
-    def state(self) -> str:
+    def state(self) -> Literal["connected", "authenticationError", "connectError"]:
         if self.ok:
             return CONNECTED
         return AUTHENTICATION_ERROR if self.code == "AuthenticationFailed" else CONNECT_ERROR
@@ -54,13 +55,13 @@ def transition_event(account: str, previous_state: str, version: int | None, out
     state = outcome.state
     if state == previous_state:
         return None
-    if outcome.ok:
+    kind: EventType
+    if state == CONNECTED:
         kind, data = "authenticationSuccess", {"user": outcome.user}
     else:
         kind = state
         data = {"response": outcome.response or "", "serverResponseCode": outcome.code or "Unknown"}
-    return Event(id=event_id(account, kind, previous_state, version), account=account, event=kind,  # type: ignore[arg-type]
-                 data=data)
+    return Event(id=event_id(account, kind, previous_state, version), account=account, event=kind, data=data)
 
 
 def initialized_event(account: str) -> Event:

@@ -58,6 +58,7 @@ class PassPlan:
         """``snapshot`` as this pass may show it: without the deferred UIDs, capped."""
         if not self.partial:
             return snapshot
+        assert self.uidnext is not None  # a partial pass stops at its first deferred UID
         deferred = self.deferred
         return replace(
             snapshot,

@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.events.model import Event, event_id
+from chalicelib.events.model import Event, EventType, event_id
 from chalicelib.services.message_ids import MessageRef, encode_message_id
 from chalicelib.sync.checkpoint import SESSION_FLAGS, MailboxCheckpoint, MessageState, group_by_name
 from chalicelib.sync.uidset import EMPTY, UidSet
@@ -99,9 +99,9 @@ def _baseline(snapshot: MailboxSnapshot, revision: int) -> MailboxCheckpoint:
         revision=revision)
 
 
-def _event(account: str, kind: str, path: str, special_use: str | None, data: dict[str, Any],
+def _event(account: str, kind: EventType, path: str, special_use: str | None, data: dict[str, Any],
            *identity: object) -> Event:
-    return Event(id=event_id(account, path, kind, *identity), account=account, event=kind,  # type: ignore[arg-type]
+    return Event(id=event_id(account, path, kind, *identity), account=account, event=kind,
                  path=path, specialUse=special_use, data=data)
 
 
@@ -203,14 +203,14 @@ def apply_events(states: dict[int, MessageState], events: list[Event]) -> dict[i
     """Replay message events on a uid -> state map (what a consumer mirroring the mailbox does)."""
     result = dict(states)
     for event in events:
-        uid = event.data.get("uid")
         if event.event == "messageDeleted":
-            result.pop(uid, None)
+            result.pop(event.data["uid"], None)
         elif event.event == "messageNew":
             labels = event.data.get("labels")
-            result[uid] = MessageState(flags=frozenset(event.data.get("flags", ())),
+            result[event.data["uid"]] = MessageState(flags=frozenset(event.data.get("flags", ())),
                                        labels=frozenset(labels) if labels is not None else None)
         elif event.event == "messageUpdated":
+            uid = event.data["uid"]
             state = result[uid]
             changes = event.data["changes"]
             flags = frozenset(changes["flags"]["value"]) if "flags" in changes else state.flags

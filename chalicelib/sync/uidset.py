@@ -38,17 +38,17 @@ def _normalise(ranges: Iterable[Range]) -> tuple[Range, ...]:
 
 
 def _runs(uids: Iterable[int]) -> Iterator[Range]:
-    start = previous = None
-    for uid in sorted(set(uids)):
-        if start is None:
-            start = previous = uid
-        elif uid == previous + 1:
+    ordered = sorted(set(uids))
+    if not ordered:
+        return
+    start = previous = ordered[0]
+    for uid in ordered[1:]:
+        if uid == previous + 1:
             previous = uid
         else:
             yield (start, previous)
             start = previous = uid
-    if start is not None:
-        yield (start, previous)
+    yield (start, previous)
 
 
 def write_varint(out: bytearray, value: int) -> None:

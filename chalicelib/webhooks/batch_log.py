@@ -13,11 +13,14 @@ already folded the earlier passes into it.
 Failure modes: :meth:`load` raises what DynamoDB raises; :meth:`flush` raises
 :class:`~chalicelib.store.deliveries.DeliveryLogError`, after which
 :attr:`unwritten_message_ids` names the records whose outcome is not in the log (the
-consumer keeps them in the queue). One instance per batch, used by one thread.
+consumer keeps them in the queue). One instance per batch, shared by the threads that
+work through the batch's message groups (a lock guards the view; groups never share an
+event id, since an event's group is its account).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -30,6 +33,7 @@ class BatchLog:
         self._entries = dict(entries)
         self._changed: dict[str, StoredDelivery] = {}
         self._writers: list[str] = []
+        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, event_ids: Iterable[str]) -> BatchLog:
@@ -37,13 +41,15 @@ class BatchLog:
 
     def get(self, event_id: str) -> StoredDelivery | None:
         """The event's entry as of now in this batch (None: the log has never seen it)."""
-        return self._entries.get(event_id)
+        with self._lock:
+            return self._entries.get(event_id)
 
     def record(self, message_id: str, logged: LoggedEvent, outcome: DeliveryOutcome, now: datetime) -> None:
         """Fold one pass's outcome into the view; written by :meth:`flush`."""
-        entry = deliveries.apply_outcome(self._entries.get(logged.event_id), logged, outcome, now)
-        self._entries[logged.event_id] = self._changed[logged.event_id] = entry
-        self._writers.append(message_id)
+        with self._lock:
+            entry = deliveries.apply_outcome(self._entries.get(logged.event_id), logged, outcome, now)
+            self._entries[logged.event_id] = self._changed[logged.event_id] = entry
+            self._writers.append(message_id)
 
     @property
     def unwritten_message_ids(self) -> tuple[str, ...]:

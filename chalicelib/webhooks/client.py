@@ -6,7 +6,8 @@ a connection is opened):
     save:    syntax (http/https, a host, no fragment) -> resolve -> netguard policy
     connect: resolve again -> netguard policy -> connect to a *checked* address
              -> TLS with SNI and certificate check for the URL's host name (https)
-    request: POST, no redirects followed, no retries inside the client, a time budget
+    request: POST, no redirects followed, no retries inside the client, one time budget for
+             the whole attempt (connect + TLS + send + status line + headers + body)
 
 Why resolve twice: a name that was public when saved may point at 169.254.169.254
 tomorrow (DNS rebinding). Connections are opened by :class:`_GuardedConnection`, which
@@ -16,8 +17,9 @@ at that moment; keep-alive reuses such a connection, never a re-resolved one.
 Failure modes are values, not exceptions: :func:`post_webhook` returns a :class:`PostResult`
 with ``status_code`` (any HTTP answer, including 3xx: a redirect is reported, not
 followed) or an ``error_code``: ``HostNotFound``, ``HostNotAllowed``, ``ConnectionRefused``,
-``ConnectionTimeout``, ``Timeout`` (no answer within the budget), ``TLSError``,
-``ConnectError``. Error texts name host and port, never the URL's path or query (which may
+``ConnectionTimeout``, ``Timeout`` (the attempt did not complete within the budget,
+however slowly the receiver kept sending: see :mod:`chalicelib.webhooks.deadline`),
+``TLSError``, ``ConnectError``. Error texts name host and port, never the URL's path or query (which may
 carry a token).
 """
 
@@ -26,9 +28,11 @@ from __future__ import annotations
 import email.utils
 import functools
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
@@ -45,6 +49,7 @@ from urllib3.exceptions import (
 
 from chalicelib.security.netguard import HostNotAllowedError, HostNotFoundError, resolve_allowed
 from chalicelib.security.transport import connect_checked
+from chalicelib.webhooks.deadline import Deadline, close_watched
 
 USER_AGENT = "imapless-webhooks/1"
 MAX_URL_LENGTH = 2048
@@ -85,11 +90,33 @@ class _PolicyRefusedError(NewConnectionError):
         self.reason = message
 
 
+_attempt = threading.local()  # .deadline: the Deadline of the attempt this thread is making
+
+
+def _watch(sock: socket.socket | None) -> None:
+    deadline: Deadline | None = getattr(_attempt, "deadline", None)
+    if deadline is not None and sock is not None:
+        deadline.watch(sock)
+
+
 class _GuardedConnection:
-    """Mixin for urllib3 connections: resolve and check at connect time, connect to that address."""
+    """Mixin for urllib3 connections: resolve and check at connect time, connect to that address;
+    the attempt's deadline watches the connection (new or reused) while it is used."""
+
+    _watched_sock: socket.socket | None = None  # a dup of the socket, for the deadline's shutdown
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self._watched_sock)  # a reused keep-alive connection
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+    def close(self) -> None:
+        super().close()  # type: ignore[misc]
+        if self._watched_sock is not None:
+            close_watched(self._watched_sock)
+            self._watched_sock = None
 
     def _new_conn(self) -> socket.socket:
-        conn: HTTPConnection = self  # type: ignore[assignment]
+        conn: HTTPConnection = self  # type: ignore[assignment]  # a mixin: only ever part of an HTTPConnection
         try:
             addresses = resolve_allowed(conn._dns_host, conn.port)  # urllib3 keeps the name to resolve here
         except HostNotFoundError as exc:
@@ -97,6 +124,9 @@ class _GuardedConnection:
         except HostNotAllowedError as exc:
             raise _PolicyRefusedError(conn, str(exc), "HostNotAllowed") from None
         timeout = conn.timeout if isinstance(conn.timeout, int | float) else None
+        deadline: Deadline | None = getattr(_attempt, "deadline", None)
+        if deadline is not None:
+            timeout = min(timeout, deadline.remaining()) if timeout is not None else deadline.remaining()
         try:
             sock = connect_checked(addresses, conn.port, timeout)
         except TimeoutError as exc:
@@ -105,6 +135,11 @@ class _GuardedConnection:
             raise NewConnectionError(conn, f"could not connect to {conn.host}:{conn.port}: {exc}") from exc
         for level, option, value in conn.socket_options or ():
             sock.setsockopt(level, option, value)
+        # TLS detaches ``sock`` when it wraps it; the dup stays usable for the deadline's shutdown.
+        if self._watched_sock is not None:
+            close_watched(self._watched_sock)
+        self._watched_sock = sock.dup()
+        _watch(self._watched_sock)
         return sock
 
 
@@ -218,6 +253,11 @@ def _classify(exc: BaseException, url: str, timeout: float, started: float) -> P
     return _failure("ConnectError", f"request to {where} failed: {type(exc).__name__}", started)
 
 
+def _overran(url: str, timeout: float, started: float) -> PostResult:
+    return _failure("Timeout", f"{_where(url)} did not complete the request within {timeout:g} s "
+                               "(connect, send and the whole answer)", started)
+
+
 def _drain(response: urllib3.BaseHTTPResponse) -> None:
     """Read what is left of a short answer so the connection can be reused; drop long ones."""
     drained = 0
@@ -228,16 +268,12 @@ def _drain(response: urllib3.BaseHTTPResponse) -> None:
             return
 
 
-def post_webhook(url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
-    """POST ``body`` once; report the answer or why there was none (never raises for I/O)."""
-    started = time.monotonic()
-    all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
-    try:
-        response = get_pool_manager().request(
-            "POST", url, body=body, headers=all_headers, redirect=False, retries=False,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=False)
-    except (HTTPError, OSError) as exc:
-        return _classify(exc, url, timeout, started)
+def _exchange(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[urllib3.BaseHTTPResponse,
+                                                                                       bytes]:
+    """The answer and the start of its body; raises what urllib3 raises before the status line."""
+    response = get_pool_manager().request(
+        "POST", url, body=body, headers=headers, redirect=False, retries=False,
+        timeout=urllib3.Timeout(connect=timeout, read=timeout), preload_content=False)
     excerpt = b""
     try:
         excerpt = response.read(RESPONSE_EXCERPT_BYTES)
@@ -246,6 +282,26 @@ def post_webhook(url: str, body: bytes, headers: dict[str, str], timeout: float)
         pass  # urllib3 closed the connection; the status line and headers already arrived
     finally:
         response.release_conn()
+    return response, excerpt
+
+
+def post_webhook(url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
+    """POST ``body`` once, within ``timeout`` seconds in all; report the answer or why there
+    was none (never raises for I/O)."""
+    started = time.monotonic()
+    all_headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
+    with Deadline(timeout) as deadline:
+        _attempt.deadline = deadline  # the connection used for this request registers with it
+        try:
+            response, excerpt = _exchange(url, body, all_headers, timeout)
+        except (HTTPError, OSError) as exc:
+            return _overran(url, timeout, started) if deadline.expired else _classify(exc, url, timeout, started)
+        finally:
+            _attempt.deadline = None
+    if deadline.expired:
+        # The answer was still arriving when the budget ran out: the receiver held this
+        # consumer for the whole budget, and a half-read answer is no answer.
+        return _overran(url, timeout, started)
     retry_after = parse_retry_after(response.headers.get("Retry-After"))
     return PostResult(status_code=response.status, duration_ms=(time.monotonic() - started) * 1000,
                       retry_after_seconds=retry_after,

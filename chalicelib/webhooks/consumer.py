@@ -5,13 +5,24 @@
 its own ReceiveMessage calls, so both run exactly this code.
 
 One invocation = one batch of at most 10 records of the FIFO queue, possibly from several
-message groups (accounts)::
+message groups (accounts). Each group is worked through in order on its own thread, all
+groups at once, so one account's slow receiver delays nobody else::
 
-    Powertools SqsFifoPartialProcessor(skip_group_on_error=True)
-      A1 ok   A2 retry(hidden 5 s)   A3 skipped   B1 ok   B2 ok
-      -> batchItemFailures = [A2, A3]             (A1, B1, B2 are deleted by Lambda)
+    batch  A1 A2 B1 A3 B2 C1           groups, in parallel (one thread each):
+                                         A: A1 ok   A2 retry(hidden 5 s)   A3 skipped
+                                         B: B1 ok   B2 ok
+                                         C: C1 ok   (C1 waited for nobody)
+      -> batchItemFailures = [A2, A3]   (A1, B1, B2, C1 are deleted by Lambda)
       -> A3 released (visibility 0) now; the group stays locked by A2 until A2 is back,
-         then A2 is received first, A3 after it: order kept, B never waited for A.
+         then A2 is received first, A3 after it: order kept.
+
+A group stops at its first record that does not finish (the rest of the group is reported
+failed and released, as above), and starts no new attempt once it has worked for one
+attempt budget (``IMAPLESS_WEBHOOK_TIMEOUT_SECONDS``): its remaining records are handed
+back unattempted and come first in the next batch. So a batch takes at most about two
+attempt budgets whatever its receivers do, and an account whose receiver answers just
+inside the budget does not push the batch past the consumer's timeout (which would
+redeliver everything, late and twice).
 
 The AWS work of a batch is batched too: the delivery-log items of all its event ids are
 read with one consistent BatchGetItem before the first record, and every outcome is
@@ -21,8 +32,8 @@ changes and dead-letter sends stay per record, in the loop: they are rare, and e
 happen before its record can be deleted.
 
 Records a delivery pass deferred already have their visibility set (the retry time);
-records the processor skipped behind them are released here, otherwise they would keep
-the whole group locked until the queue's visibility timeout. A record whose handler
+records skipped behind them (or handed back at the group budget) are released here,
+otherwise they would keep the whole group locked until the queue's visibility timeout. A record whose handler
 failed unexpectedly (a DynamoDB error, a bug) comes back after ``UNEXPECTED_RETRY_SECONDS``;
 the queue's redrive policy ends a record that fails that way every time.
 
@@ -42,14 +53,17 @@ event source mapping, which ``chalice package`` does not emit (see docs/webhooks
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.events.model import Event
 from chalicelib.observability import logger
+from chalicelib.settings import get_settings
 from chalicelib.store.deliveries import DeliveryLogError
 from chalicelib.webhooks import queue_ops, targets
 from chalicelib.webhooks.batch_log import BatchLog
@@ -67,6 +81,67 @@ def _fail_records(records: Iterable[dict[str, Any]], already_hidden: set[str]) -
     return [{"itemIdentifier": record["messageId"]} for record in records]
 
 
+@dataclass
+class _GroupOutcome:
+    failed: list[str] = field(default_factory=list)  # message ids reported back to SQS
+    hidden: set[str] = field(default_factory=set)  # of those, the ones whose visibility is already set
+
+
+def _message_groups(prepared: dict[str, tuple[QueuedMessage, Event | None]]) -> list[list[QueuedMessage]]:
+    """The batch's messages by message group, each group in queue order."""
+    groups: dict[str, list[QueuedMessage]] = {}
+    for message, _ in prepared.values():
+        groups.setdefault(message.group_id or message.message_id, []).append(message)
+    return list(groups.values())
+
+
+def _run_group(group: list[QueuedMessage], prepared: dict[str, tuple[QueuedMessage, Event | None]], log: BatchLog,
+               budget_seconds: float) -> _GroupOutcome:
+    """Process one group's records in order; stop at the first that does not finish, or once
+    the group has used its budget (the rest is handed back unattempted)."""
+    outcome = _GroupOutcome()
+    started = time.monotonic()
+    for index, message in enumerate(group):
+        if index and time.monotonic() - started >= budget_seconds:
+            outcome.failed += [later.message_id for later in group[index:]]
+            return outcome
+        try:
+            process_message(message, prepared[message.message_id][1], log)
+            continue
+        except DeliveryDeferredError:
+            outcome.hidden.add(message.message_id)  # until its next attempt
+        except Exception:  # noqa: BLE001 - a DynamoDB error or a bug retries this record, not the batch
+            logger.exception("webhook record failed; retrying soon", extra={"messageId": message.message_id})
+            if _hide(message, UNEXPECTED_RETRY_SECONDS):
+                outcome.hidden.add(message.message_id)
+        outcome.failed += [later.message_id for later in group[index:]]
+        return outcome
+    return outcome
+
+
+def _hide(message: QueuedMessage, seconds: int) -> bool:
+    try:
+        queue_ops.change_visibility(message.receipt_handle, seconds)
+    except Exception:  # noqa: BLE001 - not hidden: it is released with the rest and comes back at once
+        logger.exception("could not hide a failed record", extra={"messageId": message.message_id})
+        return False
+    return True
+
+
+def _run_groups(groups: list[list[QueuedMessage]], prepared: dict[str, tuple[QueuedMessage, Event | None]],
+                log: BatchLog) -> _GroupOutcome:
+    budget = get_settings().webhook_timeout_seconds
+    if len(groups) == 1:
+        return _run_group(groups[0], prepared, log, budget)
+    with ThreadPoolExecutor(max_workers=min(len(groups), BATCH_SIZE), thread_name_prefix="deliver-group") as pool:
+        outcomes = list(pool.map(lambda group: _run_group(group, prepared, log, budget), groups))
+    merged = _GroupOutcome()
+    for outcome in outcomes:
+        merged.failed += outcome.failed
+        merged.hidden |= outcome.hidden
+    return merged
+
+
 def handle_sqs_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """Process one Lambda-shaped SQS batch; returns the partial batch response."""
     records = event.get("Records", [])
@@ -82,27 +157,9 @@ def handle_sqs_event(event: dict[str, Any], context: Any = None) -> dict[str, An
         logger.exception("delivery log unreadable; the batch is retried soon")
         return {"batchItemFailures": _fail_records(records, set())}
 
-    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
-    processor.raise_on_entire_batch_failure = False
-    visibility_set: set[str] = set()
-
-    def handle_record(record: SQSRecord) -> str:
-        message, parsed = prepared[record.message_id]
-        try:
-            return process_message(message, parsed, log)
-        except DeliveryDeferredError:
-            visibility_set.add(message.message_id)
-            raise
-        except Exception:
-            logger.exception("webhook record failed; retrying soon", extra={"messageId": message.message_id})
-            queue_ops.change_visibility(message.receipt_handle, UNEXPECTED_RETRY_SECONDS)
-            visibility_set.add(message.message_id)
-            raise
-
-    response = dict(process_partial_response(event=event, record_handler=handle_record, processor=processor,
-                                             context=context))
-    failures: list[dict[str, str]] = list(response.get("batchItemFailures", []))
-    failed = {failure["itemIdentifier"] for failure in failures}
+    outcome = _run_groups(_message_groups(prepared), prepared, log)
+    failures = [{"itemIdentifier": message_id} for message_id in outcome.failed]
+    failed, visibility_set = set(outcome.failed), set(outcome.hidden)
     try:
         log.flush()
     except DeliveryLogError:
@@ -116,8 +173,7 @@ def handle_sqs_event(event: dict[str, Any], context: Any = None) -> dict[str, An
                if record["messageId"] in failed and record["messageId"] not in visibility_set]
     if skipped:
         queue_ops.release(skipped)
-    response["batchItemFailures"] = failures
-    return response
+    return {"batchItemFailures": failures}
 
 
 def deliver_webhooks(event: Any) -> dict[str, Any]:

@@ -7,13 +7,13 @@
        v
     target (settings + account override) -- not sent? --> log "skipped" (replayable later)
        v
-    receive count 1:  sign (Standard Webhooks) -> POST once                        (direct)
+    receive count 1:  sign (Standard Webhooks, the endpoint's own secrets) -> POST once                        (direct)
     receive count >1: the same inside a Powertools idempotent attempt (key = event id + run;
                       INPROGRESS lock, record kept 14 days) ---- already delivered -> done
        v
     policy.decide:  2xx -> log delivered
                     retry -> log pending + next attempt; hide until then   (record stays)
-                    give up / 410 -> DLQ, log failed (410 also disables the URL)
+                    give up / 410 -> DLQ, log failed (410 also disables that endpoint)
 
 Every outcome goes into the batch's :class:`~chalicelib.webhooks.batch_log.BatchLog`
 (read with one BatchGetItem before the first record, written with one BatchWriteItem
@@ -120,8 +120,9 @@ class _AttemptBudget:
         return self._millis
 
 
-def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, key: bytes, nonce: str) -> dict[str, Any]:
-    headers = signed_headers(key, attempt["eventId"], body)
+def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, keys: tuple[bytes, ...],
+                 nonce: str) -> dict[str, Any]:
+    headers = signed_headers(keys, attempt["eventId"], body)
     result = post_webhook(url, body, headers, get_settings().webhook_timeout_seconds)
     record_webhook_attempt(result.succeeded)
     if not result.succeeded:
@@ -134,8 +135,13 @@ def _idempotent_post() -> Any:
     settings = get_settings()
     config = IdempotencyConfig(event_key_jmespath="[eventId, runId]", raise_on_no_idempotency_key=True,
                                expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
-    config.register_lambda_context(_AttemptBudget(2 * settings.webhook_timeout_seconds + 5))
+    # Powertools annotates the concrete LambdaContext class, of which it only calls
+    # get_remaining_time_in_millis(): the budget is duck-typed to that one method.
+    config.register_lambda_context(_AttemptBudget(2 * settings.webhook_timeout_seconds + 5))  # type: ignore[arg-type]
     persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"))
+    # Configured here, before any thread uses it: Powertools marks the layer configured
+    # before it finishes configuring it, and a batch's accounts are delivered in parallel.
+    persistence.configure(config, key_prefix="webhook-delivery")
     return idempotent_function(data_keyword_argument="attempt", persistence_store=persistence, config=config,
                                key_prefix="webhook-delivery")(_post_signed)
 
@@ -204,17 +210,19 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog) 
         log.record(message.message_id, logged, DeliveryOutcome(status="skipped", run_id=message.run_id,
                                                                attempted=False, reason=skip_reason), now)
         return "skipped"
-    assert target.url is not None and target.key is not None  # skip_reason covers both
-    return _attempt(message, event, logged, target.url, target.key, log)
+    return _attempt(message, event, logged, target, log)
 
 
-def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, url: str, key: bytes, log: BatchLog) -> str:
+def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: targets.WebhookTarget,
+             log: BatchLog) -> str:
+    url, endpoint_secrets = target.url, target.secrets
+    assert url is not None and endpoint_secrets is not None  # skip_reason covers both
     nonce = secrets.token_hex(8)
     # A first receive cannot overlap another pass (see the module docstring): no lock needed.
     post = _post_signed if message.receive_count == 1 else _idempotent_post()
     try:
         answer = post(attempt={"eventId": event.id, "runId": message.run_id}, url=url, body=message.body.encode(),
-                      key=key, nonce=nonce)
+                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce)
         result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
         attempted = answer["nonce"] == nonce
     except _AttemptFailedError as failure:
@@ -241,8 +249,9 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, url: str
     reason = "retriesExhausted"
     if decision.verdict is policy.Verdict.DISABLE_ENDPOINT:
         reason = "endpointGone"
-        webhook_settings.disable_endpoint(url, result.status_code, "the receiver answered 410 Gone")
-        targets.forget_endpoint(url)
+        webhook_settings.disable_endpoint(url, result.status_code, "the receiver answered 410 Gone",
+                                          account=target.owner)
+        targets.forget_endpoint(url, target.owner)
         logger.warning("webhook endpoint disabled after 410 Gone", extra={"account": event.account})
     _dead_letter(message, event, reason, result)
     record(outcome(status="failed", reason=reason))

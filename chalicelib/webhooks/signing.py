@@ -4,10 +4,22 @@ Every webhook request carries::
 
     webhook-id:        the event id (the same on every retry and replay: receivers dedupe on it)
     webhook-timestamp: Unix seconds of this attempt (receivers reject stale ones: replay guard)
-    webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")> [v1,<...> ...]
 
 The key is the base64-decoded part of the secret ``whsec_<base64>``. Any Standard Webhooks
 library (or the stdlib snippet in docs/webhooks.md) verifies our requests.
+
+Every endpoint has its own secrets (:class:`EndpointSecrets`): the current one and, for a
+while after a rotation, the one it replaced. During that overlap every request carries
+both signatures, space-separated, so a receiver that still verifies with the old secret
+and one that already has the new one both accept it::
+
+    rotate at T:  current = new, previous = old until T + overlap (24 h by default)
+    sign at t:    t < T + overlap:  "v1,<sig new> v1,<sig old>"
+                  later:            "v1,<sig new>"
+
+Stored (sealed) as the bare secret when there is no previous one, which is also the form
+a secret had before rotation existed, else as JSON (:meth:`EndpointSecrets.to_text`).
 
 Invariants: the secret and the key never leave this module except as the HMAC; nothing
 here logs. A secret that is not ``whsec_`` + base64 of 24..64 bytes is refused with a
@@ -20,8 +32,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import secrets
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
 GENERATED_SECRET_BYTES = 32
@@ -52,6 +68,40 @@ def parse_secret(secret: str) -> bytes:
     return key
 
 
+@dataclass(frozen=True)
+class EndpointSecrets:
+    """One endpoint's secrets: ``current``, and ``previous`` while ``now < previous_until``."""
+
+    current: str
+    previous: str | None = None
+    previous_until: datetime | None = None
+
+    def keys(self, now: datetime) -> tuple[bytes, ...]:
+        """The keys to sign with at ``now``: the current one first."""
+        if self.previous is not None and self.previous_until is not None and now < self.previous_until:
+            return parse_secret(self.current), parse_secret(self.previous)
+        return (parse_secret(self.current),)
+
+    def rotated(self, new: str, now: datetime, overlap: timedelta) -> EndpointSecrets:
+        """``new`` becomes current; the current one stays valid for ``overlap`` (an older
+        previous one, from a rotation less than ``overlap`` ago, ends now)."""
+        return EndpointSecrets(current=new, previous=self.current, previous_until=now + overlap)
+
+    def to_text(self) -> str:
+        if self.previous is None or self.previous_until is None:
+            return self.current
+        return json.dumps({"current": self.current, "previous": self.previous,
+                           "previousUntil": self.previous_until.isoformat()})
+
+    @classmethod
+    def from_text(cls, text: str) -> EndpointSecrets:
+        if text.startswith(SECRET_PREFIX):
+            return cls(current=text)
+        stored = json.loads(text)
+        return cls(current=stored["current"], previous=stored["previous"],
+                   previous_until=datetime.fromisoformat(stored["previousUntil"]))
+
+
 def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` value for one request."""
     signed = message_id.encode() + b"." + str(timestamp).encode() + b"." + body
@@ -59,11 +109,13 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
-def signed_headers(key: bytes, message_id: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """The three Standard Webhooks headers for ``body``, timestamped now unless told."""
+def signed_headers(keys: Sequence[bytes], message_id: str, body: bytes,
+                   timestamp: int | None = None) -> dict[str, str]:
+    """The three Standard Webhooks headers for ``body`` (one signature per key), timestamped
+    now unless told."""
     moment = int(time.time()) if timestamp is None else timestamp
     return {
         "webhook-id": message_id,
         "webhook-timestamp": str(moment),
-        "webhook-signature": sign(key, message_id, moment, body),
+        "webhook-signature": " ".join(sign(key, message_id, moment, body) for key in keys),
     }

@@ -2,8 +2,9 @@
 
 A consumer handles hundreds of events per second; reading the settings, the account and
 the secret for each would triple its DynamoDB traffic. :func:`resolve_target` keeps the
-settings, the secret, endpoint states and each account's override (or the fact that the
-account does not exist: events of a deleted account must not cost a read each) for
+settings, the global secrets, endpoint states and each account's override with its own
+secrets (or the fact that the account does not exist: events of a deleted account must
+not cost a read each) for
 ``IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS`` (default 5 s; 0 reads every time), per process
 and shared by its threads. So a change reaches every consumer within that time; a 410
 seen by this process takes effect here at once (:func:`forget_endpoint`).
@@ -11,6 +12,10 @@ seen by this process takes effect here at once (:func:`forget_endpoint`).
 The consumer calls :func:`prefetch_accounts` with the accounts of a whole SQS batch: the
 overrides that are not cached are then read with one BatchGetItem instead of one GetItem
 each (entries loaded together also expire together, so the next refresh is one read too).
+
+An account's override is its own endpoint: signed with the account's own secrets (the
+global ones only for an override saved before overrides had secrets), and disabled by a
+410 on its own (``owner``), whatever URL it shares with others.
 
 Failure modes: a deleted account has no override (its queued events follow the global
 settings); a secret that cannot be opened raises (the record is retried, never sent
@@ -31,6 +36,7 @@ from chalicelib.settings import get_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.ttlcache import TtlCache
+from chalicelib.webhooks.signing import EndpointSecrets
 
 
 @dataclass(frozen=True)
@@ -38,8 +44,9 @@ class WebhookTarget:
     url: str | None
     events: tuple[str, ...]
     enabled: bool
-    key: bytes | None
+    secrets: EndpointSecrets | None
     endpoint_disabled: bool
+    owner: str | None = None  # the account whose own endpoint this is; None: the global endpoint
 
     def skip_reason(self, event_type: str) -> str | None:
         """Why an event of this type is not sent, or None when it is."""
@@ -51,7 +58,7 @@ class WebhookTarget:
             return "eventNotSubscribed"
         if self.endpoint_disabled:
             return "endpointDisabled"
-        if self.key is None:
+        if self.secrets is None:
             return "noWebhookSecret"
         return None
 
@@ -59,13 +66,22 @@ class WebhookTarget:
 _cache = TtlCache[Any](max_entries=4096)
 
 
-def _override_of(stored: StoredAccount | None) -> tuple[str | None, tuple[str, ...] | None]:
+@dataclass(frozen=True)
+class _Override:
+    url: str | None = None
+    events: tuple[str, ...] | None = None
+    secrets: EndpointSecrets | None = None
+
+
+def _override_of(stored: StoredAccount | None) -> _Override:
     if stored is None:
-        return None, None
-    return stored.webhooks, tuple(stored.webhook_events) if stored.webhook_events is not None else None
+        return _Override()
+    return _Override(url=stored.webhooks,
+                     events=tuple(stored.webhook_events) if stored.webhook_events is not None else None,
+                     secrets=webhook_settings.account_secrets(stored) if stored.webhooks else None)
 
 
-def _account_override(account_id: str) -> tuple[str | None, tuple[str, ...] | None]:
+def _account_override(account_id: str) -> _Override:
     try:
         return _override_of(account_store.get_account(account_id))
     except AccountNotFoundError:
@@ -81,7 +97,7 @@ def prefetch_accounts(account_ids: Iterable[str]) -> None:
         return
     batch: dict[str, StoredAccount] | None = None
 
-    def load(account_id: str) -> tuple[str | None, tuple[str, ...] | None]:
+    def load(account_id: str) -> _Override:
         nonlocal batch
         if batch is None:  # the first account not cached reads every account of the batch at once
             batch = account_store.get_accounts(wanted)
@@ -97,19 +113,22 @@ def prefetch_accounts(account_ids: Iterable[str]) -> None:
 def resolve_target(account_id: str, *, use_cache: bool = True) -> WebhookTarget:
     ttl = get_settings().webhook_config_cache_seconds if use_cache else 0.0
     current = _cache.get_or_load("settings", webhook_settings.load_settings, ttl)
-    key = _cache.get_or_load("key", webhook_settings.signing_key, ttl)
-    url_override, events_override = (_cache.get_or_load(("account", account_id), lambda: _account_override(account_id),
-                                                        ttl) if account_id else (None, None))
-    url = url_override or current.url
-    disabled = bool(url) and _cache.get_or_load(("endpoint", url), lambda: webhook_settings.is_endpoint_disabled(url),
-                                                ttl)
-    return WebhookTarget(url=url, events=events_override if events_override is not None else current.events,
-                         enabled=current.enabled, key=key, endpoint_disabled=disabled)
+    override = (_cache.get_or_load(("account", account_id), lambda: _account_override(account_id), ttl)
+                if account_id else _Override())
+    owner = account_id if override.url else None
+    secrets = override.secrets if owner else None
+    if secrets is None:
+        secrets = _cache.get_or_load("secrets", webhook_settings.global_secrets, ttl)
+    url = override.url or current.url
+    disabled = bool(url) and _cache.get_or_load(
+        ("endpoint", url, owner), lambda: webhook_settings.is_endpoint_disabled(url, owner), ttl)
+    return WebhookTarget(url=url, events=override.events if override.events is not None else current.events,
+                         enabled=current.enabled, secrets=secrets, endpoint_disabled=disabled, owner=owner)
 
 
-def forget_endpoint(url: str) -> None:
+def forget_endpoint(url: str, owner: str | None) -> None:
     """This process saw the endpoint's state change: stop using the cached one."""
-    _cache.forget(("endpoint", url))
+    _cache.forget(("endpoint", url, owner))
 
 
 def clear_cache() -> None:

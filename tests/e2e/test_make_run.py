@@ -62,7 +62,6 @@ def test_make_run_serves_the_api_stops_cleanly_and_keeps_its_data(tmp_path, dove
         account = requests.get(f"{base_url}/v1/account/e2e", headers=headers, timeout=10)
         assert account.status_code == 200, account.text
         assert account.json()["email"] == mail_user.email
-        updated = requests.put(f"{base_url}/v1/account/e2e", headers=headers, timeout=30,
-                               json={"imap": {"secure": True, "port": dovecot.imaps_port}})
-        assert updated.status_code == 200, updated.text  # the stored password still decrypts and logs in
+        mailboxes = requests.get(f"{base_url}/v1/account/e2e/mailboxes", headers=headers, timeout=30)
+        assert mailboxes.status_code == 200, mailboxes.text  # the stored password still decrypts and logs in
     assert processes_with_data_dir(data_dir) == []

@@ -173,7 +173,8 @@ class TestFailureCodes:
     def test_server_that_is_not_imap(self, api, dovecot, postfix, mail_user):
         body = expect_failure(register(api, mail_user, imap_settings(dovecot, mail_user, port=postfix.smtp_port)),
                               "NoIMAPCapability")
-        assert body["details"]["serverResponse"]
+        # Another protocol's banner is not quoted back: host and port are the caller's choice.
+        assert "serverResponse" not in body["details"] and "ESMTP" not in json.dumps(body)
 
     def test_server_that_never_answers(self, api, dovecot, mail_user, silent_server):
         expect_failure(register(api, mail_user, imap_settings(dovecot, mail_user, host="127.0.0.1",
@@ -252,9 +253,8 @@ class TestUpdateListDelete:
                           {"name": "Renamed", "imap": {"auth": {"pass": mail_user.password}}})
         assert renamed.status == 200, renamed.body
         assert renamed.json["name"] == "Renamed"
-        # The stored password still works: verification with the saved settings succeeds.
-        moved = api.put(f"/v1/account/{account_id}", {"imap": {"secure": True, "port": dovecot.imaps_port}})
-        assert moved.status == 200, moved.body
+        # The stored password still works: the mail API logs in with the saved settings.
+        assert api.get(f"/v1/account/{account_id}/mailboxes").status == 200
 
     def test_partial_update_keeps_other_fields(self, api, dovecot, mail_user):
         account_id = register(api, mail_user, imap_settings(dovecot, mail_user)).json["account"]

@@ -132,11 +132,15 @@ def test_an_account_override_is_validated_like_the_global_url(webhooks, api):
         api.delete("/v1/account/acc-bad-hook")
 
 
-def test_settings_and_recovery_need_an_admin_token(webhooks, api):
+def test_global_webhook_operations_need_an_admin_token(webhooks, api):
+    # Given an unbound token with the 'api' scope only
     token = api.post("/v1/tokens", {"description": "api only", "scopes": ["api"]}).json["token"]
-    for method, path in (("GET", "/v1/settings"), ("POST", "/v1/settings"), ("POST", "/v1/webhooks/replay"),
-                         ("POST", "/v1/webhooks/test"), ("POST", "/v1/webhooks/replay/evt_x")):
-        response = api.request(method, path, {} if method == "POST" else None, token=token)
+    # Then every operation on the global endpoint or spanning accounts is refused
+    for method, path, body in (("GET", "/v1/settings", None), ("POST", "/v1/settings", {}),
+                               ("POST", "/v1/webhooks/secret/rotate", None),
+                               ("POST", "/v1/webhooks/replay", {"since": "2030-01-01T00:00:00Z"}),
+                               ("POST", "/v1/webhooks/test", {})):
+        response = api.request(method, path, body, token=token)
         assert response.status == 403, (method, path, response.body)
     assert api.get("/v1/settings", token=None).status == 401
 

@@ -35,6 +35,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
     delay_seconds: float = 0.0  # answer this late (past the sender's timeout: a timeout)
+    drip_seconds: float = 0.0  # send the answer (status line, headers, body) one byte every this many seconds
 
 
 @dataclass(frozen=True)
@@ -90,10 +91,22 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(reply.body)))
+            if reply.drip_seconds:
+                self._drip(b"".join(self._headers_buffer) + b"\r\n" + reply.body, reply.drip_seconds)
+                return
             self.end_headers()
             self.wfile.write(reply.body)
         except OSError:
             self.close_connection = True  # the sender gave up (timeout) and closed its end
+            self.server.receiver.record_hangup()
+
+    def _drip(self, answer: bytes, interval: float) -> None:
+        """A slow-loris receiver: every read the sender makes gets one byte, just in time."""
+        self._headers_buffer = []
+        self.close_connection = True
+        for index in range(len(answer)):
+            self.connection.sendall(answer[index:index + 1])
+            time.sleep(interval)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -136,6 +149,7 @@ class WebhookReceiver:
         self._host = host
         self._condition = threading.Condition()
         self._requests: list[ReceivedRequest] = []
+        self._hangups: list[float] = []
         self._scripted: deque[Reply] = deque()
         self.responder: Responder | None = None
         self.default_reply = Reply()
@@ -193,7 +207,18 @@ class WebhookReceiver:
                 return self.responder(request)
             return self._scripted.popleft() if self._scripted else self.default_reply
 
+    def record_hangup(self) -> None:
+        with self._condition:
+            self._hangups.append(time.time())
+            self._condition.notify_all()
+
     # -- observation ------------------------------------------------------------------------
+
+    @property
+    def hangups(self) -> list[float]:
+        """When the sender closed a connection while an answer was still being sent (time.time())."""
+        with self._condition:
+            return list(self._hangups)
 
     @property
     def requests(self) -> list[ReceivedRequest]:

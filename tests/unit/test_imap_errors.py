@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import imaplib
+import socket
 
 import pytest
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientError, LoginError
 
-from chalicelib.imap.errors import error_from_response, error_from_transport, server_text
+from chalicelib.imap.errors import (
+    error_from_response,
+    error_from_transport,
+    is_imap_status_line,
+    refused_greeting,
+    server_text,
+    server_words,
+)
 
 
 def no(command: str, text: str) -> IMAPClientError:
@@ -58,3 +66,65 @@ def test_server_text_strips_the_wrapping_and_dovecot_timing():
 def test_transport_failures(error, spent, status, code):
     mapped = error_from_transport(error, command="UID FETCH", budget_seconds=25, budget_spent=spent)
     assert (mapped.status, mapped.code) == (status, code)
+
+
+# -- what of a server's answer may be quoted back while connecting ----------------------------
+
+
+class _ScriptedGreeting(imaplib.IMAP4):
+    """imaplib reading ``raw`` as everything the server sends (then EOF)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self._raw = raw
+        super().__init__("scripted.test", 143)
+
+    def _create_socket(self, timeout=None):
+        ours, theirs = socket.socketpair()
+        theirs.sendall(self._raw)
+        theirs.close()
+        return ours
+
+
+def greeting_error(raw: bytes) -> imaplib.IMAP4.error:
+    with pytest.raises(imaplib.IMAP4.error) as caught:
+        _ScriptedGreeting(raw)
+    return caught.value
+
+
+@pytest.mark.parametrize(("raw", "quoted"), [
+    (b"* BYE [UNAVAILABLE] Too many connections\r\n", "* BYE [UNAVAILABLE] Too many connections"),
+    (b"* NO Server busy\r\n", "* NO Server busy"),
+    (b"* BAD\r\n", "* BAD"),
+    (b"SSH-2.0-OpenSSH_9.2\r\n", None),
+    (b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", None),
+    (b"220 mx.test ESMTP Postfix\r\n", None),
+    (b"+OK POP3 ready\r\n", None),
+    (b"* HELLO not a status\r\n", None),
+    (b"SSH-2.0-OpenSSH_9.2", None),  # no line end before EOF
+    (b"", None),  # closed at once
+])
+def test_a_refused_greeting_is_quoted_only_when_it_is_imap(raw, quoted):
+    assert refused_greeting(greeting_error(raw)) == quoted
+
+
+@pytest.mark.parametrize(("error", "words"), [
+    # imaplib's LOGIN passes the tagged NO's text through; imapclient wraps it in LoginError
+    (LoginError(str(imaplib.IMAP4.error(b"[AUTHENTICATIONFAILED] Authentication failed."))),
+     "[AUTHENTICATIONFAILED] Authentication failed."),
+    (no("starttls", "[UNAVAILABLE] TLS unavailable"), "[UNAVAILABLE] TLS unavailable"),
+    (imaplib.IMAP4.error("CAPABILITY command error: BAD [b'Error in IMAP command']"), "Error in IMAP command"),
+    # imaplib's own words about a line it could not parse, or about no answer at all
+    (LoginError("unexpected response: b'SSH-2.0-OpenSSH_9.2'"), None),
+    (imaplib.IMAP4.abort("socket error: EOF"), None),
+    (imaplib.IMAP4.error("server not IMAP4 compliant"), None),
+])
+def test_server_words_are_the_servers_answer_never_imaplibs_description(error, words):
+    assert server_words(error) == words
+
+
+@pytest.mark.parametrize(("line", "imap"), [
+    ("* OK [CAPABILITY IMAP4rev1] ready", True), ("* ok ready", True), ("* PREAUTH logged in", True),
+    ("* BYE", True), ("* OKAY", False), ("*OK", False), ("OK ready", False), ("SSH-2.0-OpenSSH_9.2", False),
+])
+def test_imap_status_lines(line, imap):
+    assert is_imap_status_line(line) is imap

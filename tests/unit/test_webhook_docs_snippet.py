@@ -24,14 +24,14 @@ def verify_webhook():
 def test_the_documented_snippet_accepts_our_requests_and_rejects_tampering(verify_webhook):
     secret = generate_secret()
     body = json.dumps({"id": "evt_1", "event": "messageNew", "data": {"subject": "Grüße"}}).encode()
-    headers = signed_headers(parse_secret(secret), "evt_1", body)
+    headers = signed_headers([parse_secret(secret)], "evt_1", body)
 
     assert verify_webhook(secret, headers, body)["data"]["subject"] == "Grüße"
     with pytest.raises(ValueError, match="no valid signature"):
         verify_webhook(secret, headers, body.replace(b"evt_1", b"evt_2"))
     with pytest.raises(ValueError, match="no valid signature"):
         verify_webhook(generate_secret(), headers, body)
-    stale = signed_headers(parse_secret(secret), "evt_1", body, timestamp=int(headers["webhook-timestamp"]) - 3600)
+    stale = signed_headers([parse_secret(secret)], "evt_1", body, timestamp=int(headers["webhook-timestamp"]) - 3600)
     with pytest.raises(ValueError, match="tolerance"):
         verify_webhook(secret, stale, body)
     rotated = {**headers, "webhook-signature": "v1,AAAA " + headers["webhook-signature"]}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.webhooks.signing import generate_secret, parse_secret, sign, signed_headers
+from chalicelib.webhooks.signing import EndpointSecrets, generate_secret, parse_secret, sign, signed_headers
 
 # The test vector published with the Standard Webhooks reference libraries.
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -21,7 +22,7 @@ def test_the_published_vector_is_reproduced_exactly():
 
 
 def test_headers_carry_id_timestamp_and_signature():
-    headers = signed_headers(parse_secret(VECTOR_SECRET), VECTOR_ID, VECTOR_BODY, timestamp=VECTOR_TIMESTAMP)
+    headers = signed_headers([parse_secret(VECTOR_SECRET)], VECTOR_ID, VECTOR_BODY, timestamp=VECTOR_TIMESTAMP)
     assert headers == {"webhook-id": VECTOR_ID, "webhook-timestamp": str(VECTOR_TIMESTAMP),
                        "webhook-signature": VECTOR_SIGNATURE}
 
@@ -42,3 +43,42 @@ def test_malformed_secrets_are_refused_without_echoing_them(secret, reason):
     with pytest.raises(ValueError, match=reason) as caught:
         parse_secret(secret)
     assert secret not in str(caught.value)
+
+
+# -- rotation: two signatures during the overlap, then one ---------------------------------------
+
+
+ROTATED_AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_after_a_rotation_both_secrets_sign_until_the_overlap_ends_then_only_the_new_one():
+    # Given secrets rotated at noon with a 24 h overlap
+    old, new = generate_secret(), generate_secret()
+    rotated = EndpointSecrets(current=old).rotated(new, ROTATED_AT, timedelta(hours=24))
+
+    # Then within the overlap a request carries both signatures, the new one first
+    during = rotated.keys(ROTATED_AT + timedelta(hours=23, minutes=59))
+    assert during == (parse_secret(new), parse_secret(old))
+    headers = signed_headers(during, VECTOR_ID, VECTOR_BODY, timestamp=VECTOR_TIMESTAMP)
+    assert headers["webhook-signature"] == " ".join([
+        sign(parse_secret(new), VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY),
+        sign(parse_secret(old), VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY)])
+    # ... and from the end of the overlap only the new one
+    assert rotated.keys(ROTATED_AT + timedelta(hours=24)) == (parse_secret(new),)
+
+
+def test_a_second_rotation_within_the_overlap_ends_the_oldest_secret_at_once():
+    first, second, third = generate_secret(), generate_secret(), generate_secret()
+    later = ROTATED_AT + timedelta(hours=1)
+    twice = EndpointSecrets(first).rotated(second, ROTATED_AT, timedelta(hours=24)).rotated(
+        third, later, timedelta(hours=24))
+    assert twice.keys(later) == (parse_secret(third), parse_secret(second))
+
+
+@pytest.mark.parametrize("secrets", [
+    EndpointSecrets(current=VECTOR_SECRET),
+    EndpointSecrets(current=VECTOR_SECRET).rotated(generate_secret(), ROTATED_AT, timedelta(hours=24)),
+])
+def test_stored_form_round_trips_and_a_bare_secret_is_the_form_without_a_previous_one(secrets):
+    assert EndpointSecrets.from_text(secrets.to_text()) == secrets
+    assert EndpointSecrets.from_text(VECTOR_SECRET) == EndpointSecrets(current=VECTOR_SECRET)

@@ -90,6 +90,7 @@ class MailboxSync:
             if self.watch_path not in synced:
                 self.sync(connection, self.watch_path)
             if not initialized:
+                assert self._batch is not None  # opened above; a flush leaves it open
                 self._batch.events.append(initialized_event(self.account))
                 self._batch.mark_initialized = True
                 self._flush_batch()

@@ -1,0 +1,19 @@
+"""Limits that protect the service cannot be switched off by a bad value: start fails instead."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.settings import load_settings
+
+
+@pytest.mark.parametrize("value", ["0", "-3"])
+def test_a_verify_allowance_below_one_fails_at_start(monkeypatch, value):
+    monkeypatch.setenv("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", value)
+    with pytest.raises(ValueError, match="IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE"):
+        load_settings()
+
+
+def test_the_verify_allowance_defaults_to_ten_a_minute(monkeypatch):
+    monkeypatch.delenv("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", raising=False)
+    assert load_settings().verify_account_per_minute == 10
