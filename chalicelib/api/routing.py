@@ -143,7 +143,7 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
     params = {k: v for k, v in (request.query_params or {}).items() if k != "access_token"}
     try:
-        return model.model_validate(params)
+        return model.model_validate(params, strict=False)  # text to the documented types
     except PydanticValidationError as exc:
         raise _invalid("query parameters are invalid", exc, "query.") from None
 

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 import email_validator
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 # RFC 6761 tells applications not to treat example.com/.test/.invalid specially, and users
 # test against exactly those domains; email-validator rejects them unless this module-level
@@ -48,8 +48,11 @@ def require_iso_text(value: Any) -> Any:
     return value
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(require_iso_text)]
-IsoDay = Annotated[date | datetime, BeforeValidator(require_iso_text)]
+# Strict(False): request bodies are validated strictly (JSON types as documented), but a
+# date only ever arrives as text, which require_iso_text has vetted.
+IsoDateTime = Annotated[datetime, Strict(False), BeforeValidator(require_iso_text)]
+IsoDay = Annotated[Annotated[date, Strict(False)] | Annotated[datetime, Strict(False)],
+                   BeforeValidator(require_iso_text)]
 
 AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, examples=["alice"],
                                  description="Your id for the account: 1-64 of A-Z a-z 0-9 . _ -")]
@@ -58,7 +61,9 @@ AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, examples=["alice"],
 class StrictModel(BaseModel):
     """Input model: unknown fields are errors, so typos do not silently do nothing."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+    # strict: a body's JSON types are the documented ones (no "0" for false, no "5" for 5);
+    # query parameters, which are all text, are read with strict=False (routing.parse_query).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, strict=True)
 
 
 class OutputModel(BaseModel):

@@ -12,8 +12,9 @@ from pydantic import ValidationError
 
 import app  # noqa: F401 - registers every route
 from chalicelib.api.openapi import openapi_document
-from chalicelib.api.routing import json_response, parse_body
+from chalicelib.api.routing import json_response, parse_body, parse_query
 from chalicelib.errors import ValidationError as ApiValidationError
+from chalicelib.schemas.accounts import AccountUpdate
 from chalicelib.schemas.mailboxes import MailboxCreate, MailboxOut
 from chalicelib.schemas.messages import MessageUpload
 from chalicelib.schemas.sending import OutboxListQuery
@@ -104,3 +105,17 @@ def test_nullable_response_fields_are_optional_since_responses_leave_out_nulls()
                                                subscribed=True)).body)
     # Then every field the document requires is in the body
     assert set(schemas["MailboxOut"]["required"]) <= set(sent)
+
+
+@pytest.mark.parametrize("body", [{"verify": 0}, {"verify": "true"}, {"imap": {"port": "993"}}])
+def test_a_body_with_json_types_other_than_documented_is_a_400(body):
+    # Given a value pydantic would coerce in lax mode (0 for false, "993" for 993), which the document forbids
+    request = SimpleNamespace(raw_body=json.dumps(body).encode())
+    with pytest.raises(ApiValidationError) as refused:
+        parse_body(request, AccountUpdate)
+    assert refused.value.status == 400
+
+
+def test_query_parameters_are_still_read_from_text():
+    request = SimpleNamespace(query_params={"since": "2026-12-06T10:00:00Z", "pageSize": "10"})
+    assert parse_query(request, DeliveryListQuery).pageSize == 10
