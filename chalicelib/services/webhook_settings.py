@@ -135,7 +135,7 @@ def rotate_account_secret(account_id: str) -> SecretRotated:
     stored = account_store.get_account(account_id)
     if not stored.webhooks:
         raise ApiError(f"account {account_id!r} has no webhook URL of its own", code="WebhookNotConfigured",
-                       status=400, details={"webhooks": "not set on this account"})
+                       status=409, details={"webhooks": "not set on this account"})
     secrets, answer = _rotated(account_secrets(stored), datetime.now(UTC))
     stored.sealed_webhook_secret = seal_secret(secrets.to_text(), _account_context(account_id))
     account_store.replace_account(stored)
