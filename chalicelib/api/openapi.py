@@ -88,7 +88,8 @@ def openapi_document() -> dict[str, Any]:
         ok: dict[str, Any] = {"description": "Success"}
         if spec.response is not None:
             ok["content"] = {"application/json": {"schema": schema_map[(spec.response, "validation")]}}
-        operation["responses"][str(spec.status)] = ok
+        for success in (spec.status, *spec.also):
+            operation["responses"][str(success)] = ok
         error_codes = set(spec.errors) | {500}
         if spec.body is not None or spec.query is not None:
             error_codes |= {400, 413} if spec.body is not None else {400}

@@ -58,6 +58,7 @@ class RouteSpec:
     response: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    also: tuple[int, ...] = ()  # other success statuses, with the same response body (202 queued)
 
 
 ROUTES: list[RouteSpec] = []
@@ -120,6 +121,13 @@ def _field_errors(exc: PydanticValidationError, prefix: str = "") -> dict[str, s
     return details
 
 
+def _json_number(text: str) -> int | float:
+    """JSON has one number type: 993.0 is the integer 993 (as JSON Schema says), and models
+    validate strictly, so an int field would refuse the float Python makes of it."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     raw = request.raw_body or b""
     if len(raw) > get_settings().max_body_bytes:
@@ -128,7 +136,7 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     if not raw.strip():
         raw = b"{}"
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=_json_number)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidJSONError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -167,10 +175,10 @@ def _authorize(request: Request, access: Access, params: dict[str, str]) -> Prin
 def api_route(blueprint: Blueprint, path: str, method: str, *, summary: str, tag: str,
               access: Access = Access.ACCOUNT, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
-              status: int = 200, errors: tuple[int, ...] = ()) -> Callable:
+              status: int = 200, errors: tuple[int, ...] = (), also: tuple[int, ...] = ()) -> Callable:
     """Register ``handler(call) -> model | dict | Response`` as ``method path``."""
     spec = RouteSpec(method=method, path=path, summary=summary, tag=tag, access=access, body=body,
-                     query=query, response=response, status=status, errors=errors)
+                     query=query, response=response, status=status, errors=errors, also=also)
     ROUTES.append(spec)
 
     def decorator(handler: Callable[[Call], Any]) -> Callable:

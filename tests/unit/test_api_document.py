@@ -119,3 +119,13 @@ def test_a_body_with_json_types_other_than_documented_is_a_400(body):
 def test_query_parameters_are_still_read_from_text():
     request = SimpleNamespace(query_params={"since": "2026-12-06T10:00:00Z", "pageSize": "10"})
     assert parse_query(request, DeliveryListQuery).pageSize == 10
+
+
+def test_a_json_number_with_a_zero_fraction_is_an_integer_as_json_schema_says():
+    request = SimpleNamespace(raw_body=b'{"imap": {"port": 993.0}}')
+    assert parse_body(request, AccountUpdate).imap.port == 993
+
+
+def test_a_queued_send_is_documented():
+    assert "202" in operation("post", "/v1/account/{account}/submit")["responses"]
+    assert "202" in operation("post", "/v1/account/{account}/message/{message}/submit")["responses"]
