@@ -36,7 +36,7 @@ from tests.support.local_system import ROOT, banner_token, make_run, system_envi
 from tests.support.messages import build_message
 
 GATE_SEED = 20261206
-GATE_EXAMPLES = 20
+GATE_EXAMPLES = 10
 
 
 def fuzz_seed(setting: str | None) -> int:
