@@ -123,6 +123,12 @@ class AccountExistsError(ConflictError):
     code = "AccountExists"
 
 
+class LastAdminTokenError(ConflictError):
+    """Revoking this token would leave no unbound admin token: nobody could manage tokens any more."""
+
+    code = "LastAdminToken"
+
+
 class MailServerError(ApiError):
     """A mail server could not be reached, spoken to securely, or logged in to.
 
@@ -195,6 +201,12 @@ class InvalidIdError(UnprocessableError):
     """A message id, attachment id or cursor that we did not issue (or that was altered)."""
 
     code = "InvalidMessageId"
+
+
+class InvalidCursorError(InvalidIdError):
+    """A page cursor this deployment did not issue for this listing and query (or one altered)."""
+
+    code = "InvalidCursor"
 
 
 class MailPermissionError(ForbiddenError):

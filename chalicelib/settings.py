@@ -14,9 +14,10 @@ IMAPLESS_KEY_PROVIDER                     ``kms``            ``kms`` (AWS KMS da
 IMAPLESS_KMS_KEY_ID                       ``alias/imapless`` KMS key used to wrap per-record data keys.
 IMAPLESS_DATA_DIR                         ``./.data``        Local state of ``make run`` (store snapshot, key file).
 IMAPLESS_LOCAL_KEY_FILE                   ``<data dir>/master.key``  Key file for ``IMAPLESS_KEY_PROVIDER=local``.
-IMAPLESS_ALLOW_PRIVATE_NETWORKS           ``false``          Allow mail servers on loopback/private addresses.
-                                                             Link-local and cloud metadata addresses are always
-                                                             refused.
+IMAPLESS_ALLOW_PRIVATE_NETWORKS           ``false``          Allow mail servers on loopback/private addresses
+                                                             (RFC 1918, 100.64.0.0/10, fc00::/7, fec0::/10).
+                                                             Link-local, cloud metadata and the other ranges of
+                                                             ``security/netguard.py`` are always refused.
 IMAPLESS_CONNECT_TIMEOUT_SECONDS          ``10``             TCP connect + TLS handshake + greeting budget.
 IMAPLESS_COMMAND_TIMEOUT_SECONDS          ``20``             Budget for one IMAP/SMTP command's answer.
 IMAPLESS_MAX_BODY_BYTES                   ``5242880``        Largest accepted request body (413 above it).
@@ -41,7 +42,12 @@ IMAPLESS_DOWNLOADS_BUCKET                 (derived)          S3 bucket for bodie
                                                              ``<prefix>downloads-<account id>-<region>``.
 IMAPLESS_DOWNLOAD_URL_SECONDS             ``900``            Lifetime of a presigned download URL.
 IMAPLESS_MAX_RESPONSE_BYTES               ``5500000``        Largest response payload sent inline (binary bodies
-                                                             count as base64); larger ones go through S3.
+                                                             count as base64); larger ones go through S3. Also
+                                                             the most of a message source or attachment read
+                                                             into memory whole: a larger one is streamed.
+IMAPLESS_DOWNLOAD_CHUNK_BYTES             ``8388608``        Window of one partial FETCH when a download is
+                                                             streamed from IMAP to S3; each window is one S3
+                                                             part (at least 5242880, S3's smallest part).
 IMAPLESS_TOKEN_CACHE_SECONDS              ``5``              A warm process trusts a verified API token this long
                                                              before reading it again (0: every request); a token
                                                              revoked elsewhere works at most this long.
@@ -122,6 +128,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SERVICE_NAME = "imapless"
+S3_MIN_PART_BYTES = 5 * 1024 * 1024  # every multipart part but the last must be at least this
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -141,11 +148,11 @@ def _env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
-def _env_positive_int(name: str, default: int) -> int:
-    """An integer of at least 1; anything else fails at start rather than disabling a limit."""
+def _env_int_at_least(name: str, default: int, minimum: int) -> int:
+    """An integer of at least ``minimum``; anything else fails at start rather than disabling a limit."""
     value = _env_int(name, default)
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, not {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, not {value}")
     return value
 
 
@@ -180,6 +187,7 @@ class Settings:
     downloads_bucket: str
     download_url_seconds: int
     max_response_bytes: int
+    download_chunk_bytes: int
     token_cache_seconds: float
     account_cache_seconds: float
     # -- watcher --
@@ -235,7 +243,7 @@ def load_settings() -> Settings:
         connect_timeout_seconds=_env_float("IMAPLESS_CONNECT_TIMEOUT_SECONDS", 10.0),
         command_timeout_seconds=_env_float("IMAPLESS_COMMAND_TIMEOUT_SECONDS", 20.0),
         max_body_bytes=_env_int("IMAPLESS_MAX_BODY_BYTES", 5 * 1024 * 1024),
-        verify_account_per_minute=_env_positive_int("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", 10),
+        verify_account_per_minute=_env_int_at_least("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", 10, 1),
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         # -- mail API (mailboxes, messages) --
@@ -247,6 +255,8 @@ def load_settings() -> Settings:
         downloads_bucket=os.environ.get("IMAPLESS_DOWNLOADS_BUCKET", ""),
         download_url_seconds=_env_int("IMAPLESS_DOWNLOAD_URL_SECONDS", 900),
         max_response_bytes=_env_int("IMAPLESS_MAX_RESPONSE_BYTES", 5_500_000),
+        download_chunk_bytes=_env_int_at_least("IMAPLESS_DOWNLOAD_CHUNK_BYTES", 8 * 1024 * 1024,
+                                               S3_MIN_PART_BYTES),
         token_cache_seconds=_env_float("IMAPLESS_TOKEN_CACHE_SECONDS", 5.0),
         account_cache_seconds=_env_float("IMAPLESS_ACCOUNT_CACHE_SECONDS", 5.0),
         # -- watcher --

@@ -61,7 +61,10 @@ ACTION_ALIASES = {"sqs:SendMessageBatch": "sqs:SendMessage", "sqs:DeleteMessageB
                   "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
                   "s3:HeadObject": "s3:GetObject", "s3:HeadBucket": "s3:ListBucket",
                   "s3:ListObjectsV2": "s3:ListBucket", "s3:ListObjects": "s3:ListBucket",
-                  "s3:DeleteObjects": "s3:DeleteObject"}
+                  "s3:DeleteObjects": "s3:DeleteObject",
+                  # S3 authorises a multipart upload's steps with PutObject (AbortMultipartUpload is its own).
+                  "s3:CreateMultipartUpload": "s3:PutObject", "s3:UploadPart": "s3:PutObject",
+                  "s3:CompleteMultipartUpload": "s3:PutObject"}
 PRESIGNING_METHODS = {"generate_presigned_url", "generate_presigned_post"}
 CLIENT_CONSTRUCTORS = {"client", "resource"}
 

@@ -18,6 +18,9 @@ code), so a handler, table or queue added tomorrow is covered without editing th
       8 consumer_alarms          Errors > 0 on every function with an SQS event source
       9 alarm_actions            every alarm notifies the alarm topic (if one is configured)
      10 resource_outputs         an output per queue URL, table name and bucket name
+     11 any_method_routes        every API path also has an ANY method into the same Lambda, so
+                                 a method the route lacks reaches the app (405 with Allow)
+                                 instead of API Gateway's MISSING_AUTHENTICATION_TOKEN answer
 
 Every step is a pure function of the template dict (the policy step also of the analyzer)
 and is idempotent; deploy/invariants.py checks the result.
@@ -26,6 +29,7 @@ and is idempotent; deploy/invariants.py checks the result.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 from collections.abc import Callable
@@ -281,8 +285,39 @@ def resource_outputs(template: Template) -> None:
         outputs.setdefault(f"{bucket}Name", {"Value": {"Ref": bucket}})
 
 
+# -- 11 ---------------------------------------------------------------------------------
+
+ANY_METHOD = "x-amazon-apigateway-any-method"
+INTEGRATION = "x-amazon-apigateway-integration"
+
+
+def api_paths(template: Template) -> dict[str, dict[str, Any]]:
+    """The path items of every REST API defined by an OpenAPI body (Chalice's ``RestAPI``)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for api in resources_of_type(template, "AWS::Serverless::Api"):
+        paths.update((_properties(template, api).get("DefinitionBody") or {}).get("paths") or {})
+    return paths
+
+
+def any_method_routes(template: Template) -> None:
+    # API Gateway answers a method a resource does not define as it answers an unknown path
+    # (MISSING_AUTHENTICATION_TOKEN, our 404). With ANY beside the explicit methods (which
+    # win when they match), the rest reach the app, whose router answers 405 with Allow.
+    for path, item in api_paths(template).items():
+        integrations = [operation[INTEGRATION] for method, operation in item.items()
+                        if method != ANY_METHOD and isinstance(operation, dict) and INTEGRATION in operation]
+        if not integrations or ANY_METHOD in item:
+            continue
+        if any(integration != integrations[0] for integration in integrations[1:]):
+            raise ValueError(f"API path {path}: its methods go to different integrations; which should ANY use?")
+        item[ANY_METHOD] = {"produces": ["application/json"],
+                            "responses": {"405": {"description": "the route has no such method"}},
+                            INTEGRATION: copy.deepcopy(integrations[0])}
+
+
 STEPS: tuple[Callable[[Template], None], ...] = (
-    table_defaults, link_sqs_event_sources, function_log_groups, queue_list, container_environment)
+    table_defaults, link_sqs_event_sources, function_log_groups, queue_list, container_environment,
+    any_method_routes)
 LATE_STEPS: tuple[Callable[[Template], None], ...] = (
     dead_letter_alarms, consumer_alarms, alarm_actions, resource_outputs)
 
@@ -296,6 +331,13 @@ def finalize(template: Template, analyzer: AwsUsageAnalyzer) -> Template:
     return template
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value used twice in full: CloudFormation does not resolve YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Finalize the template `chalice package` wrote (in place).")
     parser.add_argument("template", type=Path, help="dist/sam.yaml")
@@ -303,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")  # importing app.py builds pynamodb models
     sys.path.insert(0, str(ROOT))
     template = finalize(load_template(arguments.template), AwsUsageAnalyzer(CodeGraph(ROOT)))
-    arguments.template.write_text(yaml.safe_dump(template, sort_keys=False, width=120), encoding="utf-8")
+    arguments.template.write_text(yaml.dump(template, Dumper=_PlainDumper, sort_keys=False, width=120),
+                                  encoding="utf-8")
     return 0
 
 

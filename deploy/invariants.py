@@ -13,6 +13,9 @@ and tests/infrastructure report every problem at once instead of the first one.
     every role's policy          no wildcard action, no "*" resource except the services
                                  that have no resource-level permissions
     every container              runs as a non-root numeric user
+    every API path               an ANY method (unknown methods reach the app: 405, not 404)
+    the REST API                 unknown paths (MISSING_AUTHENTICATION_TOKEN, INCOMPLETE_SIGNATURE):
+                                 404 with a constant body
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from deploy.finalize_template import (
+    ANY_METHOD,
+    api_paths,
     dead_letter_queues,
     event_source_queue,
     functions,
@@ -32,6 +37,9 @@ from deploy.finalize_template import (
 from deploy.policies import QUEUE, TABLE
 from local.resources import load_template
 
+# What API Gateway answers for a path no route matches: without, and with an Authorization
+# header (whose message would repeat the header, the caller's token).
+ROUTE_NOT_FOUND_RESPONSES = ("MISSING_AUTHENTICATION_TOKEN", "INCOMPLETE_SIGNATURE")
 VISIBILITY_FACTOR = 6
 DLQ_RETENTION_SECONDS = 14 * 86400
 LAMBDA_DEFAULT_TIMEOUT_SECONDS = 3
@@ -141,8 +149,23 @@ def containers(template: Template) -> Iterator[str]:
                 yield f"{task}/{container.get('Name')}: must run as a non-root numeric user, not {user!r}"
 
 
+def api_routes(template: Template) -> Iterator[str]:
+    for path, item in api_paths(template).items():
+        if ANY_METHOD not in item:
+            yield f"API path {path}: no ANY method (a method the route lacks would be a 404, not a 405)"
+    for api in resources_of_type(template, "AWS::Serverless::Api"):
+        responses = _properties(template, api).get("GatewayResponses") or {}
+        for response_type in ROUTE_NOT_FOUND_RESPONSES:
+            response = responses.get(response_type)
+            if not response or int(response.get("StatusCode", 0)) != 404:
+                yield f"{api}: unknown paths must answer 404 (GatewayResponses.{response_type})"
+            elif "$" in str(response.get("ResponseTemplates")):
+                # Any mapping variable ($context.error.message, $input.params()) repeats the request.
+                yield f"{api}: the {response_type} response must be a constant body"
+
+
 CHECKS: tuple[Callable[[Template], Iterator[str]], ...] = (
-    event_sources, tables, queues, keys_and_buckets, policies, containers)
+    event_sources, tables, queues, keys_and_buckets, policies, containers, api_routes)
 
 
 def violations(template: Template) -> list[str]:

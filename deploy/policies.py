@@ -30,6 +30,8 @@ QUEUE = "AWS::SQS::Queue"
 BUCKET = "AWS::S3::Bucket"
 KEY = "AWS::KMS::Key"
 SERVICE_RESOURCE_TYPES = {"sqs": QUEUE, "s3": BUCKET, "kms": KEY}
+# Object-level S3 actions whose names do not say "Object".
+S3_OBJECT_ACTIONS = {"s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
 # What a principal needs on an SSE-KMS queue's key (AWS SQS developer guide, "Key management").
 QUEUE_KEY_ACTIONS = {"sqs:SendMessage": ("kms:GenerateDataKey", "kms:Decrypt"),
                      "sqs:ReceiveMessage": ("kms:Decrypt",)}
@@ -107,10 +109,15 @@ def _resource_arns(template: Mapping[str, Any], grant: Grant, tables: Mapping[st
         raise PolicyError(f"{grant.action}: the code calls {kind} but the template has no {kind} resource "
                           "to scope it to")
     if kind == "s3":
-        object_level = "Object" in grant.action
+        object_level = is_object_action(grant.action)
         return [{"Fn::Sub": f"${{{logical_id}.Arn}}/*"} if object_level else get_att(logical_id)
                 for logical_id in logical_ids]
     return [get_att(logical_id) for logical_id in logical_ids]
+
+
+def is_object_action(action: str) -> bool:
+    """S3 actions whose resource is an object (``bucket/*``) rather than the bucket."""
+    return "Object" in action or action in S3_OBJECT_ACTIONS
 
 
 def _statement(sid: str, actions: Iterable[str], resources: list[Any],
@@ -130,7 +137,7 @@ def statements_for(template: Mapping[str, Any], grants: Iterable[Grant]) -> list
     tables = table_short_names(template)
     grouped: dict[tuple[str, ...], list[Grant]] = {}
     for grant in grants:
-        object_level = grant.resource == ("s3",) and "Object" in grant.action  # bucket/* vs the bucket
+        object_level = grant.resource == ("s3",) and is_object_action(grant.action)  # bucket/* vs the bucket
         grouped.setdefault(grant.resource + (("objects",) if object_level else ()), []).append(grant)
     statements = []
     for key in sorted(grouped):

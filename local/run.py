@@ -11,8 +11,9 @@ Process layout::
                 | each child: own process group, started through local.child
                 | (dies with the supervisor), AWS_ENDPOINT_URL -> moto
                 v                           v                       v
-      chalice local :$PORT         python -m workers.watcher   python -m workers.dispatcher
+      local.api_server :$PORT      python -m workers.watcher   python -m workers.dispatcher
       REST API, /health, /docs     mailbox changes -> events   events -> webhooks
+      (chalice local, answering unknown paths and methods as the deployed API does)
 
 Start-up, in order (a failing step stops what was started and exits 1):
 
@@ -51,7 +52,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -191,21 +191,10 @@ def ensure_admin_token(data_dir: Path, configured: str | None) -> tuple[str, str
 def child_commands(config: RunConfig) -> dict[str, list[str]]:
     """The supervised processes by name, as argument lists."""
     return {
-        "api": [*_chalice_command(), "--project-dir", str(PROJECT_ROOT), "local", "--host", API_HOST,
-                "--port", str(config.api_port), "--no-autoreload", "--stage", "local"],
+        "api": [sys.executable, "-m", "local.api_server", "--host", API_HOST, "--port", str(config.api_port)],
         "watcher": [sys.executable, "-m", "workers.watcher"],
         "dispatcher": [sys.executable, "-m", "workers.dispatcher"],
     }
-
-
-def _chalice_command() -> list[str]:
-    # chalice has no ``python -m chalice``; its console script sits next to the interpreter.
-    # Running the script with sys.executable keeps the venv even if its shebang is stale.
-    script = Path(sys.executable).parent / "chalice"
-    found = str(script) if script.is_file() else shutil.which("chalice")
-    if found is None:
-        raise StartupError("the chalice command is not installed next to this Python (pip install chalice)")
-    return [sys.executable, found]
 
 
 class _StopSignals:

@@ -24,7 +24,7 @@ from chalicelib.schemas.accounts import (
     VerifyResponse,
 )
 from chalicelib.schemas.common import DeletedResponse
-from chalicelib.services import accounts
+from chalicelib.services import account_deletion, accounts
 from chalicelib.store.accounts import StoredAccount
 
 blueprint = Blueprint(__name__)
@@ -76,16 +76,19 @@ def get_account(call: Call) -> AccountOut:
 
 
 @api_route(blueprint, "/v1/account/{account}", "PUT", summary="Update an account (re-verifies changed logins)",
-           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409, 422))
+           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409, 422, 429))
 def update_account(call: Call) -> AccountUpdated:
-    stored, webhook_secret = accounts.update_account(call.params["account"], call.body)
+    bound = call.principal is not None and call.principal.account is not None
+    metered_token = call.principal.token_id if bound and call.principal is not None else None
+    stored, webhook_secret = accounts.update_account(call.params["account"], call.body, metered_token=metered_token)
     return AccountUpdated(**dict(account_out(stored)), webhookSecret=webhook_secret)
 
 
-@api_route(blueprint, "/v1/account/{account}", "DELETE", summary="Delete an account and its credentials",
+@api_route(blueprint, "/v1/account/{account}", "DELETE",
+           summary="Delete an account and everything it owns (a retry finishes an interrupted deletion)",
            tag=TAG, response=DeletedResponse, errors=(404,))
 def delete_account(call: Call) -> DeletedResponse:
-    accounts.delete_account(call.params["account"])
+    account_deletion.delete_account(call.params["account"])
     return DeletedResponse(deleted=True)
 
 

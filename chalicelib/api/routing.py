@@ -11,6 +11,9 @@ Validation answers 400 when the input contradicts the OpenAPI document generated
 same models, and 422 when it breaks only a rule of a model's own validator, which the
 document cannot carry (see chalicelib/errors.py).
 
+Parsing refuses bodies nested deeper than ``MAX_JSON_DEPTH`` before the parser recurses
+(:mod:`chalicelib.api.json_depth`).
+
 Invariant: a handler never sees raw input and never builds an error response itself;
 an unexpected exception becomes a 500 ``InternalError`` with the request id and no
 internals (the traceback goes to the log).
@@ -30,6 +33,7 @@ from chalice.app import Request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
+from chalicelib.api.json_depth import JsonTooDeepError, check_json_depth
 from chalicelib.errors import ApiError, InvalidJSONError, PayloadTooLargeError, ValidationError
 from chalicelib.observability import logger
 from chalicelib.services import tokens
@@ -136,8 +140,9 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     if not raw.strip():
         raw = b"{}"
     try:
+        check_json_depth(raw)
         data = json.loads(raw, parse_float=_json_number)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, JsonTooDeepError) as exc:
         raise InvalidJSONError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValidationError("request body must be a JSON object", details={"body": "expected an object"},

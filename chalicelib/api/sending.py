@@ -28,15 +28,13 @@ from chalicelib.store.outbox import OutboxEntry
 blueprint = Blueprint(__name__)
 TAG = "Sending"
 SEND_ERRORS = (400, 404, 409, 422, 429, 502, 503, 504)
-IDEMPOTENCY_HEADER = "idempotency-key"
-REPLAYED_HEADER = "Idempotent-Replayed"
 
 
 def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer],
                      **identity: str) -> Response:
     """Run ``work`` once per Idempotency-Key; the request's identity is its body plus ``identity``."""
     request = call.request
-    key = request.headers.get(IDEMPOTENCY_HEADER) if request is not None else None
+    key = request.headers.get(idempotency.HEADER) if request is not None else None
     # The JSON the client sent (already parsed once, so known to be valid): a retry sends the same.
     sent = json.loads(request.raw_body or b"{}") if request is not None else {}
     body: dict[str, Any] = {"request": sent, **identity}
@@ -47,7 +45,7 @@ def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer
 
     answer, replayed = idempotency.run_once(operation, call.params["account"], key, body, run)
     payload = SubmitResponse.model_validate(answer["body"])
-    return json_response(payload, answer["status"], {REPLAYED_HEADER: "true"} if replayed else None)
+    return json_response(payload, answer["status"], {idempotency.REPLAYED_HEADER: "true"} if replayed else None)
 
 
 @api_route(blueprint, "/v1/account/{account}/submit", "POST", tag=TAG, body=SubmitRequest, response=SubmitResponse,

@@ -31,7 +31,7 @@ def list_tokens(call: Call) -> TokenList:
 
 
 @api_route(blueprint, "/v1/tokens/{token_id}", "DELETE", summary="Revoke an API token", tag=TAG,
-           access=Access.ADMIN, response=DeletedResponse, errors=(404,))
+           access=Access.ADMIN, response=DeletedResponse, errors=(404, 409))
 def delete_token(call: Call) -> DeletedResponse:
     tokens.revoke_token(call.params["token_id"])
     return DeletedResponse(deleted=True)

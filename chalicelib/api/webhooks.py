@@ -14,9 +14,9 @@ own endpoint through the account, the global one through the settings.
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
-from chalicelib.api.routing import Access, Call, api_route
+from chalicelib.api.routing import Access, Call, api_route, json_response
 from chalicelib.errors import ForbiddenError
 from chalicelib.schemas.webhooks import (
     DeliveryList,
@@ -30,7 +30,7 @@ from chalicelib.schemas.webhooks import (
     WebhookTestRequest,
     WebhookTestResult,
 )
-from chalicelib.services import webhook_recovery, webhook_settings
+from chalicelib.services import idempotency, webhook_recovery, webhook_settings
 
 blueprint = Blueprint(__name__)
 SETTINGS_TAG = "Settings"
@@ -93,10 +93,17 @@ def list_deliveries(call: Call) -> DeliveryList:
 
 @api_route(blueprint, "/v1/webhooks/replay", "POST", summary="Send logged events again (same ids), oldest first",
            tag=TAG, access=Access.ACCOUNT, body=ReplayRequest, response=ReplayResult, errors=(400, 403, 422))
-def replay(call: Call) -> ReplayResult:
+def replay(call: Call) -> Response:
     request: ReplayRequest = call.body
-    account = _one_account_or_admin(call, request.account)
-    return webhook_recovery.replay(request.model_copy(update={"account": account}))
+    request = request.model_copy(update={"account": _one_account_or_admin(call, request.account)})
+    # Continuations are idempotent through their cursor; a retried first request only
+    # through an Idempotency-Key (it would otherwise start a second run).
+    key = call.request.headers.get(idempotency.HEADER) if call.request is not None else None
+    answer, replayed = idempotency.run_once(
+        "webhooks.replay", request.account or "", key, request.model_dump(mode="json"),
+        lambda: webhook_recovery.replay(request).model_dump(mode="json", exclude_none=True))
+    return json_response(ReplayResult.model_validate(answer), headers={idempotency.REPLAYED_HEADER: "true"}
+                         if replayed else None)
 
 
 @api_route(blueprint, "/v1/webhooks/replay/{eventId}", "POST", summary="Send one logged event again",

@@ -10,6 +10,8 @@ Invariants:
 - ``id`` is deterministic: the same change detected twice (after a restart, by two
   watchers during a lease hand-over) gets the same id, so every consumer can dedupe on it
   (it is the SQS FIFO deduplication id and the ``webhook-id`` header).
+- An account's event ids include its incarnation (:func:`chalicelib.incarnations.scoped`):
+  an id that is deleted and registered again never repeats an id of its first life.
 - Events of one account are ordered: the queue's message group is the account.
 - No event carries a secret.
 """

@@ -25,6 +25,7 @@ from typing import Any
 
 from chalicelib.imap.connection import ImapConnection
 from chalicelib.imap.messages import clean_flags, search_uids, select_mailbox
+from chalicelib.imap.strings import string_argument
 from chalicelib.sync.uidset import UidSet
 
 
@@ -175,5 +176,6 @@ def append(conn: ImapConnection, path: str, raw: bytes, *, flags: tuple[str, ...
         return None, None
     # No UIDPLUS: look the message up again by its Message-ID (the newest match is ours).
     selected = select_mailbox(conn, path, readonly=True)
-    found = search_uids(conn, [b"HEADER", b"Message-ID", message_id.encode("utf-8")])
+    token, utf8 = string_argument(message_id, "messageId")
+    found = search_uids(conn, [b"HEADER", b"Message-ID", token], charset="UTF-8" if utf8 else None)
     return selected.uid_validity, (found[-1] if found else None)

@@ -21,6 +21,7 @@ without it a UID SEARCH does.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -245,6 +246,48 @@ def fetch_source(conn: ImapConnection, uid: int) -> bytes | None:
     """The raw message (``BODY.PEEK[]``), or None when it is gone."""
     fetched = fetch_sections(conn, uid, [("", None)])
     return None if fetched is None else fetched[0][""]
+
+
+class MessageGoneError(Exception):
+    """The message was expunged while its windows were being fetched."""
+
+
+def fetch_window(conn: ImapConnection, uid: int, section: str, offset: int, length: int,
+                 *, extra_items: tuple[str, ...] = ()) -> tuple[bytes, dict[bytes, Any]] | None:
+    """``BODY.PEEK[section]<offset.length>``: at most ``length`` octets, fewer at the end.
+
+    Returns (the octets, the other items), or None when the message is gone. Past the end
+    servers answer an empty string (RFC 3501 6.4.5; Dovecot) or NIL: both are ``b""``.
+    """
+    item_name = f"BODY.PEEK[{section}]<{offset}.{length}>"
+    answer = conn.run("UID FETCH", lambda: conn.client.fetch([uid], [item_name, *extra_items]))
+    item = answer.get(uid)
+    if item is None:
+        return None
+    return _body_item(item, f"BODY[{section}]".encode()) or b"", item
+
+
+def iter_windows(conn: ImapConnection, uid: int, section: str, *, start: int, length: int) -> Iterator[bytes]:
+    """The rest of a section from octet ``start``, one ``length``-octet partial FETCH at a time.
+
+    Ends after the first short window, so a server whose announced size is off (RFC822.SIZE
+    is an estimate on some servers) still yields every octet. MessageGoneError when the
+    message disappears midway.
+    """
+    offset = start
+    while True:
+        fetched = fetch_window(conn, uid, section, offset, length)
+        if fetched is None:
+            raise MessageGoneError(f"uid {uid} disappeared at octet {offset}")
+        data = fetched[0]
+        received = len(data)
+        del fetched  # its item dict holds the octets too
+        if data:
+            yield data
+        del data  # not kept alive while the next window is fetched
+        if received < length:
+            return
+        offset += received
 
 
 def fetch_flags(conn: ImapConnection, uids: list[int]) -> dict[int, tuple[str, ...]]:

@@ -12,10 +12,11 @@ Keys are ANDed, as IMAP does. Field by field::
     emailId/threadId    EMAILID / THREADID (OBJECTID, RFC 8474) or X-GM-MSGID / X-GM-THRID (Gmail)
     gmailRaw q          X-GM-RAW q (Gmail only)
 
-Strings: ASCII ones are quoted; anything with 8-bit or control characters is sent as a
-literal, and then the command carries ``CHARSET UTF-8`` (RFC 3501 requires servers to
-accept it for literals; Dovecot, Gmail and Exchange all do). :func:`build_search` returns
-the tokens and whether UTF-8 is needed.
+Strings are always quoted strings or literals (:mod:`chalicelib.imap.strings`, never bare:
+``{5}`` would announce a literal); 8-bit text goes as a literal and then the command carries
+``CHARSET UTF-8`` (RFC 3501 requires servers to accept it; Dovecot, Gmail and Exchange all
+do). :func:`build_search` returns the tokens and whether UTF-8 is needed. Text with a NUL
+is a 400 ``ValidationError`` naming the field.
 
 Failure modes: a criterion the server cannot evaluate (emailId without OBJECTID or Gmail,
 gmailRaw elsewhere) is a 400 ``UnsupportedSearch`` naming the field, rather than a BAD
@@ -30,30 +31,21 @@ from datetime import date, datetime
 from typing import Any
 
 from imapclient.datetime_util import format_criteria_date
-from imapclient.imapclient import _literal, _quoted
 
 from chalicelib.errors import ApiError, ValidationError
+from chalicelib.imap.strings import string_argument
 
 _SEQ_RANGE = r"(?:[1-9][0-9]*|\*)(?::(?:[1-9][0-9]*|\*))?"
 SEQUENCE_SET = re.compile(rf"^{_SEQ_RANGE}(?:,{_SEQ_RANGE})*$")
 # RFC 3501 atom without the characters that would end it or make it a system flag.
 KEYWORD = re.compile(r"^[!#$&'+\-.0-9:;<=>?@A-Z^_`a-z|~]{1,128}$")
 OBJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")  # RFC 8474 objectid
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 TEXT_KEYS = {"from": b"FROM", "to": b"TO", "cc": b"CC", "bcc": b"BCC", "subject": b"SUBJECT", "body": b"BODY",
              "text": b"TEXT"}
 DATE_KEYS = {"since": b"SINCE", "before": b"BEFORE", "sentSince": b"SENTSINCE", "sentBefore": b"SENTBEFORE"}
 FLAG_KEYS = {"seen": (b"SEEN", b"UNSEEN"), "unseen": (b"UNSEEN", b"SEEN"), "flagged": (b"FLAGGED", b"UNFLAGGED"),
              "answered": (b"ANSWERED", b"UNANSWERED"), "draft": (b"DRAFT", b"UNDRAFT"),
              "deleted": (b"DELETED", b"UNDELETED")}
-
-
-def string_token(value: str) -> tuple[bytes, bool]:
-    """(token, needs UTF-8): quoted ASCII, or a literal for 8-bit/control characters."""
-    encoded = value.encode("utf-8")
-    if encoded.isascii() and not _CONTROL.search(value):
-        return _quoted.maybe(encoded), False
-    return _literal(encoded), not encoded.isascii()
 
 
 def _date(value: date | datetime | str) -> bytes:
@@ -72,10 +64,10 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
     tokens: list[bytes] = []
     utf8 = False
 
-    def add_string(key: bytes, value: str) -> None:
+    def add_string(value: str, field: str) -> None:
         nonlocal utf8
-        token, needs_utf8 = string_token(value)
-        tokens.extend([key, token])
+        token, needs_utf8 = string_argument(value, f"search.{field}")
+        tokens.append(token)
         utf8 = utf8 or needs_utf8
 
     for field, value in search.items():
@@ -87,14 +79,13 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
                                       details={f"search.{field}": "expected a sequence set such as 1:10,15,20:*"})
             tokens.extend([b"UID", str(value).encode()] if field == "uid" else [str(value).encode()])
         elif field in TEXT_KEYS:
-            add_string(TEXT_KEYS[field], value)
+            tokens.append(TEXT_KEYS[field])
+            add_string(value, field)
         elif field == "header":
             for name, header_value in value.items():
-                name_token, _ = string_token(name)
-                tokens.extend([b"HEADER", name_token])
-                value_token, needs_utf8 = string_token(header_value or "")
-                tokens.append(value_token)
-                utf8 = utf8 or needs_utf8
+                tokens.append(b"HEADER")
+                add_string(name, f"header.{name}")
+                add_string(header_value or "", f"header.{name}")
         elif field in DATE_KEYS:
             tokens.extend([DATE_KEYS[field], _date(value)])
         elif field in ("larger", "smaller"):
@@ -122,7 +113,8 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
         elif field == "gmailRaw":
             if "X-GM-EXT-1" not in capabilities:
                 raise _unsupported(field, "only Gmail supports X-GM-RAW")
-            add_string(b"X-GM-RAW", value)
+            tokens.append(b"X-GM-RAW")
+            add_string(value, field)
         else:
             raise ValidationError(f"unknown search field {field!r}", details={f"search.{field}": "unknown field"})
     return (tokens or [b"ALL"]), utf8

@@ -15,12 +15,21 @@ Tolerated breakage, and who produces it:
 - labels spelled ``Base64 ``, ``"base64"``, ``base-64``, ``quoted/printable``, ``8-bit``;
 - ``x-uuencode`` (old Eudora and Outlook Express "uuencode" attachments);
 - unknown encodings (``x-gzip64``, ``binhex``) are returned as they are.
+
+:class:`StreamDecoder` does the same work window by window (large attachments are fetched
+in partial ``BODY.PEEK[section]<offset.length>`` windows and never held whole): it holds
+back only what a window may have cut in half (under four base64 characters, a
+quoted-printable line, a uuencode line) and gives the same bytes as
+:func:`decode_transfer_encoding` on the whole payload, with one difference for uuencode:
+lines before a ``begin`` header are dropped only within the first
+:data:`UU_HEADER_SEARCH_LINES` lines.
 """
 
 from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Callable, Iterator
 
 KNOWN_ENCODINGS = ("7bit", "8bit", "binary", "base64", "quoted-printable", "x-uuencode")
 
@@ -102,3 +111,99 @@ def decode_transfer_encoding(payload: bytes, encoding: str | bytes | None) -> by
     if name == "x-uuencode":
         return decode_uuencode(payload)
     return payload
+
+
+UU_HEADER_SEARCH_LINES = 64
+DECODE_SLICE_BYTES = 1024 * 1024
+
+
+class StreamDecoder:
+    """Incremental :func:`decode_transfer_encoding`: ``feed`` windows in order, then ``finish``."""
+
+    def __init__(self, encoding: str | bytes | None) -> None:
+        self.encoding = normalize_transfer_encoding(encoding)
+        self._pending = b""
+        # x-uuencode: lines seen before a "begin" header, until the header or the search limit.
+        self._uu_searching = True
+        self._uu_ended = False
+        self._uu_held: list[bytes] = []
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The decoded bytes of the next window, in pieces: a window is decoded
+        :data:`DECODE_SLICE_BYTES` at a time, so decoding copies slices, not windows."""
+        if self.encoding not in ("base64", "quoted-printable", "x-uuencode"):
+            if data:
+                yield data
+            return
+        view = memoryview(data)
+        for start in range(0, len(view), DECODE_SLICE_BYTES):
+            piece = self._feed_slice(bytes(view[start:start + DECODE_SLICE_BYTES]))
+            if piece:
+                yield piece
+
+    def _feed_slice(self, data: bytes) -> bytes:
+        if self.encoding == "base64":
+            return self._base64(data, final=False)
+        if self.encoding == "quoted-printable":
+            return self._complete_lines(data, decode_quoted_printable)
+        return self._complete_lines(data, self._uu_lines)
+
+    def finish(self) -> bytes:
+        if self.encoding == "base64":
+            return self._base64(b"", final=True)
+        pending, self._pending = self._pending, b""
+        if self.encoding == "quoted-printable":
+            return decode_quoted_printable(pending)
+        if self.encoding == "x-uuencode":
+            out = self._uu_lines(pending)
+            if self._uu_searching:  # no header at all: every line is body, as in decode_uuencode
+                out += self._uu_release_held()
+            return out
+        return pending
+
+    def _base64(self, data: bytes, *, final: bool) -> bytes:
+        # Runs closed by padding decode whole; the open last run keeps its last < 4 characters.
+        runs = _PADDING_RUN.split(self._pending + _NOT_BASE64.sub(b"", data))
+        self._pending = b""
+        if not final:
+            last = runs[-1]
+            cut = len(last) - len(last) % 4
+            runs[-1], self._pending = last[:cut], last[cut:]
+        return b"".join(decode_base64_lenient(run) for run in runs if run)
+
+    def _complete_lines(self, data: bytes, decode: Callable[[bytes], bytes]) -> bytes:
+        buffered = self._pending + data
+        end = buffered.rfind(b"\n") + 1
+        self._pending = buffered[end:]
+        return decode(buffered[:end]) if end else b""
+
+    def _uu_lines(self, data: bytes) -> bytes:
+        out = bytearray()
+        for line in data.splitlines():
+            if self._uu_ended:
+                break
+            if not self._uu_searching:
+                out += self._uu_body_line(line)
+            elif _UU_BEGIN.match(line):
+                self._uu_searching, self._uu_held = False, []
+            else:
+                self._uu_held.append(line)
+                if len(self._uu_held) >= UU_HEADER_SEARCH_LINES:
+                    out += self._uu_release_held()
+        return bytes(out)
+
+    def _uu_release_held(self) -> bytes:
+        held, self._uu_held, self._uu_searching = self._uu_held, [], False
+        out = bytearray()
+        for line in held:
+            if self._uu_ended:
+                break
+            out += self._uu_body_line(line)
+        return bytes(out)
+
+    def _uu_body_line(self, line: bytes) -> bytes:
+        stripped = line.strip()
+        if stripped == b"end":
+            self._uu_ended = True
+            return b""
+        return _decode_uu_line(line) if stripped and stripped != b"`" else b""

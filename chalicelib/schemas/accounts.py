@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
 
-from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, StrictModel
+from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
 MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password
@@ -24,9 +24,21 @@ class TlsSettings(StrictModel):
         False, description="Send the password unencrypted when the server offers no STARTTLS (default false)")
 
 
+def check_credential_text(value: str | SecretStr | None) -> str | SecretStr | None:
+    """No NUL, CR or LF: IMAP's LOGIN carries credentials as quoted strings, which cannot hold them."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if text is not None and any(character in text for character in "\x00\r\n"):
+        raise ValueError("must not contain NUL, CR or LF")
+    return value
+
+
+CredentialUser = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(check_credential_text)]
+CredentialPassword = Annotated[SecretStr, Field(min_length=1, max_length=1024), AfterValidator(check_credential_text)]
+
+
 class ServerAuth(StrictModel):
-    user: str = Field(min_length=1, max_length=320)
-    password: SecretStr = Field(alias="pass", min_length=1, max_length=1024)
+    user: CredentialUser
+    password: CredentialPassword = Field(alias="pass")
 
 
 class ServerSettings(StrictModel):
@@ -42,8 +54,8 @@ class ImapSettings(ServerSettings):
 
 
 class ServerAuthUpdate(StrictModel):
-    user: str | None = Field(None, min_length=1, max_length=320)
-    password: SecretStr | None = Field(None, alias="pass", min_length=1, max_length=1024)
+    user: CredentialUser | None = None
+    password: CredentialPassword | None = Field(None, alias="pass")
 
 
 class ServerSettingsUpdate(StrictModel):
@@ -136,9 +148,8 @@ class AccountList(OutputModel):
     pages: int
 
 
-class AccountListQuery(StrictModel):
-    page: int = Field(0, ge=0)
-    pageSize: int = Field(20, ge=1, le=1000)
+class AccountListQuery(PageQuery):
+    pass
 
 
 class VerifyResult(OutputModel):

@@ -66,6 +66,29 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, strict=True)
 
 
+# Paging bounds, the same on every list (documented in the OpenAPI document and the README).
+# A page number past MAX_PAGE is refused rather than computed: page * pageSize must stay a
+# small number for every store and server the offset reaches (IMAP sequence numbers are
+# 32-bit, RFC 3501 2.3.1.2).
+MAX_PAGE = 100_000
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 20
+MAX_CURSOR_LENGTH = 2048
+
+PageNumber = Annotated[int, Field(ge=0, le=MAX_PAGE, description=f"0-based page number, at most {MAX_PAGE}")]
+PageSize = Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE, description=f"Items per page, 1-{MAX_PAGE_SIZE}")]
+# An empty cursor is the first page, as an absent one (clients often send "cursor=").
+Cursor = Annotated[str, Field(max_length=MAX_CURSOR_LENGTH,
+                              description="The next-page cursor of the previous answer, unchanged")]
+
+
+class PageQuery(StrictModel):
+    """Query parameters of every numbered list: ``page`` and ``pageSize`` within the bounds above."""
+
+    page: PageNumber = 0
+    pageSize: PageSize = DEFAULT_PAGE_SIZE
+
+
 class OutputModel(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 

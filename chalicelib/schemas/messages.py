@@ -8,10 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from chalicelib.schemas.common import EmailAddress, IsoDateTime, IsoDay, OutputModel, StrictModel
+from chalicelib.schemas.common import Cursor, EmailAddress, IsoDateTime, IsoDay, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.mailboxes import MailboxPath
 
-MAX_PAGE_SIZE = 1000
 # RFC 3501 flag: a system flag (\Seen) or a keyword atom ($Forwarded, Work). No "\*", no
 # characters that end an atom. Checked here so a bad flag is a 400 naming the field, not a BAD.
 _FLAG = re.compile(r"^\\?[!#$&'+\-.0-9:;<=>?@A-Z^_`a-z|~]{1,128}$")
@@ -94,11 +93,9 @@ class MessageList(OutputModel):
     messages: list[MessageEntry]
 
 
-class MessageListQuery(StrictModel):
+class MessageListQuery(PageQuery):
     path: MailboxPath = "INBOX"
-    page: int = Field(0, ge=0, le=1_000_000)
-    pageSize: int = Field(20, ge=1, le=MAX_PAGE_SIZE)
-    cursor: str | None = Field(None, max_length=256, description="nextPageCursor of the previous page")
+    cursor: Cursor | None = Field(None, description="nextPageCursor of the previous page")
 
 
 # -- one message -----------------------------------------------------------------------------

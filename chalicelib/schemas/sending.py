@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
-from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, StrictModel
+from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, PageQuery, StrictModel
 from chalicelib.smtp.compose import normalize_message_id
 from chalicelib.smtp.headertext import header_text_problem
 
@@ -195,9 +195,7 @@ class OutboxList(OutputModel):
     pages: int
 
 
-class OutboxListQuery(StrictModel):
-    page: int = Field(0, ge=0)
-    pageSize: int = Field(20, ge=1, le=1000)
+class OutboxListQuery(PageQuery):
     account: AccountId | None = None
     state: OutboxState | None = None
 

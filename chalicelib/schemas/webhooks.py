@@ -9,7 +9,7 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from chalicelib.events.model import EVENT_TYPES, EventType
 from chalicelib.imap.message_content import HEADER_NAME_PATTERN
-from chalicelib.schemas.common import AccountId, IsoDateTime, OutputModel, StrictModel
+from chalicelib.schemas.common import AccountId, Cursor, IsoDateTime, OutputModel, StrictModel
 from chalicelib.store.deliveries import STATUSES
 from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
 from chalicelib.webhooks.signing import SECRET_PATTERN, parse_secret
@@ -84,7 +84,7 @@ class DeliveryListQuery(StrictModel):
     since: IsoDateTime | None = Field(None, description="Events detected at or after (default: 14 days ago)")
     until: IsoDateTime | None = Field(None, description="Events detected before (default: now)")
     pageSize: int = Field(50, ge=1, le=500)
-    cursor: str | None = Field(None, max_length=2048, description="nextCursor of the previous page")
+    cursor: Cursor | None = Field(None, description="nextCursor of the previous page")
 
 
 class DeliveryOut(OutputModel):
@@ -114,7 +114,7 @@ class ReplayRequest(StrictModel):
     account: AccountId | None = None
     event: EventType | None = None
     status: DeliveryStatus | None = Field(None, description="Only events in this state, e.g. failed")
-    cursor: str | None = Field(None, max_length=2048, description="nextCursor of a truncated replay")
+    cursor: Cursor | None = Field(None, description="nextCursor of a truncated replay")
 
 
 class ReplayResult(OutputModel):

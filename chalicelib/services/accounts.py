@@ -9,6 +9,8 @@ Invariants:
   again, or it is refused (``CredentialsRequired``) before any connection, verified or not.
 - Once create returns, the account's mailbox endpoints work (they open their own IMAP
   sessions from the stored record; nothing waits for the watcher).
+- Every registration draws a new incarnation, and an id registered again starts from
+  nothing (deletion: :mod:`.account_deletion`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from chalicelib.errors import (
     ValidationError,
 )
 from chalicelib.imap import session as imap_session
+from chalicelib.incarnations import LEGACY, new_incarnation
 from chalicelib.schemas.accounts import (
     AccountCreate,
     AccountUpdate,
@@ -41,13 +44,11 @@ from chalicelib.schemas.accounts import (
 )
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.security.transport import MailServer, TlsOptions
-from chalicelib.services import account_records, tokens, webhook_settings
+from chalicelib.services import account_records, webhook_settings
 from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
 from chalicelib.store import accounts as account_store
-from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import rate_limits
-from chalicelib.store import tokens as token_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.sync import account_state
 
@@ -65,6 +66,7 @@ class AccountCredentials:
     imap_password: str | None
     smtp: MailServer | None
     smtp_password: str | None
+    incarnation: str = LEGACY
 
 
 def _encryption_context(account_id: str) -> dict[str, str]:
@@ -126,7 +128,7 @@ def create_account(request: AccountCreate) -> StoredAccount:
         account=account_id, name=request.name, email=request.email, state=_state_after_edit(configs["imap"]),
         imap=configs["imap"], smtp=configs["smtp"],
         sealed_secrets=seal_secret(json.dumps(passwords), _encryption_context(account_id)),
-        created_at=now, updated_at=now)
+        created_at=now, updated_at=now, incarnation=new_incarnation())
     return account_store.insert_account(stored)
 
 
@@ -212,9 +214,15 @@ def _login_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
     return None if config is None else {key: value for key, value in config.items() if key != "disabled"}
 
 
-def update_account(account_id: str, request: AccountUpdate) -> tuple[StoredAccount, str | None]:
+def update_account(account_id: str, request: AccountUpdate, *,
+                   metered_token: str | None = None) -> tuple[StoredAccount, str | None]:
     """The updated account, and the new secret of its webhook override when this update gave
-    it one (to be shown once)."""
+    it one (to be shown once).
+
+    ``metered_token``: verifying new settings connects to a server the caller chose, so for a
+    caller who may not use ``POST /v1/verifyAccount`` (an account-bound token) each such
+    verification counts against the same per-token allowance; a PUT is no way around it.
+    """
     stored = account_store.get_account(account_id)
     passwords: dict[str, str] = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     changed_protocols: list[str] = []
@@ -231,6 +239,8 @@ def update_account(account_id: str, request: AccountUpdate) -> tuple[StoredAccou
         setattr(stored, protocol, merged)
         passwords[protocol] = password
     if request.verify:
+        if changed_protocols and metered_token is not None:
+            take_verification_allowance(metered_token)
         for protocol in changed_protocols:
             _verify(protocol, _mail_server(getattr(stored, protocol)), passwords[protocol])
     if "name" in request.model_fields_set:
@@ -247,15 +257,6 @@ def update_account(account_id: str, request: AccountUpdate) -> tuple[StoredAccou
     return replaced, webhook_secret
 
 
-def delete_account(account_id: str) -> None:
-    """Remove the account and its credentials, and revoke tokens bound to it."""
-    account_store.delete_account(account_id)
-    token_store.delete_tokens_of_account(account_id)
-    tokens.forget_verified_tokens()  # -- mail API: cached reads --
-    account_records.forget_account(account_id)
-    checkpoint_store.delete_account_checkpoints(account_id)  # -- watcher: checkpoints --
-
-
 def load_credentials(account_id: str) -> AccountCredentials:
     """Decrypt an account's credentials for a mail session (kept in memory only)."""
     stored = account_store.get_account(account_id)
@@ -263,11 +264,12 @@ def load_credentials(account_id: str) -> AccountCredentials:
     return AccountCredentials(
         account=account_id,
         imap=_mail_server(stored.imap) if stored.imap else None, imap_password=passwords.get("imap"),
-        smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_password=passwords.get("smtp"))
+        smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_password=passwords.get("smtp"),
+        incarnation=stored.incarnation)
 
 
-def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
-    """Try the logins of ``request`` for the caller holding ``token_id``, within its allowance.
+def take_verification_allowance(token_id: str) -> None:
+    """Count one connection to a caller-chosen server against ``token_id``'s allowance.
 
     Verification connects wherever the caller says, so each token may do it only
     ``IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE`` times a minute, counted across every process
@@ -278,6 +280,11 @@ def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
     if not decision.allowed:
         raise RateLimitedError(f"this token may verify settings {limit} times a minute; retry in "
                                f"{decision.retry_after} s", retry_after=decision.retry_after)
+
+
+def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
+    """Try the logins of ``request`` for the caller holding ``token_id``, within its allowance."""
+    take_verification_allowance(token_id)
     return VerifyResponse(
         imap=verify_settings("imap", request.imap) if request.imap else None,
         smtp=verify_settings("smtp", request.smtp) if request.smtp else None)

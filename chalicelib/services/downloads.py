@@ -17,9 +17,19 @@ fetch, requests, axios) follows it, so a download works the same whether the fil
 Clients strip the Authorization header when the redirect leaves the API's host, which S3
 requires (a presigned URL plus an Authorization header is rejected).
 
-No streaming: Chalice (and API Gateway's Lambda proxy integration) take a whole body, so
-a large message is read from IMAP into memory once and uploaded in one PutObject; memory
-use is about twice the message size.
+Memory is bounded before anything is read: a caller reads at most
+``IMAPLESS_MAX_RESPONSE_BYTES`` octets of a body whole (:func:`prepare`: inline, or one
+PutObject). A larger body is never held whole: it arrives as an iterator of windows
+(partial IMAP FETCHes of ``IMAPLESS_DOWNLOAD_CHUNK_BYTES``) and :func:`upload_stream` sends
+it as an S3 multipart upload: a window of at least S3's 5 MiB part minimum is a part as it
+is, smaller pieces (decoded base64 slices) gather until they make one. Memory stays at
+about one window plus one part whatever the size:
+
+    IMAP  --window-->  decoder  --pieces-->  part buffer  --UploadPart (>= 5 MiB)-->  S3
+                                                      `-- any failure: AbortMultipartUpload
+
+(Chalice and API Gateway's Lambda proxy integration take a whole response body, so the
+streamed path always ends in a presigned URL.)
 
 The bucket name is ``IMAPLESS_DOWNLOADS_BUCKET``, or ``<prefix>downloads-<account id>-<region>``
 as template.yaml names it (the account id comes from STS once per process, only when a
@@ -28,18 +38,21 @@ large body is actually handed off).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
 
-from chalicelib.settings import get_settings
+from chalicelib.settings import S3_MIN_PART_BYTES, get_settings
 
 _UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -89,18 +102,64 @@ def bucket_name() -> str:
     return f"{settings.resource_prefix}downloads-{account_id}-{settings.aws_region}"
 
 
+def _object_key(account_id: str, filename: str | None) -> str:
+    safe_name = _UNSAFE_KEY_CHARACTERS.sub("_", filename or "download")[:100] or "download"
+    return f"{_UNSAFE_KEY_CHARACTERS.sub('_', account_id)}/{datetime.now(UTC):%Y-%m-%d}/{uuid.uuid4().hex}/{safe_name}"
+
+
+def _presigned(key: str, content_type: str, filename: str | None, size: int) -> Download:
+    seconds = get_settings().download_url_seconds
+    url = _s3().generate_presigned_url("get_object", Params={"Bucket": bucket_name(), "Key": key},
+                                       ExpiresIn=seconds)
+    return Download(content_type, filename, size, url=url, expires_at=datetime.now(UTC) + timedelta(seconds=seconds))
+
+
 def prepare(account_id: str, content: bytes, content_type: str, filename: str | None, *,
             binary: bool = True) -> Download:
     """Inline when it fits a response, otherwise uploaded and presigned."""
-    settings = get_settings()
-    if response_payload_size(len(content), binary=binary) <= settings.max_response_bytes:
+    if response_payload_size(len(content), binary=binary) <= get_settings().max_response_bytes:
         return Download(content_type, filename, len(content), content=content)
-    safe_name = _UNSAFE_KEY_CHARACTERS.sub("_", filename or "download")[:100] or "download"
-    key = f"{_UNSAFE_KEY_CHARACTERS.sub('_', account_id)}/{datetime.now(UTC):%Y-%m-%d}/{uuid.uuid4().hex}/{safe_name}"
-    s3 = _s3()
-    s3.put_object(Bucket=bucket_name(), Key=key, Body=content, ContentType=content_type,
-                  ContentDisposition=content_disposition(filename))
-    url = s3.generate_presigned_url("get_object", Params={"Bucket": bucket_name(), "Key": key},
-                                    ExpiresIn=settings.download_url_seconds)
-    expires_at = datetime.now(UTC) + timedelta(seconds=settings.download_url_seconds)
-    return Download(content_type, filename, len(content), url=url, expires_at=expires_at)
+    key = _object_key(account_id, filename)
+    _s3().put_object(Bucket=bucket_name(), Key=key, Body=content, ContentType=content_type,
+                     ContentDisposition=content_disposition(filename))
+    return _presigned(key, content_type, filename, len(content))
+
+
+def upload_stream(account_id: str, chunks: Iterable[bytes], content_type: str, filename: str | None) -> Download:
+    """Upload ``chunks`` as one object (multipart, never all in memory) and presign it.
+
+    Whatever fails midway (IMAP, S3) aborts the upload, so no orphan parts are billed, and
+    propagates.
+    """
+    key = _object_key(account_id, filename)
+    s3, bucket = _s3(), bucket_name()
+    upload_id = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type,
+                                           ContentDisposition=content_disposition(filename))["UploadId"]
+    parts: list[dict[str, Any]] = []
+    pending = bytearray()  # small chunks gather here until they make a part
+    size = 0
+
+    def send_part(body: bytes | bytearray) -> None:
+        number = len(parts) + 1
+        answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            if not pending and len(chunk) >= S3_MIN_PART_BYTES:
+                send_part(chunk)  # a whole window is a part: no copy
+            else:
+                pending.extend(chunk)
+                if len(pending) >= S3_MIN_PART_BYTES:
+                    send_part(pending)
+                    pending.clear()
+            del chunk  # not kept alive while the next window is fetched
+        if pending or not parts:
+            send_part(pending)  # the last part may be smaller than the minimum
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts})
+    except BaseException:
+        with contextlib.suppress(Exception):
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        raise
+    return _presigned(key, content_type, filename, size)

@@ -2,8 +2,11 @@
 
 Built on Powertools' idempotency utility with its DynamoDB persistence layer (table
 ``<prefix>idempotency``, TTL on ``expiration``). The key of a record is a hash of
-(operation, account, the client's key), so keys are scoped per account and per endpoint;
-the request body is hashed separately and checked on every reuse::
+(operation, account and its incarnation, the client's key), so keys are scoped per account
+and per endpoint, and an account id that is deleted and registered again never replays its
+first life's answers (those records are unreachable and expire with the TTL; legacy accounts
+without an incarnation keep their keys, see :mod:`chalicelib.incarnations`). The request
+body is hashed separately and checked on every reuse::
 
     first request   ──▶ INPROGRESS record ──▶ work ──▶ COMPLETED record with the answer
     same key, same body, first done        ──▶ the stored answer (header Idempotent-Replayed: true)
@@ -39,10 +42,20 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from chalicelib.errors import ApiError, ConflictError, ServiceUnavailableError, ValidationError
+from chalicelib.errors import (
+    AccountNotFoundError,
+    ApiError,
+    ConflictError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from chalicelib.incarnations import scoped
+from chalicelib.services import accounts
 from chalicelib.settings import get_settings
 
 IDEMPOTENCY_TABLE = "idempotency"
+HEADER = "idempotency-key"              # the request header (HTTP header names are case-insensitive)
+REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer that was stored, not computed now
 IN_PROGRESS_SECONDS = 120
 REPLAY_MARKER = "_idempotentReplay"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
@@ -85,6 +98,20 @@ def body_hash(body: Any) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _account_scope(account: str) -> str:
+    """``account`` in its current incarnation; as it is when no account holds the id (a replay
+    of a deleted account's log, or of every account's): no later account can share that scope.
+
+    A consistent read, not the few-seconds cache: right after an id is registered again, a
+    stale incarnation would answer with the deleted account's result."""
+    if not account:
+        return account
+    try:
+        return scoped(account, accounts.get_account(account).incarnation)
+    except AccountNotFoundError:
+        return account
+
+
 def run_once(operation: str, account: str, key: str | None, body: Any,
              work: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """``work()``'s answer, computed once per key; returns (answer, replayed)."""
@@ -93,7 +120,7 @@ def run_once(operation: str, account: str, key: str | None, body: Any,
     if not _KEY.match(key):
         raise ValidationError("Idempotency-Key must be 1-255 printable ASCII characters",
                               details={"headers.Idempotency-Key": "invalid"})
-    request = {"operation": operation, "account": account, "key": key, "bodyHash": body_hash(body)}
+    request = {"operation": operation, "account": _account_scope(account), "key": key, "bodyHash": body_hash(body)}
     try:
         answer = _idempotent_run()(request=request, work=work)
     except IdempotencyAlreadyInProgressError:

@@ -4,11 +4,15 @@ Any Lambda must resolve an id without a lookup table, so each id *is* the addres
 object, packed and base64url-encoded (no padding; safe in URL paths)::
 
     byte 0     version (1)
-    byte 1     kind: m (message) | a (attachment) | t (text) | c (cursor)
+    byte 1     kind: m (message) | a (attachment) | t (text)
     varint     UIDVALIDITY of the mailbox
-    varint     UID (cursor: the exclusive upper UID bound of the next page)
-    varint+N   mailbox path, UTF-8 (cursor: 4-byte digest of path and query instead)
-    rest       attachment: IMAP section ("2.1"); text: sections joined by ","; cursor: varint page
+    varint     UID
+    varint+N   mailbox path, UTF-8
+    rest       attachment: IMAP section ("2.1"); text: sections joined by ","
+
+Page cursors carry server state the next request acts on, so unlike ids they are sealed
+(:mod:`chalicelib.services.cursors`); inside: UIDVALIDITY, the exclusive upper UID bound of
+the next page, a 4-byte digest of path and query, and the page number.
 
 A message id stays valid while the message stays in its mailbox and the mailbox keeps
 its UIDVALIDITY (RFC 3501 2.3.1.1): the pair names one message forever. After a move the
@@ -28,11 +32,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from chalicelib.errors import InvalidIdError
+from chalicelib.errors import InvalidCursorError, InvalidIdError
+from chalicelib.services.cursors import open_cursor, seal_cursor
 from chalicelib.sync.uidset import read_varint, write_varint
 
 VERSION = 1
-KIND_MESSAGE, KIND_ATTACHMENT, KIND_TEXT, KIND_CURSOR = b"m", b"a", b"t", b"c"
+KIND_MESSAGE, KIND_ATTACHMENT, KIND_TEXT = b"m", b"a", b"t"
+CURSOR_KIND = "messages"
 MAX_ID_LENGTH = 2048
 _ID_ALPHABET = re.compile(r"^[A-Za-z0-9_-]+$")
 _SECTION = re.compile(r"^(?:[1-9][0-9]*)(?:\.[1-9][0-9]*)*$")
@@ -180,13 +186,14 @@ def cursor_scope(path: str, query: str = "") -> bytes:
 
 
 def encode_cursor(cursor: Cursor) -> str:
-    return _encode(KIND_CURSOR, _varint(cursor.uid_validity) + _varint(cursor.before_uid) + cursor.scope
-                   + _varint(cursor.page))
+    """The ``nextPageCursor`` of a listing, sealed by :mod:`chalicelib.services.cursors`."""
+    body = _varint(cursor.uid_validity) + _varint(cursor.before_uid) + cursor.scope + _varint(cursor.page)
+    return seal_cursor(CURSOR_KIND, body)
 
 
 def decode_cursor(value: str, scope: bytes) -> Cursor:
     """A cursor of the listing identified by ``scope``; 400 InvalidCursor otherwise."""
-    reader = _decode(value, KIND_CURSOR, "InvalidCursor", "cursor")
+    reader = _Reader(open_cursor(CURSOR_KIND, value))
     try:
         uid_validity, before_uid = reader.varint(), reader.varint()
         cursor_scope_bytes = reader.take(4)
@@ -194,8 +201,7 @@ def decode_cursor(value: str, scope: bytes) -> Cursor:
         if reader.rest():
             raise ValueError("trailing bytes")
     except ValueError:
-        raise InvalidIdError("cursor is malformed", code="InvalidCursor", details={"cursor": value[:100]}) from None
+        raise InvalidCursorError("cursor is malformed", details={"cursor": "malformed"}) from None
     if cursor_scope_bytes != scope:
-        raise InvalidIdError("cursor belongs to another mailbox or query", code="InvalidCursor",
-                             details={"cursor": value[:100]})
+        raise InvalidCursorError("cursor belongs to another mailbox or query", details={"cursor": "another listing"})
     return Cursor(uid_validity, before_uid, page, cursor_scope_bytes)

@@ -6,8 +6,9 @@ message count that paging and id checks need, and re-reads the mailbox state):
     list page          EXAMINE, FETCH <page by sequence number>      (+ 1 UID SEARCH COUNT with a cursor)
     search page        EXAMINE, UID SEARCH, UID FETCH <page>
     message            EXAMINE, UID FETCH (header + structure), UID FETCH <text parts, partial>
-    text / attachment  EXAMINE, UID FETCH (structure + parts)
-    source             EXAMINE, UID FETCH BODY.PEEK[]
+    text               EXAMINE, UID FETCH (structure + parts)
+    attachment         EXAMINE, UID FETCH (structure + BODY.PEEK[part]<0.bound>)   (+ 1 per window beyond)
+    source             EXAMINE, UID FETCH BODY.PEEK[]<0.bound>                     (+ 1 per window beyond)
 
 Paging is newest first (highest UID first). ``page`` numbers shift when mail arrives;
 ``nextPageCursor`` does not: it records the lowest UID shown, and the next page is the
@@ -20,6 +21,7 @@ import codecs
 import dataclasses
 import json
 import math
+from collections.abc import Iterator
 
 from chalicelib.errors import (
     AttachmentNotFoundError,
@@ -36,7 +38,7 @@ from chalicelib.mime.charsets import charset_codecs
 from chalicelib.mime.decode import decode_part_payload, join_text_parts
 from chalicelib.mime.model import MessageStructure, PartNode, TextPartRef
 from chalicelib.mime.structure import bodystructure_tree, parse_bodystructure
-from chalicelib.mime.transfer import decode_transfer_encoding
+from chalicelib.mime.transfer import StreamDecoder, decode_transfer_encoding
 from chalicelib.schemas.messages import MessageDetail, MessageList, TextContent, TextOnly
 from chalicelib.services import downloads
 from chalicelib.services.downloads import Download
@@ -52,6 +54,7 @@ from chalicelib.services.message_ids import (
     encode_cursor,
 )
 from chalicelib.services.message_views import body_charset, entry_fields, listing_entry, text_refs
+from chalicelib.settings import get_settings
 
 # -- paging ----------------------------------------------------------------------------------
 
@@ -226,14 +229,54 @@ def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int) -
     return TextOnly(plain=texts.get("plain"), html=texts.get("html"), hasMore=has_more)
 
 
+def _stream_rest(conn: ImapConnection, ref: MessageRef, section: str, first: list[bytes],
+                 decoder: StreamDecoder | None = None) -> Iterator[bytes]:
+    """The first window and the ones after it, decoded when ``decoder`` is given.
+
+    Memory is the point: ``first`` is a one-element list this generator empties, so the
+    caller does not keep the first window alive, and no window is referenced while the
+    next one is fetched.
+    """
+    def emit(window: bytes) -> Iterator[bytes]:
+        if decoder is None:
+            yield window
+        else:
+            yield from decoder.feed(window)
+
+    windows = imap_messages.iter_windows(conn, ref.uid, section, start=len(first[0]),
+                                         length=get_settings().download_chunk_bytes)
+    try:
+        yield from emit(first.pop())  # (itertools.chain would keep it referenced to the end)
+        for window in windows:
+            yield from emit(window)
+            del window
+    except imap_messages.MessageGoneError:
+        raise _gone(ref) from None
+    if decoder:
+        yield decoder.finish()
+
+
 def get_source(account_id: str, message_id: str) -> Download:
+    """The raw message: read whole up to the inline bound, otherwise streamed into S3.
+
+    The first FETCH asks for at most the bound's worth of octets (``<0.bound>``), so memory
+    is bounded whatever size the server announces (RFC822.SIZE is an estimate on some
+    servers); a full window means there may be more, which continues in partial windows.
+    """
     ref = decode_message_id(message_id)
+    filename = f"{ref.uid}.eml"
+    window = get_settings().max_response_bytes
     with mail_connection(account_id) as conn:
         open_message(conn, ref)
-        raw = imap_messages.fetch_source(conn, ref.uid)
-    if raw is None:
-        raise _gone(ref)
-    return downloads.prepare(account_id, raw, "message/rfc822", f"{ref.uid}.eml")
+        fetched = imap_messages.fetch_window(conn, ref.uid, "", 0, window)
+        if fetched is None:
+            raise _gone(ref)
+        head = [fetched[0]]
+        del fetched
+        if len(head[0]) == window:
+            return downloads.upload_stream(account_id, _stream_rest(conn, ref, "", head), "message/rfc822",
+                                           filename)
+    return downloads.prepare(account_id, head[0], "message/rfc822", filename)
 
 
 def _find_part(node: PartNode, section: str) -> PartNode | None:
@@ -247,16 +290,27 @@ def _find_part(node: PartNode, section: str) -> PartNode | None:
 
 
 def get_attachment(account_id: str, attachment_id: str) -> Download:
+    """One part, transfer-decoded: read whole up to the inline bound, otherwise streamed into S3.
+
+    The BODYSTRUCTURE comes in the same FETCH as at most the bound's worth of the part; a
+    full window means there may be more, which continues in partial windows, decoded as
+    they arrive.
+    """
     ref = decode_attachment_id(attachment_id)
+    window = get_settings().max_response_bytes
     with mail_connection(account_id) as conn:
         open_message(conn, ref.message)
-        fetched = imap_messages.fetch_sections(conn, ref.message.uid, [(ref.section, None)],
-                                               extra_items=("BODYSTRUCTURE",))
-    if fetched is None:
-        raise _gone(ref.message)
-    payloads, item = fetched
-    node = _find_part(bodystructure_tree(item.get(b"BODYSTRUCTURE")), ref.section)
-    if node is None:
-        raise AttachmentNotFoundError("the message has no such part", details={"part": ref.section})
-    content = decode_transfer_encoding(payloads[ref.section], node.encoding)
+        fetched = imap_messages.fetch_window(conn, ref.message.uid, ref.section, 0, window,
+                                             extra_items=("BODYSTRUCTURE",))
+        if fetched is None:
+            raise _gone(ref.message)
+        head = [fetched[0]]
+        node = _find_part(bodystructure_tree(fetched[1].get(b"BODYSTRUCTURE")), ref.section)
+        del fetched
+        if node is None:
+            raise AttachmentNotFoundError("the message has no such part", details={"part": ref.section})
+        if len(head[0]) == window:
+            chunks = _stream_rest(conn, ref.message, ref.section, head, StreamDecoder(node.encoding))
+            return downloads.upload_stream(account_id, chunks, node.content_type, node.filename)
+    content = decode_transfer_encoding(head[0], node.encoding)
     return downloads.prepare(account_id, content, node.content_type, node.filename)

@@ -6,6 +6,8 @@ Process layout::
                                                          + SQS message {queueId}, DelaySeconds
     SQS outbox queue ──▶ handle_outbox_batch (Lambda on AWS; the local dispatcher under make run)
         entry final or gone ─────────────────────▶ drop the message
+        its account gone, being deleted or
+          re-created (another incarnation) ──────▶ cancel the entry, drop the message (no events)
         not due yet (sendAt, backoff > 15 min) ──▶ re-enqueue with min(remaining, 900 s) delay
         claim (conditional: queued -> sending) ──▶ send_attempts.attempt
              sent / failed ──▶ finish (final; content deleted)
@@ -38,12 +40,14 @@ from typing import Any
 
 import boto3
 
-from chalicelib.errors import ConflictError, NotFoundError, ServiceUnavailableError
+from chalicelib.errors import AccountNotFoundError, ConflictError, NotFoundError, ServiceUnavailableError
 from chalicelib.observability import logger
+from chalicelib.services import accounts
 from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
 from chalicelib.settings import get_settings
 from chalicelib.smtp.compose import Envelope
 from chalicelib.store import outbox as outbox_store
+from chalicelib.store.accounts import StoredAccount
 from chalicelib.store.outbox import OutboxEntry, OutboxEntryNotFound
 
 OUTBOX_QUEUE = "outbox"
@@ -99,7 +103,7 @@ def _job_from_entry(entry: OutboxEntry, raw: bytes) -> SendJob:
                    sent_copy_prefix=base64.b64decode(options.get("sentCopyPrefix") or ""), subject=entry.subject,
                    copy=options.get("copy"), reference=options.get("reference"), draft=options.get("draft"),
                    delivery_attempts=entry.delivery_attempts, attempts_made=entry.attempts_made,
-                   after_send_done=bool(options.get("afterSendDone")))
+                   after_send_done=bool(options.get("afterSendDone")), incarnation=entry.incarnation)
 
 
 def _error_record(outcome: AttemptOutcome, now: datetime) -> dict[str, Any] | None:
@@ -118,7 +122,7 @@ def enqueue(job: SendJob, *, due: datetime, send_at: datetime | None = None,
                         pending=list(job.envelope.recipients), smtputf8=job.envelope.smtputf8,
                         delivery_attempts=job.delivery_attempts, next_attempt_at=due, subject=job.subject,
                         send_at=send_at, attempts_made=job.attempts_made, last_error=last_error,
-                        options=_options(job))
+                        options=_options(job), incarnation=job.incarnation)
     outbox_store.create_entry(entry, job.raw)
     try:
         _send_to_queue(job.queue_id, due)
@@ -142,6 +146,15 @@ def enqueue_after_attempt(outcome: AttemptOutcome, all_recipients: tuple[str, ..
             all_recipients=all_recipients)
 
 
+def _owner(entry: OutboxEntry) -> StoredAccount | None:
+    """The account that queued ``entry``, if it still exists in the same incarnation."""
+    try:
+        stored = accounts.get_account(entry.account)
+    except AccountNotFoundError:
+        return None
+    return stored if stored.incarnation == entry.incarnation else None
+
+
 def process_message(queue_id: str, *, now: datetime | None = None) -> str:
     """Run one queue message; returns what happened (for logs and tests)."""
     now = now or datetime.now(UTC)
@@ -151,6 +164,13 @@ def process_message(queue_id: str, *, now: datetime | None = None) -> str:
         return "missing"
     if entry.state in outbox_store.FINAL_STATES:
         return entry.state
+    owner = _owner(entry)
+    if owner is None:
+        # Never through whoever holds the id now, and no events: they would reach that
+        # account's webhooks with the old account's envelope.
+        if outbox_store.cancel(queue_id) is not None:
+            outbox_store.delete_content(queue_id)
+        return "orphaned"
     if entry.state == "queued" and entry.next_attempt_at > now + EARLY_TOLERANCE:
         _send_to_queue(queue_id, entry.next_attempt_at, now)
         return "rescheduled"
@@ -158,7 +178,7 @@ def process_message(queue_id: str, *, now: datetime | None = None) -> str:
     claimed = outbox_store.claim(queue_id, token, now, SEND_LEASE)
     if claimed is None:
         return "busy"
-    outcome = attempt(_job_from_entry(claimed, outbox_store.read_content(queue_id)), now=now)
+    outcome = attempt(_job_from_entry(claimed, outbox_store.read_content(queue_id)), now=now, account=owner)
     finished = outbox_store.finish_attempt(
         queue_id, token, state=outcome.state, attempts_made=outcome.job.attempts_made,
         pending=list(outcome.job.envelope.recipients), next_attempt_at=outcome.next_attempt_at,
@@ -214,9 +234,21 @@ def get_entry(queue_id: str) -> OutboxEntry:
         raise OutboxEntryNotFoundError(f"no outbox entry {queue_id!r}", details={"queueId": queue_id}) from None
 
 
+def _of_current_incarnation(account: str, entries: list[OutboxEntry]) -> list[OutboxEntry]:
+    """A re-registered id lists only its own entries, not those a previous life left behind
+    (cancelled by the consumer, kept for the retention); a deleted id's leftovers stay listed."""
+    try:
+        incarnation = accounts.get_account(account).incarnation
+    except AccountNotFoundError:
+        return entries
+    return [entry for entry in entries if entry.incarnation == incarnation]
+
+
 def list_entries(page: int, page_size: int, *, account: str | None = None,
                  state: str | None = None) -> tuple[list[OutboxEntry], int, int]:
     entries = outbox_store.list_entries(account=account, state=state)
+    if account is not None:
+        entries = _of_current_incarnation(account, entries)
     total = len(entries)
     pages = max(1, math.ceil(total / page_size))
     return entries[page * page_size:(page + 1) * page_size], total, pages

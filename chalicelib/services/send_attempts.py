@@ -35,6 +35,7 @@ from typing import Any
 from chalicelib.errors import AccountNotFoundError
 from chalicelib.events.model import Event, EventType, event_id
 from chalicelib.events.publisher import EventSink, SqsEventSink
+from chalicelib.incarnations import LEGACY, scoped
 from chalicelib.observability import logger
 from chalicelib.security.transport import MailServer
 from chalicelib.services import accounts, sent_mail
@@ -63,6 +64,7 @@ class SendJob:
     delivery_attempts: int = 10
     attempts_made: int = 0
     after_send_done: bool = False
+    incarnation: str = LEGACY  # of the account that queued it (chalicelib.incarnations)
 
 
 @dataclass
@@ -100,8 +102,8 @@ def _envelope_data(job: SendJob, recipients: list[str] | tuple[str, ...]) -> dic
 
 def _event(job: SendJob, kind: EventType, data: dict[str, Any], *id_parts: object) -> Event:
     payload = {"messageId": job.message_id, "queueId": job.queue_id, **data}
-    return Event(id=event_id(kind, job.account, job.queue_id, *id_parts), account=job.account, event=kind,
-                 data=payload)
+    return Event(id=event_id(kind, scoped(job.account, job.incarnation), job.queue_id, *id_parts),
+                 account=job.account, event=kind, data=payload)
 
 
 def _failure_events(job: SendJob, failure: DeliveryFailure, attempt: int, next_at: datetime | None) -> list[Event]:

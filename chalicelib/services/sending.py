@@ -191,7 +191,7 @@ def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOpt
     job = SendJob(account=account_id, queue_id=queue_id, message_id=composed.message_id,
                   envelope=composed.envelope, raw=composed.raw, sent_copy_prefix=composed.bcc_header,
                   subject=subject, copy=options.copy_, reference=reference, draft=draft,
-                  delivery_attempts=options.deliveryAttempts)
+                  delivery_attempts=options.deliveryAttempts, incarnation=stored.incarnation)
     if send_at is not None:
         outbox.enqueue(job, due=send_at, send_at=send_at)
         return SubmitAnswer(202, {"response": QUEUED_RESPONSE, "messageId": composed.message_id,

@@ -76,11 +76,11 @@ def watcher_processes(watchable_accounts: int, total_shards: int) -> tuple[list[
 
 def _count_deliveries(status: str, since: datetime, until: datetime) -> tuple[int, bool]:
     query = deliveries.DeliveryQuery(since=since, until=until, status=status)
-    count, cursor = 0, None
+    count, position = 0, None
     while count < DELIVERY_COUNT_LIMIT:
-        page, cursor = deliveries.query_deliveries(query, DELIVERY_PAGE_SIZE, cursor)
+        page, position = deliveries.query_deliveries(query, DELIVERY_PAGE_SIZE, position)
         count += len(page)
-        if cursor is None:
+        if position is None:
             return count, False
     return DELIVERY_COUNT_LIMIT, True
 

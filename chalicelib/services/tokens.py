@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from chalicelib.errors import ForbiddenError, UnauthorizedError
 from chalicelib.settings import get_settings
 from chalicelib.store import tokens as token_store
-from chalicelib.store.tokens import StoredToken
+from chalicelib.store.tokens import ADMIN_SCOPE, StoredToken
 from chalicelib.ttlcache import TtlCache
 
 TOKEN_BYTES = 32
-ADMIN_SCOPE = "*"
 API_SCOPE = "api"
 
 
@@ -108,5 +107,6 @@ def list_tokens() -> list[StoredToken]:
 
 
 def revoke_token(token_id: str) -> None:
+    """Revoke a token; 409 ``LastAdminToken`` for the last unbound admin token."""
     token_store.delete_token(token_id)
     forget_verified_tokens()

@@ -166,6 +166,15 @@ def is_endpoint_disabled(url: str, account: str | None = None) -> bool:
     return bool(settings_store.get_values([_endpoint_key(url, account)]))
 
 
+def forget_account_endpoints(account: str) -> int:
+    """Drop the disabled state of every endpoint of ``account`` (account deletion); returns how many."""
+    owned = [key for key, value in settings_store.values_with_prefix(DISABLED_ENDPOINT_PREFIX).items()
+             if value.get("account") == account]
+    for key in owned:
+        settings_store.delete_value(key)
+    return len(owned)
+
+
 def disabled_endpoints() -> list[DisabledEndpoint]:
     found = settings_store.values_with_prefix(DISABLED_ENDPOINT_PREFIX).values()
     return sorted((DisabledEndpoint.model_validate(value) for value in found), key=lambda e: e.disabledAt)

@@ -6,6 +6,12 @@ secrets blob is opaque here: sealing and opening happen in the service layer.
 Every create, replace and delete bumps the watchlist generation once it succeeded, so the
 watchers re-read the accounts (:mod:`chalicelib.store.watchlist`); the watcher's own state
 writes (``set_account_state``) do not.
+
+Deletion is two writes apart: :func:`mark_deleting` moves the record to :data:`DELETING`
+(the watcher stops, readers see no account, a concurrent edit fails on the version), the
+service removes what the account owns elsewhere, and :func:`delete_account` removes the
+record last. A record left in ``deleting`` by an interrupted deletion is the tombstone a
+retried DELETE resumes from; its id cannot be registered again until then.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from typing import Any
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from chalicelib.errors import AccountExistsError, AccountNotFoundError, ConflictError
+from chalicelib.incarnations import LEGACY
 from chalicelib.store import watchlist  # -- watcher: watchlist generation --
 from chalicelib.store.models import AccountItem
+
+DELETING = "deleting"
 
 
 @dataclass
@@ -36,6 +45,7 @@ class StoredAccount:
     # -- webhooks: per-account override (None: use the global settings) --
     webhooks: str | None = None
     webhook_events: list[str] | None = None
+    incarnation: str = LEGACY
     sealed_webhook_secret: str | None = None  # the override endpoint's own signing secrets
 
 
@@ -45,7 +55,8 @@ def _from_item(item: AccountItem) -> StoredAccount:
                          created_at=item.created_at, updated_at=item.updated_at, version=item.version,
                          webhooks=item.webhooks,
                          webhook_events=list(item.webhook_events) if item.webhook_events is not None else None,
-                         sealed_webhook_secret=item.sealed_webhook_secret)
+                         sealed_webhook_secret=item.sealed_webhook_secret,
+                         incarnation=item.incarnation or LEGACY)
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -59,7 +70,8 @@ def insert_account(account: StoredAccount) -> StoredAccount:
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
                        created_at=account.created_at, updated_at=account.updated_at,
                        webhooks=account.webhooks, webhook_events=account.webhook_events,
-                       sealed_webhook_secret=account.sealed_webhook_secret)
+                       sealed_webhook_secret=account.sealed_webhook_secret,
+                       incarnation=account.incarnation or None)
     try:
         # VersionAttribute makes a first save conditional on the item not existing.
         item.save()
@@ -72,26 +84,36 @@ def insert_account(account: StoredAccount) -> StoredAccount:
     return _from_item(item)
 
 
+def _not_found(account_id: str) -> AccountNotFoundError:
+    return AccountNotFoundError(f"account {account_id!r} does not exist", details={"account": account_id})
+
+
 def get_account(account_id: str) -> StoredAccount:
+    """The account; AccountNotFoundError if there is none or it is being deleted."""
     try:
-        return _from_item(AccountItem.get(account_id, consistent_read=True))
+        item = AccountItem.get(account_id, consistent_read=True)
     except DoesNotExist:
-        raise AccountNotFoundError(f"account {account_id!r} does not exist",
-                                   details={"account": account_id}) from None
+        raise _not_found(account_id) from None
+    if item.state == DELETING:
+        raise _not_found(account_id)
+    return _from_item(item)
 
 
 def get_accounts(account_ids: list[str]) -> dict[str, StoredAccount]:
-    """The existing accounts among ``account_ids`` by id: one consistent BatchGetItem per 100 ids."""
-    return {item.account: _from_item(item) for item in AccountItem.batch_get(set(account_ids), consistent_read=True)}
+    """The live accounts among ``account_ids`` by id: one consistent BatchGetItem per 100 ids."""
+    return {item.account: _from_item(item) for item in AccountItem.batch_get(set(account_ids), consistent_read=True)
+            if item.state != DELETING}
 
 
 def account_exists(account_id: str) -> bool:
+    """Whether the id is taken (an account being deleted still holds it)."""
     return AccountItem.count(account_id, consistent_read=True) > 0
 
 
 def list_accounts() -> list[StoredAccount]:
-    """Every account, sorted by id (a full scan: fine for the thousands a deployment holds)."""
-    return sorted((_from_item(item) for item in AccountItem.scan()), key=lambda a: a.account)
+    """Every live account, sorted by id (a full scan: fine for the thousands a deployment holds)."""
+    return sorted((_from_item(item) for item in AccountItem.scan(AccountItem.state != DELETING)),
+                  key=lambda a: a.account)
 
 
 def replace_account(account: StoredAccount) -> StoredAccount:
@@ -100,7 +122,8 @@ def replace_account(account: StoredAccount) -> StoredAccount:
                        imap=account.imap, smtp=account.smtp, sealed_secrets=account.sealed_secrets,
                        created_at=account.created_at, updated_at=datetime.now(UTC),
                        webhooks=account.webhooks, webhook_events=account.webhook_events,
-                       sealed_webhook_secret=account.sealed_webhook_secret)
+                       sealed_webhook_secret=account.sealed_webhook_secret,
+                       incarnation=account.incarnation or None)
     item.version = account.version
     try:
         item.save()
@@ -113,13 +136,32 @@ def replace_account(account: StoredAccount) -> StoredAccount:
     return _from_item(item)
 
 
+def mark_deleting(account_id: str) -> StoredAccount:
+    """Move the account (in any state, ``deleting`` included) to :data:`DELETING`; version + 1.
+
+    Returns the record as it is now (its incarnation says which leftovers are its own);
+    AccountNotFoundError if there is no record at all.
+    """
+    item = AccountItem(account_id)
+    item.version = 0  # makes pynamodb add "version + 1", so a concurrent replace_account fails
+    try:
+        item.update(actions=[AccountItem.state.set(DELETING)], condition=AccountItem.account.exists(),
+                    add_version_condition=False)
+    except UpdateError as exc:
+        if _is_conditional_failure(exc):
+            raise _not_found(account_id) from None
+        raise
+    watchlist.bump_generation()  # -- watcher: watchlist generation --
+    return _from_item(item)
+
+
 def delete_account(account_id: str) -> None:
+    """Remove a record that :func:`mark_deleting` marked; AccountNotFoundError if it is gone."""
     try:
         AccountItem(account_id).delete(condition=AccountItem.account.exists(), add_version_condition=False)
     except DeleteError as exc:
         if _is_conditional_failure(exc):
-            raise AccountNotFoundError(f"account {account_id!r} does not exist",
-                                       details={"account": account_id}) from None
+            raise _not_found(account_id) from None
         raise
     watchlist.bump_generation()  # -- watcher: watchlist generation --
 
@@ -142,8 +184,7 @@ def set_account_state(account_id: str, state: str, *, expected_state: str) -> in
     except UpdateError as exc:
         if _is_conditional_failure(exc):
             if not account_exists(account_id):
-                raise AccountNotFoundError(f"account {account_id!r} does not exist",
-                                           details={"account": account_id}) from None
+                raise _not_found(account_id) from None
             raise ConflictError(f"account {account_id!r} state is no longer {expected_state!r}",
                                 code="ConcurrentUpdate") from None
         raise

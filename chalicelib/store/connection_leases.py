@@ -144,6 +144,14 @@ class DynamoLeaseBroker:
             if not _conditional_failure(exc):
                 raise
 
+    def release_all(self, account: str) -> int:
+        """Drop every slot of ``account``, held or not (account deletion); returns how many."""
+        items = list(ConnectionLeaseItem.query(account, attributes_to_get=["account", "slot"]))
+        with ConnectionLeaseItem.batch_write() as batch:
+            for item in items:
+                batch.delete(item)
+        return len(items)
+
     def holders(self, account: str) -> list[Lease]:
         """Live leases of an account (tests and diagnostics)."""
         now = self._clock()

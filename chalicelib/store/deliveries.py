@@ -29,15 +29,15 @@ Invariants:
 - ``expiresAt`` moves to 14 days after the latest write, so a replayed event stays visible.
 - A batch read or write that fails (or still has unprocessed items after pynamodb's
   retries) raises :class:`DeliveryLogError`.
-- Cursors are opaque to clients: base64url JSON of the partition being read and
-  DynamoDB's LastEvaluatedKey; a cursor that does not decode raises :class:`InvalidCursorError`.
+- Paging works on *positions* (a plain dict: the day partition being read and DynamoDB's
+  LastEvaluatedKey), never on client text: the service seals a position into a cursor
+  (:mod:`chalicelib.services.cursors`), so a position that reaches this module was issued
+  by it. One that does not fit the query (a day outside its range, a day for a query by
+  account) raises :class:`PositionError`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -58,8 +58,8 @@ ORIGINAL_RUN = "original"  # run id of an event's first journey through the queu
 _SORT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
-class InvalidCursorError(ValueError):
-    """A paging cursor that this module did not issue (or that was altered)."""
+class PositionError(ValueError):
+    """A paging position that does not belong to the query it is used with."""
 
 
 class DeliveryLogError(Exception):
@@ -260,30 +260,19 @@ class DeliveryQuery:
     newest_first: bool = True
 
 
-def _encode_cursor(state: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        state = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError):
-        raise InvalidCursorError("the cursor is not one this API issued") from None
-    if not isinstance(state, dict) or not isinstance(state.get("key"), dict | None):
-        raise InvalidCursorError("the cursor is not one this API issued")
-    return state
-
-
 def _days(query: DeliveryQuery) -> list[str]:
     first, last = query.since.astimezone(UTC).date(), query.until.astimezone(UTC).date()
     days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
     return days[::-1] if query.newest_first else days
 
 
-def query_deliveries(query: DeliveryQuery, page_size: int, cursor: str | None = None,
-                     ) -> tuple[list[StoredDelivery], str | None]:
-    """One page of log items in detection order and the cursor of the next page (None: no more)."""
-    state = _decode_cursor(cursor) if cursor else {}
+Position = dict[str, Any]
+
+
+def query_deliveries(query: DeliveryQuery, page_size: int, position: Position | None = None,
+                     ) -> tuple[list[StoredDelivery], Position | None]:
+    """One page of log items in detection order and the position of the next page (None: no more)."""
+    state = position or {}
     range_condition = DeliveryItem.sort_key.between(sort_key_prefix(query.since), sort_key_prefix(query.until))
     filters: Condition | None = None
     for attribute, wanted in ((DeliveryItem.status, query.status), (DeliveryItem.event, query.event)):
@@ -292,28 +281,37 @@ def query_deliveries(query: DeliveryQuery, page_size: int, cursor: str | None = 
     found: list[StoredDelivery] = []
     if query.account is not None:
         if "day" in state:
-            raise InvalidCursorError("the cursor belongs to a query without an account")
+            raise PositionError("the cursor belongs to a query without an account")
         results = DeliveryItem.by_account.query(query.account, range_condition, limit=page_size,
                                                 last_evaluated_key=state.get("key"), filter_condition=filters,
                                                 scan_index_forward=not query.newest_first)
         found = [_from_item(item) for item in results]
         key = results.last_evaluated_key
-        return found, _encode_cursor({"key": key}) if key else None
+        return found, {"key": key} if key else None
     days = _days(query)
     if state and state.get("day") not in days:
-        raise InvalidCursorError("the cursor belongs to a query with other since/until bounds")
+        raise PositionError("the cursor belongs to a query with other since/until bounds")
     start = days.index(state["day"]) if state else 0
-    for position in range(start, len(days)):
-        day = days[position]
+    for index in range(start, len(days)):
+        day = days[index]
         results = DeliveryItem.by_day.query(day, range_condition, limit=page_size - len(found),
-                                            last_evaluated_key=state.get("key") if position == start else None,
+                                            last_evaluated_key=state.get("key") if index == start else None,
                                             filter_condition=filters, scan_index_forward=not query.newest_first)
         found.extend(_from_item(item) for item in results)
         if len(found) >= page_size:
             key = results.last_evaluated_key
             if key:
-                return found, _encode_cursor({"day": day, "key": key})
-            if position + 1 < len(days):
-                return found, _encode_cursor({"day": days[position + 1], "key": None})
+                return found, {"day": day, "key": key}
+            if index + 1 < len(days):
+                return found, {"day": days[index + 1], "key": None}
             return found, None
     return found, None
+
+
+def delete_deliveries_of_account(account: str) -> int:
+    """Remove every log item of ``account`` (account deletion); returns how many."""
+    items = list(DeliveryItem.by_account.query(account, attributes_to_get=["eventId"]))
+    with DeliveryItem.batch_write() as batch:
+        for item in items:
+            batch.delete(DeliveryItem(item.event_id))
+    return len(items)

@@ -41,6 +41,9 @@ class AccountItem(Model):
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()
+    # Drawn at creation, never changed; absent on accounts created before incarnations
+    # existed (see chalicelib.incarnations).
+    incarnation = UnicodeAttribute(null=True)
     # -- webhooks: per-account override of the global webhook URL and event filter --
     webhooks = UnicodeAttribute(null=True)
     # pynamodb types ListAttribute's `of` as the element's Python type, which only a MapAttribute matches.

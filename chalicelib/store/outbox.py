@@ -23,6 +23,10 @@ Invariants:
   deleted when the entry reaches a final state (the TTL is a backstop).
 - Final entries stay readable for :data:`RETENTION` (``expiresAt`` TTL), so a client can
   look up what became of a queue id.
+- An entry records the incarnation of the account that queued it (none: a legacy entry);
+  the consumer sends it only through that same incarnation (:mod:`chalicelib.incarnations`).
+- Deleting an account's entries cancels each queued one before its content and then the
+  entry go, so an interrupted deletion leaves nothing sendable and a retry finds the rest.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from pynamodb.exceptions import DoesNotExist, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.incarnations import LEGACY
 from chalicelib.settings import get_settings
 
 _settings = get_settings()
@@ -93,6 +98,7 @@ class OutboxItem(Model):
     lease_until = UTCDateTimeAttribute(null=True, attr_name="leaseUntil")
     updated_at = UTCDateTimeAttribute(attr_name="updatedAt")
     expires_at = TTLAttribute(null=True, attr_name="expiresAt")
+    incarnation = UnicodeAttribute(null=True)
 
     by_account = OutboxByAccount()
 
@@ -128,6 +134,7 @@ class OutboxEntry:
     options: dict[str, Any] = field(default_factory=dict)
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     lease_token: str | None = None
+    incarnation: str = LEGACY
 
 
 class OutboxEntryNotFound(LookupError):  # noqa: N818 - a lookup outcome
@@ -141,7 +148,8 @@ def _from_item(item: OutboxItem) -> OutboxEntry:
         next_attempt_at=item.next_attempt_at, subject=item.subject, pending=list(item.pending or []),
         smtputf8=bool(item.smtputf8), send_at=item.send_at, state=item.state,
         attempts_made=int(item.attempts_made or 0), last_error=item.last_error, response=item.response,
-        options=dict(item.options or {}), created_at=item.created_at, lease_token=item.lease_token)
+        options=dict(item.options or {}), created_at=item.created_at, lease_token=item.lease_token,
+        incarnation=item.incarnation or LEGACY)
 
 
 def create_entry(entry: OutboxEntry, raw: bytes) -> None:
@@ -158,7 +166,7 @@ def create_entry(entry: OutboxEntry, raw: bytes) -> None:
         recipients=entry.recipients, pending=entry.pending or entry.recipients, smtputf8=entry.smtputf8,
         send_at=entry.send_at, next_attempt_at=entry.next_attempt_at, attempts_made=entry.attempts_made,
         delivery_attempts=entry.delivery_attempts, last_error=entry.last_error, response=entry.response,
-        options=entry.options, updated_at=now)
+        options=entry.options, updated_at=now, incarnation=entry.incarnation or None)
     item.save(condition=OutboxItem.queue_id.does_not_exist())
 
 
@@ -239,3 +247,18 @@ def cancel(queue_id: str) -> OutboxEntry | None:
     return _conditional_update(
         queue_id, [OutboxItem.state.set("cancelled"), OutboxItem.expires_at.set(datetime.now(UTC) + RETENTION)],
         OutboxItem.queue_id.exists() & (OutboxItem.state == "queued"))
+
+
+def delete_entries_of_account(account: str) -> int:
+    """Remove every entry of ``account`` (account deletion); returns how many.
+
+    Each queued entry is cancelled first (an SQS message on its way then finds nothing to
+    send); one being sent right now finishes that attempt but can no longer record it.
+    """
+    count = 0
+    for item in OutboxItem.by_account.query(account, attributes_to_get=["queueId"]):
+        cancel(item.queue_id)
+        delete_content(item.queue_id)
+        OutboxItem(item.queue_id).delete()
+        count += 1
+    return count

@@ -14,7 +14,9 @@ An event is produced only when the state *changes* (a watcher retrying a wrong p
 every minute emits one ``authenticationError``, not one per attempt). The event id is
 derived from the account record's version before the change: the watcher publishes
 first and then moves the state with a conditional write, so a crash in between repeats
-the same id, and two watchers racing for the same transition produce one id.
+the same id, and two watchers racing for the same transition produce one id. Every id
+also carries the account's incarnation: a deleted and re-registered id starts at version
+1 again, and its events must not repeat the first life's ids.
 
 ``disabled`` follows the account's ``imap.disabled`` switch (set through the accounts API); the
 watcher leaves such accounts alone and never writes that state.
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 from chalicelib.events.model import Event, EventType, event_id
+from chalicelib.incarnations import LEGACY, scoped
 
 CONNECTED: Final = "connected"
 AUTHENTICATION_ERROR: Final = "authenticationError"
@@ -50,7 +53,8 @@ class LoginOutcome:
         return AUTHENTICATION_ERROR if self.code == "AuthenticationFailed" else CONNECT_ERROR
 
 
-def transition_event(account: str, previous_state: str, version: int | None, outcome: LoginOutcome) -> Event | None:
+def transition_event(account: str, previous_state: str, version: int | None, outcome: LoginOutcome, *,
+                     incarnation: str = LEGACY) -> Event | None:
     """The event announcing ``previous_state -> outcome.state``, or None when nothing changed."""
     state = outcome.state
     if state == previous_state:
@@ -61,10 +65,11 @@ def transition_event(account: str, previous_state: str, version: int | None, out
     else:
         kind = state
         data = {"response": outcome.response or "", "serverResponseCode": outcome.code or "Unknown"}
-    return Event(id=event_id(account, kind, previous_state, version), account=account, event=kind, data=data)
+    return Event(id=event_id(scoped(account, incarnation), kind, previous_state, version), account=account,
+                 event=kind, data=data)
 
 
-def initialized_event(account: str) -> Event:
-    """Once per account: its first full baseline is stored."""
-    return Event(id=event_id(account, "accountInitialized"), account=account, event="accountInitialized",
-                 data={"initialized": True})
+def initialized_event(account: str, *, incarnation: str = LEGACY) -> Event:
+    """Once per account incarnation: its first full baseline is stored."""
+    return Event(id=event_id(scoped(account, incarnation), "accountInitialized"), account=account,
+                 event="accountInitialized", data={"initialized": True})

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from chalicelib.events.model import Event, event_id
+from chalicelib.incarnations import LEGACY, scoped
 
 
 @dataclass(frozen=True)
@@ -44,15 +45,17 @@ def diff_mailboxes(known_paths: set[str], listed: Mapping[str, ListedMailbox]) -
     return MailboxChanges(created=created, deleted=sorted(known_paths - set(listed)))
 
 
-def mailbox_new_event(account: str, mailbox: ListedMailbox, uidvalidity: int) -> Event:
+def mailbox_new_event(account: str, mailbox: ListedMailbox, uidvalidity: int, *,
+                      incarnation: str = LEGACY) -> Event:
     data = {"path": mailbox.path, "name": mailbox.name}
     if mailbox.special_use:
         data["specialUse"] = mailbox.special_use
-    return Event(id=event_id(account, mailbox.path, "mailboxNew", uidvalidity), account=account,
+    return Event(id=event_id(scoped(account, incarnation), mailbox.path, "mailboxNew", uidvalidity), account=account,
                  event="mailboxNew", path=mailbox.path, specialUse=mailbox.special_use, data=data)
 
 
-def mailbox_deleted_event(account: str, path: str, delimiter: str | None, uidvalidity: int) -> Event:
+def mailbox_deleted_event(account: str, path: str, delimiter: str | None, uidvalidity: int, *,
+                          incarnation: str = LEGACY) -> Event:
     name = path.rsplit(delimiter, 1)[-1] if delimiter else path
-    return Event(id=event_id(account, path, "mailboxDeleted", uidvalidity), account=account,
+    return Event(id=event_id(scoped(account, incarnation), path, "mailboxDeleted", uidvalidity), account=account,
                  event="mailboxDeleted", path=path, data={"path": path, "name": name})

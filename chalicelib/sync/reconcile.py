@@ -30,9 +30,9 @@ state):
   lists exactly the added and deleted names;
 - ``\\Recent`` is ignored (per session, Dovecot sets it on whichever session sees mail first).
 
-Event ids are built from the facts of the change (account, path, UIDVALIDITY, UID and,
-for updates, the checkpoint revision and the resulting flags), so the same change seen
-twice (restart, lease hand-over) gets the same id.
+Event ids are built from the facts of the change (account and its incarnation, path,
+UIDVALIDITY, UID and, for updates, the checkpoint revision and the resulting flags), so the
+same change seen twice (restart, lease hand-over) gets the same id.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.events.model import Event, EventType, event_id
+from chalicelib.incarnations import LEGACY, scoped
 from chalicelib.services.message_ids import MessageRef, encode_message_id
 from chalicelib.sync.checkpoint import SESSION_FLAGS, MailboxCheckpoint, MessageState, group_by_name
 from chalicelib.sync.uidset import EMPTY, UidSet
@@ -99,9 +100,9 @@ def _baseline(snapshot: MailboxSnapshot, revision: int) -> MailboxCheckpoint:
         revision=revision)
 
 
-def _event(account: str, kind: EventType, path: str, special_use: str | None, data: dict[str, Any],
-           *identity: object) -> Event:
-    return Event(id=event_id(account, path, kind, *identity), account=account, event=kind,
+def _event(account: str, incarnation: str, kind: EventType, path: str, special_use: str | None,
+           data: dict[str, Any], *identity: object) -> Event:
+    return Event(id=event_id(scoped(account, incarnation), path, kind, *identity), account=account, event=kind,
                  path=path, specialUse=special_use, data=data)
 
 
@@ -117,14 +118,14 @@ def _replace(per_name: Mapping[str, UidSet], drop: UidSet, states: Mapping[int, 
 
 
 def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapshot: MailboxSnapshot, *,
-                      special_use: str | None = None,
+                      special_use: str | None = None, incarnation: str = LEGACY,
                       message_id: MessageIdFunction = default_message_id) -> Reconciliation:
     """Compare a mailbox's checkpoint with what the server reports; see the module docstring."""
     path = snapshot.path
     if checkpoint is None:
         return Reconciliation([], _baseline(snapshot, revision=1), changed=True)
     if checkpoint.uidvalidity != snapshot.uidvalidity:
-        reset = _event(account, "mailboxReset", path, special_use,
+        reset = _event(account, incarnation, "mailboxReset", path, special_use,
                        {"path": path, "uidValidity": str(snapshot.uidvalidity),
                         "prevUidValidity": str(checkpoint.uidvalidity)},
                        checkpoint.uidvalidity, snapshot.uidvalidity)
@@ -143,7 +144,7 @@ def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapsh
     kept = known - gone
     events: list[Event] = []
     for uid in gone:
-        events.append(_event(account, "messageDeleted", path, special_use,
+        events.append(_event(account, incarnation, "messageDeleted", path, special_use,
                              {"id": message_id(path, uidvalidity, uid), "uid": uid},
                              uidvalidity, uid))
     updated: dict[int, MessageState] = {}
@@ -158,7 +159,7 @@ def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapsh
         if after.labels != before.labels:
             changes["labels"] = _name_changes(before.labels or frozenset(), after.labels or frozenset())
         if changes:
-            events.append(_event(account, "messageUpdated", path, special_use,
+            events.append(_event(account, incarnation, "messageUpdated", path, special_use,
                                  {"id": message_id(path, uidvalidity, uid), "uid": uid, "changes": changes},
                                  uidvalidity, uid, checkpoint.revision, sorted(after.flags),
                                  sorted(after.labels or ())))
@@ -170,7 +171,7 @@ def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapsh
                 "flags": sorted(state.flags)}
         if state.labels is not None:
             data["labels"] = sorted(state.labels)
-        events.append(_event(account, "messageNew", path, special_use, data, uidvalidity, uid))
+        events.append(_event(account, incarnation, "messageNew", path, special_use, data, uidvalidity, uid))
 
     touched = UidSet(updated) | gone
     highest_seen = max(candidates.max() or 0, new.max() or 0)

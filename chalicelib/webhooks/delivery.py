@@ -5,7 +5,9 @@
        | the batch's log view says "delivered in this run" --------------------> duplicate (no POST)
        | received before (receive count > 1) and the log says "not yet":  wait (hide again)
        v
-    target (settings + account override) -- not sent? --> log "skipped" (replayable later)
+    target (settings + account override) -- detected before the account was registered
+       |                                        (a deleted account's, same id) -> dropped, not logged
+       |                                    -- not sent? --> log "skipped" (replayable later)
        v
     receive count 1:  sign (Standard Webhooks, the endpoint's own secrets) -> POST once                        (direct)
     receive count >1: the same inside a Powertools idempotent attempt (key = event id + run;
@@ -203,8 +205,11 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog) 
             and previous.next_attempt_at > now + EARLY_RETURN_TOLERANCE):
         _defer(message, previous.next_attempt_at, now, "waiting for the next attempt")
     event_date = event.date if event.date.tzinfo else event.date.replace(tzinfo=UTC)
-    logged = LoggedEvent(event.id, event.account, event.event, event_date, message.body)
     target = targets.resolve_target(event.account)
+    if target.predates_account(event_date):
+        logger.info("event of a deleted account with the same id dropped", extra={"eventId": event.id})
+        return "stale"
+    logged = LoggedEvent(event.id, event.account, event.event, event_date, message.body)
     skip_reason = target.skip_reason(event.event)
     if skip_reason is not None:
         log.record(message.message_id, logged, DeliveryOutcome(status="skipped", run_id=message.run_id,

@@ -19,7 +19,8 @@ global ones only for an override saved before overrides had secrets), and disabl
 
 Failure modes: a deleted account has no override (its queued events follow the global
 settings); a secret that cannot be opened raises (the record is retried, never sent
-unsigned).
+unsigned). An id deleted and registered again is a new account: events detected before it
+was registered belong to the deleted one (:meth:`WebhookTarget.predates_account`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chalicelib.errors import AccountNotFoundError
@@ -47,6 +49,13 @@ class WebhookTarget:
     secrets: EndpointSecrets | None
     endpoint_disabled: bool
     owner: str | None = None  # the account whose own endpoint this is; None: the global endpoint
+    account_since: datetime | None = None  # when the account was registered (None: no such account)
+
+    def predates_account(self, event_date: datetime) -> bool:
+        """Whether the event was detected before its account was registered: then it is an event
+        of a deleted account with the same id, and must reach neither this account's endpoint
+        nor its delivery log."""
+        return self.account_since is not None and event_date < self.account_since
 
     def skip_reason(self, event_type: str) -> str | None:
         """Why an event of this type is not sent, or None when it is."""
@@ -71,6 +80,7 @@ class _Override:
     url: str | None = None
     events: tuple[str, ...] | None = None
     secrets: EndpointSecrets | None = None
+    since: datetime | None = None  # the account's registration (None: no such account)
 
 
 def _override_of(stored: StoredAccount | None) -> _Override:
@@ -78,7 +88,8 @@ def _override_of(stored: StoredAccount | None) -> _Override:
         return _Override()
     return _Override(url=stored.webhooks,
                      events=tuple(stored.webhook_events) if stored.webhook_events is not None else None,
-                     secrets=webhook_settings.account_secrets(stored) if stored.webhooks else None)
+                     secrets=webhook_settings.account_secrets(stored) if stored.webhooks else None,
+                     since=stored.created_at)
 
 
 def _account_override(account_id: str) -> _Override:
@@ -123,7 +134,8 @@ def resolve_target(account_id: str, *, use_cache: bool = True) -> WebhookTarget:
     disabled = bool(url) and _cache.get_or_load(
         ("endpoint", url, owner), lambda: webhook_settings.is_endpoint_disabled(url, owner), ttl)
     return WebhookTarget(url=url, events=override.events if override.events is not None else current.events,
-                         enabled=current.enabled, secrets=secrets, endpoint_disabled=disabled, owner=owner)
+                         enabled=current.enabled, secrets=secrets, endpoint_disabled=disabled, owner=owner,
+                         account_since=override.since)
 
 
 def forget_endpoint(url: str, owner: str | None) -> None:

@@ -48,12 +48,19 @@ def test_make_run_serves_the_api_stops_cleanly_and_keeps_its_data(tmp_path, dove
                      "auth": {"user": mail_user.email, "pass": mail_user.password}}})
         assert created.status_code == 200, created.text
         assert requests.get(f"{base_url}/docs", timeout=5).status_code == 200
+        # And unknown paths and methods get the error shape, never the caller's token back
+        unknown = requests.get(f"{base_url}/v1/nothing-here?access_token={token}", headers=headers, timeout=5)
+        assert (unknown.status_code, unknown.json()["code"]) == (404, "RouteNotFound")
+        assert token not in unknown.text
+        traced = requests.request("TRACE", f"{base_url}/v1/accounts", headers=headers, timeout=5)
+        assert (traced.status_code, traced.json()["code"], traced.headers["Allow"]) == (405, "MethodNotAllowed", "GET")
         assert "watcher started" in output.read_text() and "dispatcher started" in output.read_text()
     # Then Ctrl-C stops everything, leaving no process behind (make itself dies of the SIGINT, as in a shell)
     assert process.returncode in (0, -signal.SIGINT), output.read_text()
     assert "local.run INFO stopped" in output.read_text()
     assert processes_with_data_dir(data_dir) == []
     assert mail_user.password not in output.read_text()
+    assert output.read_text().count(token) == 1  # the banner, never a request log line
 
     # When it starts again on the same data dir
     with make_run(data_dir, output) as (base_url, _process):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from deploy import finalize_template as finalize
+from deploy import invariants
 
 
 def queue(name: str, **properties: object) -> dict:
@@ -75,3 +78,69 @@ def test_containers_get_the_functions_shared_environment_and_the_queue_list():
     finalize.container_environment(template)
     environment = template["Resources"]["Task"]["Properties"]["ContainerDefinitions"][0]["Environment"]
     assert environment == [{"Name": "A", "Value": "own"}, {"Name": "IMAPLESS_QUEUES", "Value": "work,work-dlq"}]
+
+
+def rest_api(paths: dict, **properties: object) -> dict:
+    return {"Type": "AWS::Serverless::Api", "Properties": {"DefinitionBody": {"paths": paths}, **properties}}
+
+
+def operation(function: str = "APIHandler") -> dict:
+    return {"responses": {"200": {"description": "ok"}}, "x-amazon-apigateway-integration": {
+        "type": "aws_proxy", "httpMethod": "POST",
+        "uri": {"Fn::Sub": f"arn:${{AWS::Partition}}:apigateway:${{AWS::Region}}:lambda:path/2015-03-31/"
+                           f"functions/${{{function}.Arn}}/invocations"}}}
+
+
+ROUTE_NOT_FOUND = {"StatusCode": 404, "ResponseTemplates": {
+    "application/json": '{"error": "no route matches this path", "code": "RouteNotFound", "statusCode": 404}'}}
+NOT_FOUND = {"MISSING_AUTHENTICATION_TOKEN": ROUTE_NOT_FOUND, "INCOMPLETE_SIGNATURE": ROUTE_NOT_FOUND}
+
+
+def test_every_api_path_gets_an_any_method_into_the_same_lambda():
+    # Given the API Chalice writes: explicit methods only
+    template = {"Resources": {"RestAPI": rest_api({"/v1/tokens": {"get": operation(), "post": operation()},
+                                                   "/health": {"get": operation()}},
+                                                  GatewayResponses=NOT_FOUND)}}
+    assert any("no ANY method" in problem for problem in invariants.violations(template))
+    # When the template is finalized
+    finalize.any_method_routes(template)
+    # Then each path also routes any other method to the same integration (the app answers 405 + Allow)
+    paths = template["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    for item in paths.values():
+        assert item[finalize.ANY_METHOD][finalize.INTEGRATION] == operation()[finalize.INTEGRATION]
+    assert set(paths["/v1/tokens"]) == {"get", "post", finalize.ANY_METHOD}
+    assert invariants.violations(template) == []
+
+
+def test_a_path_whose_methods_go_to_different_lambdas_is_an_error():
+    template = {"Resources": {"RestAPI": rest_api({"/x": {"get": operation(), "post": operation("Other")}})}}
+    with pytest.raises(ValueError, match="different integrations"):
+        finalize.any_method_routes(template)
+
+
+@pytest.mark.parametrize("response_type", ["MISSING_AUTHENTICATION_TOKEN", "INCOMPLETE_SIGNATURE"])
+@pytest.mark.parametrize("declared", [
+    None,
+    {"StatusCode": 403},
+    {"StatusCode": 404, "ResponseTemplates": {"application/json": '{"error": "$context.error.messageString"}'}},
+])
+def test_unknown_paths_must_be_a_constant_404(response_type, declared):
+    responses = {**NOT_FOUND, response_type: declared}
+    if declared is None:
+        del responses[response_type]
+    template = {"Resources": {"RestAPI": rest_api({}, GatewayResponses=responses)}}
+    assert any(response_type in problem for problem in invariants.violations(template))
+
+
+def test_the_template_declares_the_404_gateway_response_for_unknown_paths():
+    from pathlib import Path
+
+    from local.resources import load_template
+
+    template = load_template(Path(__file__).resolve().parents[2] / "template.yaml")
+    responses = template["Resources"]["RestAPI"]["Properties"]["GatewayResponses"]
+    for response_type in invariants.ROUTE_NOT_FOUND_RESPONSES:  # without and with an Authorization header
+        declared = responses[response_type]
+        assert int(declared["StatusCode"]) == 404
+        assert json.loads(declared["ResponseTemplates"]["application/json"]) == {
+            "error": "no route matches this path", "code": "RouteNotFound", "statusCode": 404}

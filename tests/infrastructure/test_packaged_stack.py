@@ -6,6 +6,7 @@ queue added tomorrow is checked without editing this file.
 
 from __future__ import annotations
 
+import re
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from deploy import invariants
+from deploy import finalize_template, invariants
 from deploy.aws_actions import AwsUsageAnalyzer, Grant
 from deploy.entrypoints import ENTRY_POINT_METADATA, entry_point_roots, lambda_roots
 from deploy.finalize_template import dead_letter_queues, event_source_queue, functions, sqs_event_sources
@@ -38,6 +39,21 @@ def test_package_runs_chalice_finalize_invariants_and_cfn_lint_without_errors(pa
     assert (packaged_stack.directory / "sam.yaml").is_file()
     assert (packaged_stack.directory / "deployment.zip").is_file()
     assert not [line for line in packaged_stack.output.splitlines() if line[:1] == "E" and line[1:5].isdigit()]
+
+
+def test_the_template_uses_no_yaml_aliases_which_cloudformation_does_not_resolve(packaged_stack):
+    text = (packaged_stack.directory / "sam.yaml").read_text()
+    assert not re.search(r"[&*]id\d{3}", text)
+
+
+def test_every_api_path_routes_any_method_to_the_app_and_unknown_paths_get_a_constant_404(packaged_stack):
+    paths = finalize_template.api_paths(packaged_stack.template)
+    assert "/v1/tokens/{token_id}" in paths
+    assert all(finalize_template.ANY_METHOD in item for item in paths.values())
+    declared = properties(packaged_stack, "RestAPI")["GatewayResponses"]
+    for response_type in invariants.ROUTE_NOT_FOUND_RESPONSES:
+        assert declared[response_type]["StatusCode"] == 404
+        assert "$" not in declared[response_type]["ResponseTemplates"]["application/json"]
 
 
 def test_every_invariant_of_the_stack_holds(packaged_stack):
@@ -135,7 +151,8 @@ def _expected_arns(template: dict[str, Any], grant: Grant) -> list[Any]:
     resource_type = {"sqs": "AWS::SQS::Queue", "kms": "AWS::KMS::Key", "s3": "AWS::S3::Bucket"}[kind]
     arns = []
     for logical_id in resources_of_type(template, resource_type):
-        object_level = kind == "s3" and "Object" in grant.action
+        # AbortMultipartUpload acts on the object being uploaded, though its name does not say so
+        object_level = kind == "s3" and ("Object" in grant.action or grant.action == "s3:AbortMultipartUpload")
         arns.append({"Fn::Sub": f"${{{logical_id}.Arn}}/*"} if object_level else {"Fn::GetAtt": [logical_id, "Arn"]})
     return arns
 

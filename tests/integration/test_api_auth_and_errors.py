@@ -164,3 +164,99 @@ class TestSystemEndpoints:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/html")
         assert b"openapi.json" in response.body
+
+
+class TestHostileBodies:
+    @pytest.mark.parametrize("opening", ["[", '{"a":'])
+    def test_deeply_nested_json_is_400_invalid_json(self, api, opening):
+        # Given a body nested 100,000 levels deep (deeper than any parser's recursion limit)
+        raw = opening * 100_000
+        # When it is posted
+        response = api.post("/v1/tokens", raw=raw)
+        # Then it is refused as invalid JSON, naming the limit, not a 500
+        body = assert_error(response, 400, "InvalidJSON")
+        assert "64" in body["error"]
+
+    def test_nesting_up_to_the_limit_reaches_validation(self, api):
+        # Given a well-formed body whose nesting stays within the limit
+        raw = '{"description": "x", "scopes": ' + "[" * 60 + "]" * 60 + "}"
+        # Then it is parsed and judged by the schema, not by the depth guard
+        assert_error(api.post("/v1/tokens", raw=raw), 400, "ValidationError")
+
+
+class TestPagingBounds:
+    @pytest.mark.parametrize("path", ["/v1/outbox", "/v1/accounts"])
+    @pytest.mark.parametrize("parameter", ["page=986412697", "page=-1", "pageSize=0", "pageSize=1001"])
+    def test_paging_beyond_its_documented_bounds_is_400_naming_the_parameter(self, api, path, parameter):
+        # When a list is asked for a page outside the documented bounds
+        body = assert_error(api.get(f"{path}?{parameter}"), 400, "ValidationError")
+        # Then the answer names the parameter
+        assert list(body["details"]) == ["query." + parameter.split("=")[0]]
+
+    def test_the_last_allowed_page_is_an_empty_page(self, api):
+        from chalicelib.schemas.common import MAX_PAGE
+
+        response = api.get(f"/v1/outbox?page={MAX_PAGE}")
+        assert response.status == 200, response.body
+        assert response.json["messages"] == []
+
+
+def unbound_admin_ids(api) -> list[str]:
+    listing = api.get("/v1/tokens").json["tokens"]
+    return [t["id"] for t in listing if "*" in t["scopes"] and t.get("account") is None]
+
+
+class TestLastAdminToken:
+    def test_the_last_unbound_admin_token_cannot_be_revoked(self, api):
+        # Given only the caller's admin token remains (every other unbound admin token revoked)
+        own_id = api.get("/v1/tokens").json["tokens"]
+        caller = next(t["id"] for t in own_id if t["description"] == "test admin")
+        spare = api.post("/v1/tokens", {"description": "spare admin"}).json
+        for token_id in unbound_admin_ids(api):
+            if token_id not in (caller, spare["id"]):
+                assert api.delete(f"/v1/tokens/{token_id}").status == 200
+        # When the spare is revoked, and then the caller's own token
+        assert api.delete(f"/v1/tokens/{spare['id']}").status == 200
+        body = assert_error(api.delete(f"/v1/tokens/{caller}"), 409, "LastAdminToken")
+        # Then the last one is refused, names itself, and still works
+        assert body["details"] == {"id": caller}
+        assert api.get("/v1/tokens").status == 200
+
+    def test_an_admin_token_can_be_revoked_while_another_remains(self, api):
+        created = api.post("/v1/tokens", {"description": "second admin"}).json
+        assert api.delete(f"/v1/tokens/{created['id']}").status == 200
+        assert_error(api.get("/v1/tokens", token=created["token"]), 401, "Unauthorized")
+
+    def test_concurrent_revokes_of_the_last_two_admin_tokens_leave_one(self, api, admin_token):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from chalicelib.errors import ApiError
+        from chalicelib.services import tokens
+
+        # Given exactly two unbound admin tokens
+        second = api.post("/v1/tokens", {"description": "race admin"}).json
+        keep = {second["id"], next(t["id"] for t in api.get("/v1/tokens").json["tokens"]
+                                    if t["description"] == "test admin")}
+        for token_id in unbound_admin_ids(api):
+            if token_id not in keep:
+                assert api.delete(f"/v1/tokens/{token_id}").status == 200
+        assert set(unbound_admin_ids(api)) == keep
+
+        # When both are revoked at the same time, many times over
+        def revoke(token_id: str) -> str:
+            try:
+                tokens.revoke_token(token_id)
+                return "revoked"
+            except ApiError as exc:
+                return exc.code
+
+        try:
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                outcomes = list(pool.map(revoke, sorted(keep)))
+            # Then exactly one is revoked and one unbound admin token is left
+            assert sorted(outcomes) == ["LastAdminToken", "revoked"], outcomes
+            left = [t for t in tokens.list_tokens() if "*" in t.scopes and t.account is None]
+            assert [t.id for t in left] in ([token_id] for token_id in keep)
+        finally:
+            # The session's admin token serves the other tests, whichever token won the race.
+            tokens.register_token(admin_token, description="test admin", scopes=["*"])

@@ -3,6 +3,8 @@ a message nobody named), search with Unicode, and the same changes in bulk by se
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from chalicelib.services.message_ids import decode_message_id
@@ -188,6 +190,53 @@ class TestSearch:
         assert response.status == status, response.body
         assert response.json["code"] == code
         assert field in response.json["details"]
+
+
+class TestSearchTextIsNeverMisread:
+    """Terms with IMAP's special characters reach Dovecot as one string (quoted or literal)."""
+
+    @pytest.fixture
+    def mailbox(self, imap):
+        fill(imap, "INBOX", [
+            make_message("budget {5} items"),
+            make_message('she said "hi" from C:\\temp\\new'),
+            make_message("Grüße aus Köln"),
+        ])
+
+    def search(self, api, account, search: dict):
+        started = time.monotonic()
+        response = api.post(f"/v1/account/{account}/search?path=INBOX", {"search": search})
+        return response, time.monotonic() - started
+
+    def test_a_term_that_looks_like_a_literal_answers_at_once(self, api, account, mailbox):
+        # Given a mailbox with one subject containing "{5}"
+        # When "{5}" is searched for
+        response, seconds = self.search(api, account, {"subject": "{5}"})
+        # Then the answer comes at once (no literal announced to the server) and finds it
+        assert response.status == 200, response.body
+        assert seconds < 2.0
+        assert [m["subject"] for m in response.json["messages"]] == ["budget {5} items"]
+
+    @pytest.mark.parametrize("term", ['"hi"', "C:\\temp\\new", 'said "hi" from C:\\temp'])
+    def test_quotes_and_backslashes_are_matched_literally(self, api, account, mailbox, term):
+        response, _ = self.search(api, account, {"subject": term})
+        assert response.status == 200, response.body
+        assert [m["subject"] for m in response.json["messages"]] == ['she said "hi" from C:\\temp\\new']
+
+    def test_8bit_text_finds_the_utf8_subject(self, api, account, mailbox):
+        response, _ = self.search(api, account, {"subject": "Grüße"})
+        assert [m["subject"] for m in response.json["messages"]] == ["Grüße aus Köln"]
+
+    def test_cr_and_lf_go_as_a_literal_and_match_nothing(self, api, account, mailbox):
+        response, seconds = self.search(api, account, {"subject": "budget\r\n{5}"})
+        assert (response.status, response.json["messages"], seconds < 2.0) == (200, [], True)
+
+    @pytest.mark.parametrize("search", [{"subject": "a\x00b"}, {"header": {"X-Tag": "\x00"}}])
+    def test_nul_is_a_422_naming_the_field_and_the_connection_stays_usable(self, api, account, mailbox, search):
+        response, _ = self.search(api, account, search)
+        assert (response.status, response.json["code"]) == (422, "ValidationError")
+        assert any(field.startswith("search.") for field in response.json["details"])
+        assert self.search(api, account, {"subject": "Grüße"})[0].status == 200
 
 
 class TestBulk:

@@ -131,6 +131,25 @@ class TestRateLimit:
         assert api.post(VERIFY, {"imap": settings_for("127.0.0.1", closed_port)}, token=api_token).status == 200
 
 
+    def test_a_bound_token_cannot_probe_through_account_updates_either(self, api, closed_port, verify_limit):
+        # Given: an account-bound token and an allowance of 2 verifications a minute
+        verify_limit(2)
+        start_of_a_fresh_window()
+        api.post("/v1/account", {"account": "verify-put", "email": "v@example.test", "verify": False,
+                                 "imap": settings_for("imap.example.com", 993)})
+        token = api.post("/v1/tokens", {"description": "bound", "scopes": ["api"], "account": "verify-put"})
+        bound = token.json["token"]
+        # When: it points its own account at a new server (password included) three times
+        body = {"imap": settings_for("127.0.0.1", closed_port)}
+        answers = [api.put("/v1/account/verify-put", body, token=bound) for _ in range(3)]
+        # Then: each of the first two connects and reports the refused port, the third is
+        # refused before connecting: a PUT is no way around the allowance
+        assert [a.json["code"] for a in answers] == ["ConnectionRefused", "ConnectionRefused", "RateLimited"]
+        assert answers[-1].status == 429 and 1 <= int(answers[-1].headers["Retry-After"]) <= 60
+        # And: an unbound token editing accounts (an operator's migration) is not metered
+        assert api.put("/v1/account/verify-put", body).json["code"] == "ConnectionRefused"
+
+
 class TestSharedCounter:
     """The store's counter against DynamoDB (moto), with the clock given."""
 

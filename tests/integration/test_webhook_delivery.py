@@ -262,6 +262,7 @@ def test_an_account_override_sends_that_accounts_events_elsewhere_with_its_own_f
 def test_order_per_account_holds_under_retries_and_other_accounts_do_not_wait(webhooks, receiver, api):
     # Given account X whose receiver fails X's second event twice, and account Y elsewhere
     webhooks.configure_with_secret(receiver.url())
+    register_account(api, "acc-x")  # before its events: an event older than its account is a deleted one's
     xs = [webhooks.event("acc-x", "messageNew", n=n) for n in range(4)]
     ys = [webhooks.event("acc-y", "messageNew", n=n) for n in range(3)]
     failures = {xs[1].id: 2}
@@ -274,7 +275,6 @@ def test_order_per_account_holds_under_retries_and_other_accounts_do_not_wait(we
 
     with WebhookReceiver() as x_receiver:
         x_receiver.responder = respond
-        register_account(api, "acc-x")
         api.put("/v1/account/acc-x", {"webhooks": x_receiver.url("/x")})
 
         # When both accounts' events are queued, interleaved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,6 +73,53 @@ def test_bad_log_queries_are_refused(webhooks, api):
     assert "query.cursor" in response.json["details"]
     response = api.get("/v1/webhooks/deliveries?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z")
     assert (response.status, response.json["details"]) == (422, {"query.until": "before since"})
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+TODAY = datetime.now(UTC).strftime("%Y-%m-%d").encode()
+
+
+@pytest.mark.parametrize("crafted", [
+    b'{"day": "' + TODAY + b'", "key": {"eventId": {"S": "x"}}}',
+    b'{"key": {"eventId": {"S": "x"}, "sortKey": {"N": "nope"}}}',
+    b'{"key": {"unknown": {"S": "x"}}}',
+    b'{"day": 5, "key": "x"}',
+    b"[1, 2, 3]",
+    b"\x01" + b"\x00" * 40,
+])
+def test_a_crafted_cursor_is_422_invalid_cursor(webhooks, api, crafted):
+    # Given a cursor the server never issued: valid base64url around contents of the caller's choosing
+    for query in ("", "account=acc-crafted&"):
+        # When the log is paged with it
+        response = api.get(f"/v1/webhooks/deliveries?{query}cursor={b64url(crafted)}")
+        # Then it is refused as a cursor, not a server error
+        assert (response.status, response.json["code"]) == (422, "InvalidCursor"), response.body
+    response = api.post("/v1/webhooks/replay", {"since": iso(datetime.now(UTC) - timedelta(days=1)),
+                                                "cursor": b64url(crafted)})
+    assert (response.status, response.json["code"]) == (422, "InvalidCursor"), response.body
+
+
+def test_only_an_unaltered_cursor_of_the_same_query_continues_a_listing(webhooks, receiver, api):
+    # Given a log with more events than one page
+    webhooks.configure_with_secret(receiver.url())
+    since = iso(datetime.now(UTC) - timedelta(seconds=1))
+    events = [webhooks.event("acc-cursor", "messageNew", n=n) for n in range(3)]
+    webhooks.publish(*events)
+    delivered(webhooks, *events)
+    listing = f"/v1/webhooks/deliveries?account=acc-cursor&pageSize=1&since={since}"
+    cursor = api.get(listing).json["nextCursor"]
+    assert api.get(f"{listing}&cursor={cursor}").status == 200
+
+    # When the cursor is altered by one character, or used for another query
+    altered = cursor[:-2] + ("A" if cursor[-2] != "A" else "B") + cursor[-1]
+    for response in (api.get(f"{listing}&cursor={altered}"),
+                     api.get(f"/v1/webhooks/deliveries?account=acc-other&pageSize=1&since={since}&cursor={cursor}"),
+                     api.get(f"/v1/webhooks/deliveries?pageSize=1&since={since}&cursor={cursor}")):
+        # Then it is refused
+        assert (response.status, response.json["code"]) == (422, "InvalidCursor"), response.body
 
 
 def test_a_token_bound_to_an_account_sees_only_its_deliveries(webhooks, api):
@@ -148,3 +196,102 @@ def test_replaying_an_unknown_event_is_a_404(webhooks, api):
     assert (response.status, response.json["code"]) == (404, "EventNotFound")
     response = api.post("/v1/webhooks/replay", {"until": "2030-01-01T00:00:00Z"})
     assert (response.status, list(response.json["details"])) == (400, ["since"])
+
+
+@pytest.mark.parametrize(("field", "moment"), [
+    ("until", datetime.now(UTC) + timedelta(days=30)),
+    ("since", datetime.now(UTC) - timedelta(days=60)),
+])
+def test_a_range_beyond_the_logs_retention_is_refused(webhooks, api, field, moment):
+    # When the log or a replay is asked for a range reaching beyond the 14 days the log keeps
+    other = {"since": iso(datetime.now(UTC) - timedelta(days=1))} if field == "until" else {}
+    listing = api.get(f"/v1/webhooks/deliveries?{field}={iso(moment)}")
+    replay = api.post("/v1/webhooks/replay", {**other, field: iso(moment)})
+    # Then both answer 422 naming the field, before reading a single partition
+    assert (listing.status, listing.json["code"], list(listing.json["details"])) == \
+        (422, "ValidationError", [f"query.{field}"])
+    assert (replay.status, replay.json["code"], list(replay.json["details"])) == (422, "ValidationError", [field])
+
+
+def test_a_far_future_until_is_answered_at_once(webhooks, api):
+    started = datetime.now(UTC)
+    response = api.get("/v1/webhooks/deliveries?until=9999-01-01T00:00:00Z")
+    assert response.status == 422
+    assert datetime.now(UTC) - started < timedelta(seconds=2)
+
+
+def test_a_replay_resumes_with_its_cursor_and_a_retried_step_sends_nothing_twice(webhooks, receiver, api,
+                                                                                  monkeypatch):
+    from chalicelib.services import webhook_recovery
+
+    # Given three delivered events, and replays limited to two events per request
+    webhooks.configure_with_secret(receiver.url())
+    since = iso(datetime.now(UTC) - timedelta(seconds=1))
+    events = [webhooks.event("acc-resume", "messageNew", n=n) for n in range(3)]
+    webhooks.publish(*events)
+    delivered(webhooks, *events)
+    monkeypatch.setattr(webhook_recovery, "REPLAY_LIMIT", 2)
+    request = {"since": since, "account": "acc-resume"}
+
+    # When the replay is started, continued with its cursor, and the continuation is sent again (a retry)
+    first = api.post("/v1/webhooks/replay", request).json
+    second = api.post("/v1/webhooks/replay", {**request, "cursor": first["nextCursor"]}).json
+    retried = api.post("/v1/webhooks/replay", {**request, "cursor": first["nextCursor"]}).json
+    webhooks.run_until(lambda: len(receiver.requests) >= 6)
+    webhooks.run_for(1.5)
+
+    # Then the steps are one run, the retry queues nothing, and each event is sent again exactly once
+    assert (first["replayed"], second["replayed"], retried["replayed"]) == (2, 1, 0)
+    assert first["replayId"] == second["replayId"] == retried["replayId"]
+    assert second.get("nextCursor") is None
+    assert sorted(r.webhook_id for r in receiver.requests[3:]) == sorted(e.id for e in events)
+
+    # And a cursor of this replay does not continue a replay of another range
+    other = api.post("/v1/webhooks/replay", {"since": since, "account": "acc-other", "cursor": first["nextCursor"]})
+    assert (other.status, other.json["code"]) == (422, "InvalidCursor")
+
+
+def test_a_replay_out_of_time_stops_and_returns_a_cursor(webhooks, receiver, api, monkeypatch):
+    from chalicelib.schemas.webhooks import ReplayRequest
+    from chalicelib.services import webhook_recovery
+
+    # Given two logged events and a replay whose time budget is spent after the first page
+    webhooks.configure_with_secret(receiver.url())
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    events = [webhooks.event("acc-budget", "messageNew", n=n) for n in range(2)]
+    webhooks.publish(*events)
+    delivered(webhooks, *events)
+    ticks = iter(range(100))
+    request = ReplayRequest(since=since, account="acc-budget")
+
+    # When it runs with pages of one event
+    monkeypatch.setattr(webhook_recovery, "REPLAY_PAGE", 1)
+    first = webhook_recovery.replay(request, clock=lambda: next(ticks), budget_seconds=1)
+    rest = webhook_recovery.replay(request.model_copy(update={"cursor": first.nextCursor}),
+                                   clock=lambda: 0, budget_seconds=1)
+
+    # Then it stopped after the first event with a cursor, and the cursor finished the rest
+    assert (first.replayed, first.nextCursor is not None) == (1, True)
+    assert (rest.replayed, rest.replayId, rest.nextCursor) == (1, first.replayId, None)
+
+
+def test_a_retried_first_replay_request_with_an_idempotency_key_starts_no_second_run(webhooks, receiver, api):
+    # Given a delivered event
+    webhooks.configure_with_secret(receiver.url())
+    since = iso(datetime.now(UTC) - timedelta(seconds=1))
+    event = webhooks.event("acc-replay-key", "messageNew")
+    webhooks.publish(event)
+    delivered(webhooks, event)
+    request = {"since": since, "account": "acc-replay-key"}
+    key = {"Idempotency-Key": "replay-" + event.id}
+
+    # When the replay request is sent twice with the same Idempotency-Key (a client retry)
+    first = api.post("/v1/webhooks/replay", request, headers=key)
+    again = api.post("/v1/webhooks/replay", request, headers=key)
+    webhooks.run_until(lambda: len(receiver.requests) >= 2)
+    webhooks.run_for(1.5)
+
+    # Then the second answer is the first one, and the event is sent again once
+    assert first.status == again.status == 200
+    assert again.json == first.json and again.headers.get("Idempotent-Replayed") == "true"
+    assert [r.webhook_id for r in receiver.requests] == [event.id, event.id]

@@ -17,7 +17,9 @@ FASTMAIL = frozenset({"IMAP4REV1", "OBJECTID"})
 
 @pytest.mark.parametrize(("search", "expected"), [
     ({}, [b"ALL"]),
-    ({"subject": "hello"}, [b"SUBJECT", b"hello"]),
+    ({"subject": "hello"}, [b"SUBJECT", b'"hello"']),
+    ({"subject": "{5}"}, [b"SUBJECT", b'"{5}"']),
+    ({"text": "a\\b"}, [b"TEXT", b'"a\\\\b"']),
     ({"subject": "two words"}, [b"SUBJECT", b'"two words"']),
     ({"from": 'say "hi"'}, [b"FROM", b'"say \\"hi\\""']),
     ({"seen": True, "flagged": False}, [b"SEEN", b"UNFLAGGED"]),
@@ -26,7 +28,8 @@ FASTMAIL = frozenset({"IMAP4REV1", "OBJECTID"})
     ({"since": date(2024, 3, 5), "sentBefore": "2024-12-24"},
      [b"SINCE", b"05-Mar-2024", b"SENTBEFORE", b"24-Dec-2024"]),
     ({"larger": 1000, "smaller": 5000}, [b"LARGER", b"1000", b"SMALLER", b"5000"]),
-    ({"header": {"X-Mailer": "", "List-Id": "dev"}}, [b"HEADER", b"X-Mailer", b'""', b"HEADER", b"List-Id", b"dev"]),
+    ({"header": {"X-Mailer": "", "List-Id": "dev"}},
+     [b"HEADER", b'"X-Mailer"', b'""', b"HEADER", b'"List-Id"', b'"dev"']),
     ({"keyword": "$Label1"}, [b"KEYWORD", b"$Label1"]),
 ])
 def test_ascii_criteria(search, expected):
@@ -45,6 +48,14 @@ def test_unicode_terms_go_out_as_utf8_literals_and_ask_for_charset():
 def test_control_characters_are_sent_as_literals_not_quoted():
     tokens, utf8 = build_search({"subject": "a\r\nb"}, DOVECOT)
     assert isinstance(tokens[1], _literal) and utf8 is False
+
+
+@pytest.mark.parametrize("search", [{"subject": "a\x00b"}, {"header": {"X-A": "\x00"}}, {"header": {"X\x00": "v"}}])
+def test_nul_cannot_be_sent_and_is_a_422_naming_the_field(search):
+    with pytest.raises(ApiError) as refused:
+        build_search(search, DOVECOT)
+    assert (refused.value.status, refused.value.code) == (422, "ValidationError")
+    assert any(field.startswith(("search.subject", "search.header.")) for field in refused.value.details)
 
 
 @pytest.mark.parametrize(("capabilities", "expected"), [
@@ -74,4 +85,4 @@ def test_refused_criteria_name_the_field(search, capabilities, field):
 
 
 def test_gmail_raw_search_on_gmail():
-    assert build_search({"gmailRaw": "has:attachment"}, GMAIL)[0] == [b"X-GM-RAW", b"has:attachment"]
+    assert build_search({"gmailRaw": "has:attachment"}, GMAIL)[0] == [b"X-GM-RAW", b'"has:attachment"']

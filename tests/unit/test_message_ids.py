@@ -72,7 +72,15 @@ def test_an_attachment_section_must_be_a_section_number():
         decode_attachment_id(bad)
 
 
-def test_cursor_continues_only_the_listing_it_came_from():
+@pytest.fixture
+def cursor_key(monkeypatch):
+    """A fixed deployment key instead of the one stored in the settings table."""
+    from chalicelib.services import cursors
+
+    monkeypatch.setattr(cursors, "deployment_key", lambda: b"k" * 32)
+
+
+def test_cursor_continues_only_the_listing_it_came_from(cursor_key):
     scope = cursor_scope("INBOX", '{"subject": "x"}')
     cursor = Cursor(uid_validity=9, before_uid=120, page=3, scope=scope)
     assert decode_cursor(encode_cursor(cursor), scope) == cursor
@@ -80,3 +88,15 @@ def test_cursor_continues_only_the_listing_it_came_from():
         with pytest.raises(InvalidIdError) as refused:
             decode_cursor(encode_cursor(cursor), other)
         assert refused.value.code == "InvalidCursor"
+
+
+def test_a_cursor_crafted_without_the_key_is_refused(cursor_key):
+    # Given a cursor with well-formed contents for this very listing, but not sealed by the server
+    import base64
+
+    scope = cursor_scope("INBOX")
+    forged = base64.urlsafe_b64encode(b"\x01c\x09\x78" + scope + b"\x03").decode().rstrip("=")
+    # Then it is refused like any other invalid cursor
+    with pytest.raises(InvalidIdError) as refused:
+        decode_cursor(forged, scope)
+    assert refused.value.code == "InvalidCursor"

@@ -41,6 +41,7 @@ from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerErr
 from chalicelib.events.publisher import PublishError
 from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, WatchConnection
 from chalicelib.imap.watch_responses import Hints
+from chalicelib.incarnations import LEGACY
 from chalicelib.services import accounts as account_service
 from chalicelib.store import accounts as account_store
 from chalicelib.store.checkpoints import CheckpointConflictError
@@ -78,6 +79,7 @@ class AccountWatch:
         self.account = account
         self.state = state
         self.version = version
+        self.incarnation = LEGACY  # read with the credentials at every connect
         self.updated_at = updated_at
         self.context = context
         self.settings = context.settings
@@ -228,6 +230,7 @@ class AccountWatch:
         credentials = account_service.load_credentials(self.account)
         if credentials.imap is None or credentials.imap_password is None:
             raise AccountNotFoundError(f"account {self.account!r} has no IMAP settings")
+        self.incarnation = self.folders.incarnation = credentials.incarnation
         try:
             listener = self.context.open_connection(credentials.imap, credentials.imap_password)
         except MailServerError as exc:
@@ -245,7 +248,7 @@ class AccountWatch:
         self._idle(listener)
 
     def _record_login(self, outcome: LoginOutcome) -> None:
-        if transition_event(self.account, self.state, self.version, outcome) is None:
+        if transition_event(self.account, self.state, self.version, outcome, incarnation=self.incarnation) is None:
             return  # the usual case for a retry: nothing to read, nothing to say
         # About to announce a change: make sure it is one against what is stored now (an
         # edit through the API resets the state to "new" and bumps the version). A watch
@@ -254,7 +257,7 @@ class AccountWatch:
         if self.state != "new":
             fresh = account_store.get_account(self.account)
             self.state, self.version = fresh.state, fresh.version
-        event = transition_event(self.account, self.state, self.version, outcome)
+        event = transition_event(self.account, self.state, self.version, outcome, incarnation=self.incarnation)
         if event is None:
             return
         self.context.sink.publish([event])

@@ -36,6 +36,7 @@ from chalicelib.events.model import Event
 from chalicelib.imap.watch import WatchConnection
 from chalicelib.imap.watch_responses import Hints, MailboxStatus
 from chalicelib.imap.watch_snapshot import take_snapshot
+from chalicelib.incarnations import LEGACY
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store.checkpoints import AccountCheckpoints, MailboxDeletion
 from chalicelib.sync.account_state import initialized_event
@@ -63,6 +64,7 @@ class _Batch:
 class MailboxSync:
     def __init__(self, account: str, context: WatchContext) -> None:
         self.account = account
+        self.incarnation = LEGACY  # set by the account's watch from the record it connects with
         self.context = context
         self.settings = context.settings
         self.checkpoints = AccountCheckpoints()
@@ -91,7 +93,7 @@ class MailboxSync:
                 self.sync(connection, self.watch_path)
             if not initialized:
                 assert self._batch is not None  # opened above; a flush leaves it open
-                self._batch.events.append(initialized_event(self.account))
+                self._batch.events.append(initialized_event(self.account, incarnation=self.incarnation))
                 self._batch.mark_initialized = True
                 self._flush_batch()
         finally:
@@ -134,7 +136,8 @@ class MailboxSync:
         while True:
             previous = self.checkpoints.mailboxes.get(path)
             snapshot = self._snapshot(connection, path, previous)
-            result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path))
+            result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path),
+                                       incarnation=self.incarnation)
             writes = [(result.checkpoint, previous.revision if previous else 0)] if result.changed else []
             if not snapshot.partial:
                 if writes:
@@ -168,15 +171,17 @@ class MailboxSync:
         for path in changes.deleted:
             old = self.checkpoints.mailboxes[path]
             delimiter = next((m.delimiter for m in self.listed.values()), None)
-            events = [mailbox_deleted_event(self.account, path, delimiter, old.uidvalidity)] if announce else []
+            events = [mailbox_deleted_event(self.account, path, delimiter, old.uidvalidity,
+                                            incarnation=self.incarnation)] if announce else []
             self._commit(events, [], [MailboxDeletion(path, old.revision)])
             self.statuses.pop(path, None)
         for mailbox in changes.created:
             if announce:
                 snapshot = self._snapshot(connection, mailbox.path, None, all_new=True)
                 empty = MailboxCheckpoint.empty(mailbox.path, snapshot.uidvalidity)
-                result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use)
-                created = mailbox_new_event(self.account, mailbox, snapshot.uidvalidity)
+                result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use,
+                                           incarnation=self.incarnation)
+                created = mailbox_new_event(self.account, mailbox, snapshot.uidvalidity, incarnation=self.incarnation)
                 self._commit([created, *result.events], [(result.checkpoint, 0)])
                 if snapshot.partial:  # a folder created with its mail (a bulk import): the rest in passes
                     self.sync(connection, mailbox.path)
