@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit explore typecheck lint bench mail-servers clean token package deploy watcher-image
+.PHONY: run test test-unit explore fuzz typecheck lint bench mail-servers clean token package deploy watcher-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -26,6 +26,15 @@ test-unit: $(STAMP)
 ## Property tests with random seeds instead of the fixed ones `make test` uses.
 explore: $(STAMP)
 	HYPOTHESIS_PROFILE=explore $(PY) -m pytest tests/unit -q
+
+## Fuzz the API longer than the gate in `make test` does: a new seed each run (printed), more examples.
+## Replay a run: make fuzz FUZZ_SEED=<seed> FUZZ_EXAMPLES=<n>
+FUZZ_SEED ?= random
+FUZZ_EXAMPLES ?= 200
+FUZZ_TIMEOUT ?= 3600
+fuzz: $(STAMP) mail-servers
+	IMAPLESS_FUZZ_SEED=$(FUZZ_SEED) IMAPLESS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) IMAPLESS_FUZZ_TIMEOUT=$(FUZZ_TIMEOUT) \
+		$(PY) -m pytest tests/e2e/test_api_fuzzing.py
 
 mail-servers:
 	@scripts/install-mail-servers.sh

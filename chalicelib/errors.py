@@ -7,6 +7,14 @@ layer renders all of them in one shape::
 
     {"error": "human message", "code": "StableCode", "statusCode": 400, "details": {...}}
 
+Statuses: 400 means the request contradicts the OpenAPI document (a wrong type, a missing
+or unknown field, JSON that does not parse); a request the document allows but that cannot
+be done as asked is 409 when the state of the target stands in the way (INBOX cannot be
+renamed, the account has no SMTP settings) and 422 when its values cannot be used (a rule
+the document cannot express, an id or cursor this API did not issue, a range that ends
+before it starts, mail-server settings that do not log in). So "schema-valid" never earns a 400, which is what the
+fuzzing gate (tests/e2e/test_api_fuzzing.py) checks.
+
 Invariant: messages and details never contain a secret. Mail-server failures carry the
 server's response text, which never echoes the password (servers answer LOGIN with a
 status line, not with the arguments).
@@ -41,9 +49,16 @@ class ApiError(Exception):
 
 
 class ValidationError(ApiError):
-    """The request is well-formed JSON but a field is missing, unknown or of the wrong type."""
+    """A field is wrong; ``details`` names it.
 
-    status = 400
+    400 when the request contradicts the OpenAPI document (missing, unknown or mistyped
+    fields, a value out of a documented range or pattern: the router's parse step). 422,
+    the default, for the rules the document cannot carry: the models' own validators
+    (an address's syntax, one field required unless another is given) and every check
+    a service makes.
+    """
+
+    status = 422
     code = "ValidationError"
 
 
@@ -51,10 +66,11 @@ class CredentialsRequiredError(ApiError):
     """An update changes where or how a stored password would be sent, without the password.
 
     ``details`` names the missing field (``{"imap.auth.pass": "required when imap.host
-    changes"}``): a stored password only ever goes to the server it was given for.
+    changes"}``): a stored password only ever goes to the server it was given for. 422:
+    the document allows such a body, the rule spans fields it cannot relate.
     """
 
-    status = 400
+    status = 422
     code = "CredentialsRequired"
 
 
@@ -96,6 +112,13 @@ class ConflictError(ApiError):
     code = "Conflict"
 
 
+class UnprocessableError(ApiError):
+    """Schema-valid, but its values cannot be acted on (see the module docstring)."""
+
+    status = 422
+    code = "Unprocessable"
+
+
 class AccountExistsError(ConflictError):
     code = "AccountExists"
 
@@ -113,10 +136,12 @@ class MailServerError(ApiError):
     ``ConnectionTimeout``, ``TLSError``, ``TLSUnavailable``, ``AuthenticationFailed``,
     ``NoIMAPCapability``, ``HostNotAllowed``, ...); ``server_response`` is the server's
     own text when it said something in the protocol asked for (the adapters never pass
-    another service's banner: host and port are often the caller's choice).
+    another service's banner: host and port are often the caller's choice). 422 while
+    verifying settings a request brings; the mail API answers 502 for the stored settings
+    of an account.
     """
 
-    status = 400
+    status = 422
 
     def __init__(self, message: str, *, code: str, protocol: str,
                  server_response: str | None = None, status: int | None = None) -> None:
@@ -172,10 +197,9 @@ class MailboxExistsError(ConflictError):
     code = "MailboxExists"
 
 
-class InvalidIdError(ApiError):
+class InvalidIdError(UnprocessableError):
     """A message id, attachment id or cursor that we did not issue (or that was altered)."""
 
-    status = 400
     code = "InvalidMessageId"
 
 

@@ -19,7 +19,7 @@ from chalicelib.services import mailboxes
 
 blueprint = Blueprint(__name__)
 TAG = "Mailboxes"
-MAIL_ERRORS = (404, 429, 502, 504)
+MAIL_ERRORS = (404, 409, 422, 429, 502, 503, 504)
 
 
 @api_route(blueprint, "/v1/account/{account}/mailboxes", "GET", summary="List mailboxes with their roles",
@@ -29,13 +29,13 @@ def list_mailboxes(call: Call) -> MailboxList:
 
 
 @api_route(blueprint, "/v1/account/{account}/mailbox", "POST", summary="Create a mailbox", tag=TAG,
-           body=MailboxCreate, response=MailboxCreated, errors=(*MAIL_ERRORS, 409))
+           body=MailboxCreate, response=MailboxCreated, errors=MAIL_ERRORS)
 def create_mailbox(call: Call) -> MailboxCreated:
     return mailboxes.create_mailbox(call.params["account"], call.body.path)
 
 
 @api_route(blueprint, "/v1/account/{account}/mailbox", "PUT", summary="Rename a mailbox", tag=TAG,
-           body=MailboxRename, response=MailboxRenamed, errors=(*MAIL_ERRORS, 409))
+           body=MailboxRename, response=MailboxRenamed, errors=MAIL_ERRORS)
 def rename_mailbox(call: Call) -> MailboxRenamed:
     return mailboxes.rename_mailbox(call.params["account"], call.body.path, call.body.newPath)
 

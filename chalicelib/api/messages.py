@@ -49,8 +49,8 @@ from chalicelib.services.downloads import Download
 
 blueprint = Blueprint(__name__)
 TAG = "Messages"
-READ_ERRORS = (404, 429, 502, 504)
-CHANGE_ERRORS = (403, 404, 429, 502, 504, 507)
+READ_ERRORS = (404, 422, 429, 502, 503, 504)
+CHANGE_ERRORS = (403, 404, 409, 422, 429, 502, 503, 504, 507)
 
 
 class BinaryResponse(Response):

@@ -11,11 +11,13 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.api.routing import ROUTES, Access, RouteSpec
-from chalicelib.schemas.common import ErrorBody
+from chalicelib.schemas.common import ErrorBody, OutputModel
 
 API_VERSION = "1.0.0"
-_ERROR_TEXT = {400: "Invalid input", 401: "Missing or invalid token", 403: "Token not allowed here",
-               404: "Not found", 409: "Conflict", 413: "Body too large", 500: "Internal error",
+_ERROR_TEXT = {400: "The request contradicts this document", 401: "Missing or invalid token",
+               403: "Token not allowed here", 404: "Not found", 409: "The current state stands in the way",
+               413: "Body too large", 422: "Valid, but its values cannot be acted on (details say why)",
+               500: "Internal error",
                # -- mail API --
                429: "Too many requests (connection slots busy, or a rate limit); see Retry-After",
                502: "The mail server failed or refused",
@@ -31,6 +33,30 @@ def _query_parameters(spec: RouteSpec, schema: dict[str, Any]) -> list[dict[str,
     return parameters
 
 
+def _output_model_names() -> set[str]:
+    names, pending = set(), [OutputModel]
+    while pending:
+        model = pending.pop()
+        names.add(model.__name__)
+        pending.extend(model.__subclasses__())
+    return names
+
+
+def _is_nullable(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "null" or any(_is_nullable(option) for option in schema.get("anyOf", ()))
+
+
+def _absent_when_null(definition: dict[str, Any]) -> None:
+    """Responses are serialized without null fields (routing.json_response): a nullable
+    field of a response model is optional, whatever pydantic says about its default."""
+    properties = definition.get("properties", {})
+    required = [name for name in definition.get("required", []) if not _is_nullable(properties.get(name, {}))]
+    if required:
+        definition["required"] = required
+    else:
+        definition.pop("required", None)
+
+
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorBody}
@@ -38,6 +64,10 @@ def openapi_document() -> dict[str, Any]:
         models.update(m for m in (spec.body, spec.response) if m is not None)
     keyed: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in models]
     schema_map, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
+    output_models = _output_model_names()
+    for name, definition in definitions.get("$defs", {}).items():
+        if name in output_models:
+            _absent_when_null(definition)
     paths: dict[str, dict[str, Any]] = {}
     for spec in ROUTES:
         operation: dict[str, Any] = {
@@ -51,12 +81,15 @@ def openapi_document() -> dict[str, Any]:
         if spec.query is not None:
             operation["parameters"] += _query_parameters(spec, spec.query.model_json_schema())
         if spec.body is not None:
-            operation["requestBody"] = {"required": True, "content": {
+            # The router reads a missing body as {}: it is optional exactly when {} is valid.
+            body_required = any(field.is_required() for field in spec.body.model_fields.values())
+            operation["requestBody"] = {"required": body_required, "content": {
                 "application/json": {"schema": schema_map[(spec.body, "validation")]}}}
         ok: dict[str, Any] = {"description": "Success"}
         if spec.response is not None:
             ok["content"] = {"application/json": {"schema": schema_map[(spec.response, "validation")]}}
-        operation["responses"][str(spec.status)] = ok
+        for success in (spec.status, *spec.also):
+            operation["responses"][str(success)] = ok
         error_codes = set(spec.errors) | {500}
         if spec.body is not None or spec.query is not None:
             error_codes |= {400, 413} if spec.body is not None else {400}

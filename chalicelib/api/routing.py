@@ -5,7 +5,11 @@ Each handler is registered with :func:`api_route`, which records a :class:`Route
 route does the same steps in the same order:
 
     authenticate -> size check -> parse JSON -> validate (pydantic) -> handler -> JSON
-         401/403        413          400            400                  ApiError -> its status
+         401/403        413          400          400 / 422              ApiError -> its status
+
+Validation answers 400 when the input contradicts the OpenAPI document generated from the
+same models, and 422 when it breaks only a rule of a model's own validator, which the
+document cannot carry (see chalicelib/errors.py).
 
 Parsing refuses bodies nested deeper than ``MAX_JSON_DEPTH`` before the parser recurses
 (:mod:`chalicelib.api.json_depth`).
@@ -58,6 +62,7 @@ class RouteSpec:
     response: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    also: tuple[int, ...] = ()  # other success statuses, with the same response body (202 queued)
 
 
 ROUTES: list[RouteSpec] = []
@@ -99,6 +104,16 @@ def bearer_token(request: Request) -> str | None:
     return query.get("access_token") if query is not None else None
 
 
+# Raised by the models' own validators (ValueError): rules the JSON Schema does not carry.
+_RULES_BEYOND_THE_DOCUMENT = frozenset({"value_error", "assertion_error"})
+
+
+def _invalid(message: str, exc: PydanticValidationError, prefix: str = "") -> ValidationError:
+    """400 if the input contradicts the document; 422 if it only breaks a validator's own rule."""
+    beyond = all(error["type"] in _RULES_BEYOND_THE_DOCUMENT for error in exc.errors(include_url=False))
+    return ValidationError(message, details=_field_errors(exc, prefix), status=None if beyond else 400)
+
+
 def _field_errors(exc: PydanticValidationError, prefix: str = "") -> dict[str, str]:
     details: dict[str, str] = {}
     for error in exc.errors(include_url=False, include_input=False):
@@ -110,6 +125,13 @@ def _field_errors(exc: PydanticValidationError, prefix: str = "") -> dict[str, s
     return details
 
 
+def _json_number(text: str) -> int | float:
+    """JSON has one number type: 993.0 is the integer 993 (as JSON Schema says), and models
+    validate strictly, so an int field would refuse the float Python makes of it."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
     raw = request.raw_body or b""
     if len(raw) > get_settings().max_body_bytes:
@@ -119,23 +141,24 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raw = b"{}"
     try:
         check_json_depth(raw)
-        data = json.loads(raw)
+        data = json.loads(raw, parse_float=_json_number)
     except (UnicodeDecodeError, json.JSONDecodeError, JsonTooDeepError) as exc:
         raise InvalidJSONError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
-        raise ValidationError("request body must be a JSON object", details={"body": "expected an object"})
+        raise ValidationError("request body must be a JSON object", details={"body": "expected an object"},
+                              status=400)
     try:
         return model.model_validate(data)
     except PydanticValidationError as exc:
-        raise ValidationError("request body is invalid", details=_field_errors(exc)) from None
+        raise _invalid("request body is invalid", exc) from None
 
 
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
     params = {k: v for k, v in (request.query_params or {}).items() if k != "access_token"}
     try:
-        return model.model_validate(params)
+        return model.model_validate(params, strict=False)  # text to the documented types
     except PydanticValidationError as exc:
-        raise ValidationError("query parameters are invalid", details=_field_errors(exc, "query.")) from None
+        raise _invalid("query parameters are invalid", exc, "query.") from None
 
 
 def _authorize(request: Request, access: Access, params: dict[str, str]) -> Principal | None:
@@ -157,10 +180,10 @@ def _authorize(request: Request, access: Access, params: dict[str, str]) -> Prin
 def api_route(blueprint: Blueprint, path: str, method: str, *, summary: str, tag: str,
               access: Access = Access.ACCOUNT, body: type[BaseModel] | None = None,
               query: type[BaseModel] | None = None, response: type[BaseModel] | None = None,
-              status: int = 200, errors: tuple[int, ...] = ()) -> Callable:
+              status: int = 200, errors: tuple[int, ...] = (), also: tuple[int, ...] = ()) -> Callable:
     """Register ``handler(call) -> model | dict | Response`` as ``method path``."""
     spec = RouteSpec(method=method, path=path, summary=summary, tag=tag, access=access, body=body,
-                     query=query, response=response, status=status, errors=errors)
+                     query=query, response=response, status=status, errors=errors, also=also)
     ROUTES.append(spec)
 
     def decorator(handler: Callable[[Call], Any]) -> Callable:

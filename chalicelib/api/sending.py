@@ -50,13 +50,14 @@ def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer
 
 @api_route(blueprint, "/v1/account/{account}/submit", "POST", tag=TAG, body=SubmitRequest, response=SubmitResponse,
            summary="Send a message, reply or forward (200 sent, 202 queued); honours Idempotency-Key",
-           errors=SEND_ERRORS)
+           errors=SEND_ERRORS, also=(202,))
 def submit(call: Call) -> Response:
     return _submit_response(call, "submit", lambda: sending.submit(call.params["account"], call.body))
 
 
 @api_route(blueprint, "/v1/account/{account}/message/{message}/submit", "POST", tag=TAG, body=DraftSubmitRequest,
-           response=SubmitResponse, summary="Send an existing draft (200 sent, 202 queued)", errors=SEND_ERRORS)
+           response=SubmitResponse, summary="Send an existing draft (200 sent, 202 queued)", errors=SEND_ERRORS,
+           also=(202,))
 def submit_draft(call: Call) -> Response:
     return _submit_response(call, "submit-draft", lambda: sending.submit_draft(
         call.params["account"], call.params["message"], call.body), message=call.params["message"])

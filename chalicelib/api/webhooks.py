@@ -46,7 +46,7 @@ def get_all_settings(call: Call) -> dict:
 
 
 @api_route(blueprint, "/v1/settings", "POST", summary="Change settings (the generated secret is shown once)",
-           tag=SETTINGS_TAG, access=Access.ADMIN, body=SettingsUpdate, response=SettingsUpdated, errors=(400,))
+           tag=SETTINGS_TAG, access=Access.ADMIN, body=SettingsUpdate, response=SettingsUpdated, errors=(400, 422))
 def update_settings(call: Call) -> SettingsUpdated:
     return webhook_settings.update_settings(call.body)
 
@@ -80,7 +80,7 @@ def _one_account_or_admin(call: Call, requested: str | None) -> str | None:
 
 
 @api_route(blueprint, "/v1/webhooks/deliveries", "GET", summary="The delivery log (14 days), newest first",
-           tag=TAG, access=Access.ACCOUNT, query=DeliveryListQuery, response=DeliveryList, errors=(400, 403))
+           tag=TAG, access=Access.ACCOUNT, query=DeliveryListQuery, response=DeliveryList, errors=(400, 403, 422))
 def list_deliveries(call: Call) -> DeliveryList:
     query: DeliveryListQuery = call.query
     bound = call.principal.account if call.principal else None
@@ -92,7 +92,7 @@ def list_deliveries(call: Call) -> DeliveryList:
 
 
 @api_route(blueprint, "/v1/webhooks/replay", "POST", summary="Send logged events again (same ids), oldest first",
-           tag=TAG, access=Access.ACCOUNT, body=ReplayRequest, response=ReplayResult, errors=(400, 403))
+           tag=TAG, access=Access.ACCOUNT, body=ReplayRequest, response=ReplayResult, errors=(400, 403, 422))
 def replay(call: Call) -> Response:
     request: ReplayRequest = call.body
     request = request.model_copy(update={"account": _one_account_or_admin(call, request.account)})
@@ -114,6 +114,6 @@ def replay_one(call: Call) -> ReplayResult:
 
 
 @api_route(blueprint, "/v1/webhooks/test", "POST", summary="POST a signed test event and report the answer",
-           tag=TAG, access=Access.ACCOUNT, body=WebhookTestRequest, response=WebhookTestResult, errors=(400, 403))
+           tag=TAG, access=Access.ACCOUNT, body=WebhookTestRequest, response=WebhookTestResult, errors=(400, 403, 409))
 def send_test(call: Call) -> WebhookTestResult:
     return webhook_recovery.send_test(_one_account_or_admin(call, call.body.account))

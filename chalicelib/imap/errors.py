@@ -139,10 +139,10 @@ def error_from_response(exc: BaseException, *, command: str, mailbox: str | None
         name = "MailboxInUse" if code == "INUSE" else "ServerUnavailable"
         return ApiError(f"the mail server is busy, retry later: {text}", code=name, status=503, details=details)
     if code == "LIMIT":
-        return ApiError(f"the mail server refuses: {text}", code="ServerLimit", status=400, details=details)
+        return ApiError(f"the mail server refuses: {text}", code="ServerLimit", status=422, details=details)
     if code == "SERVERBUG":
         return ApiError(f"the mail server failed: {text}", code="ServerError", status=502, details=details)
-    return ApiError(f"the mail server refused {command}: {text}", code="ServerRejected", status=400,
+    return ApiError(f"the mail server refused {command}: {text}", code="ServerRejected", status=422,
                     details=details)
 
 

@@ -189,7 +189,7 @@ def find_mailbox_by_role(conn: ImapConnection, role: str) -> str | None:
 
 def _refuse_inbox(path: str, action: str) -> None:
     if is_inbox(path):
-        raise ApiError(f"INBOX cannot be {action}", code="InboxImmutable", status=400, details={"path": path})
+        raise ApiError(f"INBOX cannot be {action}", code="InboxImmutable", status=409, details={"path": path})
 
 
 def _leave_selected_state(conn: ImapConnection) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 from imapclient.datetime_util import format_criteria_date
 
-from chalicelib.errors import ApiError
+from chalicelib.errors import ApiError, ValidationError
 from chalicelib.imap.strings import string_argument
 
 _SEQ_RANGE = r"(?:[1-9][0-9]*|\*)(?::(?:[1-9][0-9]*|\*))?"
@@ -55,7 +55,7 @@ def _date(value: date | datetime | str) -> bytes:
 
 
 def _unsupported(field: str, why: str) -> ApiError:
-    return ApiError(f"this mail server cannot search by {field}: {why}", code="UnsupportedSearch", status=400,
+    return ApiError(f"this mail server cannot search by {field}: {why}", code="UnsupportedSearch", status=422,
                     details={f"search.{field}": why})
 
 
@@ -75,8 +75,8 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
             continue
         if field in ("seq", "uid"):
             if not SEQUENCE_SET.match(str(value)):
-                raise ApiError("not an IMAP sequence set (e.g. 1:10,15,20:*)", code="ValidationError",
-                               details={f"search.{field}": "expected a sequence set such as 1:10,15,20:*"})
+                raise ValidationError("not an IMAP sequence set (e.g. 1:10,15,20:*)",
+                                      details={f"search.{field}": "expected a sequence set such as 1:10,15,20:*"})
             tokens.extend([b"UID", str(value).encode()] if field == "uid" else [str(value).encode()])
         elif field in TEXT_KEYS:
             tokens.append(TEXT_KEYS[field])
@@ -94,19 +94,19 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
             tokens.append(FLAG_KEYS[field][0 if value else 1])
         elif field == "keyword":
             if not KEYWORD.match(value):
-                raise ApiError("not a valid keyword", code="ValidationError",
-                               details={"search.keyword": "a keyword is an IMAP atom such as $Label1"})
+                raise ValidationError("not a valid keyword",
+                                      details={"search.keyword": "a keyword is an IMAP atom such as $Label1"})
             tokens.extend([b"KEYWORD", value.encode("ascii")])
         elif field in ("emailId", "threadId"):
             if "OBJECTID" in capabilities:
                 if not OBJECT_ID.match(value):
-                    raise ApiError("not a valid object id", code="ValidationError",
-                                   details={f"search.{field}": "1-255 of A-Z a-z 0-9 _ -"})
+                    raise ValidationError("not a valid object id",
+                                          details={f"search.{field}": "1-255 of A-Z a-z 0-9 _ -"})
                 tokens.extend([b"EMAILID" if field == "emailId" else b"THREADID", value.encode("ascii")])
             elif "X-GM-EXT-1" in capabilities:
                 if not str(value).isdigit():
-                    raise ApiError("Gmail ids are decimal numbers", code="ValidationError",
-                                   details={f"search.{field}": "expected digits"})
+                    raise ValidationError("Gmail ids are decimal numbers",
+                                          details={f"search.{field}": "expected digits"})
                 tokens.extend([b"X-GM-MSGID" if field == "emailId" else b"X-GM-THRID", str(value).encode()])
             else:
                 raise _unsupported(field, "the server offers neither OBJECTID nor Gmail's extensions")
@@ -116,6 +116,5 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
             tokens.append(b"X-GM-RAW")
             add_string(value, field)
         else:
-            raise ApiError(f"unknown search field {field!r}", code="ValidationError",
-                           details={f"search.{field}": "unknown field"})
+            raise ValidationError(f"unknown search field {field!r}", details={f"search.{field}": "unknown field"})
     return (tokens or [b"ALL"]), utf8

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import email_validator
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 # RFC 6761 tells applications not to treat example.com/.test/.invalid specially, and users
 # test against exactly those domains; email-validator rejects them unless this module-level
@@ -30,6 +32,28 @@ EmailAddress = Annotated[
     AfterValidator(check_address_syntax),
 ]
 
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def require_iso_text(value: Any) -> Any:
+    """Dates arrive as ISO 8601 text, as the document says (``format: date``/``date-time``).
+
+    Pydantic's lax mode would also take a number or a numeric string as a Unix time, which
+    the document does not allow; a request that contradicts it is a 400, never a surprise.
+    """
+    if isinstance(value, (date, datetime)):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE_START.match(value):
+        raise ValueError("expected an ISO 8601 date or date-time, e.g. 2026-01-31T12:00:00Z")
+    return value
+
+
+# Strict(False): request bodies are validated strictly (JSON types as documented), but a
+# date only ever arrives as text, which require_iso_text has vetted.
+IsoDateTime = Annotated[datetime, Strict(False), BeforeValidator(require_iso_text)]
+IsoDay = Annotated[Annotated[date, Strict(False)] | Annotated[datetime, Strict(False)],
+                   BeforeValidator(require_iso_text)]
+
 AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, examples=["alice"],
                                  description="Your id for the account: 1-64 of A-Z a-z 0-9 . _ -")]
 
@@ -37,7 +61,9 @@ AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, examples=["alice"],
 class StrictModel(BaseModel):
     """Input model: unknown fields are errors, so typos do not silently do nothing."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False)
+    # strict: a body's JSON types are the documented ones (no "0" for false, no "5" for 5);
+    # query parameters, which are all text, are read with strict=False (routing.parse_query).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, strict=True)
 
 
 # Paging bounds, the same on every list (documented in the OpenAPI document and the README).

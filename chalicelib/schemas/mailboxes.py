@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Discriminator, Field, Tag
 
 from chalicelib.schemas.common import OutputModel, StrictModel
 
@@ -25,6 +25,16 @@ MailboxPath = Annotated[str, Field(min_length=1, max_length=MAX_PATH_LENGTH, exa
                                    description="Full path with the server's hierarchy delimiter"),
                         AfterValidator(check_mailbox_path)]
 PathSegment = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(check_mailbox_path)]
+
+
+def _path_form(value: Any) -> str:
+    return "segments" if isinstance(value, list) else "path"
+
+
+# Chosen by the JSON type, so a refusal names only the form that was sent (a list with a bad
+# segment is that segment's error, not also "not a string").
+PathOrSegments = Annotated[Annotated[MailboxPath, Tag("path")] | Annotated[list[PathSegment], Tag("segments")],
+                           Discriminator(_path_form)]
 SpecialUseSource = Literal["extension", "xlist", "name"]
 
 
@@ -56,7 +66,7 @@ class MailboxList(OutputModel):
 
 
 class MailboxCreate(StrictModel):
-    path: MailboxPath | list[PathSegment] = Field(
+    path: PathOrSegments = Field(
         description="A full path, or its segments (joined with the server's delimiter)",
         examples=["Projects/2024", ["Projects", "2024"]])
 
@@ -68,7 +78,7 @@ class MailboxCreated(OutputModel):
 
 class MailboxRename(StrictModel):
     path: MailboxPath
-    newPath: MailboxPath | list[PathSegment]
+    newPath: PathOrSegments
 
 
 class MailboxRenamed(OutputModel):

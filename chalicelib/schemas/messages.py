@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from chalicelib.schemas.common import Cursor, EmailAddress, OutputModel, PageQuery, StrictModel
+from chalicelib.schemas.common import Cursor, EmailAddress, IsoDateTime, IsoDay, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.mailboxes import MailboxPath
 
 # RFC 3501 flag: a system flag (\Seen) or a keyword atom ($Forwarded, Work). No "\*", no
@@ -196,10 +196,10 @@ class SearchQuery(StrictModel):
     body: str | None = Field(None, max_length=1024)
     text: str | None = Field(None, max_length=1024)
     header: dict[str, str] | None = Field(None, max_length=16, description="{name: value}; '' = header present")
-    since: date | datetime | None = Field(None, description="Arrived on or after this day")
-    before: date | datetime | None = None
-    sentSince: date | datetime | None = Field(None, description="Date header on or after this day")
-    sentBefore: date | datetime | None = None
+    since: IsoDay | None = Field(None, description="Arrived on or after this day")
+    before: IsoDay | None = None
+    sentSince: IsoDay | None = Field(None, description="Date header on or after this day")
+    sentBefore: IsoDay | None = None
     larger: int | None = Field(None, ge=0)
     smaller: int | None = Field(None, ge=0)
     seen: bool | None = None
@@ -274,7 +274,7 @@ class AttachmentIn(StrictModel):
 class MessageUpload(StrictModel):
     path: MailboxPath
     flags: list[Flag] = Field(default_factory=list, max_length=MAX_FLAGS)
-    internalDate: datetime | None = Field(None, description="Arrival time to record (default: now)")
+    internalDate: IsoDateTime | None = Field(None, description="Arrival time to record (default: now)")
     raw: str | None = Field(None, description="The whole RFC 822 message, base64; excludes the fields below")
     from_: AddressIn | None = Field(None, alias="from")
     to: list[AddressIn] = Field(default_factory=list, max_length=500)

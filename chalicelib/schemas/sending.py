@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
-from chalicelib.schemas.common import EmailAddress, OutputModel, PageQuery, StrictModel
+from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, PageQuery, StrictModel
 from chalicelib.smtp.compose import normalize_message_id
 from chalicelib.smtp.headertext import header_text_problem
 
@@ -100,7 +100,7 @@ class DeliveryOptions(StrictModel):
     copy_: bool | None = Field(None, alias="copy",
                                description="Store the sent message in the Sent folder (default: yes, unless "
                                            "the provider stores one itself, as Gmail does)")
-    sendAt: datetime | None = Field(None, description="Send later (ISO 8601 with a time zone)")
+    sendAt: IsoDateTime | None = Field(None, description="Send later (ISO 8601 with a time zone)")
     deliveryAttempts: int = Field(10, ge=1, le=MAX_DELIVERY_ATTEMPTS,
                                   description="Attempts before a temporarily failing message is given up")
     dryRun: bool = Field(False, description="Build and return the message without sending it")
@@ -196,7 +196,7 @@ class OutboxList(OutputModel):
 
 
 class OutboxListQuery(PageQuery):
-    account: str | None = Field(None, max_length=64)
+    account: AccountId | None = None
     state: OutboxState | None = None
 
 

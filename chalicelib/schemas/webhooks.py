@@ -9,15 +9,17 @@ from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from chalicelib.events.model import EVENT_TYPES, EventType
 from chalicelib.imap.message_content import HEADER_NAME_PATTERN
-from chalicelib.schemas.common import AccountId, Cursor, OutputModel, StrictModel
+from chalicelib.schemas.common import AccountId, Cursor, IsoDateTime, OutputModel, StrictModel
 from chalicelib.store.deliveries import STATUSES
 from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
-from chalicelib.webhooks.signing import parse_secret
+from chalicelib.webhooks.signing import SECRET_PATTERN, parse_secret
 
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example.com/hooks"]),
                        AfterValidator(check_url_syntax)]
 WebhookEventName = Literal[(*EVENT_TYPES, "*")]  # type: ignore[valid-type]  # one enum: clean field errors
 DeliveryStatus = Literal[STATUSES]  # type: ignore[valid-type]  # the store's tuple, as one enum
+# The pattern documents what the model's validator (parse_secret) accepts.
+WebhookSecret = Annotated[SecretStr, Field(json_schema_extra={"pattern": SECRET_PATTERN})]
 MAX_NOTIFY_HEADERS = 50
 # A header name (or "*"): names go into the watcher's IMAP FETCH.
 HeaderName = Annotated[str, Field(min_length=1, max_length=200, pattern=HEADER_NAME_PATTERN)]
@@ -28,7 +30,7 @@ class SettingsUpdate(StrictModel):
     webhooksEnabled: bool | None = Field(None, description="Master switch of webhook delivery")
     webhookEvents: list[WebhookEventName] | None = Field(
         None, description='Event types to send; ["*"] sends every type', examples=[["messageNew", "messageDeleted"]])
-    webhookSecret: SecretStr | None = Field(
+    webhookSecret: WebhookSecret | None = Field(
         None, description="Standard Webhooks secret 'whsec_<base64 of 24..64 bytes>'; generated when omitted")
     notifyText: bool | None = Field(None, description="Include message text in messageNew events")
     notifyTextSize: int | None = Field(None, ge=0, le=1024 * 1024, description="Largest text included, in bytes")
@@ -79,8 +81,8 @@ class DeliveryListQuery(StrictModel):
     status: DeliveryStatus | None = None
     account: AccountId | None = None
     event: EventType | None = None
-    since: datetime | None = Field(None, description="Events detected at or after (default: 14 days ago)")
-    until: datetime | None = Field(None, description="Events detected before (default: now)")
+    since: IsoDateTime | None = Field(None, description="Events detected at or after (default: 14 days ago)")
+    until: IsoDateTime | None = Field(None, description="Events detected before (default: now)")
     pageSize: int = Field(50, ge=1, le=500)
     cursor: Cursor | None = Field(None, description="nextCursor of the previous page")
 
@@ -107,8 +109,8 @@ class DeliveryList(OutputModel):
 
 
 class ReplayRequest(StrictModel):
-    since: datetime
-    until: datetime | None = None
+    since: IsoDateTime
+    until: IsoDateTime | None = None
     account: AccountId | None = None
     event: EventType | None = None
     status: DeliveryStatus | None = Field(None, description="Only events in this state, e.g. failed")

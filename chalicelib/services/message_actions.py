@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from chalicelib.errors import ApiError, MailPermissionError, MessageNotFoundError, ValidationError
+from chalicelib.errors import ApiError, ConflictError, MailPermissionError, MessageNotFoundError, ValidationError
 from chalicelib.imap import message_changes
 from chalicelib.imap import messages as imap_messages
 from chalicelib.imap.connection import ImapConnection
@@ -82,7 +82,7 @@ def update_message(account_id: str, message_id: str, update: MessageUpdate) -> M
             result.flags = _change(before, after)
         if update.labels is not None:
             if not conn.has("X-GM-EXT-1"):
-                raise ApiError("labels exist only on Gmail", code="UnsupportedByServer", status=400,
+                raise ApiError("labels exist only on Gmail", code="UnsupportedByServer", status=422,
                                details={"labels": "this server has no X-GM-EXT-1"})
             answer = conn.run("UID FETCH", lambda: conn.client.get_gmail_labels([ref.uid]))
             before = tuple(answer.get(ref.uid, ()))
@@ -102,7 +102,8 @@ def _moved_out(ref_path: str, outcome: message_changes.MoveResult, uid: int) -> 
 def move_message(account_id: str, message_id: str, destination: str) -> MessageMoved:
     ref = decode_message_id(message_id)
     if destination == ref.path:
-        raise ValidationError("the message is already in that mailbox", details={"path": "same as the source"})
+        raise ConflictError("the message is already in that mailbox", code="SameMailbox",
+                            details={"path": "same as the source"})
     with mail_connection(account_id) as conn:
         _open_for_change(conn, ref)
         outcome = message_changes.move(conn, [ref.uid], destination)
@@ -137,7 +138,8 @@ def bulk_update_flags(account_id: str, path: str, criteria: dict, flags: FlagCha
 
 def bulk_move(account_id: str, path: str, criteria: dict, destination: str) -> BulkResult:
     if destination == path:
-        raise ValidationError("source and destination are the same mailbox", details={"path": "same as the source"})
+        raise ConflictError("source and destination are the same mailbox", code="SameMailbox",
+                            details={"path": "same as the source"})
     with mail_connection(account_id) as conn:
         uids = _matching(conn, path, criteria)
         if uids:

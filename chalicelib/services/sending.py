@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.errors import ApiError, ValidationError
+from chalicelib.errors import ApiError, ConflictError, ValidationError
 from chalicelib.mime.decode import html_to_text
 from chalicelib.mime.headers import decode_header_value, parse_address_list
 from chalicelib.schemas.sending import DeliveryOptions, DraftSubmitRequest, SendAddress, SendAttachment, SubmitRequest
@@ -45,7 +45,7 @@ class SendFailedError(ApiError):
     """Nobody got the message. ``code`` is the delivery failure's (RecipientsRejected, ...)."""
 
     def __init__(self, failure: DeliveryFailure, *, queue_id: str, message_id: str) -> None:
-        status = 503 if failure.temporary else 400
+        status = 503 if failure.temporary else 422
         details = {"protocol": "smtp", "queueId": queue_id, "messageId": message_id, **failure.to_dict()}
         details.pop("error", None)
         details.pop("code", None)
@@ -185,8 +185,8 @@ def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOpt
                                   "raw": composed.raw.decode("utf-8", "replace")})
     if not stored.smtp:
         # Nothing can be attempted: an input problem, not a delivery failure (no events).
-        raise ValidationError("the account has no SMTP settings; add them with PUT /v1/account/{account}",
-                              code="SmtpNotConfigured", details={"smtp": "not configured"})
+        raise ConflictError("the account has no SMTP settings; add them with PUT /v1/account/{account}",
+                            code="SmtpNotConfigured", details={"smtp": "not configured"})
     send_at = _check_send_at(options, now)
     job = SendJob(account=account_id, queue_id=queue_id, message_id=composed.message_id,
                   envelope=composed.envelope, raw=composed.raw, sent_copy_prefix=composed.bcc_header,

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from chalicelib.errors import ApiError, InvalidCursorError, NotFoundError, ValidationError
+from chalicelib.errors import ApiError, InvalidCursorError, NotFoundError, UnprocessableError, ValidationError
 from chalicelib.events.model import Event, event_id, utc_now
 from chalicelib.schemas.webhooks import (
     DeliveryList,
@@ -79,7 +79,8 @@ def _bounds(since: datetime | None, until: datetime | None, field_prefix: str) -
     start = _utc(since) if since else now - deliveries.RETENTION
     end = _utc(until) if until else now + CLOCK_SKEW
     if end <= start:
-        raise ValidationError("until must be later than since", details={f"{field_prefix}until": "before since"})
+        raise UnprocessableError("until must be later than since", code="InvalidRange",
+                                 details={f"{field_prefix}until": "before since"})
     earliest, latest = now - deliveries.RETENTION - RANGE_SLACK, now + RANGE_SLACK
     for name, moment in (("since", start), ("until", end)):
         if moment < earliest or moment > latest:
@@ -195,9 +196,9 @@ def send_test(account: str | None) -> WebhookTestResult:
     target = targets.resolve_target(account or "", use_cache=False)
     if not target.url:
         raise ApiError("no webhook URL is configured" + (f" for account {account!r}" if account else ""),
-                       code="WebhookNotConfigured", status=400, details={"webhooks": "not set"})
+                       code="WebhookNotConfigured", status=409, details={"webhooks": "not set"})
     if target.secrets is None:
-        raise ApiError("no webhook secret is configured", code="WebhookNotConfigured", status=400,
+        raise ApiError("no webhook secret is configured", code="WebhookNotConfigured", status=409,
                        details={"webhookSecret": "not set"})
     moment = utc_now()
     event = Event(id=event_id("test", secrets.token_hex(8)), account=account or "", event="test", date=moment,

@@ -79,11 +79,11 @@ def load_settings() -> WebhookSettings:
 
 
 def checked_url(url: str, field: str) -> str:
-    """``url`` if the address policy allows it now; a 400 naming ``field`` otherwise."""
+    """``url`` if the address policy allows it now; a 422 naming ``field`` otherwise."""
     try:
         return check_url_allowed(url)
     except WebhookUrlError as exc:
-        raise ApiError(f"{field} cannot be used: {exc}", code=exc.code, status=400, details={field: str(exc)}) from None
+        raise ApiError(f"{field} cannot be used: {exc}", code=exc.code, status=422, details={field: str(exc)}) from None
 
 
 # -- signing secrets ----------------------------------------------------------------------
@@ -135,7 +135,7 @@ def rotate_account_secret(account_id: str) -> SecretRotated:
     stored = account_store.get_account(account_id)
     if not stored.webhooks:
         raise ApiError(f"account {account_id!r} has no webhook URL of its own", code="WebhookNotConfigured",
-                       status=400, details={"webhooks": "not set on this account"})
+                       status=409, details={"webhooks": "not set on this account"})
     secrets, answer = _rotated(account_secrets(stored), datetime.now(UTC))
     stored.sealed_webhook_secret = seal_secret(secrets.to_text(), _account_context(account_id))
     account_store.replace_account(stored)

@@ -44,6 +44,11 @@ GENERATED_SECRET_BYTES = 32
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
 SIGNATURE_VERSION = "v1"
+# What parse_secret accepts, as a JSON Schema pattern for the API document: whole base64
+# groups of 24..63 bytes with an optional padded tail, at most 64 bytes in all.
+_B64 = "[A-Za-z0-9+/]"
+SECRET_PATTERN = (f"^{SECRET_PREFIX}(?:(?:{_B64}{{4}}){{8,20}}(?:{_B64}{{2}}==|{_B64}{{3}}=)?"
+                  f"|(?:{_B64}{{4}}){{21}}(?:{_B64}{{2}}==)?)$")
 
 
 def generate_secret() -> str:

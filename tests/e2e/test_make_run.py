@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.support.mailservers import pick_free_ports
-
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_SECONDS = 90
-STOP_TIMEOUT_SECONDS = 20
+from tests.support.local_system import banner_token, make_run
 
 pytestmark = pytest.mark.e2e
 
@@ -38,47 +29,6 @@ def processes_with_data_dir(data_dir: Path) -> list[int]:
         if state != "Z" and any(item == marker for item in environ.split(b"\0")):
             found.append(int(entry.name))
     return found
-
-
-@contextmanager
-def make_run(data_dir: Path, output: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    api_port, moto_port = pick_free_ports(2)
-    env = {**os.environ, "PORT": str(api_port), "IMAPLESS_MOTO_PORT": str(moto_port),
-           "IMAPLESS_DATA_DIR": str(data_dir)}
-    for name in ("API_TOKEN", "AWS_ENDPOINT_URL", "IMAPLESS_KEY_PROVIDER", "IMAPLESS_KMS_KEY_ID"):
-        env.pop(name, None)
-    start_offset = output.stat().st_size if output.exists() else 0
-    with output.open("ab") as log:
-        # Its own session, like a terminal's foreground job: Ctrl-C goes to make and the runner.
-        process = subprocess.Popen(["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
-    base_url = f"http://127.0.0.1:{api_port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            assert process.poll() is None, f"make run exited early:\n{output.read_text()}"
-            # Ready when the banner is out (the runner prints it after its own health check).
-            if "Press Ctrl-C to stop." in output.read_text()[start_offset:]:
-                assert requests.get(f"{base_url}/health", timeout=5).status_code == 200
-                break
-            assert time.monotonic() < deadline, f"never became ready:\n{output.read_text()}"
-            time.sleep(0.2)
-        yield base_url, process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                pytest.fail(f"make run did not stop on Ctrl-C:\n{output.read_text()}")
-
-
-def banner_token(output: Path) -> str:
-    matches = re.findall(r"admin token\s+(\S+)", output.read_text())
-    assert matches, output.read_text()
-    return matches[-1]
 
 
 def test_make_run_serves_the_api_stops_cleanly_and_keeps_its_data(tmp_path, dovecot, mail_user):

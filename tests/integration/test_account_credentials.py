@@ -58,7 +58,7 @@ def login_lines(server: LineServer) -> list[str]:
 
 
 def expect_credentials_required(response, field: str, changed: str) -> None:
-    assert response.status == 400, response.body
+    assert response.status == 422, response.body
     body = response.json
     assert body["code"] == "CredentialsRequired", body
     assert body["details"] == {field: f"required when {changed} changes"}, body
@@ -77,7 +77,7 @@ class TestNewServerWithoutPassword:
         # When: the account is pointed at it without the password
         response = api.put(f"/v1/account/{account}", update)
         # Then: refused, nothing reached the listener, the account is as it was
-        assert response.status == 400, response.body
+        assert response.status == 422, response.body
         assert response.json["code"] == "CredentialsRequired"
         assert set(response.json["details"]) == {"imap.auth.pass"}
         assert "imap.host" in response.json["details"]["imap.auth.pass"]
@@ -91,7 +91,7 @@ class TestNewServerWithoutPassword:
         if "verify" in extra:
             update["verify"] = extra["verify"]
         response = api.put(f"/v1/account/{account}", update)
-        assert response.status == 400, response.body
+        assert response.status == 422, response.body
         assert response.json["code"] == "CredentialsRequired"
         assert set(response.json["details"]) == {"smtp.auth.pass"}
         assert "smtp.host" in response.json["details"]["smtp.auth.pass"]
@@ -118,7 +118,7 @@ class TestEachDestinationField:
     def test_every_changed_field_is_named(self, api, account, fake_imap):
         response = api.put(f"/v1/account/{account}", {"imap": {"host": "127.0.0.1", "port": fake_imap.port,
                                                                 "tls": {"allowPlaintextAuth": True}}})
-        assert response.status == 400, response.body
+        assert response.status == 422, response.body
         assert response.json["details"] == {
             "imap.auth.pass": "required when imap.host, imap.port and imap.tls.allowPlaintextAuth change"}
 
@@ -150,7 +150,7 @@ class TestNewServerWithPassword:
         before = api.get(f"/v1/account/{account}").json
         response = api.put(f"/v1/account/{account}", {"imap": {
             "host": "127.0.0.1", "tls": {"rejectUnauthorized": False}, "auth": {"pass": "wrong"}}})
-        assert response.status == 400 and response.json["code"] == "AuthenticationFailed", response.body
+        assert response.status == 422 and response.json["code"] == "AuthenticationFailed", response.body
         assert api.get(f"/v1/account/{account}").json == before
 
     def test_smtp_port_change_with_the_password_is_verified_and_saved(self, api, account, postfix, mail_user):
@@ -164,6 +164,6 @@ class TestNewServerWithPassword:
         response = api.put(f"/v1/account/{account}", {"imap": {
             "host": "127.0.0.1", "port": fake_imap.port, "tls": {"allowPlaintextAuth": True},
             "auth": {"pass": "given-with-the-host"}}})
-        assert response.status == 400 and response.json["code"] == "AuthenticationFailed", response.body
+        assert response.status == 422 and response.json["code"] == "AuthenticationFailed", response.body
         [login] = login_lines(fake_imap)
         assert "given-with-the-host" in login and mail_user.password not in login

@@ -32,7 +32,7 @@ def register(api, user, imap, smtp=None, **extra):
 
 
 def expect_failure(response, code: str, protocol: str = "imap") -> dict:
-    assert response.status == 400, response.body
+    assert response.status == 422, response.body
     body = response.json
     assert body["code"] == code, body
     assert body["details"]["protocol"] == protocol
@@ -248,7 +248,7 @@ class TestUpdateListDelete:
     def test_changed_password_is_verified_before_it_is_saved(self, api, dovecot, mail_user):
         account_id = register(api, mail_user, imap_settings(dovecot, mail_user)).json["account"]
         rejected = api.put(f"/v1/account/{account_id}", {"imap": {"auth": {"pass": "wrong"}}})
-        assert rejected.status == 400 and rejected.json["code"] == "AuthenticationFailed"
+        assert rejected.status == 422 and rejected.json["code"] == "AuthenticationFailed"
         renamed = api.put(f"/v1/account/{account_id}",
                           {"name": "Renamed", "imap": {"auth": {"pass": mail_user.password}}})
         assert renamed.status == 200, renamed.body

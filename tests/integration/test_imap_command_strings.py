@@ -82,7 +82,7 @@ def test_8bit_search_terms_go_out_as_utf8_literals_with_the_charset(recorder, co
 def test_a_search_term_with_nul_is_refused_before_anything_is_sent(recorder, conn):
     with pytest.raises(ApiError) as refused:
         find_uids(conn, {"from": "a\x00b"})
-    assert (refused.value.status, refused.value.code) == (400, "ValidationError")
+    assert (refused.value.status, refused.value.code) == (422, "ValidationError")
     assert "search.from" in refused.value.details
     assert recorder.sent(b"SEARCH") == []
     assert not conn.broken
@@ -121,12 +121,12 @@ def test_the_login_user_name_goes_out_quoted(recorder):
     ("imap.auth.pass", {"user": "alice", "pass": "sec\nret-CANARY"}),
     ("imap.auth.pass", {"user": "alice", "pass": "sec\x00ret-CANARY"}),
 ])
-def test_credentials_that_login_cannot_carry_are_a_400(api, field, auth):
+def test_credentials_that_login_cannot_carry_are_a_422(api, field, auth):
     # Given account settings whose user or password holds CR, LF or NUL
     response = api.post("/v1/account", {"account": "acc-crlf", "email": "alice@example.test", "name": "A",
                                         "imap": {"host": "127.0.0.1", "port": 143, "auth": auth}, "verify": False})
 
     # Then the request is refused naming the field, and the password is not echoed
-    assert (response.status, response.json["code"]) == (400, "ValidationError"), response.body
+    assert (response.status, response.json["code"]) == (422, "ValidationError"), response.body
     assert field in response.json["details"]
     assert b"CANARY" not in response.body

@@ -44,18 +44,18 @@ class TestFlags:
                                           "current": ["\\Answered"]}
 
     @pytest.mark.parametrize("flag", ["\\", "two words", "(paren", "a" * 200, "\\*"])
-    def test_invalid_flag_is_400_naming_it(self, api, account, imap, flag):
+    def test_invalid_flag_is_422_naming_it(self, api, account, imap, flag):
         fill(imap, "INBOX", [make_message("x")])
         message_id = ids_by_subject(api, account)["x"]
         response = api.put(f"/v1/account/{account}/message/{message_id}", {"flags": {"add": [flag]}})
-        assert response.status == 400
+        assert response.status == 422
         assert "flags.add.0" in response.json["details"]
 
     def test_labels_on_a_server_without_them_is_400(self, api, account, imap):
         fill(imap, "INBOX", [make_message("x")])
         message_id = ids_by_subject(api, account)["x"]
         response = api.put(f"/v1/account/{account}/message/{message_id}", {"labels": {"add": ["Work"]}})
-        assert (response.status, response.json["code"]) == (400, "UnsupportedByServer")
+        assert (response.status, response.json["code"]) == (422, "UnsupportedByServer")
 
 
 class TestMove:
@@ -80,11 +80,11 @@ class TestMove:
         assert (response.status, response.json["code"]) == (404, "MailboxNotFound")
         assert subjects(imap, "INBOX") == {"kept"}
 
-    def test_move_into_the_same_mailbox_is_400(self, api, account, imap):
+    def test_move_into_the_same_mailbox_is_409(self, api, account, imap):
         fill(imap, "INBOX", [make_message("x")])
         message_id = ids_by_subject(api, account)["x"]
         response = api.put(f"/v1/account/{account}/message/{message_id}/move", {"path": "INBOX"})
-        assert response.status == 400
+        assert (response.status, response.json["code"]) == (409, "SameMailbox")
 
 
 class TestDelete:
@@ -178,16 +178,16 @@ class TestSearch:
                                {"search": {"subject": "x"}})
         assert other_query.json["code"] == "InvalidCursor"
 
-    @pytest.mark.parametrize(("search", "code", "field"), [
-        ({"emailId": "abc"}, "UnsupportedSearch", "search.emailId"),
-        ({"gmailRaw": "has:attachment"}, "UnsupportedSearch", "search.gmailRaw"),
-        ({"uid": "1:x"}, "ValidationError", "search.uid"),
-        ({"keyword": "two words"}, "ValidationError", "search.keyword"),
-        ({"subjekt": "typo"}, "ValidationError", "search.subjekt"),
+    @pytest.mark.parametrize(("search", "status", "code", "field"), [
+        ({"emailId": "abc"}, 422, "UnsupportedSearch", "search.emailId"),
+        ({"gmailRaw": "has:attachment"}, 422, "UnsupportedSearch", "search.gmailRaw"),
+        ({"uid": "1:x"}, 422, "ValidationError", "search.uid"),
+        ({"keyword": "two words"}, 422, "ValidationError", "search.keyword"),
+        ({"subjekt": "typo"}, 400, "ValidationError", "search.subjekt"),
     ])
-    def test_unsupported_or_invalid_criteria_are_400(self, api, account, search, code, field):
+    def test_unsupported_or_invalid_criteria_are_refused(self, api, account, search, status, code, field):
         response = api.post(f"/v1/account/{account}/search?path=INBOX", {"search": search})
-        assert response.status == 400, response.body
+        assert response.status == status, response.body
         assert response.json["code"] == code
         assert field in response.json["details"]
 
@@ -232,9 +232,9 @@ class TestSearchTextIsNeverMisread:
         assert (response.status, response.json["messages"], seconds < 2.0) == (200, [], True)
 
     @pytest.mark.parametrize("search", [{"subject": "a\x00b"}, {"header": {"X-Tag": "\x00"}}])
-    def test_nul_is_a_400_naming_the_field_and_the_connection_stays_usable(self, api, account, mailbox, search):
+    def test_nul_is_a_422_naming_the_field_and_the_connection_stays_usable(self, api, account, mailbox, search):
         response, _ = self.search(api, account, search)
-        assert (response.status, response.json["code"]) == (400, "ValidationError")
+        assert (response.status, response.json["code"]) == (422, "ValidationError")
         assert any(field.startswith("search.") for field in response.json["details"])
         assert self.search(api, account, {"subject": "Grüße"})[0].status == 200
 

@@ -91,6 +91,6 @@ def test_a_retry_while_the_first_is_still_sending_is_409(api, account, make_mail
     assert answers["first"].status == 200
 
 
-def test_an_invalid_key_is_a_400(api, account):
+def test_an_invalid_key_is_a_422(api, account):
     response = submit(api, account, {"to": "a@example.com", "text": "x", "dryRun": True}, "bad key with spaces")
-    assert response.status == 400 and "headers.Idempotency-Key" in response.json["details"]
+    assert response.status == 422 and "headers.Idempotency-Key" in response.json["details"]

@@ -163,7 +163,7 @@ class TestSchedule:
     def test_send_at_too_far_ahead_is_refused(self, api, account):
         send_at = (datetime.now(UTC) + timedelta(days=31)).isoformat()
         response = api.post(f"/v1/account/{account}/submit", {"to": "a@example.com", "text": "x", "sendAt": send_at})
-        assert response.status == 400 and "sendAt" in response.json["details"]
+        assert response.status == 422 and "sendAt" in response.json["details"]
 
 
 class TestOutboxApi:

@@ -88,7 +88,7 @@ class TestReply:
         assert response.status == 404, response.body
         malformed = api.post(f"/v1/account/{account}/submit",
                              {"text": "x", "reference": {"message": "not-an-id", "action": "reply"}})
-        assert malformed.status == 400 and malformed.json["code"] == "InvalidMessageId"
+        assert malformed.status == 422 and malformed.json["code"] == "InvalidMessageId"
 
 
 class TestForward:
@@ -145,9 +145,9 @@ class TestDrafts:
         sent_raw = my_box.raw(response.json["sentMessage"]["uid"], "Sent")
         assert sent_raw.startswith(f"Bcc: {carol.email}\r\n".encode())
 
-    def test_a_draft_without_recipients_is_a_400(self, api, dovecot, account, me):
+    def test_a_draft_without_recipients_is_a_422(self, api, dovecot, account, me):
         raw, _ = make_message(sender=me.email, to="", subject="no one")
         draft = Mailbox(dovecot, me).append("Drafts", raw.replace(b"To: \r\n", b""))
         response = api.post(f"/v1/account/{account}/message/{draft}/submit", {"deleteDraft": False})
-        assert response.status == 400, response.body
+        assert response.status == 422, response.body
         assert "draft.to" in response.json["details"]

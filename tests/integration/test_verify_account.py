@@ -198,7 +198,7 @@ class TestWhatIsEchoed:
         with LineServer(SSH_BANNER) as server:
             response = api.post("/v1/account", {"email": "scan@example.test",
                                                 "imap": settings_for("127.0.0.1", server.port)})
-        assert response.status == 400 and response.json["code"] == "NoIMAPCapability", response.body
+        assert response.status == 422 and response.json["code"] == "NoIMAPCapability", response.body
         assert "serverResponse" not in response.json["details"]
         assert "OpenSSH" not in response.body.decode()
 

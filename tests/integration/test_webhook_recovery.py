@@ -69,10 +69,10 @@ def test_the_log_lists_deliveries_newest_first_filtered_and_paged(webhooks, rece
 def test_bad_log_queries_are_refused(webhooks, api):
     assert api.get("/v1/webhooks/deliveries?status=lost").json["code"] == "ValidationError"
     response = api.get("/v1/webhooks/deliveries?cursor=bm90IG91cnM")
-    assert (response.status, response.json["code"]) == (400, "InvalidCursor")
+    assert (response.status, response.json["code"]) == (422, "InvalidCursor")
     assert "query.cursor" in response.json["details"]
     response = api.get("/v1/webhooks/deliveries?since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z")
-    assert (response.status, response.json["details"]) == (400, {"query.until": "before since"})
+    assert (response.status, response.json["details"]) == (422, {"query.until": "before since"})
 
 
 def b64url(data: bytes) -> str:
@@ -90,16 +90,16 @@ TODAY = datetime.now(UTC).strftime("%Y-%m-%d").encode()
     b"[1, 2, 3]",
     b"\x01" + b"\x00" * 40,
 ])
-def test_a_crafted_cursor_is_400_invalid_cursor(webhooks, api, crafted):
+def test_a_crafted_cursor_is_422_invalid_cursor(webhooks, api, crafted):
     # Given a cursor the server never issued: valid base64url around contents of the caller's choosing
     for query in ("", "account=acc-crafted&"):
         # When the log is paged with it
         response = api.get(f"/v1/webhooks/deliveries?{query}cursor={b64url(crafted)}")
         # Then it is refused as a cursor, not a server error
-        assert (response.status, response.json["code"]) == (400, "InvalidCursor"), response.body
+        assert (response.status, response.json["code"]) == (422, "InvalidCursor"), response.body
     response = api.post("/v1/webhooks/replay", {"since": iso(datetime.now(UTC) - timedelta(days=1)),
                                                 "cursor": b64url(crafted)})
-    assert (response.status, response.json["code"]) == (400, "InvalidCursor"), response.body
+    assert (response.status, response.json["code"]) == (422, "InvalidCursor"), response.body
 
 
 def test_only_an_unaltered_cursor_of_the_same_query_continues_a_listing(webhooks, receiver, api):
@@ -119,7 +119,7 @@ def test_only_an_unaltered_cursor_of_the_same_query_continues_a_listing(webhooks
                      api.get(f"/v1/webhooks/deliveries?account=acc-other&pageSize=1&since={since}&cursor={cursor}"),
                      api.get(f"/v1/webhooks/deliveries?pageSize=1&since={since}&cursor={cursor}")):
         # Then it is refused
-        assert (response.status, response.json["code"]) == (400, "InvalidCursor"), response.body
+        assert (response.status, response.json["code"]) == (422, "InvalidCursor"), response.body
 
 
 def test_a_token_bound_to_an_account_sees_only_its_deliveries(webhooks, api):
@@ -207,16 +207,16 @@ def test_a_range_beyond_the_logs_retention_is_refused(webhooks, api, field, mome
     other = {"since": iso(datetime.now(UTC) - timedelta(days=1))} if field == "until" else {}
     listing = api.get(f"/v1/webhooks/deliveries?{field}={iso(moment)}")
     replay = api.post("/v1/webhooks/replay", {**other, field: iso(moment)})
-    # Then both answer 400 naming the field, before reading a single partition
+    # Then both answer 422 naming the field, before reading a single partition
     assert (listing.status, listing.json["code"], list(listing.json["details"])) == \
-        (400, "ValidationError", [f"query.{field}"])
-    assert (replay.status, replay.json["code"], list(replay.json["details"])) == (400, "ValidationError", [field])
+        (422, "ValidationError", [f"query.{field}"])
+    assert (replay.status, replay.json["code"], list(replay.json["details"])) == (422, "ValidationError", [field])
 
 
 def test_a_far_future_until_is_answered_at_once(webhooks, api):
     started = datetime.now(UTC)
     response = api.get("/v1/webhooks/deliveries?until=9999-01-01T00:00:00Z")
-    assert response.status == 400
+    assert response.status == 422
     assert datetime.now(UTC) - started < timedelta(seconds=2)
 
 
@@ -248,7 +248,7 @@ def test_a_replay_resumes_with_its_cursor_and_a_retried_step_sends_nothing_twice
 
     # And a cursor of this replay does not continue a replay of another range
     other = api.post("/v1/webhooks/replay", {"since": since, "account": "acc-other", "cursor": first["nextCursor"]})
-    assert (other.status, other.json["code"]) == (400, "InvalidCursor")
+    assert (other.status, other.json["code"]) == (422, "InvalidCursor")
 
 
 def test_a_replay_out_of_time_stops_and_returns_a_cursor(webhooks, receiver, api, monkeypatch):

@@ -167,5 +167,5 @@ def test_the_global_secret_rotates_with_the_same_overlap(webhooks, receiver, api
 def test_an_account_without_its_own_url_has_no_secret_to_rotate(webhooks, account, api):
     own = account("acc-no-override")
     response = api.post(f"/v1/account/{own}/webhooks/secret/rotate")
-    assert (response.status, response.json["code"]) == (400, "WebhookNotConfigured")
+    assert (response.status, response.json["code"]) == (409, "WebhookNotConfigured")
     assert api.post("/v1/account/acc-missing/webhooks/secret/rotate").status == 404

@@ -80,22 +80,24 @@ def test_a_posted_secret_replaces_the_current_one(webhooks, api):
         assert not verify_signature(old_secret, request.headers, request.body)
 
 
-@pytest.mark.parametrize(("body", "field", "code"), [
-    ({"webhookSecret": "not-a-whsec"}, "webhookSecret", "ValidationError"),
-    ({"webhookSecret": "whsec_c2hvcnQ="}, "webhookSecret", "ValidationError"),  # 5 bytes
-    ({"webhooks": "ftp://example.com/hook"}, "webhooks", "ValidationError"),
-    ({"webhooks": "https://example.com/hook#frag"}, "webhooks", "ValidationError"),
-    ({"webhookEvents": ["messageNew", "noSuchEvent"]}, "webhookEvents.1", "ValidationError"),
-    ({"webhooksEnabled": "maybe"}, "webhooksEnabled", "ValidationError"),
-    ({"notifyTextSize": -1}, "notifyTextSize", "ValidationError"),
-    ({"webhook": "https://example.com"}, "webhook", "ValidationError"),
-    ({"webhooks": "http://169.254.169.254/latest/meta-data"}, "webhooks", "HostNotAllowed"),
-    ({"webhooks": "http://[fd00:ec2::254]/"}, "webhooks", "HostNotAllowed"),
-    ({"webhooks": "http://nothing.invalid/hook"}, "webhooks", "HostNotFound"),
+# 400: the body contradicts the document (enum, type, range, unknown field); 422: a rule of the
+# model's own validators (secret and URL syntax) or the address policy.
+@pytest.mark.parametrize(("body", "field", "status", "code"), [
+    ({"webhookSecret": "not-a-whsec"}, "webhookSecret", 422, "ValidationError"),
+    ({"webhookSecret": "whsec_c2hvcnQ="}, "webhookSecret", 422, "ValidationError"),  # 5 bytes
+    ({"webhooks": "ftp://example.com/hook"}, "webhooks", 422, "ValidationError"),
+    ({"webhooks": "https://example.com/hook#frag"}, "webhooks", 422, "ValidationError"),
+    ({"webhookEvents": ["messageNew", "noSuchEvent"]}, "webhookEvents.1", 400, "ValidationError"),
+    ({"webhooksEnabled": "maybe"}, "webhooksEnabled", 400, "ValidationError"),
+    ({"notifyTextSize": -1}, "notifyTextSize", 400, "ValidationError"),
+    ({"webhook": "https://example.com"}, "webhook", 400, "ValidationError"),
+    ({"webhooks": "http://169.254.169.254/latest/meta-data"}, "webhooks", 422, "HostNotAllowed"),
+    ({"webhooks": "http://[fd00:ec2::254]/"}, "webhooks", 422, "HostNotAllowed"),
+    ({"webhooks": "http://nothing.invalid/hook"}, "webhooks", 422, "HostNotFound"),
 ])
-def test_bad_settings_are_refused_with_the_field_at_fault(webhooks, api, body, field, code):
+def test_bad_settings_are_refused_with_the_field_at_fault(webhooks, api, body, field, status, code):
     response = api.post("/v1/settings", body)
-    assert response.status == 400, response.body
+    assert response.status == status, response.body
     assert response.json["code"] == code
     assert field in response.json["details"]
     if field == "webhookSecret":  # a refused secret is not echoed either
@@ -110,7 +112,7 @@ def test_loopback_urls_need_private_networks_allowed(webhooks, api, monkeypatch)
         # When a loopback URL is saved, globally or on an account
         response = api.post("/v1/settings", {"webhooks": "http://127.0.0.1:8080/hook"})
         # Then it is refused
-        assert (response.status, response.json["code"]) == (400, "HostNotAllowed")
+        assert (response.status, response.json["code"]) == (422, "HostNotAllowed")
         assert "IMAPLESS_ALLOW_PRIVATE_NETWORKS" in response.json["details"]["webhooks"]
     finally:
         monkeypatch.setenv("IMAPLESS_ALLOW_PRIVATE_NETWORKS", "true")
@@ -122,7 +124,7 @@ def test_an_account_override_is_validated_like_the_global_url(webhooks, api):
                              "imap": {"host": "127.0.0.1", "port": 1143, "auth": {"user": "u", "pass": "p"}}})
     try:
         response = api.put("/v1/account/acc-bad-hook", {"webhooks": "http://169.254.169.254/"})
-        assert (response.status, response.json["code"]) == (400, "HostNotAllowed")
+        assert (response.status, response.json["code"]) == (422, "HostNotAllowed")
         assert api.get("/v1/account/acc-bad-hook").json.get("webhooks") is None
         response = api.put("/v1/account/acc-bad-hook", {"webhookEvents": ["bogus"]})
         assert (response.status, response.json["code"]) == (400, "ValidationError")
@@ -170,4 +172,4 @@ def test_the_test_endpoint_reports_the_receivers_answer(webhooks, api, test_pki)
 def test_the_test_endpoint_without_a_url_says_so(webhooks, api):
     api.post("/v1/settings", {"webhooks": None})
     response = api.post("/v1/webhooks/test", {})
-    assert (response.status, response.json["code"]) == (400, "WebhookNotConfigured")
+    assert (response.status, response.json["code"]) == (409, "WebhookNotConfigured")

@@ -27,7 +27,7 @@ def test_a_cursor_opens_only_for_its_listing_query_and_deployment(kind, scope, k
     cursor = seal_cursor("deliveries", b"{}", "scope-a", key=KEY)
     with pytest.raises(InvalidCursorError) as refused:
         open_cursor(kind, cursor, scope, key=key)
-    assert (refused.value.code, refused.value.status) == ("InvalidCursor", 400)
+    assert (refused.value.code, refused.value.status) == ("InvalidCursor", 422)
 
 
 def every_single_character_change(cursor: str):

@@ -36,8 +36,8 @@ def no(command: str, text: str) -> IMAPClientError:
     (no("select", "[INUSE] Mailbox is locked"), "INBOX", 503, "MailboxInUse"),
     (no("select", "[UNAVAILABLE] Try later"), "INBOX", 503, "ServerUnavailable"),
     (no("fetch", "[SERVERBUG] Internal error occurred"), None, 502, "ServerError"),
-    (no("create", "[CANNOT] Invalid mailbox name"), "a*b", 400, "ServerRejected"),
-    (no("delete", "INBOX can't be deleted (0.001 + 0.000 secs)."), "INBOX", 400, "ServerRejected"),
+    (no("create", "[CANNOT] Invalid mailbox name"), "a*b", 422, "ServerRejected"),
+    (no("delete", "INBOX can't be deleted (0.001 + 0.000 secs)."), "INBOX", 422, "ServerRejected"),
     (imaplib.IMAP4.error("FETCH command error: BAD [b'Error in IMAP command UID FETCH: Unknown parameter: EMAILID "
                          "(0.001 + 0.000 secs).']"), None, 502, "ProtocolError"),
 ])

@@ -63,7 +63,7 @@ def test_ids_of_one_kind_are_refused_as_another():
 def test_malformed_message_ids_are_400(value):
     with pytest.raises(InvalidIdError) as refused:
         decode_message_id(value)
-    assert (refused.value.status, refused.value.code) == (400, "InvalidMessageId")
+    assert (refused.value.status, refused.value.code) == (422, "InvalidMessageId")
 
 
 def test_an_attachment_section_must_be_a_section_number():
