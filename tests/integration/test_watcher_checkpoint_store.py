@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import Counter
 from collections.abc import Iterator
 
@@ -20,12 +21,18 @@ FOLDERS = ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"]
 
 @pytest.fixture
 def aws_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter]:
-    """Every AWS operation this process makes during the test, by name."""
+    """Every AWS operation the test's own thread makes, by name.
+
+    Only this thread's: a background thread left by an earlier test in the same process
+    (an idle mail connection releasing its lease, say) must not count as a call of the commit.
+    """
     calls: Counter = Counter()
     original = botocore.client.BaseClient._make_api_call
+    test_thread = threading.get_ident()
 
     def counting(client, operation_name, params):
-        calls[operation_name] += 1
+        if threading.get_ident() == test_thread:
+            calls[operation_name] += 1
         return original(client, operation_name, params)
 
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
