@@ -251,12 +251,11 @@ class AccountWatch:
         if transition_event(self.account, self.state, self.version, outcome, incarnation=self.incarnation) is None:
             return  # the usual case for a retry: nothing to read, nothing to say
         # About to announce a change: make sure it is one against what is stored now (an
-        # edit through the API resets the state to "new" and bumps the version). A watch
-        # that starts from "new" read it moments ago; a stale read there only costs a
-        # duplicate id, which consumers drop.
-        if self.state != "new":
-            fresh = account_store.get_account(self.account)
-            self.state, self.version = fresh.state, fresh.version
+        # edit through the API resets the state to "new" and bumps the version; a watch
+        # started from a watchlist row may hold a state that an earlier connection has moved
+        # on since). Only real changes get here, so this read is rare.
+        fresh = account_store.get_account(self.account)
+        self.state, self.version = fresh.state, fresh.version
         event = transition_event(self.account, self.state, self.version, outcome, incarnation=self.incarnation)
         if event is None:
             return
@@ -265,8 +264,19 @@ class AccountWatch:
             self.version = account_store.set_account_state(self.account, outcome.state, expected_state=self.state)
             self.state = outcome.state
         except ConflictError:
+            # The state moved between our read and our write: an API edit reset it to "new"
+            # while this very login was under way (a corrected password picked up by a retry).
+            # This login's outcome is announced already; record it against the new state
+            # without a second event, or the next connect would announce it again under the
+            # edited version's id.
             fresh = account_store.get_account(self.account)
             self.state, self.version = fresh.state, fresh.version
+            if fresh.state == "new":
+                try:
+                    self.version = account_store.set_account_state(self.account, outcome.state, expected_state="new")
+                    self.state = outcome.state
+                except ConflictError:
+                    pass  # moved again: the next login compares against what is stored then
 
     def _helper(self) -> WatchConnection:
         if self.helper is None:
