@@ -42,7 +42,6 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.client import BaseClient
 
 from chalicelib.errors import (
@@ -53,6 +52,7 @@ from chalicelib.errors import (
     ValidationError,
 )
 from chalicelib.incarnations import scoped
+from chalicelib.lambda_budget import FixedBudget
 from chalicelib.services import accounts
 from chalicelib.settings import get_settings
 from chalicelib.store.idempotency_records import TABLE, partition
@@ -62,14 +62,6 @@ REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer that was stored, not
 IN_PROGRESS_SECONDS = 120
 REPLAY_MARKER = "_idempotentReplay"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
-
-
-class _InProgressBudget(LambdaContext):
-    """Stands in for a Lambda context: Powertools derives the INPROGRESS expiry from it."""
-
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return IN_PROGRESS_SECONDS * 1000
 
 
 def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
@@ -86,7 +78,7 @@ def _config() -> IdempotencyConfig:
     return IdempotencyConfig(event_key_jmespath="[operation, account, key]",
                              payload_validation_jmespath="bodyHash", raise_on_no_idempotency_key=True,
                              expires_after_seconds=get_settings().idempotency_ttl_seconds, hash_function="sha256",
-                             lambda_context=_InProgressBudget(), response_hook=_mark_replay)
+                             lambda_context=FixedBudget(IN_PROGRESS_SECONDS), response_hook=_mark_replay)
 
 
 @functools.lru_cache(maxsize=1)

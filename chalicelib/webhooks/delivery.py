@@ -61,6 +61,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.events.model import Event, utc_now
+from chalicelib.lambda_budget import FixedBudget
 from chalicelib.observability import logger, record_webhook_attempt
 from chalicelib.services import webhook_settings
 from chalicelib.settings import get_settings
@@ -109,19 +110,6 @@ class QueuedMessage:
                    run_id=(run.string_value if run is not None else None) or ORIGINAL_RUN)
 
 
-class _AttemptBudget:
-    """Stands in for the Lambda context Powertools asks for the in-progress expiry: an
-    attempt holds the idempotency record for at most its timeout (plus a margin), in a
-    Lambda and in the local dispatcher alike, so a consumer that dies mid-attempt blocks
-    the event only until its next receive."""
-
-    def __init__(self, seconds: float) -> None:
-        self._millis = int(seconds * 1000)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self._millis
-
-
 def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, keys: tuple[bytes, ...],
                  nonce: str) -> dict[str, Any]:
     headers = signed_headers(keys, attempt["eventId"], body)
@@ -139,7 +127,9 @@ def _idempotent_post() -> Any:
                                expires_after_seconds=IDEMPOTENCY_TTL_SECONDS)
     # Powertools annotates the concrete LambdaContext class, of which it only calls
     # get_remaining_time_in_millis(): the budget is duck-typed to that one method.
-    config.register_lambda_context(_AttemptBudget(2 * settings.webhook_timeout_seconds + 5))  # type: ignore[arg-type]
+    # An attempt holds its record for at most its timeout (plus a margin), so a consumer
+    # that dies mid-attempt blocks the event only until its next receive.
+    config.register_lambda_context(FixedBudget(2 * settings.webhook_timeout_seconds + 5))
     persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"))
     # Configured here, before any thread uses it: Powertools marks the layer configured
     # before it finishes configuring it, and a batch's accounts are delivered in parallel.
