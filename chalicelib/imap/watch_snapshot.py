@@ -9,6 +9,8 @@ How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets `
 - CONDSTORE only: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` plus a UID search for expunges;
 - neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
 - no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline).
+A server that leaves ``[UIDNEXT]`` out of its EXAMINE answer (Courier) gets one derived from
+the UIDs the snapshot saw (:func:`_uidnext_from_uids` says why not STATUS).
 New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH with the mail API's
 items and parser (:mod:`chalicelib.imap.messages`), so ``messageNew`` carries exactly the
 API's listing entry; their flags come from that FETCH so the event and the checkpoint agree.
@@ -58,8 +60,8 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     """
     examined = connection.examine(path, checkpoint)
     status = responses.select_status(examined)
-    if status.uidvalidity is None or status.uidnext is None:
-        raise CommandFailedError(f"EXAMINE {path!r} reported no UIDVALIDITY/UIDNEXT")
+    if status.uidvalidity is None:
+        raise CommandFailedError(f"EXAMINE {path!r} reported no UIDVALIDITY")
     present: UidSet | None = None
     vanished = UidSet()
     plan = PassPlan(listed=UidSet())  # baselines and resets list nothing
@@ -89,9 +91,28 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
                 for uid, summary in summaries.items()}
     modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
     highest = status.highestmodseq if status.highestmodseq is not None else (max(modseqs) if modseqs else None)
-    return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=status.uidnext,
+    uidnext = status.uidnext if status.uidnext is not None else _uidnext_from_uids(checkpoint, status, present,
+                                                                                   fetched)
+    return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=uidnext,
                                        highestmodseq=highest, changed=changed, present=present,
                                        vanished=vanished, listings=listings))
+
+
+def _uidnext_from_uids(checkpoint: MailboxCheckpoint | None, status: responses.MailboxStatus,
+                       present: UidSet | None, fetched: dict[int, responses.FetchedState]) -> int:
+    """UIDNEXT for a server whose EXAMINE answer leaves out ``[UIDNEXT]``.
+
+    Courier-IMAP (5.0) sends ``[UIDVALIDITY]`` but no ``[UIDNEXT]``, which RFC 3501 allows.
+    Not asked with STATUS: STATUS also counts mail that arrived after the EXAMINE, which our
+    UID SEARCH may not show yet (the server has not sent its EXISTS), and a UIDNEXT past such
+    a message would skip it for good. One past the highest UID this snapshot saw (never
+    below the checkpoint's) can only be too low, and a low UIDNEXT costs nothing: the sync
+    core takes the highest UID it sees into account, and the next sync looks from there.
+    """
+    seen = present.max() if present is not None else None
+    highest = max(seen or 0, max(fetched, default=0))
+    floor = checkpoint.uidnext if checkpoint is not None and checkpoint.uidvalidity == status.uidvalidity else 1
+    return max(highest + 1, floor)
 
 
 def _search_all(connection: WatchConnection) -> UidSet:

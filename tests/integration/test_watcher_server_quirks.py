@@ -1,0 +1,104 @@
+"""The watcher on servers whose answers differ from Dovecot's in ways the RFCs allow.
+
+A Dovecot without TLS, announcing no NOTIFY/CONDSTORE/QRESYNC (the capabilities of the
+servers these quirks come from), is reached through a proxy that rewrites its answers
+(:mod:`tests.support.imap_filter_proxy`):
+
+- EXAMINE without ``[UIDNEXT]`` (Courier-IMAP 5.0);
+- an IDLE that reports nothing for a long time (Cyrus without idled, the Debian default, and
+  Courier without enhanced IDLE only poll every 60 s).
+
+Either way every change must become an event, INBOX changes within a few STATUS sweeps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from imapclient import IMAPClient
+
+from tests.integration.watcher_support import running_watcher
+from tests.support.dovecot import OFFICE365_LIKE_CAPABILITIES
+from tests.support.imap_filter_proxy import ImapFilterProxy
+from tests.support.mailservers import Dovecot
+
+# Long enough that the IDLE re-issue (with its INBOX sync) cannot be what finds a change.
+NO_REISSUE = {"IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS": "120"}
+
+
+@pytest.fixture(scope="module")
+def legacy_dovecot(test_pki) -> Iterator[Dovecot]:
+    with Dovecot(test_pki, tls=False, capabilities=OFFICE365_LIKE_CAPABILITIES) as server:
+        yield server
+
+
+def plain_client(server: Dovecot, email: str, password: str) -> IMAPClient:
+    client = IMAPClient(server.hostname, port=server.imap_port, ssl=False, timeout=10)
+    client.login(email, password)
+    return client
+
+
+def register_through(api, server: Dovecot, proxy: ImapFilterProxy, account: str, email: str, password: str) -> None:
+    body = {"account": account, "email": email, "name": "Quirky",
+            "imap": {"host": server.hostname, "port": proxy.port, "secure": False,
+                     "auth": {"user": email, "pass": password}, "tls": {"allowPlaintextAuth": True}},
+            "verify": False}
+    response = api.post("/v1/account", body)
+    assert response.status in (200, 201), response.body
+
+
+def test_mail_is_announced_when_examine_reports_no_uidnext(api, legacy_dovecot, events, prefix):
+    # Given: an account with mail in INBOX and a folder, on a server whose EXAMINE has no [UIDNEXT]
+    email, password = f"{prefix}courier@example.test", "courier-password"
+    legacy_dovecot.add_user(email, password)
+    client = plain_client(legacy_dovecot, email, password)
+    client.create_folder("Archive")
+    client.append("INBOX", b"Subject: before\r\n\r\nx\r\n")
+    account = prefix + "courier"
+    with ImapFilterProxy(legacy_dovecot.imap_port, strip_uidnext=True) as proxy:
+        register_through(api, legacy_dovecot, proxy, account, email, password)
+        with running_watcher(events, prefix, prefix + "ns"):
+            # Then: the account is baselined
+            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+
+            # When: mail arrives in INBOX and in another folder
+            client.append("INBOX", b"Subject: fresh\r\n\r\nx\r\n")
+            client.append("Archive", b"Subject: archived\r\n\r\nx\r\n")
+
+            # Then: each is announced once, with its UID
+            events.wait_for(lambda ev: len(events.of(account, "messageNew")) == 2, what="two messageNew")
+            time.sleep(1.5)  # a duplicate, if any, would come from the next sweep
+            events.poll()
+        assert any(b"UIDNEXT" in line for line in proxy.dropped)  # the quirk was in force
+    new = sorted((e.path, e.data["uid"], e.data["subject"]) for e in events.of(account, "messageNew"))
+    assert new == [("Archive", 1, "archived"), ("INBOX", 2, "fresh")]
+    client.logout()
+
+
+def test_inbox_changes_arrive_within_the_sweep_when_idle_reports_nothing(api, legacy_dovecot, events, prefix):
+    # Given: an account on a server whose IDLE never reports (within the test's patience)
+    email, password = f"{prefix}cyrus@example.test", "cyrus-password"
+    legacy_dovecot.add_user(email, password)
+    client = plain_client(legacy_dovecot, email, password)
+    account = prefix + "cyrus"
+    with ImapFilterProxy(legacy_dovecot.imap_port, mute_idle=True) as proxy:
+        register_through(api, legacy_dovecot, proxy, account, email, password)
+        with running_watcher(events, prefix, prefix + "ns", extra_env=NO_REISSUE):
+            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+
+            # When: mail arrives in INBOX, twice
+            for number in (1, 2):
+                client.append("INBOX", f"Subject: mail {number}\r\n\r\nx\r\n".encode())
+                # Then: each is announced within a few sweeps (1 s apart here), not at a re-issue
+                events.wait_for(lambda ev, n=number: len(events.of(account, "messageNew")) == n, timeout=8,
+                                what=f"messageNew {number}")
+
+            # When: a message is flagged; Then: that too, though IDLE said nothing
+            client.select_folder("INBOX")
+            client.add_flags([1], [b"\\Flagged"])
+            events.wait_for(lambda ev: events.of(account, "messageUpdated"), timeout=8, what="messageUpdated")
+        assert any(b"EXISTS" in line for line in proxy.dropped)  # IDLE did have something to say
+    assert [e.data["subject"] for e in events.of(account, "messageNew")] == ["mail 1", "mail 2"]
+    client.logout()

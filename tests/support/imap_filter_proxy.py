@@ -1,0 +1,108 @@
+"""A cleartext IMAP proxy that rewrites a real server's answers into another server's quirks.
+
+Put in front of a Dovecot without TLS, it makes that Dovecot behave as a server a test
+cannot start here:
+
+- ``strip_uidnext``: SELECT/EXAMINE answers lose their ``* OK [UIDNEXT n]`` line, as
+  Courier-IMAP 5.0 answers (RFC 3501 allows it);
+- ``mute_idle``: nothing the server says while the client is in IDLE reaches the client
+  (a ``BYE`` excepted), as an IDLE that only polls (Cyrus without idled, Courier without
+  its enhanced IDLE) looks within its polling period. What the server says after ``DONE``
+  still arrives.
+
+::
+
+    client ──line──▶ proxy (notes IDLE / DONE) ──▶ server
+    client ◀──────── proxy (drops lines by rule) ◀── server      literals pass untouched
+
+Lifecycle: ``with ImapFilterProxy(port, ...) as proxy:`` listens on a free loopback port,
+two threads per connection, and closes every connection on exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+
+_LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
+_UIDNEXT = re.compile(rb"^\* OK \[UIDNEXT \d+\]", re.IGNORECASE)
+
+
+class _Pair:
+    def __init__(self, client: socket.socket, server: socket.socket) -> None:
+        self.client = client
+        self.server = server
+        self.idling = False
+
+
+class ImapFilterProxy:
+    def __init__(self, target_port: int, *, strip_uidnext: bool = False, mute_idle: bool = False) -> None:
+        self.target_port = target_port
+        self.strip_uidnext = strip_uidnext
+        self.mute_idle = mute_idle
+        self.dropped: list[bytes] = []  # every server line held back, in order
+        self._lock = threading.Lock()
+        self._pairs: list[_Pair] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+
+    def __enter__(self) -> ImapFilterProxy:
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._listener.close()
+        with self._lock:
+            for pair in self._pairs:
+                for sock in (pair.client, pair.server):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.target_port))
+            pair = _Pair(client, server)
+            with self._lock:
+                self._pairs.append(pair)
+            threading.Thread(target=self._from_client, args=(pair,), daemon=True).start()
+            threading.Thread(target=self._from_server, args=(pair,), daemon=True).start()
+
+    def _from_client(self, pair: _Pair) -> None:
+        with contextlib.suppress(OSError), pair.client.makefile("rb") as reader:
+            for line in reader:
+                words = line.split()
+                if line.strip().upper() == b"DONE":
+                    pair.idling = False
+                elif len(words) == 2 and words[1].upper() == b"IDLE":
+                    pair.idling = True
+                pair.server.sendall(line)
+        with contextlib.suppress(OSError):
+            pair.server.shutdown(socket.SHUT_WR)
+
+    def _from_server(self, pair: _Pair) -> None:
+        with contextlib.suppress(OSError), pair.server.makefile("rb") as reader:
+            while line := reader.readline():
+                literal = _LITERAL.search(line)
+                if literal is not None:  # the line and its literal go through as they are
+                    pair.client.sendall(line + reader.read(int(literal.group(1))))
+                    continue
+                if self._drops(pair, line):
+                    with self._lock:
+                        self.dropped.append(line)
+                    continue
+                pair.client.sendall(line)
+        with contextlib.suppress(OSError):
+            pair.client.shutdown(socket.SHUT_WR)
+
+    def _drops(self, pair: _Pair, line: bytes) -> bool:
+        if self.strip_uidnext and _UIDNEXT.match(line):
+            return True
+        return (self.mute_idle and pair.idling and line.startswith(b"* ")
+                and not line.upper().startswith(b"* BYE"))
