@@ -10,6 +10,7 @@ from chalicelib.api.routing import Access, Call, api_route
 from chalicelib.schemas.accounts import (
     AccountCreate,
     AccountCreated,
+    AccountError,
     AccountList,
     AccountListQuery,
     AccountOut,
@@ -50,6 +51,7 @@ def account_out(stored: StoredAccount) -> AccountOut:
                       state=cast(AccountState, stored.state),
                       imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
                       createdAt=stored.created_at, updatedAt=stored.updated_at,
+                      lastError=AccountError(**stored.last_error) if stored.last_error else None,
                       webhooks=stored.webhooks, webhookEvents=stored.webhook_events,
                       webhookSecretSet=stored.sealed_webhook_secret is not None)
 

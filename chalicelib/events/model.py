@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 EventType = Literal[
     "messageNew", "messageDeleted", "messageUpdated",
     "mailboxNew", "mailboxDeleted", "mailboxReset",
-    "authenticationError", "authenticationSuccess", "connectError", "accountInitialized",
+    "authenticationError", "authenticationSuccess", "connectError", "syncError", "accountInitialized",
     "messageSent", "messageDeliveryError", "messageFailed",
     "test",
 ]

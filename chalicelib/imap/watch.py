@@ -47,7 +47,12 @@ class ConnectionLostError(Exception):
 
 
 class CommandFailedError(Exception):
-    """The server answered NO/BAD to a watcher command."""
+    """The server answered NO/BAD to a watcher command (``server_response``: its words, tag removed),
+    or an answer the watcher cannot use."""
+
+    def __init__(self, message: str, *, server_response: str | None = None) -> None:
+        super().__init__(message)
+        self.server_response = server_response
 
 
 def _tune_socket(sock: socket.socket) -> None:
@@ -65,6 +70,7 @@ class WatchConnection:
         self.condstore = "CONDSTORE" in caps or "QRESYNC" in caps
         self.qresync = "QRESYNC" in caps
         self.notify = "NOTIFY" in caps
+        self.idle = "IDLE" in caps
         self.gmail = "X-GM-EXT-1" in caps
         self.esearch = "ESEARCH" in caps
         self.selected: str | None = None
@@ -156,7 +162,8 @@ class WatchConnection:
                 status = head[len(tag) + 1:].split(b" ", 1)[0].upper()
                 if status != b"OK":
                     raise CommandFailedError(f"{line.split(b' ', 1)[0].decode()} failed: "
-                                             f"{head.decode('utf-8', 'replace')[:200]}")
+                                             f"{head.decode('utf-8', 'replace')[:200]}",
+                                             server_response=head[len(tag) + 1:].decode("utf-8", "replace")[:200])
                 return collected
             if head.startswith(b"* "):
                 response = self._untagged(parts)
@@ -204,6 +211,18 @@ class WatchConnection:
         self.selected = path
         return found
 
+    def close_mailbox(self) -> None:
+        """CLOSE the selected mailbox (opened with EXAMINE: read-only, so nothing is expunged).
+
+        STATUS of the selected mailbox answers from the connection's own view on Dovecot,
+        which moves only when the server next reports to us (a NOOP); RFC 3501 warns about it.
+        A sweep closes it first so that every STATUS sees the mailbox as it is.
+        """
+        if self.selected is None:
+            return
+        self.selected = None
+        self.command(b"CLOSE")
+
     def has(self, capability: str) -> bool:
         """Capability check with the signature the mail API's FETCH item lists expect."""
         return self.session.has_capability(capability)
@@ -226,7 +245,8 @@ class WatchConnection:
             if head.startswith(b"+"):
                 return early or self._input_waiting()
             if head.startswith(self._idle_tag + b" "):
-                raise CommandFailedError("IDLE refused: " + head.decode("utf-8", "replace")[:200])
+                words = head[len(self._idle_tag) + 1:].decode("utf-8", "replace")[:200]
+                raise CommandFailedError("IDLE refused: " + words, server_response=words)
             early = early or bool(responses.hints_from([self._untagged(parts)]))
 
     def drain_idle(self, *, early: bool = False) -> Hints:

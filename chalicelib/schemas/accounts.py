@@ -11,8 +11,8 @@ from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, Page
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
 MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password
-AccountState = Literal["new", "connecting", "connected", "authenticationError", "connectError", "disconnected",
-                       "disabled"]
+AccountState = Literal["new", "connecting", "connected", "authenticationError", "connectError", "syncError",
+                       "disconnected", "disabled"]
 DISABLED_DESCRIPTION = ("IMAP only: true stops watching the account (no connection held, no events; state "
                         "`disabled`); the mail API still reads and sends on request. false resumes it.")
 
@@ -115,6 +115,15 @@ class ImapSettingsOut(ServerSettingsOut):
     disabled: bool = False
 
 
+class AccountError(OutputModel):
+    """Why the account is in an error state (``authenticationError``, ``connectError``, ``syncError``)."""
+
+    code: str = Field(description="Stable code, e.g. AuthenticationFailed, ConnectionRefused, CommandFailed")
+    message: str = Field(description="What the watcher could not do")
+    serverResponse: str | None = Field(None, description="The server's own words, when it said something")
+    since: datetime = Field(description="When the account entered this state")
+
+
 class AccountOut(OutputModel):
     account: str
     name: str | None = None
@@ -124,6 +133,8 @@ class AccountOut(OutputModel):
     smtp: ServerSettingsOut | None = None
     createdAt: datetime
     updatedAt: datetime
+    lastError: AccountError | None = Field(None, description="Set while the state is an error; cleared on "
+                                                             "`connected`")
     # -- webhooks: per-account override --
     webhooks: str | None = None
     webhookEvents: list[str] | None = None

@@ -252,6 +252,7 @@ def update_account(account_id: str, request: AccountUpdate, *,
         stored.sealed_secrets = seal_secret(json.dumps(passwords), _encryption_context(account_id))
     if "imap" in changed_protocols or was_disabled != bool((stored.imap or {}).get("disabled")):
         stored.state = _state_after_edit(stored.imap)
+        stored.last_error = None  # the error was about the login it replaces
     replaced = account_store.replace_account(stored)
     account_records.forget_account(account_id)  # -- mail API: cached reads --
     return replaced, webhook_secret

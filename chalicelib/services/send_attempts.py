@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from chalicelib import backoff
 from chalicelib.errors import AccountNotFoundError
 from chalicelib.events.model import Event, EventType, event_id
 from chalicelib.events.publisher import EventSink, SqsEventSink
@@ -84,9 +84,7 @@ def get_event_sink() -> EventSink:
 
 def retry_delay_seconds(failed_attempts: int, *, base: float, maximum: float, jitter: float | None = None) -> float:
     """Exponential backoff with +-20 % jitter: base, 2 base, 4 base, ... capped at ``maximum``."""
-    delay = min(maximum, base * 2 ** max(0, failed_attempts - 1))
-    spread = random.random() if jitter is None else jitter  # noqa: S311 - jitter, not a secret
-    return min(maximum, delay * (0.8 + 0.4 * spread))
+    return backoff.delay(failed_attempts, base=base, maximum=maximum, low=0.8, high=1.2, jitter=jitter)
 
 
 def _publish(events: list[Event]) -> None:

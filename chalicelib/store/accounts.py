@@ -47,6 +47,8 @@ class StoredAccount:
     webhook_events: list[str] | None = None
     incarnation: str = LEGACY
     sealed_webhook_secret: str | None = None  # the override endpoint's own signing secrets
+    # -- watcher: the error behind an error state, None when connected or new --
+    last_error: dict[str, Any] | None = None
 
 
 def _from_item(item: AccountItem) -> StoredAccount:
@@ -56,7 +58,7 @@ def _from_item(item: AccountItem) -> StoredAccount:
                          webhooks=item.webhooks,
                          webhook_events=list(item.webhook_events) if item.webhook_events is not None else None,
                          sealed_webhook_secret=item.sealed_webhook_secret,
-                         incarnation=item.incarnation or LEGACY)
+                         incarnation=item.incarnation or LEGACY, last_error=item.last_error)
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -123,7 +125,7 @@ def replace_account(account: StoredAccount) -> StoredAccount:
                        created_at=account.created_at, updated_at=datetime.now(UTC),
                        webhooks=account.webhooks, webhook_events=account.webhook_events,
                        sealed_webhook_secret=account.sealed_webhook_secret,
-                       incarnation=account.incarnation or None)
+                       incarnation=account.incarnation or None, last_error=account.last_error)
     item.version = account.version
     try:
         item.save()
@@ -167,8 +169,10 @@ def delete_account(account_id: str) -> None:
 
 
 # -- watcher: connection state --
-def set_account_state(account_id: str, state: str, *, expected_state: str) -> int:
-    """Move ``state`` from ``expected_state`` only (UpdateItem on ``state``; version + 1).
+def set_account_state(account_id: str, state: str, *, expected_state: str,
+                      last_error: dict[str, Any] | None = None) -> int:
+    """Move ``state`` from ``expected_state`` only (UpdateItem on ``state``; version + 1), and
+    set ``last_error`` with it (None removes it: the state is not an error).
 
     Other attributes are left alone; bumping the version makes a concurrent
     read-modify-write of the account (``replace_account``) fail instead of writing the old
@@ -177,8 +181,9 @@ def set_account_state(account_id: str, state: str, *, expected_state: str) -> in
     """
     item = AccountItem(account_id)
     item.version = 0  # makes pynamodb add "version + 1"; the version itself is not a condition here
+    error_action = AccountItem.last_error.set(last_error) if last_error else AccountItem.last_error.remove()
     try:
-        item.update(actions=[AccountItem.state.set(state)],
+        item.update(actions=[AccountItem.state.set(state), error_action],
                     condition=AccountItem.account.exists() & (AccountItem.state == expected_state),
                     add_version_condition=False)
     except UpdateError as exc:

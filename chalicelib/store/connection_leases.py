@@ -42,6 +42,7 @@ from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.models import Model
 
+from chalicelib import backoff
 from chalicelib.settings import get_settings
 
 _settings = get_settings()
@@ -92,7 +93,7 @@ class DynamoLeaseBroker:
     def acquire(self, account: str, holder: str, *, limit: int, ttl_seconds: float, wait_seconds: float) -> Lease:
         """Take a free slot, waiting up to ``wait_seconds``; LeaseUnavailable when none frees up."""
         give_up_at = self._clock() + wait_seconds
-        backoff = BACKOFF_FIRST_SECONDS
+        failures = 0
         while True:
             now = self._clock()
             held = {item.slot: item for item in ConnectionLeaseItem.query(account, consistent_read=True)
@@ -107,8 +108,9 @@ class DynamoLeaseBroker:
             if now >= give_up_at:
                 earliest = min((item.expires_at for item in held.values()), default=now + 1)
                 raise LeaseUnavailable(account, limit, max(1, math.ceil(earliest - now)))
-            self._sleep(min(backoff * random.uniform(0.5, 1.0), give_up_at - now))  # noqa: S311 - jitter
-            backoff = min(backoff * 2, BACKOFF_MAX_SECONDS)
+            failures += 1
+            self._sleep(min(backoff.delay(failures, base=BACKOFF_FIRST_SECONDS, maximum=BACKOFF_MAX_SECONDS),
+                            give_up_at - now))
 
     def _try_take(self, account: str, slot: int, holder: str, now: float, ttl_seconds: float) -> Lease | None:
         expires_at = now + ttl_seconds

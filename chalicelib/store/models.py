@@ -50,6 +50,8 @@ class AccountItem(Model):
     webhook_events = ListAttribute[str](of=UnicodeAttribute, null=True, attr_name="webhookEvents")  # type: ignore[arg-type]
     # Sealed signing secrets of the override endpoint (its own, never the global one's).
     sealed_webhook_secret = UnicodeAttribute(null=True, attr_name="sealedWebhookSecret")
+    # -- watcher: why the account is in an error state ({code, message, serverResponse, since}) --
+    last_error = JSONAttribute(null=True, attr_name="lastError")
 
 
 class TokenItem(Model):

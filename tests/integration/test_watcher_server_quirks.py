@@ -95,10 +95,46 @@ def test_inbox_changes_arrive_within_the_sweep_when_idle_reports_nothing(api, le
                 events.wait_for(lambda ev, n=number: len(events.of(account, "messageNew")) == n, timeout=8,
                                 what=f"messageNew {number}")
 
-            # When: a message is flagged; Then: that too, though IDLE said nothing
+            # When: a message is read (without CONDSTORE, STATUS shows it as UNSEEN moving);
+            # Then: that too, though IDLE said nothing
             client.select_folder("INBOX")
-            client.add_flags([1], [b"\\Flagged"])
+            client.add_flags([1], [b"\\Seen"])
             events.wait_for(lambda ev: events.of(account, "messageUpdated"), timeout=8, what="messageUpdated")
         assert any(b"EXISTS" in line for line in proxy.dropped)  # IDLE did have something to say
     assert [e.data["subject"] for e in events.of(account, "messageNew")] == ["mail 1", "mail 2"]
     client.logout()
+
+
+def test_an_account_that_logs_in_but_cannot_sync_says_so_once_until_it_syncs(api, legacy_dovecot, events, prefix):
+    # Given: an account whose server lets it in but refuses to open any mailbox
+    email, password = f"{prefix}broken@example.test", "broken-password"
+    legacy_dovecot.add_user(email, password)
+    account = prefix + "broken"
+    refusal = "[SERVERBUG] Internal error occurred. Refer to server log for more information."
+    with ImapFilterProxy(legacy_dovecot.imap_port, refuse_examine=refusal) as proxy:
+        register_through(api, legacy_dovecot, proxy, account, email, password)
+        with running_watcher(events, prefix, prefix + "ns"):
+            # Then: after a few retries the account is in syncError, with the server's words
+            events.wait_for(lambda ev: events.of(account, "syncError"), what="syncError")
+            stored = api.get(f"/v1/account/{account}").json
+            assert stored["state"] == "syncError"
+            assert stored["lastError"]["code"] == "CommandFailed"
+            assert stored["lastError"]["serverResponse"] == "NO " + refusal
+            assert stored["lastError"]["since"]
+            [announced] = events.of(account, "syncError")
+            assert announced.data == {"response": "NO " + refusal, "serverResponseCode": "CommandFailed"}
+
+            # And: the retries that follow (1 s apart at most here) announce nothing more
+            time.sleep(3)
+            events.poll()
+            assert [e.event for e in events.of(account)] == ["authenticationSuccess", "syncError"]
+
+            # When: the server recovers; Then: connected again once it has synced, lastError gone
+            proxy.refuse_examine = None
+            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+            events.wait_for(lambda ev: len(events.of(account, "authenticationSuccess")) == 2,
+                            what="authenticationSuccess after the recovery")
+            stored = api.get(f"/v1/account/{account}").json
+            assert stored["state"] == "connected" and stored.get("lastError") is None
+    assert [e.event for e in events.of(account)] == ["authenticationSuccess", "syncError", "accountInitialized",
+                                                      "authenticationSuccess"]

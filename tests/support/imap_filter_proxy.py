@@ -8,7 +8,10 @@ cannot start here:
 - ``mute_idle``: nothing the server says while the client is in IDLE reaches the client
   (a ``BYE`` excepted), as an IDLE that only polls (Cyrus without idled, Courier without
   its enhanced IDLE) looks within its polling period. What the server says after ``DONE``
-  still arrives.
+  still arrives;
+- ``refuse_examine``: every EXAMINE is answered ``NO`` with this text (a server that lets
+  the user in but cannot open the mailbox: a corrupt index, a broken backend). It may be
+  changed while connections are open.
 
 ::
 
@@ -35,13 +38,16 @@ class _Pair:
         self.client = client
         self.server = server
         self.idling = False
+        self.examine_tags: set[bytes] = set()
 
 
 class ImapFilterProxy:
-    def __init__(self, target_port: int, *, strip_uidnext: bool = False, mute_idle: bool = False) -> None:
+    def __init__(self, target_port: int, *, strip_uidnext: bool = False, mute_idle: bool = False,
+                 refuse_examine: str | None = None) -> None:
         self.target_port = target_port
         self.strip_uidnext = strip_uidnext
         self.mute_idle = mute_idle
+        self.refuse_examine = refuse_examine
         self.dropped: list[bytes] = []  # every server line held back, in order
         self._lock = threading.Lock()
         self._pairs: list[_Pair] = []
@@ -82,6 +88,8 @@ class ImapFilterProxy:
                     pair.idling = False
                 elif len(words) == 2 and words[1].upper() == b"IDLE":
                     pair.idling = True
+                elif len(words) > 1 and words[1].upper() == b"EXAMINE":
+                    pair.examine_tags.add(words[0])
                 pair.server.sendall(line)
         with contextlib.suppress(OSError):
             pair.server.shutdown(socket.SHUT_WR)
@@ -93,6 +101,11 @@ class ImapFilterProxy:
                 if literal is not None:  # the line and its literal go through as they are
                     pair.client.sendall(line + reader.read(int(literal.group(1))))
                     continue
+                tag = line.split(b" ", 1)[0]
+                if tag in pair.examine_tags:
+                    pair.examine_tags.discard(tag)
+                    if self.refuse_examine is not None:
+                        line = tag + b" NO " + self.refuse_examine.encode() + b"\r\n"
                 if self._drops(pair, line):
                     with self._lock:
                         self.dropped.append(line)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.sync.account_state import LoginOutcome, initialized_event, transition_event
+from chalicelib.sync.account_state import (
+    SYNC_ERROR_AFTER_FAILURES,
+    LoginOutcome,
+    initialized_event,
+    last_error,
+    sync_error_due,
+    transition_event,
+)
 from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
 from chalicelib.sync.mailboxes import ListedMailbox, diff_mailboxes, mailbox_deleted_event, mailbox_new_event
 from chalicelib.sync.reconcile import MailboxSnapshot, reconcile_mailbox
@@ -157,6 +164,9 @@ def test_given_a_recreated_folder_when_events_built_then_ids_differ_by_uidvalidi
 
 # -- account state ----------------------------------------------------------------------------
 
+SYNC_FAILED = LoginOutcome(ok=False, stage="sync", code="CommandFailed", response="NO [SERVERBUG] internal error",
+                           message="EXAMINE failed: A3 NO [SERVERBUG] internal error")
+
 
 @pytest.mark.parametrize(("previous", "outcome", "expected"), [
     ("new", LoginOutcome(ok=True, user="u"), "authenticationSuccess"),
@@ -166,10 +176,35 @@ def test_given_a_recreated_folder_when_events_built_then_ids_differ_by_uidvalidi
     ("authenticationError", LoginOutcome(ok=False, code="ConnectionRefused"), "connectError"),
     ("connectError", LoginOutcome(ok=False, code="ConnectionTimeout"), None),
     ("connectError", LoginOutcome(ok=True, user="u"), "authenticationSuccess"),
+    ("connected", SYNC_FAILED, "syncError"),
+    ("new", SYNC_FAILED, "syncError"),
+    ("syncError", SYNC_FAILED, None),
+    ("syncError", LoginOutcome(ok=True, user="u"), None),  # logged in before too: not proof it syncs
+    ("syncError", LoginOutcome(ok=True, user="u", stage="sync"), "authenticationSuccess"),
+    ("connected", LoginOutcome(ok=True, user="u", stage="sync"), None),
+    ("syncError", LoginOutcome(ok=False, code="AuthenticationFailed"), "authenticationError"),
 ])
 def test_account_transitions(previous, outcome, expected):
     event = transition_event("acct", previous, 4, outcome)
     assert (event.event if event else None) == expected
+
+
+def test_a_sync_error_carries_the_servers_words_and_its_last_error_says_since_when():
+    event = transition_event("a", "connected", 3, SYNC_FAILED)
+    assert event.data == {"response": "NO [SERVERBUG] internal error", "serverResponseCode": "CommandFailed"}
+    assert last_error(SYNC_FAILED, "2026-01-02T03:04:05+00:00") == {
+        "code": "CommandFailed", "message": "EXAMINE failed: A3 NO [SERVERBUG] internal error",
+        "serverResponse": "NO [SERVERBUG] internal error", "since": "2026-01-02T03:04:05+00:00"}
+    assert last_error(LoginOutcome(ok=True, user="u", stage="sync"), "now") is None
+    lost = LoginOutcome(ok=False, stage="sync", code="ConnectionLost", message="connection lost: EOF")
+    assert last_error(lost, "t") == {"code": "ConnectionLost", "message": "connection lost: EOF", "since": "t"}
+    assert transition_event("a", "connected", 3, lost).data["response"] == "connection lost: EOF"
+
+
+@pytest.mark.parametrize(("failures", "due"), [(1, False), (SYNC_ERROR_AFTER_FAILURES - 1, False),
+                                                (SYNC_ERROR_AFTER_FAILURES, True)])
+def test_sync_errors_are_reported_after_repeated_failures_only(failures, due):
+    assert sync_error_due(failures) is due
 
 
 def test_given_same_transition_from_same_version_then_same_id_and_no_secret():

@@ -32,10 +32,10 @@ connections and checkpoints are only ever touched by one thread at a time.
 
 from __future__ import annotations
 
-import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import fields
+from datetime import UTC, datetime
 
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
 from chalicelib.events.publisher import PublishError
@@ -45,32 +45,38 @@ from chalicelib.incarnations import LEGACY
 from chalicelib.services import accounts as account_service
 from chalicelib.store import accounts as account_store
 from chalicelib.store.checkpoints import CheckpointConflictError
-from chalicelib.sync.account_state import LoginOutcome, transition_event
+from chalicelib.sync.account_state import LoginOutcome, last_error, sync_error_due, transition_event
+from chalicelib.sync.watch_plan import (
+    Finder,
+    Heard,
+    IdleLatency,
+    Steps,
+    Wake,
+    WatchState,
+    fired_timers,
+    plan_steps,
+    reconnect_delay,
+)
 from workers.watch import logger
 from workers.watch.context import WatchContext
 from workers.watch.mailbox_sync import MailboxSync
 
-# The second connection (other folders, on NOTIFY servers) is closed after this long unused.
-HELPER_IDLE_SECONDS = 120.0
+
+def sync_failure(exc: BaseException, *, unexpected: bool = False) -> LoginOutcome:
+    """What a failure after login says, as the account's syncError (code, message, the server's words)."""
+    if unexpected:
+        return LoginOutcome(ok=False, stage="sync", code="InternalError",
+                            message="the watcher could not process the server's answers")
+    if isinstance(exc, CommandFailedError):
+        return LoginOutcome(ok=False, stage="sync", code="CommandFailed", response=exc.server_response,
+                            message=str(exc))
+    if isinstance(exc, MailServerError):
+        return LoginOutcome(ok=False, stage="sync", code=exc.code, response=exc.server_response, message=exc.message)
+    return LoginOutcome(ok=False, stage="sync", code="ConnectionLost", message=str(exc)[:200])
+
+
 RECOVERABLE = (ConnectionLostError, CommandFailedError, MailServerError, PublishError, CheckpointConflictError,
                OSError)
-
-
-@dataclass
-class _Work:
-    connect: bool = False
-    readable: bool = False
-    reissue: bool = False
-    sweep: bool = False
-    carried: bool = False  # hints that arrived inside command responses
-    close_helper: bool = False
-
-    def merge(self, other: _Work) -> None:
-        for name in ("connect", "readable", "reissue", "sweep", "carried", "close_helper"):
-            setattr(self, name, getattr(self, name) or getattr(other, name))
-
-    def __bool__(self) -> bool:
-        return self.connect or self.readable or self.reissue or self.sweep or self.carried or self.close_helper
 
 
 class AccountWatch:
@@ -91,8 +97,10 @@ class AccountWatch:
         self.helper_used_at = 0.0
         self.folders = MailboxSync(account, context)
         self.failures = 0
+        self.sync_failures = 0  # failures after a successful login, since the last complete catch-up
+        self.idle_latency = IdleLatency()
         self._lock = threading.Lock()
-        self._pending = _Work()
+        self._pending = Wake()
         self._busy = False
         self._stopping = False
         self._early = False
@@ -105,7 +113,7 @@ class AccountWatch:
         with self._lock:
             if self._stopping:
                 return
-            self._pending.merge(_Work(**work))
+            self._pending = self._pending.merge(Wake(**work))
             if self._busy:
                 return
             self._busy = True
@@ -128,27 +136,24 @@ class AccountWatch:
 
     def due_work(self, now: float) -> dict[str, bool]:
         """Timers that have fired (called by the multiplexer thread)."""
-        work: dict[str, bool] = {}
-        if self.retry_at is not None and now >= self.retry_at:
+        fired = fired_timers(now, retry_at=self.retry_at, reissue_at=self.reissue_at, sweep_at=self.sweep_at,
+                             helper_used_at=self.helper_used_at if self.helper is not None else None)
+        if fired.connect:
             self.retry_at = None
-            work["connect"] = True
-        if self.reissue_at is not None and now >= self.reissue_at:
+        if fired.reissue:
             self.reissue_at = None
-            work["reissue"] = True
-        if self.sweep_at is not None and now >= self.sweep_at:
+        if fired.sweep:
             self.sweep_at = None
-            work["sweep"] = True
-        if self.helper is not None and self.sweep_at is None and now - self.helper_used_at > HELPER_IDLE_SECONDS:
+        if fired.close_helper:
             self.helper_used_at = now  # asked once; the task closes it
-            work["close_helper"] = True
-        return work
+        return {f.name: True for f in fields(fired) if getattr(fired, f.name)}
 
     # -- the task (pool thread) ------------------------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._lock:
-                work, self._pending = self._pending, _Work()
+                work, self._pending = self._pending, Wake()
                 if self._stopping or not work:
                     self._busy = False
                     stopping = self._stopping
@@ -160,69 +165,89 @@ class AccountWatch:
                 self._close()
             except RECOVERABLE as exc:
                 self._fail(exc)
-            except Exception:  # noqa: BLE001 - one account's bug must not stop the others
+            except Exception as exc:  # noqa: BLE001 - one account's bug must not stop the others
                 logger.exception("unexpected error while watching", extra={"account": self.account})
-                self._fail(None)
+                self._fail(exc, unexpected=True)
         if stopping:
             self._close()
             self.stopped.set()
 
-    def _do(self, work: _Work) -> None:
-        if self.listener is None:
-            # Only the connect timer opens a connection: it carries the backoff and the
-            # connect-rate token. A timer that fired while the last connection was failing
-            # (re-issue, sweep) leaves work behind that must not reconnect at once.
-            if work.connect:
+    def _state(self) -> WatchState:
+        listener = self.listener
+        return WatchState(connected=listener is not None, idling=listener is not None and listener.idling,
+                          two_connections=self.settings.watcher_connections_per_account > 1,
+                          helper_open=self.helper is not None, sweep_armed=self.sweep_at is not None,
+                          idle=self.idle_latency)
+
+    def _do(self, work: Wake) -> None:
+        """Run the steps :func:`~chalicelib.sync.watch_plan.plan_steps` decides for ``work``."""
+        listener = self.listener
+        if listener is None:
+            if plan_steps(self._state(), work).connect:
                 self._connect_and_catch_up()
             return
-        listener = self.listener
-        if work.close_helper and self.helper is not None and self.sweep_at is None:
+        hints, self._carried = self._carried, Hints()
+        reported = Hints()
+        if work.readable:
+            reported = listener.drain_idle(early=self._early)
+            self._early = False
+        logger.debug("work", extra={"account": self.account, "work": repr(work), "hints": repr(hints | reported)})
+        bye = (hints | reported).bye
+        hints = self.folders.without_noise(hints | reported)
+        heard = Heard(selected_changed=hints.selected_changed, idle_reported=reported.selected_changed,
+                      others_changed=bool(hints.mailboxes or hints.mailbox_list_changed), bye=bye)
+        steps = plan_steps(self._state(), work, heard)
+        if steps.reconnect:
+            raise ConnectionLostError("server closed the connection")
+        if steps.close_helper and self.helper is not None:
             self.helper.close()
             self.helper = None
-        two_connections = self.settings.watcher_connections_per_account > 1
-        hints, self._carried = self._carried, Hints()
-        if work.readable:
-            hints = hints | listener.drain_idle(early=self._early)
-            self._early = False
-        logger.debug("work", extra={"account": self.account, "work": repr(work), "hints": repr(hints)})
-        if hints.bye:
-            raise ConnectionLostError("server closed the connection")
-        hints = self.folders.without_noise(hints)
-        # Other folders are synced on the second connection: the IDLE connection stays in
-        # IDLE on INBOX, and never selects another folder (a change in a folder while it is
-        # selected would come as EXISTS, and be lost when we switch back).
-        if two_connections and (hints.mailboxes or hints.mailbox_list_changed or work.sweep):
-            self._sync_elsewhere(hints, work.sweep)
-        needs_listener = (hints.selected_changed or work.reissue or not listener.idling
-                          or (not two_connections and (hints.mailboxes or hints.mailbox_list_changed or work.sweep)))
-        if not needs_listener:
+        if steps.others_on_helper:
+            self._note_found(self._sync_elsewhere(hints, steps), "sweep")
+        if steps.keep_idling:
             self.context.scheduler.watch_idle(self, listener)
+        if not steps.sync_idle_folder:
             return
-        # Stop the multiplexer watching the socket first: after a timer's work (re-issue,
-        # sweep) it is still registered, and the answers to our own commands would come back
-        # as a stale "readable" (harmless now, see drain_idle, but a wasted task).
-        self.context.scheduler.forget(self)
-        hints = hints | listener.stop_idle()
-        if hints.bye:
-            raise ConnectionLostError("server closed the connection")
-        if not two_connections:
-            self._sync_others(listener, hints, work.sweep)
-        elif hints.mailboxes or hints.mailbox_list_changed:
-            self._sync_elsewhere(hints, False)
-        self.folders.sync(listener, self.folders.watch_path)
+        late = Hints()
+        if steps.leave_idle:
+            # Stop the multiplexer watching the socket first: after a timer's work (re-issue,
+            # sweep) it is still registered, and the answers to our own commands would come back
+            # as a stale "readable" (harmless now, see drain_idle, but a wasted task).
+            self.context.scheduler.forget(self)
+            late = listener.stop_idle()
+            if late.bye:
+                raise ConnectionLostError("server closed the connection")
+        if steps.others_on_listener:
+            self._note_found(self._sync_others(listener, hints | late, steps), "sweep")
+        elif late.mailboxes or late.mailbox_list_changed:
+            self._sync_elsewhere(late, Steps())
+        self._note_found(self.folders.sync(listener, self.folders.watch_path), steps.found_by)
         self._idle(listener)
 
-    def _sync_others(self, connection: WatchConnection, hints: Hints, sweep: bool) -> None:
-        self.folders.sync_others(connection, hints, sweep)
-        if sweep:
-            self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
+    def _note_found(self, changed: bool, found_by: Finder) -> None:
+        """Measure IDLE: who found a change in the IDLE folder first (see IdleLatency)."""
+        if changed:
+            before = self.idle_latency.prompt
+            self.idle_latency = self.idle_latency.observe(found_by)
+            if before != self.idle_latency.prompt:
+                logger.info("IDLE latency verdict", extra={"account": self.account, "found_by": found_by,
+                                                           "idle_prompt": self.idle_latency.prompt})
 
-    def _sync_elsewhere(self, hints: Hints, sweep: bool) -> None:
+    def _sync_others(self, connection: WatchConnection, hints: Hints, steps: Steps) -> bool:
+        changed = self.folders.sync_others(connection, hints, steps.sweep, steps.sweep_idle_folder)
+        if steps.sweep:
+            self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
+        return changed
+
+    def _sync_elsewhere(self, hints: Hints, steps: Steps) -> bool:
         helper = self._helper()
-        self._sync_others(helper, hints, sweep)
+        changed = self._sync_others(helper, hints, steps)
         # The helper has no NOTIFY; what it hears is about the folder it has selected.
-        while helper.take_unsolicited().selected_changed and helper.selected not in (None, self.folders.watch_path):
-            self.folders.sync(helper, helper.selected)
+        while helper.take_unsolicited().selected_changed and helper.selected is not None:
+            path = helper.selected
+            if self.folders.sync(helper, path) and path == self.folders.watch_path:
+                changed = True
+        return changed
 
     # -- connecting ------------------------------------------------------------------------
 
@@ -234,17 +259,22 @@ class AccountWatch:
         try:
             listener = self.context.open_connection(credentials.imap, credentials.imap_password)
         except MailServerError as exc:
-            self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.server_response or exc.message))
+            self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.server_response,
+                                            message=exc.message))
             raise
         self.listener = listener
         self._record_login(LoginOutcome(ok=True, user=credentials.imap.user))
         self.folders.load()
+        self.idle_latency = IdleLatency(supported=listener.idle,
+                                        reported_in_a_row=self.idle_latency.reported_in_a_row)
         if listener.notify:
             listener.set_notify()
         self.folders.catch_up(listener)
-        if not listener.notify:
+        if not listener.notify or not listener.idle:
             self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
-        self.failures = 0
+        self.failures = self.sync_failures = 0
+        # Every folder is current: the state leaves syncError here (a login alone does not).
+        self._record_login(LoginOutcome(ok=True, user=credentials.imap.user, stage="sync"))
         self._idle(listener)
 
     def _record_login(self, outcome: LoginOutcome) -> None:
@@ -260,8 +290,10 @@ class AccountWatch:
         if event is None:
             return
         self.context.sink.publish([event])
+        error = last_error(outcome, datetime.now(UTC).isoformat())
         try:
-            self.version = account_store.set_account_state(self.account, outcome.state, expected_state=self.state)
+            self.version = account_store.set_account_state(self.account, outcome.state, expected_state=self.state,
+                                                           last_error=error)
             self.state = outcome.state
         except ConflictError:
             # The state moved between our read and our write: an API edit reset it to "new"
@@ -273,7 +305,8 @@ class AccountWatch:
             self.state, self.version = fresh.state, fresh.version
             if fresh.state == "new":
                 try:
-                    self.version = account_store.set_account_state(self.account, outcome.state, expected_state="new")
+                    self.version = account_store.set_account_state(self.account, outcome.state, expected_state="new",
+                                                                   last_error=error)
                     self.state = outcome.state
                 except ConflictError:
                     pass  # moved again: the next login compares against what is stored then
@@ -294,26 +327,37 @@ class AccountWatch:
         if carried:
             with self._lock:
                 self._carried = self._carried | carried
-                self._pending.merge(_Work(carried=True))
+                self._pending = self._pending.merge(Wake(carried=True))
             return
         self.reissue_at = time.monotonic() + self.settings.watcher_idle_reissue_seconds
+        if not listener.idle:
+            return  # a server without IDLE: the sweep and the re-issue timer do its work
         if listener.start_idle():
             with self._lock:
-                self._pending.merge(_Work(readable=True))
+                self._pending = self._pending.merge(Wake(readable=True))
                 self._early = True
             return
         self.context.scheduler.watch_idle(self, listener)
 
-    def _fail(self, exc: BaseException | None) -> None:
+    def _fail(self, exc: BaseException, *, unexpected: bool = False) -> None:
+        logged_in = self.listener is not None
         self._close()
         self.failures += 1
-        ceiling = min(self.settings.watcher_reconnect_max_seconds,
-                      self.settings.watcher_reconnect_min_seconds * 2 ** min(self.failures - 1, 20))
-        delay = ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+        delay = reconnect_delay(self.failures, minimum=self.settings.watcher_reconnect_min_seconds,
+                                maximum=self.settings.watcher_reconnect_max_seconds)
         self.retry_at = time.monotonic() + delay
-        if exc is not None:
+        if not unexpected:
             logger.info("watch interrupted; retrying", extra={"account": self.account, "error": type(exc).__name__,
                                                               "detail": str(exc)[:200], "retry_in": round(delay, 2)})
+        # A lease that moved (checkpoint conflict) or an events queue that failed says nothing
+        # about the account's server; everything else after a good login does.
+        if logged_in and not isinstance(exc, (CheckpointConflictError, PublishError)):
+            self.sync_failures += 1
+            if sync_error_due(self.sync_failures):
+                try:
+                    self._record_login(sync_failure(exc, unexpected=unexpected))
+                except Exception:  # noqa: BLE001 - the retry is scheduled; the next failure tries again
+                    logger.exception("could not record the sync error", extra={"account": self.account})
 
     def _close(self) -> None:
         self.context.scheduler.forget(self)

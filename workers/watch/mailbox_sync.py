@@ -117,32 +117,36 @@ class MailboxSync:
         return Hints(selected_changed=hints.selected_changed, mailboxes=frozenset(changed),
                      mailbox_list_changed=list_changed, bye=hints.bye)
 
-    def sync_others(self, connection: WatchConnection, hints: Hints, sweep: bool) -> None:
-        """The folders other than the IDLE one that ``hints`` name (and all of them on a sweep)."""
+    def sync_others(self, connection: WatchConnection, hints: Hints, sweep: bool,
+                    sweep_watch_path: bool = False) -> bool:
+        """The folders other than the IDLE one that ``hints`` name (and all of them on a sweep,
+        the IDLE one too with ``sweep_watch_path``). True if the IDLE folder's sync changed it."""
         if hints.mailbox_list_changed:
             self._sync_mailbox_list(connection, self.checkpoints.initialized)
         for path in sorted(hints.mailboxes - {self.watch_path}):
             if path in self.checkpoints.mailboxes:
                 self.sync(connection, path)
-        if sweep:
-            self._sweep(connection)
+        return self._sweep(connection, sweep_watch_path) if sweep else False
 
-    def sync(self, connection: WatchConnection, path: str) -> None:
+    def sync(self, connection: WatchConnection, path: str) -> bool:
         """Bring ``path`` up to date: one pass, or as many bounded passes as its backlog needs.
+        True if its checkpoint changed (the server had something new to say about it).
 
         Each partial pass is published and committed before the next snapshot, so at most
         one pass of events is ever held; the next pass starts from the committed checkpoint.
         """
+        changed = False
         while True:
             previous = self.checkpoints.mailboxes.get(path)
             snapshot = self._snapshot(connection, path, previous)
             result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path),
                                        incarnation=self.incarnation)
             writes = [(result.checkpoint, previous.revision if previous else 0)] if result.changed else []
+            changed = changed or result.changed
             if not snapshot.partial:
                 if writes:
                     self._commit(result.events, writes)
-                return
+                return changed
             # The next pass starts from this one's stored checkpoint, and a pass never
             # waits in the catch-up batch (only possible if an account lost its marker).
             self._flush_batch()
@@ -195,8 +199,11 @@ class MailboxSync:
                              flags_window=self.settings.watcher_flags_window, describe=self.context.describe,
                              content=self.context.notify_request(), limit=self.settings.watcher_catchup_batch)
 
-    def _sweep(self, connection: WatchConnection) -> None:
+    def _sweep(self, connection: WatchConnection, include_watch_path: bool) -> bool:
         """Servers without NOTIFY: LIST, then STATUS each other folder; sync the ones that moved.
+
+        ``include_watch_path``: the IDLE folder too, where IDLE is not known to report promptly
+        (see :mod:`chalicelib.sync.watch_plan`); returns True if its sync changed it.
 
         STATUS shows new mail, expunges and a new UIDVALIDITY, and with CONDSTORE every flag
         change (HIGHESTMODSEQ). Without CONDSTORE (Office 365) it shows the UNSEEN count: the
@@ -209,17 +216,21 @@ class MailboxSync:
         now = time.monotonic()
         recheck = now - self._flags_rechecked_at >= self.settings.watcher_flags_recheck_seconds
         synced = []
+        watch_path_changed = False
+        connection.close_mailbox()
         for path in sorted(self.listed):
-            if path == self.watch_path:
+            if path == self.watch_path and not include_watch_path:
                 continue
             status = connection.status(path)
             if status != self.statuses.get(path) or (recheck and status.highestmodseq is None):
-                self.sync(connection, path)
+                changed = self.sync(connection, path)
+                watch_path_changed = watch_path_changed or (changed and path == self.watch_path)
                 self.statuses[path] = status
                 synced.append(path)
         if recheck:
             self._flags_rechecked_at = now
         logger.debug("swept", extra={"account": self.account, "synced": synced, "flags_recheck": recheck})
+        return watch_path_changed
 
     # -- publishing and committing -----------------------------------------------------------
 

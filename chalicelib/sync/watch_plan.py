@@ -1,0 +1,171 @@
+"""What one watched account does next. Pure: no sockets, no clock reads, no AWS.
+
+Everything that decides the watcher's next step for an account lives in this file; the
+executor (:class:`workers.watch.account.AccountWatch`) performs the steps and feeds back
+what happened. The inputs are a :class:`Wake` (what woke the account's task: a timer,
+the multiplexer, hints carried in a command's answer), what the server said
+(:class:`Heard`) and the account's :class:`WatchState`; the output is :class:`Steps`, in
+the order the executor runs them::
+
+    timers ──fired_timers()──▶ Wake ─┐
+    IDLE / answers ──▶ Heard ────────┼──▶ plan_steps() ──▶ Steps ──▶ executor
+    account ──▶ WatchState ──────────┘                                   │
+        ▲                                                                │ INBOX found changed
+        └──────────── IdleLatency.observe(how it was found) ◀────────────┘
+
+Decision table of :func:`plan_steps` (first matching row; "others" are the folders other
+than the IDLE folder, named by hints or due for a sweep):
+
+============================  ==================================================================
+not connected                 connect only if the connect timer fired (it carries the backoff
+                              and the connect-rate token); other timers' work waits
+the server said BYE           reconnect (drop both connections, back off)
+close_helper fired            close the helper first, unless a sweep is armed (it will use it)
+others, two connections       sync them on the helper; the IDLE connection stays in IDLE
+IDLE folder changed, re-issue leave IDLE, (one connection: sync others here), sync the IDLE folder,
+timer, not idling, or others  IDLE again
+on one connection
+nothing for the IDLE folder   keep idling (hand the socket back to the multiplexer)
+============================  ==================================================================
+
+IDLE latency (:class:`IdleLatency`). A server's IDLE may only poll: Cyrus without idled (the
+Debian default cyrus.conf) and Courier without its enhanced IDLE report a change up to 60 s
+late. The STATUS sweep (servers without NOTIFY) therefore includes the IDLE folder until
+IDLE has reported :data:`PROMPT_AFTER_REPORTS` changes in a row before any other path found
+them; a change found first by the sweep or by a re-issue's sync puts the folder back in the
+sweep. A server without IDLE never earns that trust (nothing is reported; the sweep does all).
+
+Timers (:func:`fired_timers`): retry (connect), IDLE re-issue, sweep, and closing an unused
+helper connection after :data:`HELPER_IDLE_SECONDS`. Backoff: :func:`reconnect_delay`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Literal
+
+from chalicelib import backoff
+
+# The second connection (other folders, on NOTIFY servers) is closed after this long unused.
+HELPER_IDLE_SECONDS = 120.0
+# Changes IDLE must report first, in a row, before the sweep stops looking at the IDLE folder.
+PROMPT_AFTER_REPORTS = 3
+
+Finder = Literal["idle", "sweep", "other"]
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Why the account's task runs (requests that arrive while a task runs are merged)."""
+
+    connect: bool = False  # the retry timer fired
+    readable: bool = False  # the IDLE socket has something to read
+    reissue: bool = False  # the IDLE re-issue timer fired
+    sweep: bool = False  # the STATUS sweep timer fired
+    carried: bool = False  # hints arrived inside command responses
+    close_helper: bool = False  # the helper connection has been unused for a while
+
+    def merge(self, other: Wake) -> Wake:
+        return Wake(**{f.name: getattr(self, f.name) or getattr(other, f.name) for f in fields(self)})
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What the server said since the last task (after the noise is removed)."""
+
+    selected_changed: bool = False  # EXISTS/EXPUNGE/FETCH for the IDLE folder (from any answer)
+    idle_reported: bool = False  # ... and IDLE itself said so (not an answer to one of our commands)
+    others_changed: bool = False  # NOTIFY named other folders, or the folder list changed
+    bye: bool = False
+
+
+@dataclass(frozen=True)
+class IdleLatency:
+    """Whether this server's IDLE reports changes promptly, measured from how changes were found."""
+
+    supported: bool = True  # the server offers IDLE at all
+    reported_in_a_row: int = 0  # INBOX changes IDLE reported before any other path saw them
+
+    @property
+    def prompt(self) -> bool:
+        return self.supported and self.reported_in_a_row >= PROMPT_AFTER_REPORTS
+
+    def observe(self, found_by: Finder) -> IdleLatency:
+        """An IDLE-folder change was found (a sync of it changed the checkpoint) by ``found_by``."""
+        if found_by == "idle":
+            return replace(self, reported_in_a_row=self.reported_in_a_row + 1)
+        return replace(self, reported_in_a_row=0)
+
+
+@dataclass(frozen=True)
+class WatchState:
+    connected: bool = False  # the IDLE connection is open (logged in, caught up)
+    idling: bool = False  # ... and in IDLE now
+    two_connections: bool = True  # the per-account budget allows a helper connection
+    helper_open: bool = False
+    sweep_armed: bool = False  # a sweep timer is set (servers without NOTIFY)
+    idle: IdleLatency = IdleLatency()
+
+
+@dataclass(frozen=True)
+class Steps:
+    """What to do, in this order. ``keep_idling`` and ``idle_again`` exclude each other."""
+
+    connect: bool = False  # log in and catch up every folder, then IDLE
+    reconnect: bool = False  # the connection is gone: drop everything and back off
+    close_helper: bool = False
+    others_on_helper: bool = False  # sync hinted folders (and the sweep) on the helper
+    leave_idle: bool = False  # DONE on the IDLE connection
+    others_on_listener: bool = False  # one connection: sync hinted folders (and the sweep) here
+    sweep: bool = False  # STATUS every other folder, sync the ones that moved
+    sweep_idle_folder: bool = False  # ... the IDLE folder included (IDLE not trusted to report)
+    sync_idle_folder: bool = False
+    idle_again: bool = False  # IDLE again (where the server has none: arm the re-issue timer only)
+    keep_idling: bool = False
+    found_by: Finder = "other"  # who gets the credit if the IDLE folder's sync finds a change
+
+
+def plan_steps(state: WatchState, wake: Wake, heard: Heard = Heard()) -> Steps:
+    """The steps for one task run (see the decision table in the module docstring)."""
+    if not state.connected:
+        return Steps(connect=wake.connect)
+    if heard.bye:
+        return Steps(reconnect=True)
+    close_helper = wake.close_helper and state.helper_open and not state.sweep_armed
+    sweep_idle_folder = wake.sweep and not state.idle.prompt
+    others = heard.others_changed or wake.sweep
+    # Other folders go to the helper: the IDLE connection stays in IDLE on its folder and
+    # never selects another one (a change in a folder while it is selected would come as
+    # EXISTS, and be lost when we switch back).
+    on_helper = state.two_connections and others
+    # The IDLE connection is needed: its folder changed, the re-issue is due (IDLE ends, the
+    # folder is synced as a safety net), it is not in IDLE (yet to start, or the server ended
+    # it), or it is the only connection and other folders are due.
+    busy = (heard.selected_changed or wake.reissue or (state.idle.supported and not state.idling)
+            or (not state.two_connections and others))
+    if not busy:
+        return Steps(close_helper=close_helper, others_on_helper=on_helper, sweep=on_helper and wake.sweep,
+                     sweep_idle_folder=on_helper and sweep_idle_folder, keep_idling=state.idling)
+    return Steps(close_helper=close_helper, others_on_helper=on_helper, leave_idle=state.idling,
+                 others_on_listener=not state.two_connections and others, sweep=wake.sweep,
+                 sweep_idle_folder=sweep_idle_folder, sync_idle_folder=True, idle_again=True,
+                 found_by="idle" if heard.idle_reported else "other")
+
+
+def fired_timers(now: float, *, retry_at: float | None, reissue_at: float | None, sweep_at: float | None,
+                 helper_used_at: float | None) -> Wake:
+    """The timers due at ``now`` (``helper_used_at`` None: no helper connection open)."""
+    return Wake(connect=retry_at is not None and now >= retry_at,
+                reissue=reissue_at is not None and now >= reissue_at,
+                sweep=sweep_at is not None and now >= sweep_at,
+                close_helper=(helper_used_at is not None and sweep_at is None
+                              and now - helper_used_at > HELPER_IDLE_SECONDS))
+
+
+def reconnect_delay(failures: int, *, minimum: float, maximum: float, jitter: float | None = None) -> float:
+    """Seconds before the next connect after ``failures`` failures in a row (half to all of the
+    exponential ceiling, so accounts that failed together do not return together)."""
+    return backoff.delay(failures, base=minimum, maximum=maximum, low=0.5, high=1.0, jitter=jitter)
