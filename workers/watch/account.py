@@ -17,17 +17,22 @@ connections and checkpoints are only ever touched by one thread at a time.
          │                                          ▼
          └──────────────────────────────────── SYNC the hinted mailboxes, IDLE again
 
-- What is synced and how (reconciled by UID, events before checkpoints, bounded passes,
-  the first baseline as one transaction) is :mod:`workers.watch.mailbox_sync`; this module
-  owns the connections, the timers and the order in which work happens.
+- What to do next (connect, which folders to sync or sweep, leave and re-enter IDLE, close
+  the helper, how long to back off) is decided by the pure :mod:`chalicelib.sync.watch_plan`;
+  this module owns the connections and the timers and carries the decisions out. What is
+  synced and how (reconciled by UID, events before checkpoints, bounded passes, the first
+  baseline as one transaction) is :mod:`workers.watch.mailbox_sync`.
 - After any error the connections are dropped and the next connect does a full catch-up
   from the stored checkpoints, so changes made while disconnected are emitted once; a
   checkpoint conflict (lease moved, or someone else wrote) does the same.
 - Account events: a login outcome that changes the account's state publishes one event
-  and then moves the state (conditional write), see :mod:`chalicelib.sync.account_state`.
+  and then moves the state (conditional write, with its ``lastError``), see
+  :mod:`chalicelib.sync.account_state`. Failures after a good login are counted: repeated,
+  they make the account ``syncError``; only a complete catch-up makes it ``connected`` again.
 - Connections: one (IDLE + NOTIFY) on servers with NOTIFY; without NOTIFY a second one
   sweeps STATUS of the other folders every ``watcher_status_poll_seconds`` (when the
-  per-account budget allows two; otherwise the sweep borrows the IDLE connection).
+  per-account budget allows two; otherwise the sweep borrows the IDLE connection), and of
+  INBOX too until IDLE has shown it reports promptly (``IdleLatency``).
 """
 
 from __future__ import annotations
