@@ -202,13 +202,15 @@ class AccountWatch:
         heard = Heard(selected_changed=hints.selected_changed, idle_reported=reported.selected_changed,
                       others_changed=bool(hints.mailboxes or hints.mailbox_list_changed), bye=bye)
         steps = plan_steps(self._state(), work, heard)
+        # A sweep in the same task as IDLE's report may sync INBOX first: the find is IDLE's.
+        swept_by: Finder = "idle" if heard.idle_reported else "sweep"
         if steps.reconnect:
             raise ConnectionLostError("server closed the connection")
         if steps.close_helper and self.helper is not None:
             self.helper.close()
             self.helper = None
         if steps.others_on_helper:
-            self._note_found(self._sync_elsewhere(hints, steps), "sweep")
+            self._note_found(self._sync_elsewhere(hints, steps), swept_by)
         if steps.keep_idling:
             self.context.scheduler.watch_idle(self, listener)
         if not steps.sync_idle_folder:
@@ -223,7 +225,7 @@ class AccountWatch:
             if late.bye:
                 raise ConnectionLostError("server closed the connection")
         if steps.others_on_listener:
-            self._note_found(self._sync_others(listener, hints | late, steps), "sweep")
+            self._note_found(self._sync_others(listener, hints | late, steps), swept_by)
         elif late.mailboxes or late.mailbox_list_changed:
             self._sync_elsewhere(late, Steps())
         self._note_found(self.folders.sync(listener, self.folders.watch_path), steps.found_by)
