@@ -148,9 +148,10 @@ def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarne
         api.post("/v1/settings", {"webhooks": None, "webhooksEnabled": False, "webhookEvents": None})
         harness.drain()
         from chalicelib.services import webhook_settings
+        from chalicelib.webhooks import configuration
 
         for endpoint in webhook_settings.disabled_endpoints():  # a 410 in one test is no state for the next
-            webhook_settings.enable_endpoint(endpoint.url, endpoint.account)
+            configuration.enable_endpoint(endpoint.url, endpoint.account)
         monkeypatch.undo()
         reset_settings()
         targets.clear_cache()
