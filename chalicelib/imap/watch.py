@@ -71,6 +71,8 @@ class WatchConnection:
         self.qresync = "QRESYNC" in caps
         self.notify = "NOTIFY" in caps
         self.idle = "IDLE" in caps
+        # Courier-IMAP names itself in its greeting; it has no capability of its own to test.
+        self.courier = b"Courier-IMAP" in (getattr(session.client, "welcome", None) or b"")
         self.gmail = "X-GM-EXT-1" in caps
         self.esearch = "ESEARCH" in caps
         self.selected: str | None = None
@@ -211,6 +213,12 @@ class WatchConnection:
         self.selected = path
         return found
 
+    def select_read_write(self, path: str) -> None:
+        """SELECT ``path`` read-write, fetching nothing (see ``take_snapshot``'s Courier note)."""
+        self.selected = None
+        self.command(b"SELECT " + responses.encode_mailbox_name(path))
+        self.selected = path
+
     def close_mailbox(self) -> None:
         """CLOSE the selected mailbox (opened with EXAMINE: read-only, so nothing is expunged).
 
@@ -222,6 +230,10 @@ class WatchConnection:
             return
         self.selected = None
         self.command(b"CLOSE")
+
+    def noop(self) -> Hints:
+        """NOOP: what the server reports when asked (changes in the selected mailbox, NOTIFY news)."""
+        return responses.hints_from(self.command(b"NOOP")) | self.take_unsolicited()
 
     def has(self, capability: str) -> bool:
         """Capability check with the signature the mail API's FETCH item lists expect."""

@@ -10,7 +10,9 @@ How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets `
 - neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
 - no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline).
 A server that leaves ``[UIDNEXT]`` out of its EXAMINE answer (Courier) gets one derived from
-the UIDs the snapshot saw (:func:`_uidnext_from_uids` says why not STATUS).
+the UIDs the snapshot saw (:func:`_uidnext_from_uids` says why not STATUS). On Courier a
+folder that has not been selected read-write before is SELECTed once first (its UIDs are
+not stored until then; see the note in :func:`take_snapshot`).
 New UIDs (>= the checkpoint's UIDNEXT) then get one listing FETCH with the mail API's
 items and parser (:mod:`chalicelib.imap.messages`), so ``messageNew`` carries exactly the
 API's listing entry; their flags come from that FETCH so the event and the checkpoint agree.
@@ -60,6 +62,15 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     """
     examined = connection.examine(path, checkpoint)
     status = responses.select_status(examined)
+    if connection.courier and (checkpoint is None or checkpoint.uidvalidity != status.uidvalidity):
+        # Courier-IMAP (5.0) stores a folder's UIDs in a courierimapuiddb file that only a
+        # read-write SELECT writes. A folder never selected so (made by maildirmake, filled by
+        # a delivery agent) answers every EXAMINE and STATUS with a new UIDVALIDITY taken from
+        # the clock, so each look would be a reset. One SELECT (nothing fetched: no flag
+        # changes; it claims \Recent, as any client's would) makes the UIDs permanent.
+        connection.select_read_write(path)
+        examined = connection.examine(path, checkpoint)
+        status = responses.select_status(examined)
     if status.uidvalidity is None:
         raise CommandFailedError(f"EXAMINE {path!r} reported no UIDVALIDITY")
     present: UidSet | None = None

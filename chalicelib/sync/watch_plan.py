@@ -25,15 +25,18 @@ others, two connections       sync them on the helper; the IDLE connection stays
 IDLE folder changed, re-issue leave IDLE, (one connection: sync others here), sync the IDLE folder,
 timer, not idling, or others  IDLE again
 on one connection
+a sweep, IDLE not trusted     poke: leave IDLE, NOOP, sync the IDLE folder if that showed a change,
+                              IDLE again
 nothing for the IDLE folder   keep idling (hand the socket back to the multiplexer)
 ============================  ==================================================================
 
 IDLE latency (:class:`IdleLatency`). A server's IDLE may only poll: Cyrus without idled (the
 Debian default cyrus.conf) and Courier without its enhanced IDLE report a change up to 60 s
-late. The STATUS sweep (servers without NOTIFY) therefore includes the IDLE folder until
+late. The STATUS sweep (servers without NOTIFY) therefore includes the IDLE folder, and
+pokes the IDLE connection (DONE, NOOP, IDLE: the server reports what it has pending), until
 IDLE has reported :data:`PROMPT_AFTER_REPORTS` changes in a row before any other path found
-them; a change found first by the sweep or by a re-issue's sync puts the folder back in the
-sweep. A server without IDLE never earns that trust (nothing is reported; the sweep does all).
+them; a change found first by the sweep, a poke or a re-issue's sync puts the folder back in
+the sweep. A server without IDLE never earns that trust (nothing is reported; the sweep does all).
 
 Timers (:func:`fired_timers`): retry (connect), IDLE re-issue, sweep, and closing an unused
 helper connection after :data:`HELPER_IDLE_SECONDS`. Backoff: :func:`reconnect_delay`.
@@ -119,10 +122,11 @@ class Steps:
     close_helper: bool = False
     others_on_helper: bool = False  # sync hinted folders (and the sweep) on the helper
     leave_idle: bool = False  # DONE on the IDLE connection
+    poke: bool = False  # NOOP on it: a server whose IDLE only polls reports pending changes now
     others_on_listener: bool = False  # one connection: sync hinted folders (and the sweep) here
     sweep: bool = False  # STATUS every other folder, sync the ones that moved
     sweep_idle_folder: bool = False  # ... the IDLE folder included (IDLE not trusted to report)
-    sync_idle_folder: bool = False
+    sync_idle_folder: bool = False  # (after a poke: only if the server reported a change)
     idle_again: bool = False  # IDLE again (where the server has none: arm the re-issue timer only)
     keep_idling: bool = False
     found_by: Finder = "other"  # who gets the credit if the IDLE folder's sync finds a change
@@ -146,6 +150,14 @@ def plan_steps(state: WatchState, wake: Wake, heard: Heard = Heard()) -> Steps:
     # it), or it is the only connection and other folders are due.
     busy = (heard.selected_changed or wake.reissue or (state.idle.supported and not state.idling)
             or (not state.two_connections and others))
+    # A sweep while IDLE is not trusted also pokes the IDLE connection: STATUS cannot show
+    # every flag change (no CONDSTORE: only UNSEEN), but the IDLE folder's own session reports
+    # them as soon as it is asked (Courier and Cyrus check the mailbox on every command).
+    poke = wake.sweep and state.idling and not state.idle.prompt
+    if not busy and poke:
+        return Steps(close_helper=close_helper, others_on_helper=on_helper, sweep=on_helper and wake.sweep,
+                     sweep_idle_folder=on_helper and sweep_idle_folder, leave_idle=True, poke=True,
+                     idle_again=True)
     if not busy:
         return Steps(close_helper=close_helper, others_on_helper=on_helper, sweep=on_helper and wake.sweep,
                      sweep_idle_folder=on_helper and sweep_idle_folder, keep_idling=state.idling)

@@ -213,7 +213,7 @@ class AccountWatch:
             self._note_found(self._sync_elsewhere(hints, steps), swept_by)
         if steps.keep_idling:
             self.context.scheduler.watch_idle(self, listener)
-        if not steps.sync_idle_folder:
+        if not steps.leave_idle and not steps.sync_idle_folder:
             return
         late = Hints()
         if steps.leave_idle:
@@ -222,13 +222,16 @@ class AccountWatch:
             # as a stale "readable" (harmless now, see drain_idle, but a wasted task).
             self.context.scheduler.forget(self)
             late = listener.stop_idle()
-            if late.bye:
-                raise ConnectionLostError("server closed the connection")
+        if steps.poke:
+            late = late | listener.noop()
+        if late.bye:
+            raise ConnectionLostError("server closed the connection")
         if steps.others_on_listener:
             self._note_found(self._sync_others(listener, hints | late, steps), swept_by)
         elif late.mailboxes or late.mailbox_list_changed:
             self._sync_elsewhere(late, Steps())
-        self._note_found(self.folders.sync(listener, self.folders.watch_path), steps.found_by)
+        if steps.sync_idle_folder or late.selected_changed:
+            self._note_found(self.folders.sync(listener, self.folders.watch_path), steps.found_by)
         self._idle(listener)
 
     def _note_found(self, changed: bool, found_by: Finder) -> None:
