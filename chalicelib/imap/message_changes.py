@@ -23,6 +23,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from chalicelib.errors import ApiError, MailboxNotFoundError
 from chalicelib.imap.connection import ImapConnection
 from chalicelib.imap.messages import clean_flags, search_uids, select_mailbox
 from chalicelib.imap.strings import string_argument
@@ -153,13 +154,25 @@ def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
     client = conn.client
     _drain(conn, "COPYUID")
     command, method = ("UID MOVE", client.move) if conn.has("MOVE") else ("UID COPY", client.copy)
-    for uid_set in compact_uid_set(uids):
-        conn.run(command, partial(method, [uid_set], destination), mailbox=destination)
+    try:
+        for uid_set in compact_uid_set(uids):
+            conn.run(command, partial(method, [uid_set], destination), mailbox=destination)
+    except ApiError as error:
+        # Courier answers a COPY to a name outside its "INBOX." namespace with a bare "NO Error
+        # in IMAP command received by server." (no [TRYCREATE]): ask LIST whether it exists.
+        if error.code == "ServerRejected" and not _exists(conn, destination):
+            raise MailboxNotFoundError(f"mailbox {destination!r} does not exist", details=error.details) from None
+        raise
     uid_validity, mapping = parse_copyuid(_drain(conn, "COPYUID"))
     if command == "UID MOVE":
         return MoveResult(destination, uid_validity, mapping, expunged=True)
     expunged = expunge(conn, uids)
     return MoveResult(destination, uid_validity, mapping, expunged=expunged)
+
+
+def _exists(conn: ImapConnection, path: str) -> bool:
+    listed = conn.run("LIST", partial(conn.client.list_folders, "", path), mailbox=path)
+    return any(name == path for _, _, name in listed)
 
 
 def append(conn: ImapConnection, path: str, raw: bytes, *, flags: tuple[str, ...] = (),

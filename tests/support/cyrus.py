@@ -33,14 +33,12 @@ master drops to the ``cyrus`` user, which must own every path it writes).
 
 from __future__ import annotations
 
-import os
 import shutil
 import smtplib
 import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
@@ -56,7 +54,6 @@ from tests.support.daemons import (
     MailServerError,
     make_server_dir,
     pick_free_ports,
-    read_pid,
     start_with_port_retries,
 )
 

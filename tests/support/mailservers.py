@@ -42,6 +42,10 @@ Failure modes worth knowing:
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
+from tests.support.certs import TestPKI
 from tests.support.daemons import (
     HOST,
     HOSTNAME,
@@ -53,5 +57,22 @@ from tests.support.daemons import (
 from tests.support.dovecot import DEFAULT_SPECIAL_USE, Dovecot
 from tests.support.postfix import Postfix
 
-__all__ = ["DEFAULT_SPECIAL_USE", "HOST", "HOSTNAME", "Dovecot", "MailServerError", "Postfix", "binaries_missing",
-           "live_processes_in_group", "pick_free_ports"]
+__all__ = ["DEFAULT_SPECIAL_USE", "HOST", "HOSTNAME", "Dovecot", "ImapServer", "MailServerError", "Postfix",
+           "binaries_missing", "live_processes_in_group", "pick_free_ports"]
+
+
+class ImapServer(Protocol):
+    """What Dovecot, Cyrus (tests/support/cyrus.py) and Courier (tests/support/courier.py)
+    all offer, so one test can run against each of them."""
+
+    hostname: str
+    imap_port: int   # plain IMAP with STARTTLS
+    imaps_port: int  # implicit TLS
+    pki: TestPKI
+
+    def add_user(self, email: str, password: str) -> None: ...
+
+    def deliver(self, recipient: str, message: bytes, sender: str = ...) -> None: ...
+
+    @property
+    def log_path(self) -> Path: ...
