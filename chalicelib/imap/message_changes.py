@@ -25,6 +25,7 @@ from typing import Any
 
 from chalicelib.errors import ApiError, MailboxNotFoundError
 from chalicelib.imap.connection import ImapConnection
+from chalicelib.imap.mailboxes import mailbox_exists
 from chalicelib.imap.messages import clean_flags, search_uids, select_mailbox
 from chalicelib.imap.strings import string_argument
 from chalicelib.sync.uidset import UidSet
@@ -160,7 +161,7 @@ def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
     except ApiError as error:
         # Courier answers a COPY to a name outside its "INBOX." namespace with a bare "NO Error
         # in IMAP command received by server." (no [TRYCREATE]): ask LIST whether it exists.
-        if error.code == "ServerRejected" and not _exists(conn, destination):
+        if error.code == "ServerRejected" and not mailbox_exists(conn, destination):
             raise MailboxNotFoundError(f"mailbox {destination!r} does not exist", details=error.details) from None
         raise
     uid_validity, mapping = parse_copyuid(_drain(conn, "COPYUID"))
@@ -168,11 +169,6 @@ def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
         return MoveResult(destination, uid_validity, mapping, expunged=True)
     expunged = expunge(conn, uids)
     return MoveResult(destination, uid_validity, mapping, expunged=expunged)
-
-
-def _exists(conn: ImapConnection, path: str) -> bool:
-    listed = conn.run("LIST", partial(conn.client.list_folders, "", path), mailbox=path)
-    return any(name == path for _, _, name in listed)
 
 
 def append(conn: ImapConnection, path: str, raw: bytes, *, flags: tuple[str, ...] = (),
