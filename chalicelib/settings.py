@@ -34,9 +34,12 @@ IMAPLESS_IMAP_MAX_LITERAL_BYTES           ``67108864``       Largest literal a s
                                                              whole (forwarding with attachments) is one literal:
                                                              at least the largest message to handle (50 MB).
                                                              At least 65536.
-IMAPLESS_IMAP_MAX_RESPONSE_BYTES          ``67108864``       Most bytes of one command's answer (lines and
-                                                             literals), FETCHes of message content aside. At least
-                                                             the line cap.
+IMAPLESS_IMAP_MAX_RESPONSE_BYTES          ``33554432``       Most bytes of one command's answer (lines and
+                                                             literals), FETCHes of message content aside (a LIST,
+                                                             a SEARCH, the flags of ~500,000 changed messages). At
+                                                             least the line cap. Held as Python objects, an
+                                                             answer of many short lines takes up to ~10 times
+                                                             its size in memory.
 IMAPLESS_IMAP_MAX_BODY_RESPONSE_BYTES     ``134217728``      The same for a FETCH of ``BODY[...]``, ``BINARY[...]`` or
                                                              ``RFC822``. At least the literal and response caps.
                                                              Over any of these caps the connection is closed: the
@@ -176,7 +179,7 @@ def _imap_read_caps() -> tuple[int, int, int, int]:
     """(line, literal, response, body response) caps; each must admit what the smaller ones do."""
     line = _env_int_at_least("IMAPLESS_IMAP_MAX_LINE_BYTES", 16 * 1024 * 1024, 8192)
     literal = _env_int_at_least("IMAPLESS_IMAP_MAX_LITERAL_BYTES", 64 * 1024 * 1024, 65536)
-    response = _env_int_at_least("IMAPLESS_IMAP_MAX_RESPONSE_BYTES", 64 * 1024 * 1024, line)
+    response = _env_int_at_least("IMAPLESS_IMAP_MAX_RESPONSE_BYTES", 32 * 1024 * 1024, line)
     body = _env_int_at_least("IMAPLESS_IMAP_MAX_BODY_RESPONSE_BYTES", 128 * 1024 * 1024, max(literal, response))
     return line, literal, response, body
 

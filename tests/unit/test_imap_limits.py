@@ -22,7 +22,7 @@ from chalicelib.imap.limits import (
     ResponseTooLargeError,
     exceeded,
 )
-from chalicelib.settings import load_settings
+from chalicelib.settings import reset_settings
 
 LIMITS = ReadLimits(max_line_bytes=100, max_literal_bytes=1000, max_response_bytes=1500,
                     max_body_response_bytes=5000)
@@ -127,7 +127,8 @@ def test_the_original_error_is_found_through_imaplibs_rewrapping():
         try:
             raise original
         except imaplib.IMAP4.abort as val:
-            raise imaplib.IMAP4.abort(f"command: FETCH => {val}")  # what imaplib's _command_complete does
+            # what imaplib's _command_complete does (no ``from``: the chain is implicit)
+            raise imaplib.IMAP4.abort(f"command: FETCH => {val}")  # noqa: B904
     except imaplib.IMAP4.abort as rewrapped:
         try:
             raise RuntimeError("a later translation") from None
@@ -187,7 +188,6 @@ def hostile(monkeypatch):
     monkeypatch.setenv("IMAPLESS_IMAP_MAX_LINE_BYTES", "10000")
     monkeypatch.setenv("IMAPLESS_IMAP_MAX_RESPONSE_BYTES", "200000")
     monkeypatch.setenv("IMAPLESS_IMAP_MAX_BODY_RESPONSE_BYTES", "400000")
-    from chalicelib.settings import reset_settings
     reset_settings()
     started: list[threading.Thread] = []
 
