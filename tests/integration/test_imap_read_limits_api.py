@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.imap import messages as imap_messages
+from chalicelib.message_ids import MessageRef, encode_message_id
 from chalicelib.services.mail_sessions import mail_connection
-from chalicelib.services.message_ids import MessageRef, encode_message_id
 from tests.integration.mail_api_support import fill
 from tests.support.line_servers import IMAP_GREETING, LineServer, flooding_imap_responder
 
