@@ -201,6 +201,9 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
             # "a b" or "{5}" is one string. The account schema refused CR, LF and NUL in both.
             client.login(_quote(server.user), password)
         except LoginError as exc:
+            # imapclient reports any failure of LOGIN as a LoginError, a cut-off flood included.
+            if (too_large := exceeded(exc)) is not None:
+                raise too_large.mail_server_error() from None
             raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
                                   protocol=PROTOCOL, server_response=server_words(exc)) from None
         capabilities = _capabilities(client)

@@ -87,3 +87,16 @@ def test_a_50_mb_message_is_still_fetched_whole(account, imap):
         source = imap_messages.fetch_source(conn, uid)
     # Then: every octet arrives
     assert source is not None and len(source) == len(raw) > 50_000_000
+
+
+def test_a_server_flooding_the_login_is_refused_with_the_same_code(api):
+    # Given: a server that answers LOGIN with a 900 MB literal
+    with LineServer(IMAP_GREETING, flooding_imap_responder({"LOGIN"})) as server:
+        # When: an account is registered on it (its settings are verified by logging in)
+        response = api.post("/v1/account", {
+            "account": "flood-" + secrets.token_hex(6), "email": "victim@example.test",
+            "imap": {"host": "127.0.0.1", "port": server.port, "secure": False, "tls": {"allowPlaintextAuth": True},
+                     "auth": {"user": "victim@example.test", "pass": "secret"}}})
+    # Then: refused as every login failure is (422), with the stable code, not as a protocol error
+    assert response.status == 422, response.body
+    assert response.json["code"] == "ServerResponseTooLarge"
