@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from chalicelib.services.message_ids import decode_message_id
+from chalicelib.message_ids import decode_message_id
 from tests.integration.mail_api_support import fill, make_message
 
 pytestmark = pytest.mark.imap_families()
