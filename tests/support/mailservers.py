@@ -1,5 +1,10 @@
 """Real Dovecot and Postfix instances for the test suite, run from temporary directories.
 
+Cyrus IMAP (``tests/support/cyrus.py``) and Courier IMAP (``tests/support/courier.py``) follow
+the same lifecycle and invariants and offer the same interface (:class:`ImapServer`), so the
+mail API and watcher tests run against each family (``imap_family`` in
+``tests/support/fixtures.py``).
+
 Owns the lifecycle of the mail servers the integration tests talk to: config generation,
 start, readiness, user accounts and stop. Only the Debian binaries are used; the system
 services and /etc configs are never touched.
