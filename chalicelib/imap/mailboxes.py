@@ -12,7 +12,9 @@ One round trip when the server allows it (Dovecot, Gmail, Fastmail)::
 
 otherwise LIST + LSUB (+ XLIST on old Gmail-likes) + one STATUS per mailbox.
 
-Failure modes: a missing mailbox is 404 ``MailboxNotFound`` (mapped in :mod:`.errors`);
+Failure modes: a missing mailbox is 404 ``MailboxNotFound`` (mapped in :mod:`.errors`;
+Courier's RENAME of a missing folder answers OK, so a rename checks that the new name exists),
+an existing one 409 ``MailboxExists`` (Cyrus and Courier say so only in words: LIST decides);
 INBOX cannot be renamed or deleted (400 ``InboxImmutable``, checked before the server
 is asked, because servers differ: Dovecot refuses deletion, but RENAME INBOX moves its
 messages into a new folder, as RFC 3501 demands).
@@ -26,7 +28,7 @@ from imapclient import imap_utf7
 from imapclient.response_parser import parse_response
 from imapclient.util import chunk
 
-from chalicelib.errors import ApiError
+from chalicelib.errors import ApiError, MailboxExistsError, MailboxNotFoundError
 from chalicelib.imap.connection import ImapConnection
 from chalicelib.imap.special_use import ListedMailbox, SpecialUse, assign_special_uses
 
@@ -205,9 +207,22 @@ def _leave_selected_state(conn: ImapConnection) -> None:
         conn.run("CLOSE", client.close_folder)
 
 
+def mailbox_exists(conn: ImapConnection, path: str) -> bool:
+    """Whether LIST knows ``path`` (for servers whose refusals do not say why)."""
+    listed = conn.run("LIST", lambda: conn.client.list_folders("", path), mailbox=path)
+    return any(name == path for _, _, name in listed)
+
+
 def create_mailbox(conn: ImapConnection, path: str) -> None:
     """Create (intermediate levels included on servers that do so) and subscribe."""
-    conn.run("CREATE", lambda: conn.client.create_folder(path), mailbox=path)
+    try:
+        conn.run("CREATE", lambda: conn.client.create_folder(path), mailbox=path)
+    except ApiError as error:
+        # No [ALREADYEXISTS] from Cyrus ("Mailbox already exists") or Courier ("Cannot create
+        # this folder."): a refused CREATE of a name LIST knows is the 409 Dovecot gets.
+        if error.code == "ServerRejected" and mailbox_exists(conn, path):
+            raise MailboxExistsError(f"mailbox {path!r} already exists", details=error.details) from None
+        raise
     conn.run("SUBSCRIBE", lambda: conn.client.subscribe_folder(path), mailbox=path)
 
 
@@ -216,6 +231,9 @@ def rename_mailbox(conn: ImapConnection, path: str, new_path: str) -> None:
     _refuse_inbox(new_path, "the target of a rename")
     _leave_selected_state(conn)
     conn.run("RENAME", lambda: conn.client.rename_folder(path, new_path), mailbox=path)
+    # Courier answers "OK Folder renamed." for a folder that does not exist, and renames nothing.
+    if not mailbox_exists(conn, new_path):
+        raise MailboxNotFoundError(f"mailbox {path!r} does not exist", details={"path": path, "command": "RENAME"})
     # Subscriptions follow names, not folders: move it along (best effort, like mail clients).
     try:
         conn.run("UNSUBSCRIBE", lambda: conn.client.unsubscribe_folder(path), mailbox=path)

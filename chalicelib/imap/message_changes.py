@@ -23,7 +23,9 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+from chalicelib.errors import ApiError, MailboxNotFoundError
 from chalicelib.imap.connection import ImapConnection
+from chalicelib.imap.mailboxes import mailbox_exists
 from chalicelib.imap.messages import clean_flags, search_uids, select_mailbox
 from chalicelib.imap.strings import string_argument
 from chalicelib.sync.uidset import UidSet
@@ -153,8 +155,15 @@ def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
     client = conn.client
     _drain(conn, "COPYUID")
     command, method = ("UID MOVE", client.move) if conn.has("MOVE") else ("UID COPY", client.copy)
-    for uid_set in compact_uid_set(uids):
-        conn.run(command, partial(method, [uid_set], destination), mailbox=destination)
+    try:
+        for uid_set in compact_uid_set(uids):
+            conn.run(command, partial(method, [uid_set], destination), mailbox=destination)
+    except ApiError as error:
+        # Courier answers a COPY to a name outside its "INBOX." namespace with a bare "NO Error
+        # in IMAP command received by server." (no [TRYCREATE]): ask LIST whether it exists.
+        if error.code == "ServerRejected" and not mailbox_exists(conn, destination):
+            raise MailboxNotFoundError(f"mailbox {destination!r} does not exist", details=error.details) from None
+        raise
     uid_validity, mapping = parse_copyuid(_drain(conn, "COPYUID"))
     if command == "UID MOVE":
         return MoveResult(destination, uid_validity, mapping, expunged=True)

@@ -33,6 +33,7 @@ from imapclient.imapclient import SocketTimeout, _quote
 
 from chalicelib.errors import MailServerError
 from chalicelib.imap.errors import refused_greeting, server_words
+from chalicelib.imap.limits import BoundedReads, exceeded
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -55,8 +56,9 @@ SHARED_CAPABILITIES_MAX = 1024
 _shared_capabilities: dict[object, object] = {}
 
 
-class _PinnedIMAP4(imaplib.IMAP4):
-    """Plain IMAP transport connecting only to pre-checked addresses."""
+class _PinnedIMAP4(BoundedReads, imaplib.IMAP4):
+    """Plain IMAP transport connecting only to pre-checked addresses, reading within
+    :mod:`~chalicelib.imap.limits` (a server chosen by the caller cannot flood our memory)."""
 
     def __init__(self, host: str, port: int, addresses: list[ResolvedAddress], timeout: float) -> None:
         self._addresses = addresses
@@ -171,6 +173,8 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
                                    connect_timeout if connect_timeout is not None else settings.connect_timeout_seconds,
                                    command_timeout if command_timeout is not None else settings.command_timeout_seconds)
     except imaplib.IMAP4.error as exc:
+        if (too_large := exceeded(exc)) is not None:
+            raise too_large.mail_server_error() from None
         # imaplib insists on an IMAP greeting ("* OK"); an SMTP, SSH or HTTP server lands here.
         # Host and port are the caller's choice: quote the greeting only if it was IMAP
         # ("* BYE Too many connections"), never another service's banner.
@@ -197,6 +201,9 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
             # "a b" or "{5}" is one string. The account schema refused CR, LF and NUL in both.
             client.login(_quote(server.user), password)
         except LoginError as exc:
+            # imapclient reports any failure of LOGIN as a LoginError, a cut-off flood included.
+            if (too_large := exceeded(exc)) is not None:
+                raise too_large.mail_server_error() from None
             raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
                                   protocol=PROTOCOL, server_response=server_words(exc)) from None
         capabilities = _capabilities(client)
@@ -206,6 +213,8 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
         raise
     except imaplib.IMAP4.error as exc:
         _discard(client)
+        if (too_large := exceeded(exc)) is not None:
+            raise too_large.mail_server_error() from None
         raise MailServerError(f"{where} answered unexpectedly", code="ProtocolError", protocol=PROTOCOL,
                               server_response=server_words(exc)) from None
     except Exception as exc:  # noqa: BLE001

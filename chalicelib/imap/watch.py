@@ -16,8 +16,10 @@ Snapshots (what a mailbox holds relative to a checkpoint) are built on this conn
 :mod:`chalicelib.imap.watch_snapshot`.
 
 Failure modes: any socket error, timeout, ``BYE`` or unparseable line raises
-:class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`.
-Either way the caller drops the connection and later resyncs from its checkpoints.
+:class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`;
+more than a cap of :mod:`chalicelib.imap.limits` allows raises a
+:class:`~chalicelib.errors.MailServerError` ``ServerResponseTooLarge`` (connection shut).
+Any way, the caller drops the connection and later resyncs from its checkpoints.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import ssl
 from typing import Any
 
 from chalicelib.imap import watch_responses as responses
+from chalicelib.imap.limits import ResponseTooLargeError
 from chalicelib.imap.session import ImapSession, connect
 from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
 from chalicelib.security.transport import MailServer
@@ -126,6 +129,9 @@ class WatchConnection:
     def _read(self) -> list[responses.Part]:
         try:
             return responses.read_response(self._imap)
+        except ResponseTooLargeError as exc:
+            # The transport has shut the connection; the account's server is not usable.
+            raise exc.mail_server_error() from None
         except (OSError, EOFError, imaplib.IMAP4.abort, ValueError) as exc:
             raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
 

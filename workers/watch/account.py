@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
 from chalicelib.events.publisher import PublishError
+from chalicelib.imap.limits import RESPONSE_TOO_LARGE
 from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, WatchConnection
 from chalicelib.imap.watch_responses import Hints
 from chalicelib.incarnations import LEGACY
@@ -352,6 +353,9 @@ class AccountWatch:
     def _fail(self, exc: BaseException, *, unexpected: bool = False) -> None:
         logged_in = self.listener is not None
         self._close()
+        too_large = isinstance(exc, MailServerError) and exc.code == RESPONSE_TOO_LARGE
+        if isinstance(exc, MailServerError) and too_large:
+            self._report_unusable(exc)
         self.failures += 1
         delay = reconnect_delay(self.failures, minimum=self.settings.watcher_reconnect_min_seconds,
                                 maximum=self.settings.watcher_reconnect_max_seconds)
@@ -361,13 +365,22 @@ class AccountWatch:
                                                               "detail": str(exc)[:200], "retry_in": round(delay, 2)})
         # A lease that moved (checkpoint conflict) or an events queue that failed says nothing
         # about the account's server; everything else after a good login does.
-        if logged_in and not isinstance(exc, (CheckpointConflictError, PublishError)):
+        if logged_in and not too_large and not isinstance(exc, (CheckpointConflictError, PublishError)):
             self.sync_failures += 1
             if sync_error_due(self.sync_failures):
                 try:
                     self._record_login(sync_failure(exc, unexpected=unexpected))
                 except Exception:  # noqa: BLE001 - the retry is scheduled; the next failure tries again
                     logger.exception("could not record the sync error", extra={"account": self.account})
+
+    def _report_unusable(self, exc: MailServerError) -> None:
+        """The server logged us in, then sent more than a cap allows (chalicelib/imap/limits.py):
+        the account reports ``connectError`` as for a failed connect (a no-op when the login
+        itself was what failed: that outcome is recorded already)."""
+        try:
+            self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.message))
+        except Exception:  # noqa: BLE001 - the retry is scheduled whatever the store or queue says
+            logger.warning("could not record the account's connectError", extra={"account": self.account})
 
     def _close(self) -> None:
         self.context.scheduler.forget(self)
