@@ -226,13 +226,17 @@ class Courier(Daemon):
         return root if folder == "INBOX" else root / ("." + folder.removeprefix(PREFIX))
 
     def deliver(self, recipient: str, message: bytes, sender: str = "sender@example.test") -> None:
-        """Deliver ``message`` into ``recipient``'s INBOX the Maildir way: write, then rename."""
+        """Deliver ``message`` into ``recipient``'s INBOX the Maildir way: write, then rename.
+
+        Lines end in LF in the file, as every Maildir delivery agent writes them: Courier adds
+        the CR itself when it serves the message, so a CRLF file would reach clients as
+        ``\r\r\n`` (and their header parsers stop at the first such line)."""
         maildir = self.maildir(recipient)
         if not maildir.is_dir():
             raise MailServerError(f"no such Courier user {recipient}")
         name = f"{time.time_ns()}.P{os.getpid()}Q{next(_delivery_counter)}.{HOSTNAME}"
         staging = maildir / "tmp" / name
-        staging.write_bytes(b"Return-Path: <" + sender.encode() + b">\r\n" + message)
+        staging.write_bytes((b"Return-Path: <" + sender.encode() + b">\r\n" + message).replace(b"\r\n", b"\n"))
         shutil.chown(staging, MAIL_USER, MAIL_GROUP)
         os.rename(staging, maildir / "new" / name)
 

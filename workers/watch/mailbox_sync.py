@@ -30,7 +30,7 @@ Invariants:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chalicelib.events.model import Event
 from chalicelib.imap.watch import WatchConnection
@@ -186,7 +186,11 @@ class MailboxSync:
                 result = reconcile_mailbox(self.account, empty, snapshot, special_use=mailbox.special_use,
                                            incarnation=self.incarnation)
                 created = mailbox_new_event(self.account, mailbox, snapshot.uidvalidity, incarnation=self.incarnation)
-                self._commit([created, *result.events], [(result.checkpoint, 0)])
+                # Stored as revision 1 even when the snapshot moved nothing past the empty checkpoint
+                # (an empty folder on a server without UIDNEXT or MODSEQ: Courier): a stored revision 0
+                # reads as "no item yet", and every later write of the folder would conflict.
+                stored = result.checkpoint if result.changed else replace(result.checkpoint, revision=1)
+                self._commit([created, *result.events], [(stored, 0)])
                 if snapshot.partial:  # a folder created with its mail (a bulk import): the rest in passes
                     self.sync(connection, mailbox.path)
             elif mailbox.path != self.watch_path:  # the caller syncs the IDLE mailbox last
