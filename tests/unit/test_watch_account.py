@@ -9,9 +9,11 @@ import pytest
 
 from chalicelib.errors import AccountNotFoundError
 from chalicelib.imap.limits import ResponseTooLargeError
+from chalicelib.imap.watch import CommandFailedError
 from chalicelib.services import accounts as account_service
 from chalicelib.settings import get_settings
 from chalicelib.store import accounts as account_store
+from chalicelib.sync.account_state import SYNC_ERROR_AFTER_FAILURES
 from workers.watch.account import AccountWatch
 from workers.watch.context import WatchContext
 
@@ -112,3 +114,62 @@ def test_an_account_whose_connect_error_cannot_be_recorded_still_retries(monkeyp
     account.request(connect=True)
     # Then: the task ends normally with a reconnect scheduled (the next failure tries again)
     assert account.retry_at is not None and not account._busy
+
+
+class FakeConnection:
+    """A logged-in connection to a server without NOTIFY; nothing is ever read from it."""
+
+    notify = False
+    idle = True
+    idling = False
+
+    def close(self) -> None:
+        pass
+
+
+def test_failures_after_login_become_one_sync_error_and_a_catch_up_clears_it(monkeypatch):
+    # Given: a new account whose server lets it in, then refuses to open the mailbox
+    server = SimpleNamespace(user="user@example.test")
+    monkeypatch.setattr(account_service, "load_credentials", lambda account_id: SimpleNamespace(
+        imap=server, imap_password="pw", incarnation="i1"))
+    stored = {"state": "new", "version": 1, "last_error": None}
+    monkeypatch.setattr(account_store, "get_account",
+                        lambda _: SimpleNamespace(state=stored["state"], version=stored["version"]))
+
+    def set_account_state(account, state, *, expected_state, last_error=None):
+        assert expected_state == stored["state"]
+        stored.update(state=state, version=stored["version"] + 1, last_error=last_error)
+        return stored["version"]
+
+    monkeypatch.setattr(account_store, "set_account_state", set_account_state)
+    sink = ListSink()
+    account = watch(sink)
+    account.state, account.version = "new", 1
+    account.context.open_connection = lambda *_: FakeConnection()
+    monkeypatch.setattr(account.folders, "load", lambda: None)
+
+    def refuse(connection):
+        raise CommandFailedError("EXAMINE failed: A4 NO [SERVERBUG] index broken",
+                                 server_response="NO [SERVERBUG] index broken")
+
+    monkeypatch.setattr(account.folders, "catch_up", refuse)
+
+    # When: it connects and fails to catch up, again and again
+    for _ in range(SYNC_ERROR_AFTER_FAILURES + 2):
+        account.request(connect=True)
+
+    # Then: connected at the login, then one syncError, with the server's words in lastError
+    assert [e.event for e in sink.events] == ["authenticationSuccess", "syncError"]
+    assert stored["state"] == "syncError"
+    assert stored["last_error"]["code"] == "CommandFailed"
+    assert stored["last_error"]["serverResponse"] == "NO [SERVERBUG] index broken"
+    assert account.retry_at is not None
+
+    # When: the server recovers and the catch-up completes
+    monkeypatch.setattr(account.folders, "catch_up", lambda connection: None)
+    monkeypatch.setattr(account, "_idle", lambda listener: None)
+    account.request(connect=True)
+
+    # Then: connected again, once, and lastError is gone
+    assert [e.event for e in sink.events] == ["authenticationSuccess", "syncError", "authenticationSuccess"]
+    assert stored["state"] == "connected" and stored["last_error"] is None
