@@ -30,10 +30,9 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from imapclient.datetime_util import format_criteria_date
-
 from chalicelib.errors import ApiError, ValidationError
 from chalicelib.imap.strings import string_argument
+from chalicelib.imap.wire import format_criteria_date
 
 _SEQ_RANGE = r"(?:[1-9][0-9]*|\*)(?::(?:[1-9][0-9]*|\*))?"
 SEQUENCE_SET = re.compile(rf"^{_SEQ_RANGE}(?:,{_SEQ_RANGE})*$")

@@ -1,9 +1,11 @@
 """The watcher's IMAP connection: commands imapclient has no API for, NOTIFY, non-blocking IDLE.
 
-One :class:`WatchConnection` wraps a logged-in :class:`~chalicelib.imap.session.ImapSession`
-and speaks the commands imapclient has no API for (``EXAMINE ... (QRESYNC ...)``,
-``UID FETCH ... (CHANGEDSINCE m VANISHED)``, ``NOTIFY SET``, IDLE driven from a
-selector). Responses are read here and interpreted by :mod:`watch_responses`.
+One :class:`WatchConnection` is a thin watcher-facing wrapper over the same
+:class:`~chalicelib.imap.session.ImapSession` the mail API uses: it sends the commands
+imapclient has no API for (``EXAMINE ... (QRESYNC ...)``, ``UID FETCH ... (CHANGEDSINCE m
+VANISHED)``, ``NOTIFY SET``, IDLE driven from a selector) through the session's tag/line
+primitives, keeps unsolicited answers as hints, and leaves their meaning to
+:mod:`watch_responses` and the folder model (:mod:`.folders`). It never touches imaplib.
 
 Connection life::
 
@@ -23,14 +25,15 @@ Either way the caller drops the connection and later resyncs from its checkpoint
 from __future__ import annotations
 
 import contextlib
-import imaplib
 import socket
 import ssl
-from typing import Any
 
 from chalicelib.imap import watch_responses as responses
+from chalicelib.imap.capabilities import Capabilities
+from chalicelib.imap.folders import MailboxStatus
 from chalicelib.imap.session import ImapSession, connect
-from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
+from chalicelib.imap.watch_responses import Hints, Untagged
+from chalicelib.imap.wire import AbortError, encode_mailbox_name
 from chalicelib.security.transport import MailServer
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 from chalicelib.sync.mailboxes import ListedMailbox
@@ -60,13 +63,6 @@ def _tune_socket(sock: socket.socket) -> None:
 class WatchConnection:
     def __init__(self, session: ImapSession) -> None:
         self.session = session
-        self._imap: Any = session.client._imap
-        caps = session.capabilities
-        self.condstore = "CONDSTORE" in caps or "QRESYNC" in caps
-        self.qresync = "QRESYNC" in caps
-        self.notify = "NOTIFY" in caps
-        self.gmail = "X-GM-EXT-1" in caps
-        self.esearch = "ESEARCH" in caps
         self.selected: str | None = None
         self._idle_tag: bytes | None = None
         self.unsolicited = Hints()
@@ -84,8 +80,34 @@ class WatchConnection:
         return connection
 
     @property
+    def capabilities(self) -> Capabilities:
+        return self.session.capabilities
+
+    # Capability shorthands the snapshot and sync code branch on (computed, not stored:
+    # a watcher holds thousands of these objects).
+    @property
+    def condstore(self) -> bool:
+        return self.session.capabilities.condstore
+
+    @property
+    def qresync(self) -> bool:
+        return self.session.capabilities.qresync
+
+    @property
+    def notify(self) -> bool:
+        return self.session.capabilities.notify
+
+    @property
+    def gmail(self) -> bool:
+        return self.session.capabilities.gmail
+
+    @property
+    def esearch(self) -> bool:
+        return self.session.capabilities.esearch
+
+    @property
     def socket(self) -> socket.socket:
-        return self.session.client.socket()
+        return self.session.socket()
 
     def fileno(self) -> int:
         return self.socket.fileno()
@@ -98,13 +120,13 @@ class WatchConnection:
         """
         try:
             if self._idle_tag is not None:
-                self._imap.send(b"DONE\r\n")
-            self._imap.send(self._imap._new_tag() + b" LOGOUT\r\n")
+                self.session.send_raw(b"DONE\r\n")
+            self.session.send_command(b"LOGOUT")
         except OSError:
             pass  # already gone
         self._idle_tag = None
         with contextlib.suppress(Exception):
-            self.session.client.shutdown()
+            self.session.shutdown()
 
     def interrupt(self) -> None:
         """From another thread: make a blocked read on this connection fail now."""
@@ -117,13 +139,20 @@ class WatchConnection:
 
     def _read(self) -> list[responses.Part]:
         try:
-            return responses.read_response(self._imap)
-        except (OSError, EOFError, imaplib.IMAP4.abort, ValueError) as exc:
+            return self.session.read_response()
+        except (OSError, EOFError, AbortError, ValueError) as exc:
             raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
 
-    def _send(self, line: bytes) -> None:
+    def _send(self, line: bytes) -> bytes:
+        """Send a tagged command; its tag."""
         try:
-            self._imap.send(line)
+            return self.session.send_command(line)
+        except OSError as exc:
+            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
+
+    def _send_done(self) -> None:
+        try:
+            self.session.send_raw(b"DONE\r\n")
         except OSError as exc:
             raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
 
@@ -146,8 +175,7 @@ class WatchConnection:
         """
         words = line.split(b" ", 2)
         verb = (words[1] if words[0].upper() == b"UID" and len(words) > 1 else words[0]).upper()
-        tag = self._imap._new_tag()
-        self._send(tag + b" " + line + b"\r\n")
+        tag = self._send(line)
         collected: list[Untagged] = []
         while True:
             parts = self._read()
@@ -180,8 +208,12 @@ class WatchConnection:
     # -- mailboxes -------------------------------------------------------------------------
 
     def list_mailboxes(self) -> dict[str, ListedMailbox]:
-        special = b" RETURN (SPECIAL-USE)" if "SPECIAL-USE" in self.session.capabilities else b""
-        return responses.listed_mailboxes(self.command(b'LIST "" "*"' + special))
+        """Selectable folders with their roles, by the same rules as the mail API's listing
+        (LIST flags, XLIST on servers without SPECIAL-USE that have it, localized names)."""
+        caps = self.session.capabilities
+        listed = self.command(b'LIST "" "*"' + (b" RETURN (SPECIAL-USE)" if caps.special_use else b""))
+        xlisted = self.command(b'XLIST "" "*"') if caps.xlist and not caps.special_use else None
+        return responses.listed_mailboxes(listed, xlisted)
 
     def set_notify(self) -> None:
         self.command(NOTIFY_COMMAND)
@@ -189,12 +221,12 @@ class WatchConnection:
     def status(self, path: str) -> MailboxStatus:
         # Without CONDSTORE, UNSEEN is the one flag change STATUS can show (read/unread).
         items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b" UNSEEN")
-        found = [r for r in self.command(b"STATUS " + responses.encode_mailbox_name(path) + b" (" + items + b")")
+        found = [r for r in self.command(b"STATUS " + encode_mailbox_name(path) + b" (" + items + b")")
                  if r.kind == "STATUS"]
         return responses.status_response(found[0])[1] if found else MailboxStatus()
 
     def examine(self, path: str, checkpoint: MailboxCheckpoint | None = None) -> list[Untagged]:
-        line = b"EXAMINE " + responses.encode_mailbox_name(path)
+        line = b"EXAMINE " + encode_mailbox_name(path)
         if self.qresync and checkpoint is not None and checkpoint.highestmodseq:
             line += b" (QRESYNC (%d %d))" % (checkpoint.uidvalidity, checkpoint.highestmodseq)
         elif self.condstore:
@@ -205,8 +237,7 @@ class WatchConnection:
         return found
 
     def has(self, capability: str) -> bool:
-        """Capability check with the signature the mail API's FETCH item lists expect."""
-        return self.session.has_capability(capability)
+        return self.session.capabilities.has(capability)
 
     # -- IDLE ------------------------------------------------------------------------------
 
@@ -217,8 +248,7 @@ class WatchConnection:
         packet as its ``+ idling``: once that sits in our read buffer the socket never
         becomes readable again, so the caller must look now instead of waiting.
         """
-        self._idle_tag = self._imap._new_tag()
-        self._send(self._idle_tag + b" IDLE\r\n")
+        self._idle_tag = self._send(b"IDLE")
         early = False
         while True:
             parts = self._read()
@@ -259,7 +289,7 @@ class WatchConnection:
         if self._idle_tag is None:
             return Hints()
         tag, self._idle_tag = self._idle_tag, None
-        self._send(b"DONE\r\n")
+        self._send_done()
         found: list[Untagged] = []
         while True:
             parts = self._read()
@@ -285,7 +315,7 @@ class WatchConnection:
         timeout = sock.gettimeout()
         sock.setblocking(False)
         try:
-            if self._imap.file.peek(1):
+            if self.session.buffered_input():
                 return True
             # An empty peek is the end of the stream on TLS (no data raises SSLWantReadError);
             # on a plain socket it is also what "nothing yet" looks like: ask the kernel.
