@@ -124,7 +124,7 @@ class _PinnedIMAPClient(IMAPClient):
         wire.silence_debug(self)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's hook name
-        connect_timeout = self._timeout.connect
+        connect_timeout = wire.connect_timeout(self)
         if self.ssl:
             return _PinnedIMAP4TLS(self.host, self.port, self._pinned_addresses, connect_timeout, self.ssl_context)
         return _PinnedIMAP4(self.host, self.port, self._pinned_addresses, connect_timeout)

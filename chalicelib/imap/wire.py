@@ -29,6 +29,8 @@ Private attributes used, and why each:
 - ``IMAPClient._raw_command_untagged()``: imapclient's sender for arbitrary commands (it
   sends 8-bit arguments as literals, with LITERAL+ when offered) for LIST with RETURN
   options, LSUB, XLIST and SEARCH with CHARSET or RETURN, which have no public verb.
+- ``IMAPClient._timeout``: the connect timeout, read by session.py's ``_create_IMAP4`` hook
+  (imapclient's documented way to supply its own transport) to build the pinned transport.
 - ``imapclient.imapclient._quote`` / ``_literal``: its own argument forms, so that an
   argument we build is sent exactly as imapclient sends its own (see :mod:`.strings`).
 """
@@ -49,11 +51,34 @@ from imapclient.response_parser import parse_response as _parse_response
 from imapclient.util import chunk
 
 __all__ = [
-    "AbortError", "CommandError", "GreetingError", "IMAPClient", "LoginError", "Part", "ProtocolError",
-    "SocketTimeout", "buffered_input", "chunk", "decode_mailbox_name", "encode_mailbox_name",
-    "format_criteria_date", "group_responses", "is_selected", "literal", "parse_fetch_response",
-    "parse_response", "pop_untagged", "quote", "raw_untagged", "read_lines", "read_response", "send", "send_tagged",
-    "share_capabilities", "silence_debug",
+    "AbortError",
+    "CommandError",
+    "GreetingError",
+    "IMAPClient",
+    "LoginError",
+    "Part",
+    "ProtocolError",
+    "SocketTimeout",
+    "buffered_input",
+    "chunk",
+    "connect_timeout",
+    "decode_mailbox_name",
+    "encode_mailbox_name",
+    "format_criteria_date",
+    "group_responses",
+    "is_selected",
+    "literal",
+    "parse_fetch_response",
+    "parse_response",
+    "pop_untagged",
+    "quote",
+    "raw_untagged",
+    "read_lines",
+    "read_response",
+    "send",
+    "send_tagged",
+    "share_capabilities",
+    "silence_debug",
 ]
 
 # Response payloads as imaplib hands them over: ``bytes`` lines and ``(line, literal)`` pairs
@@ -208,6 +233,12 @@ def silence_debug(client: IMAPClient) -> None:
     imaplib formats the repr() of every response, literals included, whether or not
     anything logs it: a FETCH of an 8 MiB body allocated ~19 MB more just for that."""
     client._imap.debug = 0
+
+
+def connect_timeout(client: IMAPClient) -> float:
+    """The connect timeout imapclient was given, for a transport built in its ``_create_IMAP4`` hook."""
+    timeout: float = client._timeout.connect
+    return timeout
 
 
 def share_capabilities(client: IMAPClient, shared: Callable[[object], object]) -> None:
