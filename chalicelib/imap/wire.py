@@ -44,23 +44,18 @@ from typing import Any, AnyStr, Protocol
 
 from imapclient import imap_utf7
 from imapclient.datetime_util import format_criteria_date as _format_criteria_date
-from imapclient.exceptions import IMAPClientError, LoginError, ProtocolError
-from imapclient.imapclient import IMAPClient, SocketTimeout, _literal, _quote
+from imapclient.exceptions import IMAPClientError, ProtocolError
+from imapclient.imapclient import IMAPClient, _literal, _quote
 from imapclient.response_parser import parse_fetch_response as _parse_fetch_response
 from imapclient.response_parser import parse_response as _parse_response
-from imapclient.util import chunk
 
 __all__ = [
     "AbortError",
     "CommandError",
     "GreetingError",
-    "IMAPClient",
-    "LoginError",
     "Part",
     "ProtocolError",
-    "SocketTimeout",
     "buffered_input",
-    "chunk",
     "connect_timeout",
     "decode_mailbox_name",
     "encode_mailbox_name",
