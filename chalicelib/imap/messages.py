@@ -1,7 +1,8 @@
 """Reading messages: select a mailbox, page through it, fetch summaries, parts and sources.
 
 Every function takes an :class:`~chalicelib.imap.connection.ImapConnection` and returns
-typed values; imapclient's ``b'UIDNEXT'``-keyed dicts stop here.
+typed values; the session's verbs (:mod:`.session`) have already turned answers into values,
+except FETCH items, which :func:`summary_from_fetch` turns into a :class:`MessageSummary` here.
 
 Reads use EXAMINE (read-only: nothing a read does can change the mailbox, and servers
 do not clear ``\\Recent``) and ``BODY.PEEK`` (no implicit ``\\Seen``). Messages are

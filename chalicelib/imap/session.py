@@ -45,7 +45,7 @@ from chalicelib.errors import MailServerError
 from chalicelib.imap import wire
 from chalicelib.imap.capabilities import Capabilities, shared_capabilities
 from chalicelib.imap.errors import refused_greeting, server_words
-from chalicelib.imap.flags import message_flags, text
+from chalicelib.imap.flags import canonical, message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
@@ -194,7 +194,7 @@ class ImapSession:
             path=path, uid_validity=int(answer.get(b"UIDVALIDITY") or 0), exists=int(answer.get(b"EXISTS") or 0),
             uid_next=answer.get(b"UIDNEXT"), highest_modseq=answer.get(b"HIGHESTMODSEQ"),
             read_only=b"READ-WRITE" not in answer,
-            permanent_flags=tuple(text(flag) for flag in answer.get(b"PERMANENTFLAGS", ())))
+            permanent_flags=tuple(canonical(flag) for flag in answer.get(b"PERMANENTFLAGS", ())))
 
     @property
     def selected(self) -> bool:
