@@ -130,9 +130,6 @@ class ImapConnection:
         with contextlib.suppress(OSError):
             self._ticket = watchdog.watch(session.socket(), deadline.expires_at + 0.5)
 
-    def has(self, capability: str) -> bool:
-        return self.capabilities.has(capability)
-
     def release(self) -> None:
         """Stop watching the socket (the connection goes back to the pool or is closed)."""
         if self._ticket is not None:

@@ -147,9 +147,6 @@ class ImapSession:
         self._client = client
         self.capabilities = capabilities
 
-    def has_capability(self, name: str) -> bool:
-        return self.capabilities.has(name)
-
     # -- the connection ------------------------------------------------------------------------
 
     def socket(self) -> socket.socket:

@@ -236,9 +236,6 @@ class WatchConnection:
         self.selected = path
         return found
 
-    def has(self, capability: str) -> bool:
-        return self.session.capabilities.has(capability)
-
     # -- IDLE ------------------------------------------------------------------------------
 
     def start_idle(self) -> bool:
