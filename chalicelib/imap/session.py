@@ -32,7 +32,7 @@ import imaplib
 import io
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal
@@ -47,6 +47,7 @@ from chalicelib.imap.capabilities import Capabilities, shared_capabilities
 from chalicelib.imap.errors import refused_greeting, server_words
 from chalicelib.imap.flags import canonical, message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
+from chalicelib.imap.responses import Untagged, parse_untagged
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -113,6 +114,18 @@ class _PinnedIMAP4TLS(_PinnedIMAP4):
         except BaseException:
             sock.close()
             raise
+
+
+class ConnectionLostError(Exception):
+    """The connection is unusable (EOF, timeout, BYE, garbage); reconnect and resync."""
+
+
+class CommandFailedError(Exception):
+    """The server answered NO/BAD to a command we read ourselves (:meth:`ImapSession.command`)."""
+
+
+def _lost(exc: BaseException) -> ConnectionLostError:
+    return ConnectionLostError(f"connection lost: {type(exc).__name__}")
 
 
 class _PinnedIMAPClient(IMAPClient):
@@ -297,20 +310,64 @@ class ImapSession:
         self._client.append(path, raw, flags=list(flags), msg_time=internal_date)
         return [text(value) for value in wire.pop_untagged(self._client, "APPENDUID")]
 
-    # -- commands whose answers the caller reads (see chalicelib.imap.watch) ---------------------
+    # -- commands whose answers we read ourselves (QRESYNC, VANISHED, NOTIFY, IDLE) ---------------
+    # These raise ConnectionLostError for a dead connection and CommandFailedError for NO/BAD.
+
+    def command(self, line: bytes, on_untagged: Callable[[Untagged], None] | None = None) -> list[Untagged]:
+        """Run ``<tag> line``; its untagged responses, each also passed to ``on_untagged`` as it
+        arrives (the watcher keeps unsolicited ones as hints, even when the command then fails)."""
+        tag = self.send_command(line)
+        collected: list[Untagged] = []
+        while True:
+            parts = self.read_response()
+            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+            if head.startswith(tag + b" "):
+                status = head[len(tag) + 1:].split(b" ", 1)[0].upper()
+                if status != b"OK":
+                    raise CommandFailedError(f"{line.split(b' ', 1)[0].decode()} failed: "
+                                             f"{head.decode('utf-8', 'replace')[:200]}")
+                return collected
+            if head.startswith(b"* "):
+                response = checked_untagged(parts)
+                collected.append(response)
+                if on_untagged is not None:
+                    on_untagged(response)
 
     def send_command(self, line: bytes) -> bytes:
         """Send ``<tag> line``; return the tag. The caller reads the answer (:meth:`read_response`)."""
-        return wire.send_tagged(self._client, line)
+        try:
+            return wire.send_tagged(self._client, line)
+        except OSError as exc:
+            raise _lost(exc) from None
 
     def send_raw(self, data: bytes) -> None:
-        wire.send(self._client, data)
+        """Send bytes as they are (``DONE`` ending IDLE)."""
+        try:
+            wire.send(self._client, data)
+        except OSError as exc:
+            raise _lost(exc) from None
 
     def read_response(self) -> list[wire.Part]:
-        return wire.read_response(self._client)
+        """One complete response (blocks up to the socket's timeout)."""
+        try:
+            return wire.read_response(self._client)
+        except (OSError, EOFError, wire.AbortError, ValueError) as exc:
+            raise _lost(exc) from None
 
     def buffered_input(self) -> bytes:
+        """Octets already read from the socket but not yet consumed (see :func:`wire.buffered_input`)."""
         return wire.buffered_input(self._client)
+
+
+def checked_untagged(parts: list[wire.Part]) -> Untagged:
+    """An untagged response, or ConnectionLostError for garbage and for ``BYE``."""
+    try:
+        response = parse_untagged(parts)
+    except ValueError as exc:
+        raise ConnectionLostError(str(exc)) from None
+    if response.kind == "BYE":
+        raise ConnectionLostError("server said BYE: " + response.text.decode("utf-8", "replace")[:200])
+    return response
 
 
 def _shared(value: object) -> object:

@@ -31,9 +31,10 @@ import ssl
 from chalicelib.imap import watch_responses as responses
 from chalicelib.imap.capabilities import Capabilities
 from chalicelib.imap.folders import MailboxStatus
-from chalicelib.imap.session import ImapSession, connect
-from chalicelib.imap.watch_responses import Hints, Untagged
-from chalicelib.imap.wire import AbortError, encode_mailbox_name
+from chalicelib.imap.responses import Untagged, parse_untagged
+from chalicelib.imap.session import CommandFailedError, ConnectionLostError, ImapSession, checked_untagged, connect
+from chalicelib.imap.watch_responses import Hints
+from chalicelib.imap.wire import encode_mailbox_name
 from chalicelib.security.transport import MailServer
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 from chalicelib.sync.mailboxes import ListedMailbox
@@ -45,12 +46,7 @@ NOTIFY_COMMAND = (b"NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagCh
                   b"(personal (MessageNew MessageExpunge FlagChange MailboxName))")
 
 
-class ConnectionLostError(Exception):
-    """The connection is unusable (EOF, timeout, BYE, garbage); reconnect and resync."""
-
-
-class CommandFailedError(Exception):
-    """The server answered NO/BAD to a watcher command."""
+__all__ = ["CommandFailedError", "ConnectionLostError", "WatchConnection"]
 
 
 def _tune_socket(sock: socket.socket) -> None:
@@ -122,7 +118,7 @@ class WatchConnection:
             if self._idle_tag is not None:
                 self.session.send_raw(b"DONE\r\n")
             self.session.send_command(b"LOGOUT")
-        except OSError:
+        except ConnectionLostError:
             pass  # already gone
         self._idle_tag = None
         with contextlib.suppress(Exception):
@@ -137,34 +133,6 @@ class WatchConnection:
 
     # -- commands --------------------------------------------------------------------------
 
-    def _read(self) -> list[responses.Part]:
-        try:
-            return self.session.read_response()
-        except (OSError, EOFError, AbortError, ValueError) as exc:
-            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
-
-    def _send(self, line: bytes) -> bytes:
-        """Send a tagged command; its tag."""
-        try:
-            return self.session.send_command(line)
-        except OSError as exc:
-            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
-
-    def _send_done(self) -> None:
-        try:
-            self.session.send_raw(b"DONE\r\n")
-        except OSError as exc:
-            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
-
-    def _untagged(self, parts: list[responses.Part]) -> Untagged:
-        try:
-            response = responses.parse_untagged(parts)
-        except ValueError as exc:
-            raise ConnectionLostError(str(exc)) from None
-        if response.kind == "BYE":
-            raise ConnectionLostError("server said BYE: " + response.text.decode("utf-8", "replace")[:200])
-        return response
-
     def command(self, line: bytes, *, fetching: UidSet | None = None) -> list[Untagged]:
         """Run one command; return its untagged responses or raise.
 
@@ -175,21 +143,7 @@ class WatchConnection:
         """
         words = line.split(b" ", 2)
         verb = (words[1] if words[0].upper() == b"UID" and len(words) > 1 else words[0]).upper()
-        tag = self._send(line)
-        collected: list[Untagged] = []
-        while True:
-            parts = self._read()
-            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
-            if head.startswith(tag + b" "):
-                status = head[len(tag) + 1:].split(b" ", 1)[0].upper()
-                if status != b"OK":
-                    raise CommandFailedError(f"{line.split(b' ', 1)[0].decode()} failed: "
-                                             f"{head.decode('utf-8', 'replace')[:200]}")
-                return collected
-            if head.startswith(b"* "):
-                response = self._untagged(parts)
-                collected.append(response)
-                self._note_unsolicited(response, verb, fetching)
+        return self.session.command(line, lambda response: self._note_unsolicited(response, verb, fetching))
 
     def _note_unsolicited(self, response: Untagged, verb: bytes, fetching: UidSet | None) -> None:
         kind = response.kind
@@ -245,16 +199,16 @@ class WatchConnection:
         packet as its ``+ idling``: once that sits in our read buffer the socket never
         becomes readable again, so the caller must look now instead of waiting.
         """
-        self._idle_tag = self._send(b"IDLE")
+        self._idle_tag = self.session.send_command(b"IDLE")
         early = False
         while True:
-            parts = self._read()
+            parts = self.session.read_response()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if head.startswith(b"+"):
                 return early or self._input_waiting()
             if head.startswith(self._idle_tag + b" "):
                 raise CommandFailedError("IDLE refused: " + head.decode("utf-8", "replace")[:200])
-            early = early or bool(responses.hints_from([self._untagged(parts)]))
+            early = early or bool(responses.hints_from([checked_untagged(parts)]))
 
     def drain_idle(self, *, early: bool = False) -> Hints:
         """Read what the server sent during IDLE (call when the socket is readable).
@@ -271,13 +225,13 @@ class WatchConnection:
         if not self._input_waiting():
             return Hints(selected_changed=early)
         while True:
-            parts = self._read()
+            parts = self.session.read_response()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if self._idle_tag is not None and head.startswith(self._idle_tag + b" "):
                 self._idle_tag = None  # the server ended IDLE itself
                 return responses.hints_from(found) | Hints(selected_changed=True)
             if head.startswith(b"* "):
-                found.append(responses.parse_untagged(parts))
+                found.append(parse_untagged(parts))
             if not self._input_waiting():
                 return responses.hints_from(found)
 
@@ -286,15 +240,15 @@ class WatchConnection:
         if self._idle_tag is None:
             return Hints()
         tag, self._idle_tag = self._idle_tag, None
-        self._send_done()
+        self.session.send_raw(b"DONE\r\n")
         found: list[Untagged] = []
         while True:
-            parts = self._read()
+            parts = self.session.read_response()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if head.startswith(tag + b" "):
                 return responses.hints_from(found)
             if head.startswith(b"* "):
-                found.append(responses.parse_untagged(parts))
+                found.append(parse_untagged(parts))
 
     @property
     def idling(self) -> bool:

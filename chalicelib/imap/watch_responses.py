@@ -5,11 +5,9 @@ The watcher runs its commands itself (``SELECT`` with QRESYNC, ``UID FETCH ...
 them and would file ``VANISHED`` away where nobody reads it. This module is the only
 place those lines are interpreted, so it is tested with raw server lines.
 
-A response arrives as imaplib hands it over: a list whose items are ``bytes`` lines and
-``(line, literal)`` pairs for every ``{n}`` literal (:func:`chalicelib.imap.wire.read_lines`
-builds it from a connection). :func:`parse_untagged` turns one into an :class:`Untagged`; the
-functions below pick facts out of a command's untagged responses. LIST and STATUS payloads
-go to the folder model's one parser (:mod:`.folders`); flags to :mod:`.flags`.
+The functions below pick facts out of a command's untagged responses
+(:class:`~chalicelib.imap.responses.Untagged`). LIST and STATUS payloads go to the folder
+model's one parser (:mod:`.folders`); flags to :mod:`.flags`.
 
 Quirks handled here:
 - ``MODSEQ`` is a parenthesised list: ``MODSEQ (12)`` (imapclient gives ``(12,)``).
@@ -19,13 +17,13 @@ Quirks handled here:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.imap.flags import message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, parse_list, parse_status, with_special_uses
+from chalicelib.imap.responses import Untagged, parse_untagged, response_code
 from chalicelib.imap.wire import Part, encode_mailbox_name, parse_fetch_response, read_lines
 from chalicelib.sync.checkpoint import MessageState
 from chalicelib.sync.mailboxes import ListedMailbox
@@ -36,49 +34,6 @@ __all__ = ["FetchedState", "Hints", "ListEntry", "MailboxStatus", "Part", "Untag
            "response_code", "searched_uids", "select_status", "status_response", "vanished_uids"]
 
 read_response = read_lines  # one response from a line source (imaplib's IMAP4, or a test's)
-_NUMBERED = re.compile(rb"^\* (\d+) ([A-Z-]+)(?: (.*))?$", re.DOTALL)
-_KEYWORD = re.compile(rb"^\* ([A-Z-]+)(?: (.*))?$", re.DOTALL)
-_RESP_CODE = re.compile(rb"^\[([A-Z-]+)(?: ([^\]]*))?\]")
-
-
-@dataclass(frozen=True)
-class Untagged:
-    """``* <number> KIND rest`` or ``* KIND rest``; ``parts`` keeps the payload for parsers."""
-
-    kind: str
-    number: int | None
-    parts: list[Part]
-    text: bytes  # the payload of a one-line response after the kind (for OK/NO/BYE codes)
-
-
-def _strip(parts: list[Part], prefix_length: int) -> list[Part]:
-    first = parts[0]
-    if isinstance(first, tuple):
-        return [(first[0][prefix_length:], first[1]), *parts[1:]]
-    return [first[prefix_length:], *parts[1:]]
-
-
-def parse_untagged(parts: list[Part]) -> Untagged:
-    head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
-    if (match := _NUMBERED.match(head)) is not None:
-        kind = match.group(2).decode()
-        # Keep "<n> (...)": the shape imapclient's FETCH parser expects.
-        payload = _strip(parts, 2)
-        if isinstance(payload[0], tuple):
-            payload[0] = (payload[0][0].replace(b" " + match.group(2), b"", 1), payload[0][1])
-        else:
-            payload[0] = payload[0].replace(b" " + match.group(2), b"", 1)
-        return Untagged(kind, int(match.group(1)), payload, match.group(3) or b"")
-    if (match := _KEYWORD.match(head)) is not None:
-        kind = match.group(1).decode()
-        return Untagged(kind, None, _strip(parts, 3 + len(kind)), match.group(2) or b"")
-    raise ValueError(f"not an untagged response: {head[:60]!r}")
-
-
-def response_code(response: Untagged) -> tuple[str, bytes] | None:
-    """``* OK [UIDNEXT 5] ...`` -> ("UIDNEXT", b"5")."""
-    match = _RESP_CODE.match(response.text)
-    return (match.group(1).decode(), match.group(2) or b"") if match else None
 
 
 # -- SELECT / STATUS ----------------------------------------------------------------------------
