@@ -15,8 +15,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m local.run
 
-## Install what the tests need (Python packages, Dovecot, Postfix), type-check, and run every test.
-test: $(STAMP) typecheck mail-servers
+## Install what the tests need (Python packages, Dovecot, Postfix), lint and type-check, and run every test.
+test: $(STAMP) lint mail-servers
 	$(PY) -m pytest
 
 ## Only the tests that need no mail server.
@@ -39,12 +39,14 @@ fuzz: $(STAMP) mail-servers
 mail-servers:
 	@scripts/install-mail-servers.sh
 
-## Static types (mypy; what it checks is in pyproject.toml). A type error fails `make test`.
+## Static types (mypy; what it checks is in pyproject.toml).
 typecheck: $(STAMP)
 	$(PY) -m mypy
 
-lint: $(STAMP) typecheck
+## ruff (fast, so first), then mypy: a finding of either fails `make test` before any test runs.
+lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 bench: $(STAMP) mail-servers
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

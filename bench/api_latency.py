@@ -216,7 +216,7 @@ def main() -> None:
         total = len(messages)
         rng = random.Random(11)
 
-        from chalicelib.services.message_ids import MessageRef, decode_message_id, encode_message_id
+        from chalicelib.message_ids import MessageRef, decode_message_id, encode_message_id
 
         uid_validity = decode_message_id(uid_validity_id).uid_validity
 

@@ -32,9 +32,9 @@ def child(args: argparse.Namespace) -> None:
     from chalicelib.imap.watch_snapshot import take_snapshot
     from chalicelib.security.transport import MailServer
     from chalicelib.services import notify_content
-    from chalicelib.services.webhook_settings import WebhookSettings
     from chalicelib.sync.checkpoint import MailboxCheckpoint
     from chalicelib.sync.reconcile import reconcile_mailbox
+    from chalicelib.webhooks.configuration import WebhookSettings
 
     server = MailServer(host=args.host, port=args.port, secure=False, user=args.user)
     connection = WatchConnection.open(server, args.password)

@@ -10,7 +10,7 @@ Then measures:
     throughput   --events over --accounts accounts (message groups), published in batches of
                  10 so that at most 100 wait in the queue (see Feeder); deliveries/s between
                  the first and the last request the receiver gets from
-                 ``python -m workers.dispatcher`` (default concurrency), and the dispatcher's
+                 ``python -m local.dispatcher`` (default concurrency), and the dispatcher's
                  own CPU time per delivery (from /proc)
     latency      with the dispatcher idle, one event at a time (--rate per second): from
                  SendMessage returning to the request arriving at the receiver; p50/p95
@@ -62,7 +62,7 @@ GOAL_PER_PROCESS = 500  # deliveries/s of one dispatcher process (the product go
 
 
 class Dispatcher:
-    """``python -m workers.dispatcher`` as the system runs it, stopped with SIGTERM; its CPU
+    """``python -m local.dispatcher`` as the system runs it, stopped with SIGTERM; its CPU
     time is sampled every 50 ms so the cost of a time window can be read afterwards."""
 
     def __init__(self) -> None:
@@ -72,7 +72,7 @@ class Dispatcher:
 
     def __enter__(self) -> Dispatcher:
         self._log_file = self.log.open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "workers.dispatcher"], cwd=ROOT,
+        self.process = subprocess.Popen([sys.executable, "-m", "local.dispatcher"], cwd=ROOT,
                                         env={**os.environ, "IMAPLESS_LOG_LEVEL": "WARNING"},
                                         stdout=self._log_file, stderr=subprocess.STDOUT)
         self._sampler = threading.Thread(target=self._sample, daemon=True)

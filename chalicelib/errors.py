@@ -134,7 +134,7 @@ class MailServerError(ApiError):
 
     ``code`` names the cause (``HostNotFound``, ``ConnectionRefused``,
     ``ConnectionTimeout``, ``TLSError``, ``TLSUnavailable``, ``AuthenticationFailed``,
-    ``NoIMAPCapability``, ``HostNotAllowed``, ...); ``server_response`` is the server's
+    ``NoIMAPCapability``, ``HostNotAllowed``, ``ServerResponseTooLarge``, ...); ``server_response`` is the server's
     own text when it said something in the protocol asked for (the adapters never pass
     another service's banner: host and port are often the caller's choice). 422 while
     verifying settings a request brings; the mail API answers 502 for the stored settings

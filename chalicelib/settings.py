@@ -26,6 +26,25 @@ IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE        ``10``             ``POST /v1/verifyAc
                                                              every process); beyond it 429 ``RateLimited`` with
                                                              Retry-After. At least 1.
 IMAPLESS_LOG_LEVEL                        ``INFO``           Log level of the Powertools logger.
+-- what one IMAP server can make us read (API and watcher; see chalicelib/imap/limits.py) --
+IMAPLESS_IMAP_MAX_LINE_BYTES              ``16777216``       Longest response line (a SEARCH answer without ESEARCH
+                                                             is one line: ~1.5 million UIDs). At least 8192.
+IMAPLESS_IMAP_MAX_LITERAL_BYTES           ``67108864``       Largest literal a server may announce; a larger one is
+                                                             refused before any of it is read. A message fetched
+                                                             whole (forwarding with attachments) is one literal:
+                                                             at least the largest message to handle (50 MB).
+                                                             At least 65536.
+IMAPLESS_IMAP_MAX_RESPONSE_BYTES          ``33554432``       Most bytes of one command's answer (lines and
+                                                             literals), FETCHes of message content aside (a LIST,
+                                                             a SEARCH, the flags of ~500,000 changed messages). At
+                                                             least the line cap. Held as Python objects, an
+                                                             answer of many short lines takes up to ~10 times
+                                                             its size in memory.
+IMAPLESS_IMAP_MAX_BODY_RESPONSE_BYTES     ``134217728``      The same for a FETCH of ``BODY[...]``, ``BINARY[...]`` or
+                                                             ``RFC822``. At least the literal and response caps.
+                                                             Over any of these caps the connection is closed: the
+                                                             API answers 502 ``ServerResponseTooLarge``, the
+                                                             watcher reports ``connectError`` for the account.
 -- mail API (mailboxes, messages) --
 IMAPLESS_API_CONNECTIONS_PER_ACCOUNT      ``3``              IMAP connections the API may hold per account, across
                                                              all processes (a DynamoDB lease per connection).
@@ -156,6 +175,15 @@ def _env_int_at_least(name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _imap_read_caps() -> tuple[int, int, int, int]:
+    """(line, literal, response, body response) caps; each must admit what the smaller ones do."""
+    line = _env_int_at_least("IMAPLESS_IMAP_MAX_LINE_BYTES", 16 * 1024 * 1024, 8192)
+    literal = _env_int_at_least("IMAPLESS_IMAP_MAX_LITERAL_BYTES", 64 * 1024 * 1024, 65536)
+    response = _env_int_at_least("IMAPLESS_IMAP_MAX_RESPONSE_BYTES", 32 * 1024 * 1024, line)
+    body = _env_int_at_least("IMAPLESS_IMAP_MAX_BODY_RESPONSE_BYTES", 128 * 1024 * 1024, max(literal, response))
+    return line, literal, response, body
+
+
 def _env_seconds_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     """A comma-separated list of whole seconds (``5,300,1800``); each at least 1."""
     raw = os.environ.get(name)
@@ -178,6 +206,11 @@ class Settings:
     verify_account_per_minute: int
     log_level: str
     aws_region: str
+    # -- what one IMAP server can make us read --
+    imap_max_line_bytes: int
+    imap_max_literal_bytes: int
+    imap_max_response_bytes: int
+    imap_max_body_response_bytes: int
     # -- mail API (mailboxes, messages) --
     api_connections_per_account: int
     imap_lease_seconds: float
@@ -233,6 +266,7 @@ class Settings:
 
 def load_settings() -> Settings:
     data_dir = Path(os.environ.get("IMAPLESS_DATA_DIR", "./.data"))
+    line_cap, literal_cap, response_cap, body_response_cap = _imap_read_caps()
     return Settings(
         resource_prefix=os.environ.get("IMAPLESS_RESOURCE_PREFIX", "imapless-"),
         key_provider=os.environ.get("IMAPLESS_KEY_PROVIDER", "kms").strip().lower(),
@@ -246,6 +280,11 @@ def load_settings() -> Settings:
         verify_account_per_minute=_env_int_at_least("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", 10, 1),
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        # -- what one IMAP server can make us read --
+        imap_max_line_bytes=line_cap,
+        imap_max_literal_bytes=literal_cap,
+        imap_max_response_bytes=response_cap,
+        imap_max_body_response_bytes=body_response_cap,
         # -- mail API (mailboxes, messages) --
         api_connections_per_account=max(1, _env_int("IMAPLESS_API_CONNECTIONS_PER_ACCOUNT", 3)),
         imap_lease_seconds=_env_float("IMAPLESS_IMAP_LEASE_SECONDS", 60.0),

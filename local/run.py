@@ -11,7 +11,7 @@ Process layout::
                 | each child: own process group, started through local.child
                 | (dies with the supervisor), AWS_ENDPOINT_URL -> moto
                 v                           v                       v
-      local.api_server :$PORT      python -m workers.watcher   python -m workers.dispatcher
+      local.api_server :$PORT      python -m workers.watcher   python -m local.dispatcher
       REST API, /health, /docs     mailbox changes -> events   events -> webhooks
       (chalice local, answering unknown paths and methods as the deployed API does)
 
@@ -193,7 +193,7 @@ def child_commands(config: RunConfig) -> dict[str, list[str]]:
     return {
         "api": [sys.executable, "-m", "local.api_server", "--host", API_HOST, "--port", str(config.api_port)],
         "watcher": [sys.executable, "-m", "workers.watcher"],
-        "dispatcher": [sys.executable, "-m", "workers.dispatcher"],
+        "dispatcher": [sys.executable, "-m", "local.dispatcher"],
     }
 
 

@@ -1,9 +1,10 @@
-"""Long-running worker processes: the mailbox watcher and the local webhook dispatcher.
+"""The long-running watcher process: what the watcher container image holds (with chalicelib/).
 
-Unlike the Lambda handlers in ``app.py``, these run until told to stop. They all stop the
-same way, under the local supervisor (``local/run.py``) as under a container runtime:
-SIGTERM (or SIGINT from a terminal) asks for a clean stop, and :func:`wait_for_stop_signal`
-is how a worker's main thread waits for it.
+Unlike the Lambda handlers in ``app.py``, it runs until told to stop, and it stops the
+same way under the local supervisor (``local/run.py``) as under a container runtime:
+SIGTERM (or SIGINT from a terminal) asks for a clean stop. :func:`wait_for_stop_signal`
+blocks a main thread until then; the local dispatcher (:mod:`local.dispatcher`, never in
+the image) stops the same way through it.
 """
 
 from __future__ import annotations

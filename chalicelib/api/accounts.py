@@ -16,42 +16,14 @@ from chalicelib.schemas.accounts import (
     AccountState,
     AccountUpdate,
     AccountUpdated,
-    ImapSettingsOut,
-    ServerAuthOut,
-    ServerSettingsOut,
-    TlsSettings,
     VerifyRequest,
     VerifyResponse,
 )
 from chalicelib.schemas.common import DeletedResponse
 from chalicelib.services import account_deletion, accounts
-from chalicelib.store.accounts import StoredAccount
 
 blueprint = Blueprint(__name__)
 TAG = "Accounts"
-
-
-def _server_fields(config: dict) -> dict:
-    return {"host": config["host"], "port": config["port"], "secure": config["secure"],
-            "auth": ServerAuthOut(user=config["user"]), "tls": TlsSettings.model_validate(config.get("tls") or {})}
-
-
-def _server_out(config: dict | None) -> ServerSettingsOut | None:
-    return ServerSettingsOut(**_server_fields(config)) if config else None
-
-
-def _imap_out(config: dict | None) -> ImapSettingsOut | None:
-    return ImapSettingsOut(**_server_fields(config), disabled=bool(config.get("disabled"))) if config else None
-
-
-def account_out(stored: StoredAccount) -> AccountOut:
-    # The store keeps the state as a plain string; the models validate it.
-    return AccountOut(account=stored.account, name=stored.name, email=stored.email,
-                      state=cast(AccountState, stored.state),
-                      imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
-                      createdAt=stored.created_at, updatedAt=stored.updated_at,
-                      webhooks=stored.webhooks, webhookEvents=stored.webhook_events,
-                      webhookSecretSet=stored.sealed_webhook_secret is not None)
 
 
 @api_route(blueprint, "/v1/account", "POST", summary="Register an account (verifies the logins first)",
@@ -66,13 +38,13 @@ def create_account(call: Call) -> AccountCreated:
 def list_accounts(call: Call) -> AccountList:
     only = call.principal.account if call.principal else None
     page, total, pages = accounts.list_accounts(call.query.page, call.query.pageSize, only=only)
-    return AccountList(accounts=[account_out(a) for a in page], total=total, page=call.query.page, pages=pages)
+    return AccountList(accounts=[accounts.account_out(a) for a in page], total=total, page=call.query.page, pages=pages)
 
 
 @api_route(blueprint, "/v1/account/{account}", "GET", summary="Get an account", tag=TAG,
            response=AccountOut, errors=(404,))
 def get_account(call: Call) -> AccountOut:
-    return account_out(accounts.get_account(call.params["account"]))
+    return accounts.account_out(accounts.get_account(call.params["account"]))
 
 
 @api_route(blueprint, "/v1/account/{account}", "PUT", summary="Update an account (re-verifies changed logins)",
@@ -81,7 +53,7 @@ def update_account(call: Call) -> AccountUpdated:
     bound = call.principal is not None and call.principal.account is not None
     metered_token = call.principal.token_id if bound and call.principal is not None else None
     stored, webhook_secret = accounts.update_account(call.params["account"], call.body, metered_token=metered_token)
-    return AccountUpdated(**dict(account_out(stored)), webhookSecret=webhook_secret)
+    return AccountUpdated(**dict(accounts.account_out(stored)), webhookSecret=webhook_secret)
 
 
 @api_route(blueprint, "/v1/account/{account}", "DELETE",

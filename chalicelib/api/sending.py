@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from chalice import Blueprint, Response
 
@@ -12,18 +12,14 @@ from chalicelib.api.routing import Access, Call, api_route, json_response
 from chalicelib.schemas.sending import (
     CancelledResponse,
     DraftSubmitRequest,
-    EnvelopeOut,
     OutboxEntryOut,
-    OutboxErrorOut,
     OutboxList,
     OutboxListQuery,
-    OutboxState,
     SubmitRequest,
     SubmitResponse,
 )
 from chalicelib.services import idempotency, outbox, sending
 from chalicelib.services.sending import SubmitAnswer
-from chalicelib.store.outbox import OutboxEntry
 
 blueprint = Blueprint(__name__)
 TAG = "Sending"
@@ -63,26 +59,8 @@ def submit_draft(call: Call) -> Response:
         call.params["account"], call.params["message"], call.body), message=call.params["message"])
 
 
-def entry_out(entry: OutboxEntry) -> OutboxEntryOut:
-    error = entry.last_error
-    return OutboxEntryOut(
-        queueId=entry.queue_id, account=entry.account, messageId=entry.message_id, subject=entry.subject,
-        envelope=EnvelopeOut.model_validate({"from": entry.mail_from, "to": entry.recipients}),
-        # The store keeps the state as a plain string; the model validates it.
-        state=cast(OutboxState, entry.state), created=entry.created_at, sendAt=entry.send_at,
-        nextAttempt=entry.next_attempt_at if entry.state == "queued" else None,
-        attemptsMade=entry.attempts_made, deliveryAttempts=entry.delivery_attempts,
-        lastError=OutboxErrorOut.model_validate(error) if error else None, response=entry.response)
-
-
-def _visible_entry(call: Call) -> OutboxEntry:
-    entry = outbox.get_entry(call.params["queueId"])
-    principal = call.principal
-    if principal is not None and principal.account is not None and principal.account != entry.account:
-        # A token bound to another account learns nothing, not even that the id exists.
-        raise outbox.OutboxEntryNotFoundError(f"no outbox entry {entry.queue_id!r}",
-                                              details={"queueId": entry.queue_id})
-    return entry
+def _bound_account(call: Call) -> str | None:
+    return call.principal.account if call.principal is not None else None
 
 
 @api_route(blueprint, "/v1/outbox", "GET", summary="List queued and recently finished sends", tag=TAG,
@@ -91,17 +69,17 @@ def list_outbox(call: Call) -> OutboxList:
     query: OutboxListQuery = call.query
     account = call.principal.account if call.principal and call.principal.account else query.account
     entries, total, pages = outbox.list_entries(query.page, query.pageSize, account=account, state=query.state)
-    return OutboxList(messages=[entry_out(e) for e in entries], total=total, page=query.page, pages=pages)
+    return OutboxList(messages=[outbox.entry_out(e) for e in entries], total=total, page=query.page, pages=pages)
 
 
 @api_route(blueprint, "/v1/outbox/{queueId}", "GET", summary="One queued or recently finished send", tag=TAG,
            access=Access.ACCOUNT, response=OutboxEntryOut, errors=(404,))
 def get_outbox_entry(call: Call) -> OutboxEntryOut:
-    return entry_out(_visible_entry(call))
+    return outbox.entry_out(outbox.get_visible_entry(call.params["queueId"], _bound_account(call)))
 
 
 @api_route(blueprint, "/v1/outbox/{queueId}", "DELETE", summary="Cancel a queued send", tag=TAG,
            access=Access.ACCOUNT, response=CancelledResponse, errors=(404, 409))
 def cancel_outbox_entry(call: Call) -> CancelledResponse:
-    outbox.cancel(_visible_entry(call).queue_id)
+    outbox.cancel(outbox.get_visible_entry(call.params["queueId"], _bound_account(call)).queue_id)
     return CancelledResponse(deleted=True)

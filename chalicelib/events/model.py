@@ -33,6 +33,9 @@ EventType = Literal[
     "test",
 ]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+# What became of an event at its webhook endpoint: the status the delivery log records and
+# the API filters on (pending: retries ahead; skipped: not sent, replayable).
+DeliveryStatus = Literal["pending", "delivered", "failed", "skipped"]
 
 
 def event_id(*parts: object) -> str:

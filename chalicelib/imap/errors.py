@@ -7,9 +7,9 @@ Two kinds of failure reach the mail API from the adapter:
   ``[OVERQUOTA]``, ...) and, because many servers send none, a few well-known phrasings,
   and returns the :class:`~chalicelib.errors.ApiError` to raise. The server's own text goes
   to ``details.serverResponse`` (it never echoes credentials).
-- The connection failed (timeout, reset, EOF, garbage): :func:`error_from_transport`.
-  The connection must be thrown away; the caller learns 504 ``UpstreamTimeout`` or 502
-  ``ConnectionLost``.
+- The connection failed (timeout, reset, EOF, garbage, more than a cap of :mod:`.limits`
+  allows): :func:`error_from_transport`. The connection must be thrown away; the caller
+  learns 504 ``UpstreamTimeout``, 502 ``ConnectionLost`` or 502 ``ServerResponseTooLarge``.
 
 While connecting, the caller chose host and port, so only an answer that is IMAP is ever
 quoted back (:func:`server_words`, :func:`refused_greeting`): a port scanned through the
@@ -39,6 +39,7 @@ from chalicelib.errors import (
     OverQuotaError,
     UpstreamTimeoutError,
 )
+from chalicelib.imap.limits import exceeded
 
 # imapclient: "select failed: <text>"; imaplib: "FETCH command error: BAD [b'<text>']".
 _FAILED = re.compile(r"^\s*[\w .-]+? failed: (?P<text>.*)$", re.DOTALL)
@@ -157,8 +158,12 @@ def error_from_transport(exc: BaseException, *, command: str, budget_seconds: fl
     """The API error for a connection that failed under ``command`` (the connection is unusable).
 
     ``budget_spent``: the request deadline has passed, so whatever broke the stream (a
-    socket timeout, or the watchdog shutting the socket) is reported as a timeout.
+    socket timeout, or the watchdog shutting the socket) is reported as a timeout. A server
+    that sent more than a cap allows (:mod:`.limits`) is 502 ``ServerResponseTooLarge``.
     """
+    too_large = exceeded(exc)
+    if too_large is not None:
+        return too_large.mail_server_error(command, status=502)
     if budget_spent or is_timeout(exc):
         return UpstreamTimeoutError(
             f"the mail server did not answer {command} within the request budget of {budget_seconds:g} s",

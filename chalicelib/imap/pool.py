@@ -54,11 +54,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from chalicelib.connection_slots import Lease, LeaseUnavailable
 from chalicelib.errors import TooManyConnectionsError
 from chalicelib.imap.connection import Deadline, ImapConnection
 from chalicelib.imap.session import ImapSession
 from chalicelib.observability import logger
-from chalicelib.store.connection_leases import Lease, LeaseUnavailable
 
 PROCESS_ID = uuid.uuid4().hex[:12]
 # Renew a lease when less than (request budget + this) is left, so it outlives the request.

@@ -47,6 +47,7 @@ from chalicelib.imap.capabilities import Capabilities, shared_capabilities
 from chalicelib.imap.errors import refused_greeting, server_words
 from chalicelib.imap.flags import canonical, message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
+from chalicelib.imap.limits import BoundedReads, ResponseTooLargeError, exceeded
 from chalicelib.imap.responses import Untagged, parse_untagged
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
@@ -71,8 +72,9 @@ _shared_capabilities: dict[object, object] = {}
 StoreAction = Literal["set", "add", "remove"]
 
 
-class _PinnedIMAP4(imaplib.IMAP4):
-    """Plain IMAP transport connecting only to pre-checked addresses."""
+class _PinnedIMAP4(BoundedReads, imaplib.IMAP4):
+    """Plain IMAP transport connecting only to pre-checked addresses, reading within
+    :mod:`~chalicelib.imap.limits` (a server chosen by the caller cannot flood our memory)."""
 
     def __init__(self, host: str, port: int, addresses: list[ResolvedAddress], timeout: float) -> None:
         self._addresses = addresses
@@ -348,9 +350,13 @@ class ImapSession:
             raise _lost(exc) from None
 
     def read_response(self) -> list[wire.Part]:
-        """One complete response (blocks up to the socket's timeout)."""
+        """One complete response (blocks up to the socket's timeout). More than a cap of
+        :mod:`.limits` allows raises MailServerError ``ServerResponseTooLarge`` (connection shut)."""
         try:
             return wire.read_response(self._client)
+        except ResponseTooLargeError as exc:
+            # The transport has shut the connection; the account's server is not usable.
+            raise exc.mail_server_error() from None
         except (OSError, EOFError, wire.AbortError, ValueError) as exc:
             raise _lost(exc) from None
 
@@ -402,6 +408,8 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
                                    connect_timeout if connect_timeout is not None else settings.connect_timeout_seconds,
                                    command_timeout if command_timeout is not None else settings.command_timeout_seconds)
     except imaplib.IMAP4.error as exc:
+        if (too_large := exceeded(exc)) is not None:
+            raise too_large.mail_server_error() from None
         # imaplib insists on an IMAP greeting ("* OK"); an SMTP, SSH or HTTP server lands here.
         # Host and port are the caller's choice: quote the greeting only if it was IMAP
         # ("* BYE Too many connections"), never another service's banner.
@@ -428,6 +436,9 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
             # "a b" or "{5}" is one string. The account schema refused CR, LF and NUL in both.
             client.login(wire.quote(server.user), password)
         except LoginError as exc:
+            # imapclient reports any failure of LOGIN as a LoginError, a cut-off flood included.
+            if (too_large := exceeded(exc)) is not None:
+                raise too_large.mail_server_error() from None
             raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
                                   protocol=PROTOCOL, server_response=server_words(exc)) from None
         capabilities = _capabilities(client)
@@ -437,6 +448,8 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
         raise
     except imaplib.IMAP4.error as exc:
         _discard(client)
+        if (too_large := exceeded(exc)) is not None:
+            raise too_large.mail_server_error() from None
         raise MailServerError(f"{where} answered unexpectedly", code="ProtocolError", protocol=PROTOCOL,
                               server_response=server_words(exc)) from None
     except Exception as exc:  # noqa: BLE001

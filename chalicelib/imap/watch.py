@@ -18,8 +18,10 @@ Snapshots (what a mailbox holds relative to a checkpoint) are built on this conn
 :mod:`chalicelib.imap.watch_snapshot`.
 
 Failure modes: any socket error, timeout, ``BYE`` or unparseable line raises
-:class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`.
-Either way the caller drops the connection and later resyncs from its checkpoints.
+:class:`ConnectionLostError`; a ``NO``/``BAD`` answer raises :class:`CommandFailedError`;
+more than a cap of :mod:`chalicelib.imap.limits` allows raises a
+:class:`~chalicelib.errors.MailServerError` ``ServerResponseTooLarge`` (connection shut).
+Any way, the caller drops the connection and later resyncs from its checkpoints.
 """
 
 from __future__ import annotations

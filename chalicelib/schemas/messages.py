@@ -101,9 +101,9 @@ class MessageListQuery(PageQuery):
 # -- one message -----------------------------------------------------------------------------
 
 
-class TextContent(OutputModel):
-    id: str
-    encodedSize: TextSizes
+class TextContent(TextSummary):
+    """The summary's text parts, decoded (the detail view carries the text itself)."""
+
     plain: str | None = None
     html: str | None = None
     hasMore: bool = Field(description="A text was cut at maxBytes")
@@ -111,7 +111,7 @@ class TextContent(OutputModel):
 
 class MessageDetail(MessageEntry):
     headers: dict[str, list[str]] = Field(description="Lower-case names, decoded values, in message order")
-    text: TextContent  # type: ignore[assignment]  # the detail view carries the text itself, not its summary
+    text: TextContent
     references: list[str] = Field(default_factory=list)
 
 

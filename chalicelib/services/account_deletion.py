@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from chalicelib.incarnations import scoped
 from chalicelib.observability import logger
-from chalicelib.services import account_records, tokens, webhook_settings
+from chalicelib.services import account_records, tokens
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import deliveries as delivery_store
@@ -48,6 +48,7 @@ from chalicelib.store import idempotency_records
 from chalicelib.store import outbox as outbox_store
 from chalicelib.store import tokens as token_store
 from chalicelib.store.connection_leases import DynamoLeaseBroker
+from chalicelib.webhooks import configuration
 
 
 def _revoke_tokens(account_id: str) -> int:
@@ -66,7 +67,7 @@ def delete_account(account_id: str) -> None:
         "tokens": revoked,
         "outbox": outbox_store.delete_entries_of_account(account_id),
         "deliveries": delivery_store.delete_deliveries_of_account(account_id),
-        "disabledEndpoints": webhook_settings.forget_account_endpoints(account_id),
+        "disabledEndpoints": configuration.forget_account_endpoints(account_id),
         "checkpoints": checkpoint_store.delete_account_checkpoints(account_id),  # -- watcher: checkpoints --
         "connectionLeases": DynamoLeaseBroker().release_all(account_id),
         "idempotencyRecords": idempotency_records.delete_records_of_scope(scoped(account_id, tombstone.incarnation)),

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from chalicelib.errors import (
     AccountExistsError,
@@ -34,8 +34,13 @@ from chalicelib.imap import session as imap_session
 from chalicelib.incarnations import LEGACY, new_incarnation
 from chalicelib.schemas.accounts import (
     AccountCreate,
+    AccountOut,
+    AccountState,
     AccountUpdate,
+    ImapSettingsOut,
+    ServerAuthOut,
     ServerSettings,
+    ServerSettingsOut,
     ServerSettingsUpdate,
     TlsSettings,
     VerifyRequest,
@@ -130,6 +135,29 @@ def create_account(request: AccountCreate) -> StoredAccount:
         sealed_secrets=seal_secret(json.dumps(passwords), _encryption_context(account_id)),
         created_at=now, updated_at=now, incarnation=new_incarnation())
     return account_store.insert_account(stored)
+
+
+def _server_fields(config: dict) -> dict:
+    return {"host": config["host"], "port": config["port"], "secure": config["secure"],
+            "auth": ServerAuthOut(user=config["user"]), "tls": TlsSettings.model_validate(config.get("tls") or {})}
+
+
+def _server_out(config: dict | None) -> ServerSettingsOut | None:
+    return ServerSettingsOut(**_server_fields(config)) if config else None
+
+
+def _imap_out(config: dict | None) -> ImapSettingsOut | None:
+    return ImapSettingsOut(**_server_fields(config), disabled=bool(config.get("disabled"))) if config else None
+
+
+def account_out(stored: StoredAccount) -> AccountOut:
+    # The store keeps the state as a plain string; the models validate it.
+    return AccountOut(account=stored.account, name=stored.name, email=stored.email,
+                      state=cast(AccountState, stored.state),
+                      imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
+                      createdAt=stored.created_at, updatedAt=stored.updated_at,
+                      webhooks=stored.webhooks, webhookEvents=stored.webhook_events,
+                      webhookSecretSet=stored.sealed_webhook_secret is not None)
 
 
 def get_account(account_id: str) -> StoredAccount:

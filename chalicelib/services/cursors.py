@@ -19,6 +19,10 @@ Two processes creating it at once race on a conditional put; the loser reads the
 It is read once per warm process. Replacing it (deleting the setting) only invalidates the
 cursors in flight: clients start their listing again.
 
+The message listings' cursor (:class:`MessageCursor`) is defined here too; its payload:
+UIDVALIDITY, the exclusive upper UID bound of the next page, a 4-byte digest of path and
+query, and the page number (varints around the digest).
+
 Failure mode: anything that does not decode and verify is 400 ``InvalidCursor``.
 """
 
@@ -31,10 +35,12 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 
 from chalicelib.errors import InvalidCursorError
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.store import settings as settings_store
+from chalicelib.varint import read_varint, write_varint
 
 VERSION = 1
 TAG_BYTES = 16
@@ -42,6 +48,8 @@ KEY_BYTES = 32
 KEY_SETTING = "cursorKey"
 KEY_CONTEXT = {"purpose": "cursor-key"}
 _ALPHABET = re.compile(r"^[A-Za-z0-9_-]+$")
+MESSAGES_KIND = "messages"
+SCOPE_BYTES = 4
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,3 +93,56 @@ def open_cursor(kind: str, cursor: str, scope: str = "", *, field: str = "cursor
     if not hmac.compare_digest(tag, _tag(key or deployment_key(), kind, scope, payload)):
         raise refused
     return payload
+
+
+# -- the message listings' cursor --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MessageCursor:
+    uid_validity: int
+    before_uid: int  # the next page holds UIDs strictly below this
+    page: int
+    scope: bytes  # digest of (path, query): a cursor only continues the listing it came from
+
+
+def message_cursor_scope(path: str, query: str = "") -> bytes:
+    return hashlib.sha256(f"{path}\0{query}".encode()).digest()[:SCOPE_BYTES]
+
+
+def encode_message_cursor(cursor: MessageCursor) -> str:
+    """The ``nextPageCursor`` of a message listing."""
+    if min(cursor.uid_validity, cursor.before_uid, cursor.page) < 0:
+        raise ValueError("negative")
+    payload = bytearray()
+    write_varint(payload, cursor.uid_validity)
+    write_varint(payload, cursor.before_uid)
+    payload += cursor.scope
+    write_varint(payload, cursor.page)
+    return seal_cursor(MESSAGES_KIND, bytes(payload))
+
+
+def _read_number(payload: bytes, position: int) -> tuple[int, int]:
+    value, position = read_varint(payload, position)
+    if value >= 2**64:
+        raise ValueError("varint too large")
+    return value, position
+
+
+def decode_message_cursor(value: str, scope: bytes) -> MessageCursor:
+    """A cursor of the message listing identified by ``scope``; 400 InvalidCursor otherwise."""
+    payload = open_cursor(MESSAGES_KIND, value)
+    try:
+        uid_validity, position = _read_number(payload, 0)
+        before_uid, position = _read_number(payload, position)
+        cursor_scope, position = payload[position:position + SCOPE_BYTES], position + SCOPE_BYTES
+        if len(cursor_scope) != SCOPE_BYTES:
+            raise ValueError("truncated")
+        page, position = _read_number(payload, position)
+        if position != len(payload):
+            raise ValueError("trailing bytes")
+    except ValueError:
+        raise InvalidCursorError("cursor is malformed", details={"cursor": "malformed"}) from None
+    if cursor_scope != scope:
+        raise InvalidCursorError("cursor belongs to another mailbox or query", details={"cursor": "another listing"})
+    return MessageCursor(uid_validity, before_uid, page, cursor_scope)

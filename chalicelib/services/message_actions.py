@@ -23,6 +23,7 @@ from chalicelib.imap import messages as imap_messages
 from chalicelib.imap.connection import ImapConnection
 from chalicelib.imap.mailboxes import find_mailbox_by_role
 from chalicelib.imap.messages import SelectedMailbox
+from chalicelib.message_ids import MessageRef, decode_message_id, encode_message_id
 from chalicelib.mime.headers import parse_message_id
 from chalicelib.mime.htmltext import html_to_text
 from chalicelib.mime.tree import parse_headers_only
@@ -39,7 +40,6 @@ from chalicelib.schemas.messages import (
     MessageUploaded,
 )
 from chalicelib.services.mail_sessions import mail_connection
-from chalicelib.services.message_ids import MessageRef, decode_message_id, encode_message_id
 from chalicelib.services.messages import find_uids, open_message
 from chalicelib.smtp.addresses import Mailbox
 from chalicelib.smtp.compose import AttachmentSpec, ComposeError, OutgoingMessage, compose

@@ -13,7 +13,7 @@ costs 0.1 ms. The corpus test checks that both agree.
 Decoded entries are kept per process (LRU of 4,096): a message's content never changes
 while it keeps its UID, so a page listed again is built from its fresh flags alone.
 
-Ids: see :mod:`chalicelib.services.message_ids`. Dates are shown in UTC; a message
+Ids: see :mod:`chalicelib.message_ids`. Dates are shown in UTC; a message
 without a usable Date header shows its arrival time (INTERNALDATE).
 """
 
@@ -22,6 +22,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from chalicelib.imap.messages import MessageSummary
+from chalicelib.message_ids import (
+    AttachmentRef,
+    MessageRef,
+    TextRef,
+    encode_attachment_id,
+    encode_message_id,
+    encode_text_id,
+)
 from chalicelib.mime.charsets import charset_codecs
 from chalicelib.mime.header_fields import HeaderFields, decode_header_fields
 from chalicelib.mime.model import MessageStructure, TextPartRef
@@ -33,14 +41,6 @@ from chalicelib.schemas.messages import (
     MessageEntry,
     TextSizes,
     TextSummary,
-)
-from chalicelib.services.message_ids import (
-    AttachmentRef,
-    MessageRef,
-    TextRef,
-    encode_attachment_id,
-    encode_message_id,
-    encode_text_id,
 )
 from chalicelib.ttlcache import TtlCache
 

@@ -34,6 +34,7 @@ from chalicelib.imap.connection import ImapConnection
 from chalicelib.imap.message_changes import store_flags
 from chalicelib.imap.messages import MessageSummary, SelectedMailbox
 from chalicelib.imap.search import build_search
+from chalicelib.message_ids import MessageRef, decode_attachment_id, decode_message_id, decode_text_id
 from chalicelib.mime.charsets import charset_codecs
 from chalicelib.mime.decode import decode_part_payload, join_text_parts
 from chalicelib.mime.model import MessageStructure, PartNode, TextPartRef
@@ -41,18 +42,14 @@ from chalicelib.mime.structure import bodystructure_tree, parse_bodystructure
 from chalicelib.mime.transfer import StreamDecoder, decode_transfer_encoding
 from chalicelib.schemas.messages import MessageDetail, MessageList, TextContent, TextOnly
 from chalicelib.services import downloads
+from chalicelib.services.cursors import (
+    MessageCursor,
+    decode_message_cursor,
+    encode_message_cursor,
+    message_cursor_scope,
+)
 from chalicelib.services.downloads import Download
 from chalicelib.services.mail_sessions import mail_connection
-from chalicelib.services.message_ids import (
-    Cursor,
-    MessageRef,
-    cursor_scope,
-    decode_attachment_id,
-    decode_cursor,
-    decode_message_id,
-    decode_text_id,
-    encode_cursor,
-)
 from chalicelib.services.message_views import body_charset, entry_fields, listing_entry, text_refs
 from chalicelib.settings import get_settings
 
@@ -63,15 +60,16 @@ def _page_result(conn: ImapConnection, selected: SelectedMailbox, summaries: lis
                  total: int, page: int, page_size: int, more: bool, scope: bytes) -> MessageList:
     next_cursor = None
     if more and summaries:
-        next_cursor = encode_cursor(Cursor(selected.uid_validity, min(s.uid for s in summaries), page + 1, scope))
+        lowest_uid = min(s.uid for s in summaries)
+        next_cursor = encode_message_cursor(MessageCursor(selected.uid_validity, lowest_uid, page + 1, scope))
     return MessageList(total=total, page=page, pages=max(1, math.ceil(total / page_size)),
                        nextPageCursor=next_cursor,
                        messages=[listing_entry(s, selected.path, selected.uid_validity, server_key=conn.server_key)
                                  for s in summaries])
 
 
-def _cursor(value: str, scope: bytes, selected: SelectedMailbox) -> Cursor:
-    cursor = decode_cursor(value, scope)
+def _cursor(value: str, scope: bytes, selected: SelectedMailbox) -> MessageCursor:
+    cursor = decode_message_cursor(value, scope)
     if cursor.uid_validity != selected.uid_validity:
         raise InvalidIdError("the mailbox was reset (UIDVALIDITY changed); start again from page 0",
                              code="CursorExpired", status=409, details={"path": selected.path})
@@ -79,7 +77,7 @@ def _cursor(value: str, scope: bytes, selected: SelectedMailbox) -> Cursor:
 
 
 def list_messages(account_id: str, path: str, *, page: int, page_size: int, cursor: str | None) -> MessageList:
-    scope = cursor_scope(path)
+    scope = message_cursor_scope(path)
     with mail_connection(account_id) as conn:
         selected = imap_messages.select_mailbox(conn, path)
         if cursor:
@@ -96,7 +94,7 @@ def list_messages(account_id: str, path: str, *, page: int, page_size: int, curs
 
 def search_messages(account_id: str, path: str, criteria: dict, *, page: int, page_size: int,
                     cursor: str | None) -> MessageList:
-    scope = cursor_scope(path, json.dumps(criteria, sort_keys=True, default=str))
+    scope = message_cursor_scope(path, json.dumps(criteria, sort_keys=True, default=str))
     with mail_connection(account_id) as conn:
         selected = imap_messages.select_mailbox(conn, path)
         matches = find_uids(conn, criteria)

@@ -37,11 +37,11 @@ from chalicelib.imap.messages import MessageSummary
 from chalicelib.mime.structure import parse_bodystructure
 from chalicelib.observability import logger
 from chalicelib.schemas.messages import MessageEntry
-from chalicelib.services import webhook_settings
 from chalicelib.services.message_views import entry_fields, listing_entry, text_refs
 from chalicelib.services.messages import decode_texts
 from chalicelib.settings import get_settings
 from chalicelib.ttlcache import TtlCache
+from chalicelib.webhooks import configuration
 
 # The rest of the SQS message is left for the event's envelope and the dead-letter attributes.
 EVENT_DATA_BUDGET_BYTES = SQS_MESSAGE_BYTES - 32 * 1024
@@ -58,7 +58,7 @@ _last_known_lock = threading.Lock()
 # -- what to fetch ---------------------------------------------------------------------------
 
 
-def request_from(settings: webhook_settings.WebhookSettings) -> ContentRequest:
+def request_from(settings: configuration.WebhookSettings) -> ContentRequest:
     """The fetch request the settings describe (``notifyTextSize`` unset or 0: as much as fits)."""
     text_bytes = None
     if settings.notify_text:
@@ -68,7 +68,7 @@ def request_from(settings: webhook_settings.WebhookSettings) -> ContentRequest:
 
 def _load_request() -> ContentRequest:
     try:
-        request = request_from(webhook_settings.load_settings())
+        request = request_from(configuration.load_settings())
     except Exception:
         with _last_known_lock:
             if not _last_known:

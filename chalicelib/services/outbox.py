@@ -36,12 +36,13 @@ import json
 import math
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import boto3
 
 from chalicelib.errors import AccountNotFoundError, ConflictError, NotFoundError, ServiceUnavailableError
 from chalicelib.observability import logger
+from chalicelib.schemas.sending import EnvelopeOut, OutboxEntryOut, OutboxErrorOut, OutboxState
 from chalicelib.services import accounts
 from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
 from chalicelib.settings import get_settings
@@ -232,6 +233,28 @@ def get_entry(queue_id: str) -> OutboxEntry:
         return outbox_store.get_entry(queue_id)
     except OutboxEntryNotFound:
         raise OutboxEntryNotFoundError(f"no outbox entry {queue_id!r}", details={"queueId": queue_id}) from None
+
+
+def get_visible_entry(queue_id: str, bound_account: str | None) -> OutboxEntry:
+    """The entry, if a token bound to ``bound_account`` (None: unbound) may see it; 404 otherwise."""
+    entry = get_entry(queue_id)
+    if bound_account is not None and bound_account != entry.account:
+        # A token bound to another account learns nothing, not even that the id exists.
+        raise OutboxEntryNotFoundError(f"no outbox entry {entry.queue_id!r}", details={"queueId": entry.queue_id})
+    return entry
+
+
+def entry_out(entry: OutboxEntry) -> OutboxEntryOut:
+    """The API's view of an entry."""
+    error = entry.last_error
+    return OutboxEntryOut(
+        queueId=entry.queue_id, account=entry.account, messageId=entry.message_id, subject=entry.subject,
+        envelope=EnvelopeOut.model_validate({"from": entry.mail_from, "to": entry.recipients}),
+        # The store keeps the state as a plain string; the model validates it.
+        state=cast(OutboxState, entry.state), created=entry.created_at, sendAt=entry.send_at,
+        nextAttempt=entry.next_attempt_at if entry.state == "queued" else None,
+        attemptsMade=entry.attempts_made, deliveryAttempts=entry.delivery_attempts,
+        lastError=OutboxErrorOut.model_validate(error) if error else None, response=entry.response)
 
 
 def _of_current_incarnation(account: str, entries: list[OutboxEntry]) -> list[OutboxEntry]:

@@ -24,9 +24,9 @@ from chalicelib.errors import ApiError, MessageNotFoundError
 from chalicelib.imap import mailboxes as imap_mailboxes
 from chalicelib.imap import message_changes, messages
 from chalicelib.imap.connection import ImapConnection
+from chalicelib.message_ids import MessageRef, decode_message_id, encode_message_id
 from chalicelib.mime.decode import extract_part, parse_message
 from chalicelib.services.mail_sessions import mail_connection
-from chalicelib.services.message_ids import MessageRef, decode_message_id, encode_message_id
 from chalicelib.smtp.addresses import Mailbox
 from chalicelib.smtp.compose import AttachmentSpec
 from chalicelib.smtp.replies import OriginalMessage

@@ -36,12 +36,12 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
 from pynamodb.models import Model
 
+from chalicelib.connection_slots import Lease, LeaseUnavailable
 from chalicelib.settings import get_settings
 
 _settings = get_settings()
@@ -58,24 +58,6 @@ class ConnectionLeaseItem(Model):
     slot = NumberAttribute(range_key=True)
     holder = UnicodeAttribute()
     expires_at = NumberAttribute(attr_name="expiresAt")
-
-
-@dataclass(frozen=True)
-class Lease:
-    account: str
-    slot: int
-    holder: str
-    expires_at: float  # epoch seconds
-
-
-class LeaseUnavailable(Exception):  # noqa: N818 - an outcome, not a fault
-    """Every slot of the account is held; ``retry_after`` seconds until one expires at the latest."""
-
-    def __init__(self, account: str, limit: int, retry_after: int) -> None:
-        super().__init__(f"all {limit} connection slots of account {account!r} are in use")
-        self.account = account
-        self.limit = limit
-        self.retry_after = retry_after
 
 
 def _conditional_failure(exc: Exception) -> bool:

@@ -49,11 +49,11 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
+from chalicelib.events.model import DeliveryStatus
 from chalicelib.settings import get_settings
 
 _settings = get_settings()
 RETENTION = timedelta(days=14)
-STATUSES = ("pending", "delivered", "failed", "skipped")
 ORIGINAL_RUN = "original"  # run id of an event's first journey through the queue (replays get rpl_...)
 _SORT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -128,7 +128,7 @@ class LoggedEvent:
 class DeliveryOutcome:
     """What one pass over an event did; ``attempted`` is False for skips and waits."""
 
-    status: str
+    status: DeliveryStatus
     run_id: str
     attempted: bool
     status_code: int | None = None

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from chalicelib.sync.uidset import EMPTY, UidSet, read_varint, write_varint
+from chalicelib.sync.uidset import EMPTY, UidSet
+from chalicelib.varint import read_varint, write_varint
 
 SESSION_FLAGS = frozenset({"\\Recent"})
 _BLOB_VERSION = 1

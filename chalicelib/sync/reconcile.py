@@ -43,7 +43,7 @@ from typing import Any
 
 from chalicelib.events.model import Event, EventType, event_id
 from chalicelib.incarnations import LEGACY, scoped
-from chalicelib.services.message_ids import MessageRef, encode_message_id
+from chalicelib.message_ids import MessageRef, encode_message_id
 from chalicelib.sync.checkpoint import SESSION_FLAGS, MailboxCheckpoint, MessageState, group_by_name
 from chalicelib.sync.uidset import EMPTY, UidSet
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Iterator
 
+from chalicelib.varint import read_varint, write_varint
+
 Range = tuple[int, int]
 
 
@@ -49,31 +51,6 @@ def _runs(uids: Iterable[int]) -> Iterator[Range]:
             yield (start, previous)
             start = previous = uid
     yield (start, previous)
-
-
-def write_varint(out: bytearray, value: int) -> None:
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return
-
-
-def read_varint(data: bytes | memoryview, position: int) -> tuple[int, int]:
-    """Decode one varint at ``position``; return (value, next position)."""
-    value = shift = 0
-    while True:
-        if position >= len(data):
-            raise ValueError("truncated varint")
-        byte = data[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
 
 
 class UidSet:

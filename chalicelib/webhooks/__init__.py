@@ -10,6 +10,7 @@
              policy.py      anchored retry slots, Retry-After, 410, give up (pure)
              queue_ops.py   visibility (retries), release, dead-letter, replays
 
-Configuration lives in :mod:`chalicelib.services.webhook_settings`, recovery (log, replay,
-test) in :mod:`chalicelib.services.webhook_recovery`; docs/webhooks.md is the user's view.
+Configuration (settings, secrets, disabled endpoints) as stored is :mod:`configuration`;
+the API's view of it is :mod:`chalicelib.services.webhook_settings`, recovery (log, replay,
+test) :mod:`chalicelib.services.webhook_recovery`; docs/webhooks.md is the user's view.
 """

@@ -99,41 +99,43 @@ def _watch(sock: socket.socket | None) -> None:
         deadline.watch(sock)
 
 
-class _GuardedConnection:
+class _GuardedConnection(HTTPConnection):
     """Mixin for urllib3 connections: resolve and check at connect time, connect to that address;
-    the attempt's deadline watches the connection (new or reused) while it is used."""
+    the attempt's deadline watches the connection (new or reused) while it is used.
+
+    It derives from HTTPConnection so that its ``super()`` calls type-check; in
+    ``_GuardedHTTPSConnection`` they still reach HTTPSConnection first (method resolution order)."""
 
     _watched_sock: socket.socket | None = None  # a dup of the socket, for the deadline's shutdown
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch(self._watched_sock)  # a reused keep-alive connection
-        super().request(*args, **kwargs)  # type: ignore[misc]
+        super().request(*args, **kwargs)
 
     def close(self) -> None:
-        super().close()  # type: ignore[misc]
+        super().close()
         if self._watched_sock is not None:
             close_watched(self._watched_sock)
             self._watched_sock = None
 
     def _new_conn(self) -> socket.socket:
-        conn: HTTPConnection = self  # type: ignore[assignment]  # a mixin: only ever part of an HTTPConnection
         try:
-            addresses = resolve_allowed(conn._dns_host, conn.port)  # urllib3 keeps the name to resolve here
+            addresses = resolve_allowed(self._dns_host, self.port)  # urllib3 keeps the name to resolve here
         except HostNotFoundError as exc:
-            raise _PolicyRefusedError(conn, str(exc), "HostNotFound") from None
+            raise _PolicyRefusedError(self, str(exc), "HostNotFound") from None
         except HostNotAllowedError as exc:
-            raise _PolicyRefusedError(conn, str(exc), "HostNotAllowed") from None
-        timeout = conn.timeout if isinstance(conn.timeout, int | float) else None
+            raise _PolicyRefusedError(self, str(exc), "HostNotAllowed") from None
+        timeout = self.timeout if isinstance(self.timeout, int | float) else None
         deadline: Deadline | None = getattr(_attempt, "deadline", None)
         if deadline is not None:
             timeout = min(timeout, deadline.remaining()) if timeout is not None else deadline.remaining()
         try:
-            sock = connect_checked(addresses, conn.port, timeout)
+            sock = connect_checked(addresses, self.port, timeout)
         except TimeoutError as exc:
-            raise ConnectTimeoutError(conn, f"connection to {conn.host}:{conn.port} timed out") from exc
+            raise ConnectTimeoutError(self, f"connection to {self.host}:{self.port} timed out") from exc
         except OSError as exc:
-            raise NewConnectionError(conn, f"could not connect to {conn.host}:{conn.port}: {exc}") from exc
-        for level, option, value in conn.socket_options or ():
+            raise NewConnectionError(self, f"could not connect to {self.host}:{self.port}: {exc}") from exc
+        for level, option, value in self.socket_options or ():
             sock.setsockopt(level, option, value)
         # TLS detaches ``sock`` when it wraps it; the dup stays usable for the deadline's shutdown.
         if self._watched_sock is not None:

@@ -1,7 +1,7 @@
 """The SQS consumer of the events queue: a Lambda on AWS, the same function locally.
 
 ``app.py`` registers :func:`deliver_webhooks` with ``@app.on_sqs_message`` (Lambda), and
-``workers/dispatcher.py`` calls that registered handler with SQS events it builds from
+``local/dispatcher.py`` calls that registered handler with SQS events it builds from
 its own ReceiveMessage calls, so both run exactly this code.
 
 One invocation = one batch of at most 10 records of the FIFO queue, possibly from several

@@ -63,10 +63,9 @@ from pydantic import ValidationError as PydanticValidationError
 from chalicelib.events.model import Event, utc_now
 from chalicelib.lambda_budget import FixedBudget
 from chalicelib.observability import logger, record_webhook_attempt
-from chalicelib.services import webhook_settings
 from chalicelib.settings import get_settings
 from chalicelib.store.deliveries import ORIGINAL_RUN, DeliveryOutcome, LoggedEvent, StoredDelivery
-from chalicelib.webhooks import policy, queue_ops, targets
+from chalicelib.webhooks import configuration, policy, queue_ops, targets
 from chalicelib.webhooks.batch_log import BatchLog
 from chalicelib.webhooks.client import PostResult, post_webhook
 from chalicelib.webhooks.signing import signed_headers
@@ -244,8 +243,8 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     reason = "retriesExhausted"
     if decision.verdict is policy.Verdict.DISABLE_ENDPOINT:
         reason = "endpointGone"
-        webhook_settings.disable_endpoint(url, result.status_code, "the receiver answered 410 Gone",
-                                          account=target.owner)
+        configuration.disable_endpoint(url, result.status_code, "the receiver answered 410 Gone",
+                                       account=target.owner)
         targets.forget_endpoint(url, target.owner)
         logger.warning("webhook endpoint disabled after 410 Gone", extra={"account": event.account})
     _dead_letter(message, event, reason, result)

@@ -33,11 +33,11 @@ from typing import Any
 
 from chalicelib.errors import AccountNotFoundError
 from chalicelib.observability import logger
-from chalicelib.services import webhook_settings
 from chalicelib.settings import get_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.ttlcache import TtlCache
+from chalicelib.webhooks import configuration
 from chalicelib.webhooks.signing import EndpointSecrets
 
 
@@ -63,7 +63,7 @@ class WebhookTarget:
             return "webhooksDisabled"
         if not self.url:
             return "noWebhookUrl"
-        if webhook_settings.ALL_EVENTS not in self.events and event_type not in self.events:
+        if configuration.ALL_EVENTS not in self.events and event_type not in self.events:
             return "eventNotSubscribed"
         if self.endpoint_disabled:
             return "endpointDisabled"
@@ -88,7 +88,7 @@ def _override_of(stored: StoredAccount | None) -> _Override:
         return _Override()
     return _Override(url=stored.webhooks,
                      events=tuple(stored.webhook_events) if stored.webhook_events is not None else None,
-                     secrets=webhook_settings.account_secrets(stored) if stored.webhooks else None,
+                     secrets=configuration.account_secrets(stored) if stored.webhooks else None,
                      since=stored.created_at)
 
 
@@ -123,16 +123,16 @@ def prefetch_accounts(account_ids: Iterable[str]) -> None:
 
 def resolve_target(account_id: str, *, use_cache: bool = True) -> WebhookTarget:
     ttl = get_settings().webhook_config_cache_seconds if use_cache else 0.0
-    current = _cache.get_or_load("settings", webhook_settings.load_settings, ttl)
+    current = _cache.get_or_load("settings", configuration.load_settings, ttl)
     override = (_cache.get_or_load(("account", account_id), lambda: _account_override(account_id), ttl)
                 if account_id else _Override())
     owner = account_id if override.url else None
     secrets = override.secrets if owner else None
     if secrets is None:
-        secrets = _cache.get_or_load("secrets", webhook_settings.global_secrets, ttl)
+        secrets = _cache.get_or_load("secrets", configuration.global_secrets, ttl)
     url = override.url or current.url
     disabled = bool(url) and _cache.get_or_load(
-        ("endpoint", url, owner), lambda: webhook_settings.is_endpoint_disabled(url, owner), ttl)
+        ("endpoint", url, owner), lambda: configuration.is_endpoint_disabled(url, owner), ttl)
     return WebhookTarget(url=url, events=override.events if override.events is not None else current.events,
                          enabled=current.enabled, secrets=secrets, endpoint_disabled=disabled, owner=owner,
                          account_since=override.since)

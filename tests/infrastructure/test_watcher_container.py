@@ -3,7 +3,8 @@
 No Docker engine here: the image is reproduced as far as it matters for the entry point —
 a fresh venv with only requirements.txt, a working directory holding only chalicelib/ and
 workers/ (what the Dockerfile copies), the Dockerfile's environment and command — against
-the session's moto.
+the session's moto. What only the repository has (app.py, local/) is not in the image, and
+nothing in the image may import it.
 """
 
 from __future__ import annotations
@@ -78,6 +79,31 @@ def image_workdir(tmp_path: Path) -> Path:
 
 def test_the_image_runs_the_container_entry_point():
     assert dockerfile_command() == ["python", "-m", "workers.container"]
+
+
+# Run by the image's Python in /app: every module a file there imports, at the top or inside a
+# function, must be found there (chalicelib/, workers/, the venv, the standard library).
+UNRESOLVED_IMPORTS = r"""
+import ast, importlib.util, pathlib, sys
+missing = set()
+for path in sorted(pathlib.Path(".").rglob("*.py")):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level else []
+        for name in names:
+            if importlib.util.find_spec(name.split(".")[0]) is None:
+                missing.add(f"{path}: {name}")
+print("\n".join(sorted(missing)))
+"""
+
+
+def test_every_import_in_the_image_resolves_inside_the_image(runtime_venv, image_workdir):
+    # Given the files the Dockerfile copies and the venv it builds (no app.py, no local/, no dev tools)
+    # When each of their imports is looked up as the image's Python would
+    found = subprocess.run([str(runtime_venv / "bin" / "python"), "-c", UNRESOLVED_IMPORTS], cwd=image_workdir,
+                           capture_output=True, text=True, timeout=120, check=True)
+    # Then none is missing: the image holds no module that needs what only the repository has
+    assert found.stdout.strip() == ""
 
 
 def test_entry_point_starts_from_a_clean_venv_answers_health_and_stops_on_sigterm(

@@ -21,9 +21,9 @@ from imapclient import IMAPClient
 
 from chalicelib.errors import MessageNotFoundError
 from chalicelib.imap import messages as imap_messages
+from chalicelib.message_ids import decode_message_id
 from chalicelib.services import downloads
 from chalicelib.services.mail_sessions import mail_connection
-from chalicelib.services.message_ids import decode_message_id
 from chalicelib.settings import get_settings, reset_settings
 from tests.integration.mail_api_support import fill, make_message
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from chalicelib.services.message_ids import decode_message_id
+from chalicelib.message_ids import decode_message_id
 from tests.integration.mail_api_support import fill, make_message
 
 

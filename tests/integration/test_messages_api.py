@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.services.message_ids import MessageRef, decode_message_id, encode_message_id
+from chalicelib.message_ids import MessageRef, decode_message_id, encode_message_id
 from tests.integration.mail_api_support import fill, make_message
 
 ACCEPT_ANY = {"Accept": "*/*"}

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from chalicelib.services.message_ids import MessageRef, encode_message_id
+from chalicelib.message_ids import MessageRef, encode_message_id
 from tests.support.sending import Mailbox, attachments_of, make_message, register_sender
 
 

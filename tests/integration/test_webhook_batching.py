@@ -73,7 +73,7 @@ def receive_batch(webhooks, expected: int) -> list[dict[str, Any]]:
 def run_handler(webhooks, messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Lambda's invocation of the consumer on ``messages``, then its deletes of what succeeded."""
     from app import deliver_webhooks
-    from workers.dispatcher import LocalLambdaContext, lambda_sqs_event
+    from local.dispatcher import LocalLambdaContext, lambda_sqs_event
 
     arn = webhooks.sqs.get_queue_attributes(QueueUrl=webhooks.queue_url,
                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

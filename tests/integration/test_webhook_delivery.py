@@ -293,7 +293,7 @@ def test_order_per_account_holds_under_retries_and_other_accounts_do_not_wait(we
 
 def test_a_poison_message_goes_to_the_dead_letter_queue_without_blocking_its_batch(webhooks, receiver):
     from app import deliver_webhooks
-    from workers.dispatcher import LocalLambdaContext, lambda_sqs_event
+    from local.dispatcher import LocalLambdaContext, lambda_sqs_event
 
     # Given a batch with a message that is not an event, followed by events of its group and another
     webhooks.configure_with_secret(receiver.url())

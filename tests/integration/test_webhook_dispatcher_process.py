@@ -1,4 +1,4 @@
-"""``python -m workers.dispatcher`` as a process: Lambda's SQS poller, locally, against the session's moto."""
+"""``python -m local.dispatcher`` as a process: Lambda's SQS poller, locally, against the session's moto."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def dispatcher_process(log_path: Path) -> Iterator[subprocess.Popen]:
     env = {**os.environ, "IMAPLESS_DISPATCHER_CONCURRENCY": "4", "PYTHONUNBUFFERED": "1",
            "IMAPLESS_WEBHOOK_RETRY_SCHEDULE": "2,2,2,2,2", "IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS": "1"}
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "workers.dispatcher"], cwd=ROOT, env=env,
+        process = subprocess.Popen([sys.executable, "-m", "local.dispatcher"], cwd=ROOT, env=env,
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + START_TIMEOUT_SECONDS

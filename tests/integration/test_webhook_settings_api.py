@@ -14,8 +14,8 @@ SETTING_KEYS = {"webhooks", "webhooksEnabled", "webhookEvents", "webhookSecretSe
 @pytest.fixture
 def no_secret(webhooks):
     """Start from a deployment where no secret was ever configured."""
-    from chalicelib.services.webhook_settings import SECRET_KEY
     from chalicelib.store.settings import SettingItem
+    from chalicelib.webhooks.configuration import SECRET_KEY
 
     SettingItem(SECRET_KEY).delete()
     return webhooks

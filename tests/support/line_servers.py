@@ -7,7 +7,10 @@ The test asserts on what reached it: how many connections, and every line receiv
     client ──connect──> greeting ──line──> responder(line) -> reply lines ──> ... until EOF
 
 Replies are produced by a :data:`Responder` (a function of the received line); the
-ready-made ones speak just enough IMAP or SMTP for a client to get as far as its login.
+ready-made ones speak just enough IMAP or SMTP for a client to get as far as its login,
+or (:func:`flooding_imap_responder`) far enough into a session to flood the answer to a
+chosen command: a reply may be a :class:`Flood`, which streams filler for as long as the
+client keeps reading. ``bytes_sent`` counts what went out.
 
 Lifecycle: ``with LineServer(greeting, responder) as server:`` listens on a free loopback
 port, one thread per connection, and always stops (closing every connection) on exit.
@@ -18,9 +21,21 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
-Responder = Callable[[str], list[str]]
+
+@dataclass(frozen=True)
+class Flood:
+    """``head`` (say a line announcing ``{900000000}``), then filler up to ``size`` bytes in
+    all, as fast as the client reads; the connection then stays open, silent."""
+
+    head: bytes
+    size: int = 256 * 1024 * 1024
+
+
+Reply = str | Flood
+Responder = Callable[[str], Sequence[Reply]]
 
 IMAP_GREETING = "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready"
 SMTP_GREETING = "220 mx.test ESMTP ready"
@@ -51,6 +66,40 @@ def smtp_responder(line: str) -> list[str]:
     return ["502 5.5.1 no"]
 
 
+FLOOD_LITERAL_BYTES = 900_000_000
+
+
+def flooding_imap_responder(flood: Collection[str], size: int = Flood.size) -> Responder:
+    """An IMAP server with one message in INBOX that logs anyone in and answers each command
+    named in ``flood`` (``LIST``, ``FETCH``, ``IDLE``) with a ``{900000000}`` literal it
+    then streams (``size`` bytes in all). Enough IMAP for the mail API and the watcher."""
+
+    def respond(line: str) -> list[Reply]:
+        tag, _, rest = line.partition(" ")
+        words = rest.split(" ")
+        command = (words[1] if words[0].upper() == "UID" and len(words) > 1 else words[0]).upper()
+        if command in flood:
+            if command == "IDLE":
+                return ["+ idling", Flood(b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % FLOOD_LITERAL_BYTES, size)]
+            item = b'* LIST () "/" ' if command == "LIST" else b"* 1 FETCH (UID 1 BODY[] "
+            return [Flood(item + b"{%d}\r\n" % FLOOD_LITERAL_BYTES, size)]
+        answers: dict[str, list[str]] = {
+            "CAPABILITY": ["* CAPABILITY IMAP4rev1 AUTH=PLAIN IDLE"],
+            "LIST": ['* LIST (\\HasNoChildren) "/" INBOX'],
+            "EXAMINE": ["* 1 EXISTS", "* OK [UIDVALIDITY 7] ok", "* OK [UIDNEXT 2] ok"],
+            "SELECT": ["* 1 EXISTS", "* OK [UIDVALIDITY 7] ok", "* OK [UIDNEXT 2] ok"],
+            "SEARCH": ["* SEARCH 1"],
+            "FETCH": ["* 1 FETCH (UID 1 FLAGS ())"],
+            "STATUS": ['* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UIDVALIDITY 7 UNSEEN 0)'],
+            "LOGOUT": ["* BYE bye"],
+        }
+        if tag.upper() == "DONE" or not rest:
+            return []
+        return [*answers.get(command, []), f"{tag} OK done"]
+
+    return respond
+
+
 def silent_responder(line: str) -> list[str]:
     """Says nothing after its greeting (a banner-only service)."""
     return []
@@ -66,6 +115,7 @@ class LineServer:
         self._threads: list[threading.Thread] = []
         self._lines: list[str] = []
         self.connections = 0
+        self.bytes_sent = 0
 
     @property
     def port(self) -> int:
@@ -113,6 +163,21 @@ class LineServer:
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 with self._lock:
                     self._lines.append(line)
-                replies = self._responder(line)
-                if replies:
-                    conn.sendall("".join(reply + "\r\n" for reply in replies).encode())
+                for reply in self._responder(line):
+                    if isinstance(reply, Flood):
+                        self._flood(conn, reply)
+                    else:
+                        self._send(conn, reply.encode() + b"\r\n")
+
+    def _send(self, conn: socket.socket, data: bytes) -> None:
+        conn.sendall(data)
+        with self._lock:
+            self.bytes_sent += len(data)
+
+    def _flood(self, conn: socket.socket, flood: Flood) -> None:
+        self._send(conn, flood.head)
+        filler = b"x" * 65536
+        left = flood.size - len(flood.head)
+        while left > 0:
+            self._send(conn, filler[:left])
+            left -= len(filler)

@@ -26,9 +26,9 @@ from imapclient import IMAPClient
 
 from chalicelib.events.model import Event
 from chalicelib.events.publisher import SqsEventSink
+from chalicelib.message_ids import MessageRef, encode_message_id
 from chalicelib.services import outbox as outbox_service
 from chalicelib.services import send_attempts
-from chalicelib.services.message_ids import MessageRef, encode_message_id
 from chalicelib.settings import reset_settings
 from chalicelib.smtp.pool import reset_pool
 from tests.support.aws import MOTO_ENDPOINT, REGION

@@ -4,7 +4,7 @@ The ``webhooks`` fixture gives each test an empty events queue and dead-letter q
 a fast retry schedule (five 1 s steps) and a short attempt timeout, no settings cache, and
 helpers to configure settings through the API, publish events the way the watcher does
 (:class:`SqsEventSink`), and run the Lambda handler on what the queue hands out
-(:class:`workers.dispatcher.QueuePoller`, which builds Lambda's SQS event). Whatever a test
+(:class:`local.dispatcher.QueuePoller`, which builds Lambda's SQS event). Whatever a test
 configured is switched off and drained afterwards, so no delivery leaks into the next test.
 """
 
@@ -67,7 +67,7 @@ class WebhookHarness:
 
     def poller(self, wait_seconds: int = 1) -> Any:
         from app import deliver_webhooks
-        from workers.dispatcher import QueuePoller
+        from local.dispatcher import QueuePoller
 
         return QueuePoller(deliver_webhooks, wait_seconds=wait_seconds)
 
@@ -148,9 +148,10 @@ def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarne
         api.post("/v1/settings", {"webhooks": None, "webhooksEnabled": False, "webhookEvents": None})
         harness.drain()
         from chalicelib.services import webhook_settings
+        from chalicelib.webhooks import configuration
 
         for endpoint in webhook_settings.disabled_endpoints():  # a 410 in one test is no state for the next
-            webhook_settings.enable_endpoint(endpoint.url, endpoint.account)
+            configuration.enable_endpoint(endpoint.url, endpoint.account)
         monkeypatch.undo()
         reset_settings()
         targets.clear_cache()

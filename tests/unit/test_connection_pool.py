@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
+from chalicelib.connection_slots import Lease, LeaseUnavailable
 from chalicelib.errors import TooManyConnectionsError
 from chalicelib.imap.connection import Deadline
 from chalicelib.imap.pool import ConnectionPool, PoolLimits
-from chalicelib.store.connection_leases import Lease, LeaseUnavailable
 
 
 class Clock:

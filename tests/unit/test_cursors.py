@@ -6,8 +6,16 @@ import base64
 
 import pytest
 
-from chalicelib.errors import InvalidCursorError
-from chalicelib.services.cursors import open_cursor, seal_cursor
+from chalicelib.errors import InvalidCursorError, InvalidIdError
+from chalicelib.services import cursors as cursors_module
+from chalicelib.services.cursors import (
+    MessageCursor,
+    decode_message_cursor,
+    encode_message_cursor,
+    message_cursor_scope,
+    open_cursor,
+    seal_cursor,
+)
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(32)
@@ -52,3 +60,30 @@ def test_any_altered_character_is_refused():
 def test_text_that_was_never_sealed_is_refused(crafted):
     with pytest.raises(InvalidCursorError):
         open_cursor("deliveries", crafted, key=KEY)
+
+
+@pytest.fixture
+def cursor_key(monkeypatch):
+    """A fixed deployment key instead of the one stored in the settings table."""
+    monkeypatch.setattr(cursors_module, "deployment_key", lambda: b"k" * 32)
+
+
+def test_a_message_cursor_continues_only_the_listing_it_came_from(cursor_key):
+    scope = message_cursor_scope("INBOX", '{"subject": "x"}')
+    cursor = MessageCursor(uid_validity=9, before_uid=120, page=3, scope=scope)
+    assert decode_message_cursor(encode_message_cursor(cursor), scope) == cursor
+    others = (message_cursor_scope("Archive", '{"subject": "x"}'), message_cursor_scope("INBOX", '{"subject": "y"}'))
+    for other in others:
+        with pytest.raises(InvalidIdError) as refused:
+            decode_message_cursor(encode_message_cursor(cursor), other)
+        assert refused.value.code == "InvalidCursor"
+
+
+def test_a_message_cursor_crafted_without_the_key_is_refused(cursor_key):
+    # Given a cursor with well-formed contents for this very listing, but not sealed by the server
+    scope = message_cursor_scope("INBOX")
+    forged = base64.urlsafe_b64encode(b"\x01c\x09\x78" + scope + b"\x03").decode().rstrip("=")
+    # Then it is refused like any other invalid cursor
+    with pytest.raises(InvalidIdError) as refused:
+        decode_message_cursor(forged, scope)
+    assert refused.value.code == "InvalidCursor"

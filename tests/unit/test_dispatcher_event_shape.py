@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from chalice.app import SQSEvent
 
 from chalicelib.webhooks.delivery import QueuedMessage
-from workers.dispatcher import LocalLambdaContext, lambda_sqs_event
+from local.dispatcher import LocalLambdaContext, lambda_sqs_event
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:imapless-events.fifo"
 RECEIVED = {  # a ReceiveMessage answer's message, as boto3 returns it
@@ -59,7 +59,7 @@ def test_the_local_context_counts_down_like_lambdas():
 
 def test_the_dispatcher_serves_every_sqs_handler_the_app_registers():
     import app
-    from workers.dispatcher import sqs_subscriptions
+    from local.dispatcher import sqs_subscriptions
 
     subscriptions = {s.function_name: s for s in sqs_subscriptions(app)}
     webhooks = subscriptions["deliver_webhooks"]

@@ -1,4 +1,4 @@
-"""Opaque message, attachment, text and cursor ids: round trips and what is refused."""
+"""Opaque message, attachment and text ids: round trips and what is refused."""
 
 from __future__ import annotations
 
@@ -7,18 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.errors import InvalidIdError
-from chalicelib.services.message_ids import (
+from chalicelib.message_ids import (
     AttachmentRef,
-    Cursor,
     MessageRef,
     TextRef,
-    cursor_scope,
     decode_attachment_id,
-    decode_cursor,
     decode_message_id,
     decode_text_id,
     encode_attachment_id,
-    encode_cursor,
     encode_message_id,
     encode_text_id,
 )
@@ -70,33 +66,3 @@ def test_an_attachment_section_must_be_a_section_number():
     bad = encode_attachment_id(AttachmentRef(MessageRef("INBOX", 1, 1), "1"))[:-2] + "Lg"  # "." appended
     with pytest.raises(InvalidIdError):
         decode_attachment_id(bad)
-
-
-@pytest.fixture
-def cursor_key(monkeypatch):
-    """A fixed deployment key instead of the one stored in the settings table."""
-    from chalicelib.services import cursors
-
-    monkeypatch.setattr(cursors, "deployment_key", lambda: b"k" * 32)
-
-
-def test_cursor_continues_only_the_listing_it_came_from(cursor_key):
-    scope = cursor_scope("INBOX", '{"subject": "x"}')
-    cursor = Cursor(uid_validity=9, before_uid=120, page=3, scope=scope)
-    assert decode_cursor(encode_cursor(cursor), scope) == cursor
-    for other in (cursor_scope("Archive", '{"subject": "x"}'), cursor_scope("INBOX", '{"subject": "y"}')):
-        with pytest.raises(InvalidIdError) as refused:
-            decode_cursor(encode_cursor(cursor), other)
-        assert refused.value.code == "InvalidCursor"
-
-
-def test_a_cursor_crafted_without_the_key_is_refused(cursor_key):
-    # Given a cursor with well-formed contents for this very listing, but not sealed by the server
-    import base64
-
-    scope = cursor_scope("INBOX")
-    forged = base64.urlsafe_b64encode(b"\x01c\x09\x78" + scope + b"\x03").decode().rstrip("=")
-    # Then it is refused like any other invalid cursor
-    with pytest.raises(InvalidIdError) as refused:
-        decode_cursor(forged, scope)
-    assert refused.value.code == "InvalidCursor"

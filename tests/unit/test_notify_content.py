@@ -22,7 +22,7 @@ from chalicelib.services.notify_content import (
     message_new_data,
     request_from,
 )
-from chalicelib.services.webhook_settings import WebhookSettings
+from chalicelib.webhooks.configuration import WebhookSettings
 from tests.unit.test_sync_imap_responses import untagged
 
 HEADERS = (b"Subject: =?iso-8859-1?q?Caf=E9?=\r\nX-Custom: one\r\nX-Custom: two\r\n"

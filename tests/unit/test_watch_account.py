@@ -1,14 +1,17 @@
-"""AccountWatch scheduling rules that need no server: when a task may open a connection."""
+"""AccountWatch rules that need no server: when a task may open a connection, what a failure reports."""
 
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from chalicelib.errors import AccountNotFoundError
+from chalicelib.imap.limits import ResponseTooLargeError
 from chalicelib.services import accounts as account_service
 from chalicelib.settings import get_settings
+from chalicelib.store import accounts as account_store
 from workers.watch.account import AccountWatch
 from workers.watch.context import WatchContext
 
@@ -38,8 +41,8 @@ def connect_attempts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return attempts
 
 
-def watch() -> AccountWatch:
-    context = WatchContext(sink=None, settings=get_settings(), worker="w-test", lease_epoch_of=lambda _: 1,
+def watch(sink=None) -> AccountWatch:
+    context = WatchContext(sink=sink, settings=get_settings(), worker="w-test", lease_epoch_of=lambda _: 1,
                            scheduler=InlineScheduler())
     return AccountWatch("acc-1", "connected", 1, context)
 
@@ -58,3 +61,54 @@ def test_the_connect_timer_opens_the_connection(connect_attempts):
     account = watch()
     account.request(connect=True)
     assert connect_attempts == ["acc-1"]
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.events: list = []
+
+    def publish(self, events) -> None:
+        self.events.extend(events)
+
+
+def flooded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account's next task fails as a server over a read cap makes it fail after login."""
+    too_large = ResponseTooLargeError("a 900000000-byte literal", 1000, "IMAPLESS_IMAP_MAX_LITERAL_BYTES")
+
+    def load_credentials(account_id: str):
+        raise too_large.mail_server_error()
+
+    monkeypatch.setattr(account_service, "load_credentials", load_credentials)
+
+
+def test_a_server_over_a_read_cap_puts_the_account_in_connect_error(monkeypatch):
+    # Given: a connected account whose server goes over a read cap
+    flooded(monkeypatch)
+    monkeypatch.setattr(account_store, "get_account", lambda _: SimpleNamespace(state="connected", version=4))
+    states: list[str] = []
+    monkeypatch.setattr(account_store, "set_account_state",
+                        lambda account, state, expected_state: states.append(state) or 5)
+    sink = ListSink()
+    account = watch(sink)
+    # When: its task runs
+    account.request(connect=True)
+    # Then: connectError is announced and stored, and a reconnect is scheduled
+    assert [(e.event, e.data["serverResponseCode"]) for e in sink.events] == [
+        ("connectError", "ServerResponseTooLarge")]
+    assert states == ["connectError"] and account.state == "connectError"
+    assert account.retry_at is not None
+
+
+def test_an_account_whose_connect_error_cannot_be_recorded_still_retries(monkeypatch):
+    # Given: the store is unreachable while a server goes over a read cap
+    flooded(monkeypatch)
+
+    def unreachable(_):
+        raise RuntimeError("store down")
+
+    monkeypatch.setattr(account_store, "get_account", unreachable)
+    account = watch(ListSink())
+    # When: its task runs
+    account.request(connect=True)
+    # Then: the task ends normally with a reconnect scheduled (the next failure tries again)
+    assert account.retry_at is not None and not account._busy

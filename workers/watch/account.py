@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
 from chalicelib.events.publisher import PublishError
+from chalicelib.imap.limits import RESPONSE_TOO_LARGE
 from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, WatchConnection
 from chalicelib.imap.watch_responses import Hints
 from chalicelib.incarnations import LEGACY
@@ -306,6 +307,8 @@ class AccountWatch:
 
     def _fail(self, exc: BaseException | None) -> None:
         self._close()
+        if isinstance(exc, MailServerError) and exc.code == RESPONSE_TOO_LARGE:
+            self._report_unusable(exc)
         self.failures += 1
         ceiling = min(self.settings.watcher_reconnect_max_seconds,
                       self.settings.watcher_reconnect_min_seconds * 2 ** min(self.failures - 1, 20))
@@ -314,6 +317,15 @@ class AccountWatch:
         if exc is not None:
             logger.info("watch interrupted; retrying", extra={"account": self.account, "error": type(exc).__name__,
                                                               "detail": str(exc)[:200], "retry_in": round(delay, 2)})
+
+    def _report_unusable(self, exc: MailServerError) -> None:
+        """The server logged us in, then sent more than a cap allows (chalicelib/imap/limits.py):
+        the account reports ``connectError`` as for a failed connect (a no-op when the login
+        itself was what failed: that outcome is recorded already)."""
+        try:
+            self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.message))
+        except Exception:  # noqa: BLE001 - the retry is scheduled whatever the store or queue says
+            logger.warning("could not record the account's connectError", extra={"account": self.account})
 
     def _close(self) -> None:
         self.context.scheduler.forget(self)

@@ -1,4 +1,4 @@
-"""Opaque, stateless ids for messages, attachments, text parts and page cursors.
+"""Opaque, stateless ids for messages, attachments and text parts.
 
 Any Lambda must resolve an id without a lookup table, so each id *is* the address of its
 object, packed and base64url-encoded (no padding; safe in URL paths)::
@@ -10,15 +10,16 @@ object, packed and base64url-encoded (no padding; safe in URL paths)::
     varint+N   mailbox path, UTF-8
     rest       attachment: IMAP section ("2.1"); text: sections joined by ","
 
-Page cursors carry server state the next request acts on, so unlike ids they are sealed
-(:mod:`chalicelib.services.cursors`); inside: UIDVALIDITY, the exclusive upper UID bound of
-the next page, a 4-byte digest of path and query, and the page number.
+The codec is pure (no I/O, no key), so the watcher's change detection
+(:mod:`chalicelib.sync.reconcile`) puts the very ids the API resolves into its events.
+Page cursors of message listings are not ids: they carry server state the next request
+acts on, so they are sealed (:mod:`chalicelib.services.cursors`).
 
 A message id stays valid while the message stays in its mailbox and the mailbox keeps
 its UIDVALIDITY (RFC 3501 2.3.1.1): the pair names one message forever. After a move the
 message has a new id (the move answer returns it). A stale id (UID expunged, or
 UIDVALIDITY changed) is well-formed and resolves to 404 ``MessageNotFound``; anything that
-does not decode is 400 ``InvalidMessageId`` (``InvalidAttachmentId``, ``InvalidCursor``).
+does not decode is 400 ``InvalidMessageId`` (``InvalidAttachmentId``, ``InvalidTextId``).
 
 Ids are not secrets and not signed: holding an id grants nothing the caller's token does
 not already grant over the account.
@@ -28,17 +29,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 from dataclasses import dataclass
 
-from chalicelib.errors import InvalidCursorError, InvalidIdError
-from chalicelib.services.cursors import open_cursor, seal_cursor
-from chalicelib.sync.uidset import read_varint, write_varint
+from chalicelib.errors import InvalidIdError
+from chalicelib.varint import read_varint, write_varint
 
 VERSION = 1
 KIND_MESSAGE, KIND_ATTACHMENT, KIND_TEXT = b"m", b"a", b"t"
-CURSOR_KIND = "messages"
 MAX_ID_LENGTH = 2048
 _ID_ALPHABET = re.compile(r"^[A-Za-z0-9_-]+$")
 _SECTION = re.compile(r"^(?:[1-9][0-9]*)(?:\.[1-9][0-9]*)*$")
@@ -61,14 +59,6 @@ class AttachmentRef:
 class TextRef:
     message: MessageRef
     sections: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Cursor:
-    uid_validity: int
-    before_uid: int  # the next page holds UIDs strictly below this
-    page: int
-    scope: bytes  # digest of (path, query): a cursor only continues the listing it came from
 
 
 def _varint(value: int) -> bytes:
@@ -179,29 +169,3 @@ def decode_text_id(value: str) -> TextRef:
     except (ValueError, UnicodeDecodeError):
         raise InvalidIdError("text id is malformed", code="InvalidTextId", details={"id": value[:100]}) from None
     return TextRef(message, sections)
-
-
-def cursor_scope(path: str, query: str = "") -> bytes:
-    return hashlib.sha256(f"{path}\0{query}".encode()).digest()[:4]
-
-
-def encode_cursor(cursor: Cursor) -> str:
-    """The ``nextPageCursor`` of a listing, sealed by :mod:`chalicelib.services.cursors`."""
-    body = _varint(cursor.uid_validity) + _varint(cursor.before_uid) + cursor.scope + _varint(cursor.page)
-    return seal_cursor(CURSOR_KIND, body)
-
-
-def decode_cursor(value: str, scope: bytes) -> Cursor:
-    """A cursor of the listing identified by ``scope``; 400 InvalidCursor otherwise."""
-    reader = _Reader(open_cursor(CURSOR_KIND, value))
-    try:
-        uid_validity, before_uid = reader.varint(), reader.varint()
-        cursor_scope_bytes = reader.take(4)
-        page = reader.varint()
-        if reader.rest():
-            raise ValueError("trailing bytes")
-    except ValueError:
-        raise InvalidCursorError("cursor is malformed", details={"cursor": "malformed"}) from None
-    if cursor_scope_bytes != scope:
-        raise InvalidCursorError("cursor belongs to another mailbox or query", details={"cursor": "another listing"})
-    return Cursor(uid_validity, before_uid, page, cursor_scope_bytes)

@@ -1,4 +1,4 @@
-"""The local SQS dispatcher (``python -m workers.dispatcher``): Lambda's SQS pollers, locally.
+"""The local SQS dispatcher (``python -m local.dispatcher``): Lambda's SQS pollers, locally.
 
 On AWS, an event source mapping receives from each queue that ``app.py`` subscribes a
 handler to with ``@app.on_sqs_message`` (the events queue -> ``deliver_webhooks``, the
@@ -8,7 +8,7 @@ the subscriptions from the Chalice app, receives from the same queues, builds th
 Lambda would, calls the very handler ``app.py`` registers, and deletes what the handler did
 not report as failed::
 
-    python -m workers.dispatcher
+    python -m local.dispatcher
     +-------------------------------------------------------------------------+
     | main thread      waits for SIGTERM/SIGINT, then sets `stop`             |
     | per subscription (queue + handler + batch size):                        |
