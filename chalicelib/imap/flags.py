@@ -7,13 +7,17 @@ every well-known attribute is spelled one way from here on, so checkpoints, even
 answers compare by plain string equality. Keywords (``$Forwarded``, user words) keep the
 server's spelling.
 
-``\\Recent`` is dropped here and only here: it is per session (Dovecot sets it on whichever
-session sees a message first), meaningless to API users and to change detection.
+``\\Recent`` is dropped here, for the mail API and the watcher alike: it is per session
+(Dovecot sets it on whichever session sees a message first), meaningless to API users and
+to change detection. (The sync core's own guard against it, with the same constant, stays:
+it is pure and must not trust its input.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from chalicelib.sync.checkpoint import SESSION_FLAGS
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")
 # RFC 3501, 5258 (LIST-EXTENDED), 3348 (CHILDREN), 6154 (SPECIAL-USE) and Gmail's XLIST.
@@ -21,7 +25,6 @@ MAILBOX_ATTRIBUTES = ("\\Noselect", "\\NonExistent", "\\Noinferiors", "\\Marked"
                       "\\Subscribed", "\\Remote", "\\HasChildren", "\\HasNoChildren",
                       "\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash", "\\Important",
                       "\\AllMail", "\\Spam", "\\Starred", "\\Inbox")
-SESSION_FLAGS = frozenset({"\\Recent"})
 _CANONICAL = {name.lower(): name for name in (*SYSTEM_FLAGS, *MAILBOX_ATTRIBUTES)}
 
 
