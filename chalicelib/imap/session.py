@@ -195,10 +195,13 @@ class ImapSession:
         return parse_lists(wire.group_responses(lines)), statuses
 
     def status(self, path: str, items: Sequence[str]) -> MailboxStatus:
-        answer = self._client.folder_status(path, list(items))
-        return MailboxStatus(**{text(key).lower(): int(value) for key, value in answer.items()
-                                if text(key).lower() in ("uidvalidity", "uidnext", "highestmodseq", "messages",
-                                                         "unseen")})
+        """``STATUS path (items)``, read by the folder model's one STATUS parser."""
+        wire.pop_untagged(self._client, "STATUS")  # nothing stale from an earlier answer
+        lines = wire.raw_untagged(self._client, b"STATUS",
+                                  [wire.encode_mailbox_name(path), b"(" + " ".join(items).encode("ascii") + b")"])
+        statuses = parse_statuses(wire.group_responses(lines))
+        # Servers echo the name as they store it; with one STATUS asked, the one answer is ours.
+        return statuses.get(path) or next(iter(statuses.values()), MailboxStatus())
 
     def select(self, path: str, *, readonly: bool = True) -> SelectedMailbox:
         answer = self._client.select_folder(path, readonly=readonly)
