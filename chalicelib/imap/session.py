@@ -145,10 +145,6 @@ class _PinnedIMAPClient(IMAPClient):
         return _PinnedIMAP4(self.host, self.port, self._pinned_addresses, connect_timeout)
 
 
-def _uid_list(uids: Sequence[int | str]) -> list[int | str]:
-    return list(uids)
-
-
 class ImapSession:
     """A logged-in IMAP connection. Use :func:`connect` or :func:`open_session` to get one.
 
@@ -185,7 +181,7 @@ class ImapSession:
     # -- mailboxes -----------------------------------------------------------------------------
 
     def list_mailboxes(self, *, command: bytes = b"LIST", pattern: bytes = b'"*"',
-             returns: Sequence[bytes] = ()) -> tuple[list[ListEntry], dict[str, MailboxStatus]]:
+                       returns: Sequence[bytes] = ()) -> tuple[list[ListEntry], dict[str, MailboxStatus]]:
         """``LIST "" pattern [RETURN (returns)]`` (or LSUB/XLIST): entries (no roles yet) and,
         under ``RETURN (STATUS ...)``, the statuses the server sent along."""
         args = [b'""', pattern] + ([b"RETURN", b"(" + b" ".join(returns) + b")"] if returns else [])
@@ -244,10 +240,10 @@ class ImapSession:
         """``UID FETCH`` (or FETCH by sequence number): parsed items by UID (by sequence number)."""
         client = self._client
         if not by_sequence:
-            return dict(client.fetch(_uid_list(messages), list(items)))
+            return dict(client.fetch(list(messages), list(items)))
         client.use_uid = False
         try:
-            return dict(client.fetch(_uid_list(messages), list(items)))
+            return dict(client.fetch(list(messages), list(items)))
         finally:
             client.use_uid = True
 
@@ -276,7 +272,7 @@ class ImapSession:
         """``UID STORE [+-]FLAGS[.SILENT]``: the resulting flags by UID (none when silent)."""
         client = self._client
         method = {"set": client.set_flags, "add": client.add_flags, "remove": client.remove_flags}[action]
-        answer = method(_uid_list(messages), list(flags), silent=silent)
+        answer = method(list(messages), list(flags), silent=silent)
         return {uid: message_flags(value) for uid, value in (answer or {}).items()}
 
     def store_labels(self, messages: Sequence[int | str], action: StoreAction,
@@ -285,7 +281,7 @@ class ImapSession:
         client = self._client
         method = {"set": client.set_gmail_labels, "add": client.add_gmail_labels,
                   "remove": client.remove_gmail_labels}[action]
-        answer = method(_uid_list(messages), list(labels))
+        answer = method(list(messages), list(labels))
         return {uid: tuple(text(label) for label in value) for uid, value in (answer or {}).items()}
 
     def labels(self, messages: Sequence[int]) -> dict[int, tuple[str, ...]]:
