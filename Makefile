@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m local.run
 
-## Install what the tests need (Python packages, Dovecot, Postfix), lint and type-check, and run every test.
+## Install what the tests need (Python packages, Dovecot, Postfix, Cyrus, Courier), lint and type-check, and run every test.
 test: $(STAMP) lint mail-servers
 	$(PY) -m pytest
 

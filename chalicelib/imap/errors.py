@@ -52,6 +52,12 @@ _DOVECOT_TIMING = re.compile(r"\s*\(\d+\.\d+ \+ \d+\.\d+(?: \+ \d+\.\d+)? secs\)
 _MISSING_MAILBOX_TEXT = re.compile(
     r"doesn'?t exist|does not exist|not exist|could not be found|not found|unknown (mailbox|folder)|no such",
     re.IGNORECASE)
+# Courier answers a name outside its only namespace ("Nope" where every folder is "INBOX.x")
+# with a bare "NO Invalid mailbox name." to APPEND/SELECT/STATUS/DELETE/COPY: a name that cannot be
+# valid names no mailbox. Only for commands that need an existing mailbox: to CREATE the same
+# words are a refusal of the new name (422).
+_INVALID_NAME_TEXT = re.compile(r"invalid mailbox name", re.IGNORECASE)
+_NEEDS_EXISTING_MAILBOX = frozenset({"APPEND", "SELECT", "EXAMINE", "STATUS", "DELETE", "RENAME", "COPY", "MOVE"})
 _QUOTA_TEXT = re.compile(r"quota|mailbox (is )?full|size limit exceeded", re.IGNORECASE)
 
 
@@ -114,6 +120,12 @@ def refused_greeting(exc: BaseException) -> str | None:
     return words if words is not None and is_imap_status_line(words) else None
 
 
+def _verb(command: str) -> str:
+    """``"UID COPY"`` -> ``"COPY"``, ``"APPEND"`` -> ``"APPEND"``."""
+    words = command.upper().split()
+    return words[1] if words[:1] == ["UID"] and len(words) > 1 else (words[0] if words else "")
+
+
 def error_from_response(exc: BaseException, *, command: str, mailbox: str | None = None) -> ApiError:
     """The API error for a ``NO``/``BAD`` answer to ``command`` (about ``mailbox``, if any)."""
     kind, text, code = server_text(exc)
@@ -123,8 +135,9 @@ def error_from_response(exc: BaseException, *, command: str, mailbox: str | None
     if kind == "BAD":
         return ApiError(f"the mail server rejected the {command} command as malformed", code="ProtocolError",
                         status=502, details=details)
-    if code in ("NONEXISTENT", "TRYCREATE") or (
-            mailbox is not None and code is None and _MISSING_MAILBOX_TEXT.search(text)):
+    names_no_mailbox = _MISSING_MAILBOX_TEXT.search(text) or (
+        _verb(command) in _NEEDS_EXISTING_MAILBOX and _INVALID_NAME_TEXT.search(text))
+    if code in ("NONEXISTENT", "TRYCREATE") or (mailbox is not None and code is None and names_no_mailbox):
         return MailboxNotFoundError(f"mailbox {mailbox!r} does not exist" if mailbox else "mailbox does not exist",
                                     details=details)
     if code == "ALREADYEXISTS":

@@ -11,7 +11,9 @@ One round trip when the server allows it (Dovecot, Gmail, Fastmail)::
 
 otherwise LIST + LSUB (+ XLIST on old Gmail-likes) + one STATUS per mailbox.
 
-Failure modes: a missing mailbox is 404 ``MailboxNotFound`` (mapped in :mod:`.errors`);
+Failure modes: a missing mailbox is 404 ``MailboxNotFound`` (mapped in :mod:`.errors`;
+Courier's RENAME of a missing folder answers OK, so a rename checks that the new name exists),
+an existing one 409 ``MailboxExists`` (Cyrus and Courier say so only in words: LIST decides);
 INBOX cannot be renamed or deleted (400 ``InboxImmutable``, checked before the server
 is asked, because servers differ: Dovecot refuses deletion, but RENAME INBOX moves its
 messages into a new folder, as RFC 3501 demands).
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.errors import ApiError
+from chalicelib.errors import ApiError, MailboxExistsError, MailboxNotFoundError
 from chalicelib.imap.connection import ImapConnection
 from chalicelib.imap.folders import ListEntry, MailboxStatus, with_special_uses
 from chalicelib.imap.special_use import SpecialUse
 
 __all__ = ["Mailbox", "MailboxStatus", "create_mailbox", "delete_mailbox", "find_mailbox_by_role",
-           "hierarchy_delimiter", "is_inbox", "list_mailboxes", "mailbox_status", "rename_mailbox"]
+           "hierarchy_delimiter", "is_inbox", "list_mailboxes", "mailbox_exists", "mailbox_status", "rename_mailbox"]
 
 STATUS_ITEMS = ("MESSAGES", "UNSEEN", "UIDNEXT", "UIDVALIDITY")
 
@@ -101,7 +103,7 @@ def mailbox_status(conn: ImapConnection, path: str, items: tuple[str, ...] = STA
 
 def hierarchy_delimiter(conn: ImapConnection) -> str | None:
     """The server's hierarchy delimiter (``LIST "" ""``), None for flat servers."""
-    listed, _ = conn.run("LIST", lambda: conn.session.list_mailboxes(pattern=b'""'))
+    listed, _ = conn.run("LIST", lambda: conn.session.list_mailboxes(pattern=""))
     for entry in listed:
         return entry.mailbox.delimiter
     return None
@@ -133,9 +135,22 @@ def _leave_selected_state(conn: ImapConnection) -> None:
         conn.run("CLOSE", session.close_mailbox)
 
 
+def mailbox_exists(conn: ImapConnection, path: str) -> bool:
+    """Whether LIST knows ``path`` (for servers whose refusals do not say why)."""
+    listed, _ = conn.run("LIST", lambda: conn.session.list_mailboxes(pattern=path), mailbox=path)
+    return any(entry.mailbox.path == path for entry in listed)
+
+
 def create_mailbox(conn: ImapConnection, path: str) -> None:
     """Create (intermediate levels included on servers that do so) and subscribe."""
-    conn.run("CREATE", lambda: conn.session.create(path), mailbox=path)
+    try:
+        conn.run("CREATE", lambda: conn.session.create(path), mailbox=path)
+    except ApiError as error:
+        # No [ALREADYEXISTS] from Cyrus ("Mailbox already exists") or Courier ("Cannot create
+        # this folder."): a refused CREATE of a name LIST knows is the 409 Dovecot gets.
+        if error.code == "ServerRejected" and mailbox_exists(conn, path):
+            raise MailboxExistsError(f"mailbox {path!r} already exists", details=error.details) from None
+        raise
     conn.run("SUBSCRIBE", lambda: conn.session.subscribe(path), mailbox=path)
 
 
@@ -144,6 +159,9 @@ def rename_mailbox(conn: ImapConnection, path: str, new_path: str) -> None:
     _refuse_inbox(new_path, "the target of a rename")
     _leave_selected_state(conn)
     conn.run("RENAME", lambda: conn.session.rename(path, new_path), mailbox=path)
+    # Courier answers "OK Folder renamed." for a folder that does not exist, and renames nothing.
+    if not mailbox_exists(conn, new_path):
+        raise MailboxNotFoundError(f"mailbox {path!r} does not exist", details={"path": path, "command": "RENAME"})
     # Subscriptions follow names, not folders: move it along (best effort, like mail clients).
     try:
         conn.run("UNSUBSCRIBE", lambda: conn.session.unsubscribe(path), mailbox=path)

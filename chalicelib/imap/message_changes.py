@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 
+from chalicelib.errors import ApiError, MailboxNotFoundError
 from chalicelib.imap.connection import ImapConnection
+from chalicelib.imap.mailboxes import mailbox_exists
 from chalicelib.imap.messages import search_uids, select_mailbox
 from chalicelib.imap.session import StoreAction
 from chalicelib.imap.strings import string_argument
@@ -142,9 +144,16 @@ def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
     moving = conn.capabilities.move
     command = "UID MOVE" if moving else "UID COPY"
     codes: list[str] = []
-    for uid_set in compact_uid_set(uids):
-        codes += conn.run(command, partial(conn.session.transfer, [uid_set], destination, move=moving),
-                          mailbox=destination)
+    try:
+        for uid_set in compact_uid_set(uids):
+            codes += conn.run(command, partial(conn.session.transfer, [uid_set], destination, move=moving),
+                              mailbox=destination)
+    except ApiError as error:
+        # Courier answers a COPY to a name outside its "INBOX." namespace with a bare "NO Error
+        # in IMAP command received by server." (no [TRYCREATE]): ask LIST whether it exists.
+        if error.code == "ServerRejected" and not mailbox_exists(conn, destination):
+            raise MailboxNotFoundError(f"mailbox {destination!r} does not exist", details=error.details) from None
+        raise
     uid_validity, mapping = parse_copyuid(codes)
     if command == "UID MOVE":
         return MoveResult(destination, uid_validity, mapping, expunged=True)

@@ -180,11 +180,14 @@ class ImapSession:
 
     # -- mailboxes -----------------------------------------------------------------------------
 
-    def list_mailboxes(self, *, command: bytes = b"LIST", pattern: bytes = b'"*"',
+    def list_mailboxes(self, *, command: bytes = b"LIST", pattern: str = "*",
                        returns: Sequence[bytes] = ()) -> tuple[list[ListEntry], dict[str, MailboxStatus]]:
         """``LIST "" pattern [RETURN (returns)]`` (or LSUB/XLIST): entries (no roles yet) and,
-        under ``RETURN (STATUS ...)``, the statuses the server sent along."""
-        args = [b'""', pattern] + ([b"RETURN", b"(" + b" ".join(returns) + b")"] if returns else [])
+        under ``RETURN (STATUS ...)``, the statuses the server sent along. ``pattern`` is a
+        mailbox name in which ``*`` and ``%`` are wildcards (as imapclient's ``list_folders``)."""
+        args = [b'""', wire.encode_mailbox_name(pattern)]
+        if returns:
+            args += [b"RETURN", b"(" + b" ".join(returns) + b")"]
         wire.pop_untagged(self._client, "STATUS")
         lines = wire.raw_untagged(self._client, command, args)
         statuses = parse_statuses(wire.group_responses(wire.pop_untagged(self._client, "STATUS")))

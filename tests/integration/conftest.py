@@ -27,13 +27,13 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def account(api, dovecot, mail_user) -> str:
-    """An account registered over the API for ``mail_user`` of the session Dovecot."""
-    return register_account(api, dovecot, mail_user)
+def account(api, mail_server, mail_user) -> str:
+    """An account registered over the API for ``mail_user`` of the test's ``mail_server``."""
+    return register_account(api, mail_server, mail_user)
 
 
 @pytest.fixture
-def imap(dovecot, mail_user):
+def imap(mail_server, mail_user):
     """A direct imapclient session of the same user, to act beside the API."""
-    with direct_imap(dovecot, mail_user) as client:
+    with direct_imap(mail_server, mail_user) as client:
         yield client

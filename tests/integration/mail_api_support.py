@@ -1,4 +1,4 @@
-"""Helpers for the mailbox and message API tests: register a real Dovecot user, reach its
+"""Helpers for the mailbox and message API tests: register a real server's user, reach its
 mailbox directly (to set up and to check what the API did), and build test messages."""
 
 from __future__ import annotations
@@ -13,24 +13,24 @@ from email.utils import format_datetime, make_msgid
 from imapclient import IMAPClient
 
 from tests.support.fixtures import MailUser
-from tests.support.mailservers import HOSTNAME, Dovecot
+from tests.support.mailservers import HOSTNAME, ImapServer
 from tests.support.messages import build_message
 
 
-def register_account(api, dovecot: Dovecot, user: MailUser) -> str:
+def register_account(api, server: ImapServer, user: MailUser) -> str:
     """Register ``user`` (IMAP over STARTTLS) and return the account id."""
     response = api.post("/v1/account", {
         "account": "acc-" + secrets.token_hex(6), "email": user.email, "name": "Test User",
-        "imap": {"host": dovecot.hostname, "port": dovecot.imap_port, "secure": False,
+        "imap": {"host": server.hostname, "port": server.imap_port, "secure": False,
                  "auth": {"user": user.email, "pass": user.password}}})
     assert response.status == 200, response.body
     return response.json["account"]
 
 
-def direct_imap(dovecot: Dovecot, user: MailUser) -> IMAPClient:
+def direct_imap(server: ImapServer, user: MailUser) -> IMAPClient:
     """A logged-in IMAPS client for setting up and checking state outside the API."""
-    context = ssl.create_default_context(cafile=str(dovecot.pki.ca_file))
-    client = IMAPClient(HOSTNAME, port=dovecot.imaps_port, ssl=True, ssl_context=context, timeout=10)
+    context = ssl.create_default_context(cafile=str(server.pki.ca_file))
+    client = IMAPClient(HOSTNAME, port=server.imaps_port, ssl=True, ssl_context=context, timeout=10)
     client.login(user.email, user.password)
     return client
 

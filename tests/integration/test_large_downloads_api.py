@@ -1,5 +1,7 @@
-"""Source and attachment downloads over REST against the real Dovecot and moto's S3: what is
+"""Source and attachment downloads over REST against real servers and moto's S3: what is
 larger than the inline bound is streamed to S3 in partial FETCH windows, never read whole.
+The download tests run on every IMAP server family (partial FETCH ``BODY.PEEK[]<o.n>`` on
+Dovecot, Cyrus and Courier alike).
 
 The bound is lowered to 200 kB for the tests (``IMAPLESS_MAX_RESPONSE_BYTES``) and the window
 set to S3's smallest part (5 MiB), so a 12 MB message takes three windows beyond the first.
@@ -84,6 +86,7 @@ def assert_streamed_in_windows(fetches: list[Fetch], total_octets: int) -> None:
     assert len(windows) == 1 + math.ceil((total_octets - BOUND + 1) / WINDOW)
 
 
+@pytest.mark.imap_families()
 class TestAboveTheBound:
     @pytest.fixture
     def large(self, imap, low_bound) -> tuple[bytes, bytes]:
@@ -124,6 +127,7 @@ class TestAboveTheBound:
         assert_streamed_in_windows(fetches, attachment["encodedSize"])
 
 
+@pytest.mark.imap_families()
 class TestBelowTheBound:
     @pytest.fixture
     def small(self, imap, low_bound) -> tuple[bytes, bytes]:

@@ -1,5 +1,8 @@
-"""Mailboxes over REST against real Dovecot servers: roles, counters, Unicode names, the
-hierarchy separator, and every way create/rename/delete can fail."""
+"""Mailboxes over REST against real servers: roles, counters, Unicode names, the hierarchy
+separator, and every way create/rename/delete can fail. The listing, Unicode and change tests
+run on every IMAP server family (Dovecot: top-level folders and "/"; Cyrus and Courier: every
+folder under "INBOX." with "."; Courier: no SPECIAL-USE, so roles come from names); a second
+Dovecot stands in for servers with localized names and a quota."""
 
 from __future__ import annotations
 
@@ -13,11 +16,12 @@ from tests.support.fixtures import MAIL_DOMAIN, MailUser, require_mail_server_bi
 from tests.support.mailservers import Dovecot
 
 UNICODE_NAMES = ["日本語のフォルダ", "Входящие-архив", "Grüße & Übersicht", "R&D", "中文/子文件夹"]
+VALIDATION_ONLY = "request validation: refused before any server-specific IMAP"
 
 
 @pytest.fixture
-def account(api, dovecot, mail_user) -> str:
-    return register_account(api, dovecot, mail_user)
+def account(api, mail_server, mail_user) -> str:
+    return register_account(api, mail_server, mail_user)
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +39,31 @@ def by_path(response) -> dict[str, dict]:
     return {mailbox["path"]: mailbox for mailbox in response.json["mailboxes"]}
 
 
+@pytest.mark.imap_families()
 class TestListing:
-    def test_lists_inbox_and_special_use_mailboxes_with_their_roles(self, api, account):
-        # When the mailboxes of a fresh Dovecot account are listed
+    def test_lists_inbox_and_special_use_mailboxes_with_their_roles(self, api, account, imap_family):
+        # When the mailboxes of a fresh account are listed
         mailboxes = by_path(api.get(f"/v1/account/{account}/mailboxes"))
 
-        # Then INBOX and the server-flagged folders carry their roles and where they came from
+        # Then INBOX and the role folders carry their roles and where they came from (Courier
+        # has no SPECIAL-USE: its roles are recognized by name)
+        sent, trash, junk = (imap_family.folder(name) for name in ("Sent", "Trash", "Junk"))
         assert mailboxes["INBOX"]["specialUse"] == "\\Inbox"
-        assert mailboxes["Sent"]["specialUse"] == "\\Sent"
-        assert mailboxes["Sent"]["specialUseSource"] == "extension"
-        assert mailboxes["Trash"]["specialUse"] == "\\Trash"
-        assert mailboxes["Junk"]["specialUse"] == "\\Junk"
-        assert mailboxes["Sent"]["subscribed"] is True
-        assert mailboxes["Sent"]["delimiter"] == "/"
-        assert "parentPath" not in mailboxes["Sent"]  # None fields are omitted
+        assert mailboxes[sent]["specialUse"] == "\\Sent"
+        assert mailboxes[sent]["specialUseSource"] == ("extension" if imap_family.special_use else "name")
+        assert mailboxes[trash]["specialUse"] == "\\Trash"
+        assert mailboxes[junk]["specialUse"] == "\\Junk"
+        assert mailboxes[sent]["subscribed"] is True
+        assert mailboxes[sent]["delimiter"] == imap_family.separator
+        if imap_family.prefix:
+            assert mailboxes[sent]["parentPath"] == "INBOX"
+        else:
+            assert "parentPath" not in mailboxes[sent]  # None fields are omitted
         assert "messages" not in mailboxes["INBOX"]  # counters only on request
 
-    def test_counters_report_messages_unseen_and_uid_state(self, api, account, dovecot, mail_user):
+    def test_counters_report_messages_unseen_and_uid_state(self, api, account, mail_server, mail_user):
         # Given two messages in INBOX, one of them seen
-        with direct_imap(dovecot, mail_user) as client:
+        with direct_imap(mail_server, mail_user) as client:
             fill(client, "INBOX", [make_message()], flags=("\\Seen",))
             fill(client, "INBOX", [make_message()])
             uid_validity = client.folder_status("INBOX", ["UIDVALIDITY"])[b"UIDVALIDITY"]
@@ -67,17 +77,21 @@ class TestListing:
         assert inbox["uidNext"] == 3
         assert inbox["uidValidity"] == uid_validity
 
+    @pytest.mark.dovecot_only(VALIDATION_ONLY)
     def test_unknown_account_is_404(self, api):
         response = api.get("/v1/account/nobody-here/mailboxes")
         assert response.status == 404
         assert response.json["code"] == "AccountNotFound"
 
 
+@pytest.mark.imap_families()
 class TestUnicodeNames:
-    @pytest.mark.parametrize("name", UNICODE_NAMES)
+    @pytest.mark.parametrize("leaf", UNICODE_NAMES)
     def test_created_name_lists_back_exactly_and_is_modified_utf7_on_the_wire(
-            self, api, account, dovecot, mail_user, name):
-        # When a mailbox with a non-ASCII (or "&") name is created through the API
+            self, api, account, mail_server, mail_user, imap_family, leaf):
+        # When a mailbox with a non-ASCII (or "&") name is created through the API ("/" is
+        # Dovecot's separator; Cyrus and Courier refuse it in a name and nest with ".")
+        name = imap_family.folder(leaf.replace("/", imap_family.separator))
         response = api.post(f"/v1/account/{account}/mailbox", {"path": name})
         assert response.status == 200, response.body
         assert response.json == {"path": name, "created": True}
@@ -88,51 +102,58 @@ class TestUnicodeNames:
         assert mailboxes[name]["subscribed"] is True
 
         # ... and the server stored the modified UTF-7 form (RFC 3501 5.1.3)
-        with direct_imap(dovecot, mail_user) as client:
+        with direct_imap(mail_server, mail_user) as client:
             client.folder_encode = False
             raw_names = {folder[2] for folder in client.list_folders()}
         from imapclient.imap_utf7 import encode
 
         assert encode(name) in raw_names
 
-    def test_nested_creation_from_segments_uses_the_servers_delimiter(self, api, account):
-        # When a path is given as segments
-        response = api.post(f"/v1/account/{account}/mailbox", {"path": ["Projekte", "Größe 2024"]})
+    def test_nested_creation_from_segments_uses_the_servers_delimiter(self, api, account, imap_family):
+        # When a path is given as segments (under INBOX where the family keeps every folder)
+        parent = imap_family.folder("Projekte")
+        response = api.post(f"/v1/account/{account}/mailbox",
+                            {"path": [*parent.split(imap_family.separator), "Größe 2024"]})
 
-        # Then they are joined with "/" and the child knows its parent
-        assert response.json["path"] == "Projekte/Größe 2024"
-        child = by_path(api.get(f"/v1/account/{account}/mailboxes"))["Projekte/Größe 2024"]
+        # Then they are joined with the server's delimiter and the child knows its parent
+        path = imap_family.folder("Projekte", "Größe 2024")
+        assert response.json["path"] == path
+        child = by_path(api.get(f"/v1/account/{account}/mailboxes"))[path]
         assert child["name"] == "Größe 2024"
-        assert child["parentPath"] == "Projekte"
+        assert child["parentPath"] == parent
 
 
+@pytest.mark.imap_families()
 class TestChanges:
-    def test_rename_moves_the_mailbox_and_its_messages(self, api, account, dovecot, mail_user):
+    def test_rename_moves_the_mailbox_and_its_messages(self, api, account, mail_server, mail_user, imap_family):
         # Given a mailbox holding a message
-        api.post(f"/v1/account/{account}/mailbox", {"path": "Alt"})
-        with direct_imap(dovecot, mail_user) as client:
-            fill(client, "Alt", [make_message("kept")])
+        old, new = imap_family.folder("Alt"), imap_family.folder("Neu")
+        api.post(f"/v1/account/{account}/mailbox", {"path": old})
+        with direct_imap(mail_server, mail_user) as client:
+            fill(client, old, [make_message("kept")])
 
         # When it is renamed
-        response = api.put(f"/v1/account/{account}/mailbox", {"path": "Alt", "newPath": "Neu"})
+        response = api.put(f"/v1/account/{account}/mailbox", {"path": old, "newPath": new})
 
         # Then the old name is gone and the new one holds the message
         assert response.status == 200, response.body
-        assert response.json == {"path": "Alt", "newPath": "Neu", "renamed": True}
+        assert response.json == {"path": old, "newPath": new, "renamed": True}
         mailboxes = by_path(api.get(f"/v1/account/{account}/mailboxes?counters=true"))
-        assert "Alt" not in mailboxes
-        assert mailboxes["Neu"]["messages"] == 1
+        assert old not in mailboxes
+        assert mailboxes[new]["messages"] == 1
 
-    def test_delete_removes_the_mailbox(self, api, account):
-        api.post(f"/v1/account/{account}/mailbox", {"path": "Weg damit"})
-        response = api.delete(f"/v1/account/{account}/mailbox?path=Weg%20damit")
+    def test_delete_removes_the_mailbox(self, api, account, imap_family):
+        path = imap_family.folder("Weg damit")
+        api.post(f"/v1/account/{account}/mailbox", {"path": path})
+        response = api.delete(f"/v1/account/{account}/mailbox?path={path.replace(' ', '%20')}")
         assert response.status == 200, response.body
-        assert response.json == {"path": "Weg damit", "deleted": True}
-        assert "Weg damit" not in by_path(api.get(f"/v1/account/{account}/mailboxes"))
+        assert response.json == {"path": path, "deleted": True}
+        assert path not in by_path(api.get(f"/v1/account/{account}/mailboxes"))
 
-    def test_creating_an_existing_mailbox_is_409(self, api, account):
-        assert api.post(f"/v1/account/{account}/mailbox", {"path": "Twice"}).status == 200
-        response = api.post(f"/v1/account/{account}/mailbox", {"path": "Twice"})
+    def test_creating_an_existing_mailbox_is_409(self, api, account, imap_family):
+        twice = imap_family.folder("Twice")
+        assert api.post(f"/v1/account/{account}/mailbox", {"path": twice}).status == 200
+        response = api.post(f"/v1/account/{account}/mailbox", {"path": twice})
         assert response.status == 409
         assert response.json["code"] == "MailboxExists"
         assert "serverResponse" in response.json["details"]
@@ -141,15 +162,21 @@ class TestChanges:
         ("put", {"path": "Missing", "newPath": "Other"}),
         ("delete", "?path=Missing"),
     ])
-    def test_missing_mailbox_is_404(self, api, account, method, body_or_query):
+    def test_missing_mailbox_is_404(self, api, account, method, body_or_query, imap_family):
+        missing = imap_family.folder("Missing")
+        if isinstance(body_or_query, dict):
+            body_or_query = {"path": missing, "newPath": imap_family.folder("Other")}
+        else:
+            body_or_query = f"?path={missing}"
         if method == "put":
             response = api.put(f"/v1/account/{account}/mailbox", body_or_query)
         else:
             response = api.delete(f"/v1/account/{account}/mailbox{body_or_query}")
         assert response.status == 404, response.body
         assert response.json["code"] == "MailboxNotFound"
-        assert response.json["details"]["path"] == "Missing"
+        assert response.json["details"]["path"] == missing
 
+    @pytest.mark.dovecot_only(VALIDATION_ONLY)
     @pytest.mark.parametrize("call", ["rename", "delete", "rename-to"])
     def test_inbox_cannot_be_renamed_or_deleted(self, api, account, call):
         if call == "rename":
@@ -162,6 +189,7 @@ class TestChanges:
         assert response.status == 409
         assert response.json["code"] == "InboxImmutable"
 
+    @pytest.mark.dovecot_only(VALIDATION_ONLY)
     @pytest.mark.parametrize(("body", "field", "status"), [
         ({"path": ""}, "path", 400),
         ({"path": "bad\r\nname"}, "path", 422),  # control characters: the validator's rule
@@ -174,10 +202,11 @@ class TestChanges:
         assert response.json["code"] == "ValidationError"
         assert any(key.startswith(field) for key in response.json["details"])
 
-    def test_segment_containing_the_delimiter_is_422(self, api, account):
-        response = api.post(f"/v1/account/{account}/mailbox", {"path": ["a/b", "c"]})
+    def test_segment_containing_the_delimiter_is_422(self, api, account, imap_family):
+        separator = imap_family.separator
+        response = api.post(f"/v1/account/{account}/mailbox", {"path": [f"a{separator}b", "c"]})
         assert response.status == 422
-        assert response.json["details"] == {"path.0": "must not contain '/'"}
+        assert response.json["details"] == {"path.0": f"must not contain '{separator}'"}
 
 
 class TestDotSeparatorAndLocalizedNames:

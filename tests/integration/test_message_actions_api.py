@@ -1,5 +1,6 @@
-"""Changing messages over REST against the real Dovecot: flags, move, delete (never expunging
-a message nobody named), search with Unicode, and the same changes in bulk by search."""
+"""Changing messages over REST against every IMAP server family (Dovecot, Cyrus with and without
+idled, Courier): flags, move (Courier has no MOVE), delete (never expunging a message nobody
+named), search with Unicode, and the same changes in bulk by search."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from chalicelib.message_ids import decode_message_id
 from tests.integration.mail_api_support import fill, make_message
 
+pytestmark = pytest.mark.imap_families()
+VALIDATION_ONLY = "request validation: refused before any server-specific IMAP"
+
 
 def ids_by_subject(api, account, path: str = "INBOX") -> dict[str, str]:
     page = api.get(f"/v1/account/{account}/messages?path={path}&pageSize=100").json
@@ -19,7 +23,10 @@ def ids_by_subject(api, account, path: str = "INBOX") -> dict[str, str]:
 def subjects(imap, folder: str) -> set[str]:
     imap.select_folder(folder, readonly=True)
     fetched = imap.fetch(imap.search("ALL"), ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])
-    return {item[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode().split(":", 1)[1].strip() for item in fetched.values()}
+    # The answer's key echoes the section as the server spells it: Courier quotes the field
+    # name (BODY[HEADER.FIELDS ("SUBJECT")]), Dovecot and Cyrus do not.
+    headers = [value for item in fetched.values() for key, value in item.items() if key.startswith(b"BODY[")]
+    return {header.decode().split(":", 1)[1].strip() for header in headers}
 
 
 def flags_of(imap, folder: str, uid: int) -> set[bytes]:
@@ -43,6 +50,7 @@ class TestFlags:
         assert replaced.json["flags"] == {"added": ["\\Answered"], "removed": ["$Work", "\\Flagged", "\\Seen"],
                                           "current": ["\\Answered"]}
 
+    @pytest.mark.dovecot_only(VALIDATION_ONLY)
     @pytest.mark.parametrize("flag", ["\\", "two words", "(paren", "a" * 200, "\\*"])
     def test_invalid_flag_is_422_naming_it(self, api, account, imap, flag):
         fill(imap, "INBOX", [make_message("x")])
@@ -59,16 +67,17 @@ class TestFlags:
 
 
 class TestMove:
-    def test_move_answers_the_new_id_and_the_old_one_is_gone(self, api, account, imap):
+    def test_move_answers_the_new_id_and_the_old_one_is_gone(self, api, account, imap, imap_family):
         fill(imap, "INBOX", [make_message("mover"), make_message("stayer")])
         message_id = ids_by_subject(api, account)["mover"]
+        archive = imap_family.folder("Archive")
 
-        response = api.put(f"/v1/account/{account}/message/{message_id}/move", {"path": "Archive"})
+        response = api.put(f"/v1/account/{account}/message/{message_id}/move", {"path": archive})
 
         assert response.status == 200, response.body
         moved = response.json
-        assert moved["path"] == "Archive" and moved["uid"] == 1
-        assert decode_message_id(moved["id"]).path == "Archive"
+        assert moved["path"] == archive and moved["uid"] == 1
+        assert decode_message_id(moved["id"]).path == archive
         assert api.get(f"/v1/account/{account}/message/{moved['id']}").json["subject"] == "mover"
         assert api.get(f"/v1/account/{account}/message/{message_id}").json["code"] == "MessageNotFound"
         assert subjects(imap, "INBOX") == {"stayer"}
@@ -88,7 +97,7 @@ class TestMove:
 
 
 class TestDelete:
-    def test_delete_moves_to_trash(self, api, account, imap):
+    def test_delete_moves_to_trash(self, api, account, imap, imap_family):
         fill(imap, "INBOX", [make_message("bye")])
         message_id = ids_by_subject(api, account)["bye"]
 
@@ -96,24 +105,26 @@ class TestDelete:
 
         assert response.status == 200, response.body
         assert response.json["deleted"] is False
-        assert response.json["moved"]["path"] == "Trash"
-        assert subjects(imap, "Trash") == {"bye"}
+        assert response.json["moved"]["path"] == imap_family.folder("Trash")
+        assert subjects(imap, imap_family.folder("Trash")) == {"bye"}
 
-    def test_delete_in_trash_expunges_only_that_message(self, api, account, imap):
+    def test_delete_in_trash_expunges_only_that_message(self, api, account, imap, imap_family):
         # Given two messages in Trash, one of them flagged \\Deleted by another client
-        [other, _] = fill(imap, "Trash", [make_message("flagged elsewhere"), make_message("target")])
-        imap.select_folder("Trash")
+        trash = imap_family.folder("Trash")
+        [other, _] = fill(imap, trash, [make_message("flagged elsewhere"), make_message("target")])
+        imap.select_folder(trash)
         imap.add_flags([other], ["\\Deleted"])
-        message_id = ids_by_subject(api, account, "Trash")["target"]
+        message_id = ids_by_subject(api, account, trash)["target"]
 
         # When the API deletes the target
         response = api.delete(f"/v1/account/{account}/message/{message_id}")
 
         # Then only the target is expunged (UID EXPUNGE), the other \\Deleted message survives
         assert response.json == {"deleted": True}
-        assert subjects(imap, "Trash") == {"flagged elsewhere"}
+        assert subjects(imap, trash) == {"flagged elsewhere"}
 
-    def test_force_expunges_outside_trash_without_touching_other_deleted_messages(self, api, account, imap):
+    def test_force_expunges_outside_trash_without_touching_other_deleted_messages(self, api, account, imap,
+                                                                                   imap_family):
         [other, _] = fill(imap, "INBOX", [make_message("other"), make_message("target")])
         imap.select_folder("INBOX")
         imap.add_flags([other], ["\\Deleted"])
@@ -123,7 +134,7 @@ class TestDelete:
 
         assert response.json == {"deleted": True}
         assert subjects(imap, "INBOX") == {"other"}
-        assert subjects(imap, "Trash") == set()
+        assert subjects(imap, imap_family.folder("Trash")) == set()
 
     def test_deleting_twice_is_404(self, api, account, imap):
         fill(imap, "INBOX", [make_message("once")])
@@ -178,6 +189,7 @@ class TestSearch:
                                {"search": {"subject": "x"}})
         assert other_query.json["code"] == "InvalidCursor"
 
+    @pytest.mark.dovecot_only(VALIDATION_ONLY)
     @pytest.mark.parametrize(("search", "status", "code", "field"), [
         ({"emailId": "abc"}, 422, "UnsupportedSearch", "search.emailId"),
         ({"gmailRaw": "has:attachment"}, 422, "UnsupportedSearch", "search.gmailRaw"),
@@ -193,7 +205,7 @@ class TestSearch:
 
 
 class TestSearchTextIsNeverMisread:
-    """Terms with IMAP's special characters reach Dovecot as one string (quoted or literal)."""
+    """Terms with IMAP's special characters reach the server as one string (quoted or literal)."""
 
     @pytest.fixture
     def mailbox(self, imap):
@@ -227,9 +239,13 @@ class TestSearchTextIsNeverMisread:
         response, _ = self.search(api, account, {"subject": "Grüße"})
         assert [m["subject"] for m in response.json["messages"]] == ["Grüße aus Köln"]
 
-    def test_cr_and_lf_go_as_a_literal_and_match_nothing(self, api, account, mailbox):
+    def test_cr_and_lf_go_as_a_literal_and_match_nothing(self, api, account, mailbox, imap_family):
         response, seconds = self.search(api, account, {"subject": "budget\r\n{5}"})
-        assert (response.status, response.json["messages"], seconds < 2.0) == (200, [], True)
+        assert (response.status, seconds < 2.0) == (200, True)
+        # Cyrus compares header text with white space folded, so "budget\r\n{5}" matches
+        # "budget {5} items" there; Dovecot and Courier compare the bytes and find nothing.
+        found = [m["subject"] for m in response.json["messages"]]
+        assert found == (["budget {5} items"] if imap_family.id.startswith("cyrus") else [])
 
     @pytest.mark.parametrize("search", [{"subject": "a\x00b"}, {"header": {"X-Tag": "\x00"}}])
     def test_nul_is_a_422_naming_the_field_and_the_connection_stays_usable(self, api, account, mailbox, search):
@@ -251,21 +267,23 @@ class TestBulk:
         imap.select_folder("INBOX", readonly=True)
         assert sorted(imap.search(["SEEN"])) == mailbox[:3]
 
-    def test_move_by_search(self, api, account, imap, mailbox):
+    def test_move_by_search(self, api, account, imap, mailbox, imap_family):
+        archive = imap_family.folder("Archive")
         response = api.put(f"/v1/account/{account}/messages/move?path=INBOX",
-                           {"search": {"subject": "news"}, "path": "Archive"})
-        assert response.json == {"path": "INBOX", "destination": "Archive", "matched": 3, "moved": 3}
-        assert subjects(imap, "Archive") == {"news 0", "news 1", "news 2"}
+                           {"search": {"subject": "news"}, "path": archive})
+        assert response.json == {"path": "INBOX", "destination": archive, "matched": 3, "moved": 3}
+        assert subjects(imap, archive) == {"news 0", "news 1", "news 2"}
         assert subjects(imap, "INBOX") == {"keep 0", "keep 1", "keep 2"}
 
-    def test_delete_by_search_moves_to_trash_or_expunges_with_force(self, api, account, imap, mailbox):
+    def test_delete_by_search_moves_to_trash_or_expunges_with_force(self, api, account, imap, mailbox, imap_family):
+        trash = imap_family.folder("Trash")
         to_trash = api.put(f"/v1/account/{account}/messages/delete?path=INBOX", {"search": {"subject": "news 1"}})
-        assert to_trash.json == {"path": "INBOX", "destination": "Trash", "matched": 1, "moved": 1, "deleted": 0}
+        assert to_trash.json == {"path": "INBOX", "destination": trash, "matched": 1, "moved": 1, "deleted": 0}
         forced = api.put(f"/v1/account/{account}/messages/delete?path=INBOX",
                          {"search": {"subject": "news"}, "force": True})
         assert forced.json == {"path": "INBOX", "matched": 2, "deleted": 2}
         assert subjects(imap, "INBOX") == {"keep 0", "keep 1", "keep 2"}
-        assert subjects(imap, "Trash") == {"news 1"}
+        assert subjects(imap, trash) == {"news 1"}
 
     def test_bulk_on_nothing_matched_changes_nothing(self, api, account, mailbox):
         response = api.put(f"/v1/account/{account}/messages/delete?path=INBOX", {"search": {"subject": "zzz"}})

@@ -4,6 +4,8 @@ The multiplexer hands a connection to a task when its socket was readable; by th
 bytes may be gone (read by the task's own command). ``drain_idle`` must answer at once in
 that case, and must still notice a connection the server has closed. Both over STARTTLS and
 over a plaintext connection (where an empty read means "nothing yet" and "closed" alike).
+
+Dovecot only: the multiplexer's reads of a socket do not depend on the server family.
 """
 
 from __future__ import annotations

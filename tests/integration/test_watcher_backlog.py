@@ -1,4 +1,8 @@
-"""A large backlog after an outage is caught up in bounded passes (real Dovecot, watcher subprocess)."""
+"""A large backlog after an outage is caught up in bounded passes (real Dovecot, watcher subprocess).
+
+Dovecot only: catching up is the watcher's own paging, the same on every server family
+(tests/integration/test_watcher_events.py runs the event scenario on each family).
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 A Dovecot of its own announces only IMAP4rev1 basics after login, so the watcher must use
 its fallbacks: a second connection sweeping the other folders with STATUS, UID-set diffs
 for expunges and a flags window for flag changes. Every change must still arrive once.
+
+Dovecot only, on purpose: a Dovecot that hides CONDSTORE/QRESYNC/NOTIFY isolates the fallbacks;
+Cyrus and Courier exercise them for real in test_watcher_events.py.
 """
 
 from __future__ import annotations

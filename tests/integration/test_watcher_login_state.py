@@ -5,6 +5,8 @@ write. A corrected password picked up by a retry can log in while the ``PUT`` th
 it resets the stored state to ``new``: the conditional write then fails. The outcome must
 still be recorded, or the watch restarted for the edit announces the same login again
 under the edited version's id (two ``authenticationSuccess`` for one recovery).
+
+Dovecot only: login outcomes and stored state do not depend on the server family.
 """
 
 from __future__ import annotations

@@ -2,6 +2,9 @@
 
 The watcher reads the settings through its cache (0.2 s here), so each test changes them
 through the API while the watcher runs, as an operator would.
+
+Dovecot only: what the events carry is decided after the fetch, the same on every family
+(test_watcher_events.py runs the event scenario on each family).
 """
 
 from __future__ import annotations

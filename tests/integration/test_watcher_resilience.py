@@ -1,4 +1,8 @@
-"""The watcher across restarts, outages, process death and bad credentials (real servers, subprocesses)."""
+"""The watcher across restarts, outages, process death and bad credentials (real servers, subprocesses).
+
+Dovecot only: outages and process death are the watcher's and the transport's behaviour
+(Dovecot's restart hook stands in for any server); test_watcher_events.py covers the families.
+"""
 
 from __future__ import annotations
 

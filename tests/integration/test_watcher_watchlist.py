@@ -2,6 +2,8 @@
 
 Real watcher subprocess, real Dovecot, moto. The watcher's AWS requests are counted by a
 hook in the harness (``record_aws_calls``): the requests still reach moto.
+
+Dovecot only: which accounts are watched is decided in AWS, not by the mail server.
 """
 
 from __future__ import annotations

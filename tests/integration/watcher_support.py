@@ -14,6 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
+from email.policy import SMTP
 from pathlib import Path
 
 import boto3
@@ -134,14 +135,15 @@ def running_watcher(queue: EventQueue, prefix: str, namespace: str, **kwargs) ->
         watcher.stop()
 
 
-def imap_client(dovecot, user) -> IMAPClient:
-    client = IMAPClient(dovecot.hostname, port=dovecot.imap_port, ssl=False, timeout=10)
+def imap_client(server, user) -> IMAPClient:
+    client = IMAPClient(server.hostname, port=server.imap_port, ssl=False, timeout=10)
     client.starttls(ssl.create_default_context())
     client.login(user.email, user.password)
     return client
 
 
-def send_mail(postfix, sender, recipient: str, subject: str, attachment: bytes | None = None) -> None:
+def mail_from(sender, recipient: str, subject: str, attachment: bytes | None = None) -> EmailMessage:
+    """A short message from ``sender`` (a MailUser), with a PDF attachment if given."""
     message = EmailMessage()
     message["From"] = f"Sender <{sender.email}>"
     message["To"] = recipient
@@ -150,17 +152,29 @@ def send_mail(postfix, sender, recipient: str, subject: str, attachment: bytes |
     message.set_content("Hello from the watcher test.\n")
     if attachment is not None:
         message.add_attachment(attachment, maintype="application", subtype="pdf", filename="report.pdf")
+    return message
+
+
+def deliver_mail(server, sender, recipient: str, subject: str, attachment: bytes | None = None) -> None:
+    """Deliver straight into ``recipient``'s INBOX the way ``server`` takes local mail (LMTP for
+    Dovecot and Cyrus, a Maildir rename for Courier): new mail without Postfix."""
+    server.deliver(recipient, mail_from(sender, recipient, subject, attachment).as_bytes(policy=SMTP),
+                   sender=sender.email)
+
+
+def send_mail(postfix, sender, recipient: str, subject: str, attachment: bytes | None = None) -> None:
+    message = mail_from(sender, recipient, subject, attachment)
     with smtplib.SMTP(postfix.hostname, postfix.smtp_port, timeout=10) as smtp:
         smtp.starttls(context=ssl.create_default_context())
         smtp.login(sender.email, sender.password)
         smtp.send_message(message)
 
 
-def register_account(api, dovecot, user, account_id: str, password: str | None = None, verify: bool = True,
+def register_account(api, server, user, account_id: str, password: str | None = None, verify: bool = True,
                      port: int | None = None) -> None:
-    """Register ``user`` of ``dovecot`` (STARTTLS), or through a proxy listening on ``port``."""
+    """Register ``user`` of ``server`` (STARTTLS), or through a proxy listening on ``port``."""
     body = {"account": account_id, "email": user.email, "name": "Watched",
-            "imap": {"host": dovecot.hostname, "port": port or dovecot.imap_port, "secure": False,
+            "imap": {"host": server.hostname, "port": port or server.imap_port, "secure": False,
                      "auth": {"user": user.email, "pass": password or user.password}},
             "verify": verify}
     response = api.post("/v1/account", body)

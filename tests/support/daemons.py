@@ -96,6 +96,33 @@ def live_processes_in_group(pgid: int) -> list[int]:
     return pids
 
 
+def live_processes_in_session(sid: int) -> list[int]:
+    """Pids (zombies excluded) in session ``sid``: for a server whose processes change their
+    process group (Courier's couriertcpd makes itself a group leader) but keep the session."""
+    pids = []
+    for stat_path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_path.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if fields[0] not in ("Z", "X") and int(fields[3]) == sid:
+            pids.append(int(stat_path.parent.name))
+    return pids
+
+
+def stop_session(sid: int | None) -> None:
+    """SIGTERM every process of session ``sid``, wait, then SIGKILL the rest."""
+    if sid is None:
+        return
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in live_processes_in_session(sid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if _wait_until(lambda: not live_processes_in_session(sid), STOP_TIMEOUT_SECONDS / 2):
+            return
+    raise MailServerError(f"processes of session {sid} still alive: {live_processes_in_session(sid)}")
+
+
 def _wait_until(condition: Callable[[], bool], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():

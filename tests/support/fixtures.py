@@ -13,6 +13,9 @@ Invariants:
   The previous value is restored at the end.
 - Every ``mail_user`` is new and unique (``u-<random>@example.test``); users are never
   removed, so tests must not count the users of a server.
+- ``mail_user`` lives in ``mail_server``: the session Dovecot unless the test runs against
+  several IMAP server families (see "IMAP server families" below); Cyrus and Courier start
+  only when a test of theirs runs, so a run that never asks for them pays nothing.
 - SIGTERM (CI timeouts, job control) ends the run like Ctrl-C, so fixture teardown still
   stops the servers; Python's default for SIGTERM would exit without any teardown and
   leave the daemons running. A second SIGTERM exits at once.
@@ -31,14 +34,17 @@ from types import FrameType
 import pytest
 
 from tests.support.certs import TestPKI, make_test_pki
-from tests.support.mailservers import Dovecot, Postfix, binaries_missing
+from tests.support.courier import Courier
+from tests.support.cyrus import Cyrus
+from tests.support.mailservers import Dovecot, ImapServer, Postfix, binaries_missing
 
 MAIL_DOMAIN = "example.test"
 
 
 @dataclass(frozen=True)
 class MailUser:
-    """An account that exists in the session Dovecot (and so is accepted by Postfix)."""
+    """An account that exists in the test's ``mail_server`` (by default the session Dovecot,
+    whose users Postfix accepts)."""
 
     email: str
     password: str
@@ -64,6 +70,8 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "imap_families(*ids): run once per IMAP server family (default: all four)")
+    config.addinivalue_line("markers", "dovecot_only(reason): in a multi-family module, run on Dovecot alone")
     # Only take over the default disposition; a runner that installed its own keeps it.
     is_default = signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
     if is_default and threading.current_thread() is threading.main_thread():
@@ -113,16 +121,109 @@ def postfix(dovecot: Dovecot, test_pki: TestPKI) -> Iterator[Postfix]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def cyrus(test_pki: TestPKI) -> Iterator[Cyrus]:
+    """Cyrus with idled: IDLE pushes changes at once."""
+    with Cyrus(test_pki, idled=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cyrus_polling(test_pki: TestPKI) -> Iterator[Cyrus]:
+    """Cyrus as Debian ships it, without idled: IDLE reports changes every 60 s."""
+    with Cyrus(test_pki, idled=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def courier(test_pki: TestPKI) -> Iterator[Courier]:
+    """Courier as Debian ships it (IMAP_ENHANCEDIDLE=0): IDLE re-reads the Maildir every 60 s."""
+    with Courier(test_pki, enhanced_idle=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def courier_enhanced(test_pki: TestPKI) -> Iterator[Courier]:
+    """Courier with IMAP_ENHANCEDIDLE=1: IDLE pushes through gamin."""
+    with Courier(test_pki, enhanced_idle=True) as server:
+        yield server
+
+
+# -- IMAP server families -------------------------------------------------------------------
+#
+# A module, class or test marked ``@pytest.mark.imap_families`` runs once per family below
+# (ids ``[dovecot]``, ``[cyrus]``, ...); its ``mail_server``, ``mail_user``, ``account`` and
+# ``imap`` then belong to that family's server. ``@pytest.mark.dovecot_only("why")`` inside
+# such a module keeps one test on Dovecot alone, with the reason in the marker. Unmarked
+# tests get Dovecot and keep their ids.
+
+
+@dataclass(frozen=True)
+class ImapFamily:
+    """One IMAP server family: its running server and how it differs from Dovecot."""
+
+    id: str
+    server: ImapServer
+    # Where user folders live: Dovecot's are top-level ("Sent"); Cyrus and Courier (as
+    # Debian configures them) put every folder under "INBOX." ("INBOX.Sent").
+    prefix: str
+    separator: str
+    # IDLE reports other sessions' changes at once (else only on the server's 60 s poll).
+    pushes_idle: bool
+    # RFC 6154 SPECIAL-USE in LIST (Courier has none: roles come from names).
+    special_use: bool
+    # RFC 6851 MOVE (Courier copies and expunges instead).
+    move: bool
+
+    def folder(self, *names: str) -> str:
+        """The full path of a user folder: ``folder("Sent")`` is "Sent" or "INBOX.Sent"."""
+        return self.prefix + self.separator.join(names)
+
+
+IMAP_FAMILIES = ("dovecot", "cyrus", "cyrus-polling", "courier")
+_FAMILY_FIXTURES = {"dovecot": "dovecot", "cyrus": "cyrus", "cyrus-polling": "cyrus_polling", "courier": "courier",
+                    "courier-enhanced": "courier_enhanced"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "imap_family" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("imap_families")
+    if marker is None or metafunc.definition.get_closest_marker("dovecot_only") is not None:
+        return
+    metafunc.parametrize("imap_family", marker.args or IMAP_FAMILIES, indirect=True)
+
+
+@pytest.fixture
+def imap_family(request: pytest.FixtureRequest) -> ImapFamily:
+    name = getattr(request, "param", "dovecot")
+    server = request.getfixturevalue(_FAMILY_FIXTURES[name])
+    if isinstance(server, Dovecot):
+        return ImapFamily(id=name, server=server, prefix="", separator=server.separator, pushes_idle=True,
+                          special_use=True, move=True)
+    if isinstance(server, Cyrus):
+        return ImapFamily(id=name, server=server, prefix=server.prefix, separator=server.separator,
+                          pushes_idle=server.pushes_idle, special_use=True, move=True)
+    return ImapFamily(id=name, server=server, prefix=server.prefix, separator=server.separator,
+                      pushes_idle=server.pushes_idle, special_use=False, move=False)
+
+
+@pytest.fixture
+def mail_server(imap_family: ImapFamily) -> ImapServer:
+    """The IMAP server of this test's family (Dovecot unless the test runs on several)."""
+    return imap_family.server
+
+
 # -- mail users -----------------------------------------------------------------------------
 
 
 @pytest.fixture
-def make_mail_user(dovecot: Dovecot) -> Callable[[], MailUser]:
-    """Factory for tests that need more than one account."""
+def make_mail_user(mail_server: ImapServer) -> Callable[[], MailUser]:
+    """Factory for tests that need more than one account (all in this test's ``mail_server``)."""
 
     def make() -> MailUser:
         user = MailUser(email=f"u-{secrets.token_hex(6)}@{MAIL_DOMAIN}", password=secrets.token_urlsafe(16))
-        dovecot.add_user(user.email, user.password)
+        mail_server.add_user(user.email, user.password)
         return user
 
     return make

@@ -1,5 +1,10 @@
 """Real Dovecot and Postfix instances for the test suite, run from temporary directories.
 
+Cyrus IMAP (``tests/support/cyrus.py``) and Courier IMAP (``tests/support/courier.py``) follow
+the same lifecycle and invariants and offer the same interface (:class:`ImapServer`), so the
+mail API and watcher tests run against each family (``imap_family`` in
+``tests/support/fixtures.py``).
+
 Owns the lifecycle of the mail servers the integration tests talk to: config generation,
 start, readiness, user accounts and stop. Only the Debian binaries are used; the system
 services and /etc configs are never touched.
@@ -42,6 +47,10 @@ Failure modes worth knowing:
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Protocol
+
+from tests.support.certs import TestPKI
 from tests.support.daemons import (
     HOST,
     HOSTNAME,
@@ -53,5 +62,22 @@ from tests.support.daemons import (
 from tests.support.dovecot import DEFAULT_SPECIAL_USE, Dovecot
 from tests.support.postfix import Postfix
 
-__all__ = ["DEFAULT_SPECIAL_USE", "HOST", "HOSTNAME", "Dovecot", "MailServerError", "Postfix", "binaries_missing",
-           "live_processes_in_group", "pick_free_ports"]
+__all__ = ["DEFAULT_SPECIAL_USE", "HOST", "HOSTNAME", "Dovecot", "ImapServer", "MailServerError", "Postfix",
+           "binaries_missing", "live_processes_in_group", "pick_free_ports"]
+
+
+class ImapServer(Protocol):
+    """What Dovecot, Cyrus (tests/support/cyrus.py) and Courier (tests/support/courier.py)
+    all offer, so one test can run against each of them."""
+
+    hostname: str
+    imap_port: int   # plain IMAP with STARTTLS
+    imaps_port: int  # implicit TLS
+    pki: TestPKI
+
+    def add_user(self, email: str, password: str) -> None: ...
+
+    def deliver(self, recipient: str, message: bytes, sender: str = ...) -> None: ...
+
+    @property
+    def log_path(self) -> Path: ...

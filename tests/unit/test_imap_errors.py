@@ -47,6 +47,16 @@ def test_server_answers_map_to_stable_codes(error, mailbox, status, code):
     assert "secs)" not in mapped.details["serverResponse"]
 
 
+@pytest.mark.parametrize(("command", "code"), [
+    ("APPEND", "MailboxNotFound"), ("SELECT", "MailboxNotFound"), ("STATUS", "MailboxNotFound"),
+    ("UID COPY", "MailboxNotFound"), ("CREATE", "ServerRejected"), ("UID FETCH", "ServerRejected"),
+])
+def test_courier_invalid_name_outside_its_namespace_is_a_missing_mailbox_except_to_create(command, code):
+    # Courier: every folder is "INBOX.x"; "Nope" can never exist, and it says so in these words.
+    mapped = error_from_response(no(command.lower(), "Invalid mailbox name."), command=command, mailbox="Nope")
+    assert mapped.code == code
+
+
 def test_missing_mailbox_words_only_count_when_a_mailbox_was_named():
     mapped = error_from_response(no("fetch", "Message not found"), command="UID FETCH")
     assert mapped.code == "ServerRejected"
