@@ -28,7 +28,8 @@ Private attributes used, and why each:
   capability list per connection; they are pointed at one shared copy (memory, watcher).
 - ``IMAPClient._raw_command_untagged()``: imapclient's sender for arbitrary commands (it
   sends 8-bit arguments as literals, with LITERAL+ when offered) for LIST with RETURN
-  options, LSUB, XLIST and SEARCH with CHARSET or RETURN, which have no public verb.
+  options, LSUB, XLIST and SEARCH with CHARSET or RETURN, which have no public verb, and
+  STATUS, so that its answer reaches the folder model's one parser (:mod:`.folders`).
 - ``IMAPClient._timeout``: the connect timeout, read by session.py's ``_create_IMAP4`` hook
   (imapclient's documented way to supply its own transport) to build the pinned transport.
 - ``imapclient.imapclient._quote`` / ``_literal``: its own argument forms, so that an
