@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import imaplib
 import itertools
 import socket
 import threading
@@ -32,11 +31,10 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from imapclient.exceptions import IMAPClientError, ProtocolError
-
 from chalicelib.errors import UpstreamTimeoutError
 from chalicelib.imap.errors import error_from_response, error_from_transport
 from chalicelib.imap.session import ImapSession
+from chalicelib.imap.wire import AbortError, CommandError, ProtocolError
 from chalicelib.observability import timed_imap_command
 
 T = TypeVar("T")
@@ -122,7 +120,6 @@ class ImapConnection:
         self.session = session
         # Which account on which server settings this is: callers key per-server caches on it.
         self.server_key = server_key
-        self.client = session.client
         self.capabilities = session.capabilities
         self.deadline = deadline
         self.command_timeout = command_timeout
@@ -131,10 +128,7 @@ class ImapConnection:
         self._ticket: int | None = None
         # Budget slack for the watchdog: the socket timeout fires first in the normal case.
         with contextlib.suppress(OSError):
-            self._ticket = watchdog.watch(self.client.socket(), deadline.expires_at + 0.5)
-
-    def has(self, capability: str) -> bool:
-        return self.session.has_capability(capability)
+            self._ticket = watchdog.watch(session.socket(), deadline.expires_at + 0.5)
 
     def release(self) -> None:
         """Stop watching the socket (the connection goes back to the pool or is closed)."""
@@ -148,11 +142,11 @@ class ImapConnection:
             raise RuntimeError("the connection is broken and must not be used again")
         left = self.deadline.check(command)
         try:
-            self.client.socket().settimeout(max(0.05, min(self.command_timeout, left)))
+            self.session.socket().settimeout(max(0.05, min(self.command_timeout, left)))
             with timed_imap_command(command.split(" ", 1)[0].upper()):
                 return operation()
-        except IMAPClientError as exc:
-            if isinstance(exc, imaplib.IMAP4.abort | ProtocolError):
+        except CommandError as exc:
+            if isinstance(exc, AbortError | ProtocolError):
                 raise self._broken_by(exc, command) from None
             raise error_from_response(exc, command=command, mailbox=mailbox) from None
         except (OSError, EOFError) as exc:

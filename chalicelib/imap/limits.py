@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import imaplib
 import io
 import re
 import socket
@@ -52,6 +51,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.errors import MailServerError
+from chalicelib.imap.wire import AbortError
 from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def current_limits() -> ReadLimits:
     return _limits_of(get_settings())
 
 
-class ResponseTooLargeError(imaplib.IMAP4.abort):
+class ResponseTooLargeError(AbortError):
     """The server sent more than a cap allows; its connection has been shut down."""
 
     def __init__(self, what: str, limit: int, setting: str) -> None:

@@ -8,9 +8,8 @@ Deleting must never remove a message the caller did not name. A plain EXPUNGE re
                         otherwise leave ours flagged \\Deleted and report expunged=False
 
 Moving: MOVE (RFC 6851) when offered, else COPY + STORE \\Deleted + the expunge above.
-New UIDs come from the ``COPYUID`` response code (UIDPLUS); imaplib files bracketed codes
-of tagged and untagged answers alike under ``untagged_responses``, so they are drained
-before each command (a pooled connection may carry old ones) and read after it.
+New UIDs come from the ``COPYUID`` response code (UIDPLUS), which the session's
+:meth:`~chalicelib.imap.session.ImapSession.transfer` collects for exactly its commands.
 
 APPEND returns the new UID from ``APPENDUID``; without UIDPLUS the message is found again
 by its Message-ID.
@@ -21,12 +20,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Any
 
 from chalicelib.errors import ApiError, MailboxNotFoundError
 from chalicelib.imap.connection import ImapConnection
 from chalicelib.imap.mailboxes import mailbox_exists
-from chalicelib.imap.messages import clean_flags, search_uids, select_mailbox
+from chalicelib.imap.messages import search_uids, select_mailbox
+from chalicelib.imap.session import StoreAction
 from chalicelib.imap.strings import string_argument
 from chalicelib.sync.uidset import UidSet
 
@@ -37,10 +36,6 @@ class MoveResult:
     uid_validity: int | None
     new_uids: dict[int, int]  # source UID -> destination UID (empty when the server does not say)
     expunged: bool
-
-
-def _drain(conn: ImapConnection, name: str) -> list:
-    return conn.client._imap.untagged_responses.pop(name, [])
 
 
 def _text(value: object) -> str:
@@ -88,19 +83,16 @@ def parse_copyuid(values: list) -> tuple[int | None, dict[int, int]]:
     return uid_validity, mapping
 
 
-def _flag_steps(conn: ImapConnection, add: tuple[str, ...], remove: tuple[str, ...],
-                replace: tuple[str, ...] | None, *, labels: bool = False) -> list[tuple[str, Any, list[str]]]:
-    """(STORE item, imapclient method, values) in the order applied: replace, remove, add."""
-    client = conn.client
-    methods = ((client.set_gmail_labels, client.remove_gmail_labels, client.add_gmail_labels) if labels
-               else (client.set_flags, client.remove_flags, client.add_flags))
-    steps = []
+def _flag_steps(add: tuple[str, ...], remove: tuple[str, ...],
+                replace: tuple[str, ...] | None) -> list[tuple[str, StoreAction, list[str]]]:
+    """(STORE item, action, values) in the order applied: replace, remove, add."""
+    steps: list[tuple[str, StoreAction, list[str]]] = []
     if replace is not None:
-        steps.append(("FLAGS", methods[0], list(replace)))
+        steps.append(("FLAGS", "set", list(replace)))
     if remove:
-        steps.append(("-FLAGS", methods[1], list(remove)))
+        steps.append(("-FLAGS", "remove", list(remove)))
     if add:
-        steps.append(("+FLAGS", methods[2], list(add)))
+        steps.append(("+FLAGS", "add", list(add)))
     return steps
 
 
@@ -108,28 +100,26 @@ def store_flags(conn: ImapConnection, uids: list[int], *, add: tuple[str, ...] =
                 replace: tuple[str, ...] | None = None) -> dict[int, tuple[str, ...]]:
     """Apply ``replace`` (FLAGS), then ``remove`` (-FLAGS), then ``add`` (+FLAGS); return the final flags."""
     final: dict[int, tuple[str, ...]] = {}
-    for name, method, flags in _flag_steps(conn, add, remove, replace):
-        answer = conn.run(f"UID STORE {name}", partial(method, uids, flags))
-        final.update({uid: clean_flags(value) for uid, value in (answer or {}).items()})
+    for name, action, flags in _flag_steps(add, remove, replace):
+        final.update(conn.run(f"UID STORE {name}", partial(conn.session.store, uids, action, flags)))
     return final
 
 
 def store_flags_silently(conn: ImapConnection, uids: list[int], *, add: tuple[str, ...] = (),
                          remove: tuple[str, ...] = (), replace: tuple[str, ...] | None = None) -> None:
     """:func:`store_flags` for many messages: ``.SILENT``, compact UID sets, no answer parsed."""
-    steps = _flag_steps(conn, add, remove, replace)
+    steps = _flag_steps(add, remove, replace)
     for uid_set in compact_uid_set(uids):
-        for name, method, flags in steps:
-            conn.run(f"UID STORE {name}.SILENT", partial(method, [uid_set], flags, silent=True))
+        for name, action, flags in steps:
+            conn.run(f"UID STORE {name}.SILENT", partial(conn.session.store, [uid_set], action, flags, silent=True))
 
 
 def store_labels(conn: ImapConnection, uids: list[int], *, add: tuple[str, ...] = (), remove: tuple[str, ...] = (),
                  replace: tuple[str, ...] | None = None) -> dict[int, tuple[str, ...]]:
     """Gmail labels (X-GM-LABELS), same order of operations as :func:`store_flags`."""
     final: dict[int, tuple[str, ...]] = {}
-    for _, method, labels in _flag_steps(conn, add, remove, replace, labels=True):
-        answer = conn.run("UID STORE X-GM-LABELS", partial(method, uids, labels))
-        final.update({uid: tuple(_text(label) for label in value) for uid, value in (answer or {}).items()})
+    for _, action, labels in _flag_steps(add, remove, replace):
+        final.update(conn.run("UID STORE X-GM-LABELS", partial(conn.session.store_labels, uids, action, labels)))
     return final
 
 
@@ -137,34 +127,34 @@ def expunge(conn: ImapConnection, uids: list[int]) -> bool:
     """Flag ``uids`` \\Deleted and expunge exactly them; False if that was not safe (see module doc)."""
     if not uids:
         return True
-    client = conn.client
     store_flags_silently(conn, uids, add=("\\Deleted",))
-    if conn.has("UIDPLUS"):
+    if conn.capabilities.uidplus:
         for uid_set in compact_uid_set(uids):
-            conn.run("UID EXPUNGE", partial(client.uid_expunge, [uid_set]))
+            conn.run("UID EXPUNGE", partial(conn.session.expunge, uid_set))
         return True
     flagged = search_uids(conn, [b"DELETED"])
     if set(flagged) - set(uids):
         return False
-    conn.run("EXPUNGE", client.expunge)
+    conn.run("EXPUNGE", conn.session.expunge)
     return True
 
 
 def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
     """Move ``uids`` from the selected mailbox to ``destination``."""
-    client = conn.client
-    _drain(conn, "COPYUID")
-    command, method = ("UID MOVE", client.move) if conn.has("MOVE") else ("UID COPY", client.copy)
+    moving = conn.capabilities.move
+    command = "UID MOVE" if moving else "UID COPY"
+    codes: list[str] = []
     try:
         for uid_set in compact_uid_set(uids):
-            conn.run(command, partial(method, [uid_set], destination), mailbox=destination)
+            codes += conn.run(command, partial(conn.session.transfer, [uid_set], destination, move=moving),
+                              mailbox=destination)
     except ApiError as error:
         # Courier answers a COPY to a name outside its "INBOX." namespace with a bare "NO Error
         # in IMAP command received by server." (no [TRYCREATE]): ask LIST whether it exists.
         if error.code == "ServerRejected" and not mailbox_exists(conn, destination):
             raise MailboxNotFoundError(f"mailbox {destination!r} does not exist", details=error.details) from None
         raise
-    uid_validity, mapping = parse_copyuid(_drain(conn, "COPYUID"))
+    uid_validity, mapping = parse_copyuid(codes)
     if command == "UID MOVE":
         return MoveResult(destination, uid_validity, mapping, expunged=True)
     expunged = expunge(conn, uids)
@@ -174,10 +164,9 @@ def move(conn: ImapConnection, uids: list[int], destination: str) -> MoveResult:
 def append(conn: ImapConnection, path: str, raw: bytes, *, flags: tuple[str, ...] = (),
            internal_date: datetime | None = None, message_id: str | None = None) -> tuple[int | None, int | None]:
     """APPEND ``raw`` to ``path``; (UIDVALIDITY, UID) of the new message when they can be known."""
-    client = conn.client
-    _drain(conn, "APPENDUID")
-    conn.run("APPEND", lambda: client.append(path, raw, flags=list(flags), msg_time=internal_date), mailbox=path)
-    for value in reversed(_drain(conn, "APPENDUID")):
+    codes = conn.run("APPEND", lambda: conn.session.append(path, raw, flags=flags, internal_date=internal_date),
+                     mailbox=path)
+    for value in reversed(codes):
         parts = _text(value).split()
         if len(parts) == 2 and all(part.isdigit() for part in parts):
             return int(parts[0]), int(parts[1])

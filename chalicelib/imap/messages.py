@@ -1,7 +1,8 @@
 """Reading messages: select a mailbox, page through it, fetch summaries, parts and sources.
 
 Every function takes an :class:`~chalicelib.imap.connection.ImapConnection` and returns
-typed values; imapclient's ``b'UIDNEXT'``-keyed dicts stop here.
+typed values; the session's verbs (:mod:`.session`) have already turned answers into values,
+except FETCH items, which :func:`summary_from_fetch` turns into a :class:`MessageSummary` here.
 
 Reads use EXAMINE (read-only: nothing a read does can change the mailbox, and servers
 do not clear ``\\Recent``) and ``BODY.PEEK`` (no implicit ``\\Seen``). Messages are
@@ -26,18 +27,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from imapclient.response_parser import parse_response
-
 from chalicelib.imap.connection import ImapConnection
+from chalicelib.imap.flags import message_flags
+from chalicelib.imap.folders import SelectedMailbox
 
 if TYPE_CHECKING:
+    from chalicelib.imap.capabilities import Capabilities
     from chalicelib.imap.message_content import FetchedContent
+
+__all__ = ["MessageSummary", "SelectedMailbox", "clean_flags", "fetch_flags", "fetch_sections", "fetch_source",
+           "fetch_summaries", "fetch_summaries_by_sequence", "search_uids", "select_mailbox", "summary_from_fetch",
+           "summary_items"]
 
 SUMMARY_HEADERS = ("FROM", "SENDER", "REPLY-TO", "TO", "CC", "BCC", "SUBJECT", "DATE", "MESSAGE-ID",
                    "IN-REPLY-TO")
 SUMMARY_HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(SUMMARY_HEADERS)})]"
 BASE_ITEMS = ("UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE", "BODYSTRUCTURE")
-SESSION_FLAGS = {"\\recent"}  # per-session, meaningless to API users
 # Encoded octets fetched per decoded byte wanted: quoted-printable can take 3 per byte.
 PARTIAL_FETCH_FACTOR = 3
 PARTIAL_FETCH_SLACK = 4096
@@ -46,18 +51,8 @@ PARTIAL_FETCH_SLACK = 4096
 class CapabilityCheck(Protocol):
     """What choosing FETCH items needs of a connection: the mail API's or a watched one."""
 
-    def has(self, capability: str) -> bool: ...
-
-
-@dataclass(frozen=True)
-class SelectedMailbox:
-    path: str
-    uid_validity: int
-    exists: int
-    uid_next: int | None
-    highest_modseq: int | None
-    read_only: bool
-    permanent_flags: tuple[str, ...]
+    @property
+    def capabilities(self) -> Capabilities: ...
 
 
 @dataclass(frozen=True)
@@ -83,28 +78,22 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def clean_flags(flags: Any) -> tuple[str, ...]:
-    return tuple(_text(flag) for flag in flags or () if _text(flag).lower() not in SESSION_FLAGS)
+clean_flags = message_flags  # FLAGS as API users see them (canonical case, no \\Recent)
 
 
 def select_mailbox(conn: ImapConnection, path: str, *, readonly: bool = True) -> SelectedMailbox:
     """EXAMINE (``readonly``) or SELECT ``path``; 404 MailboxNotFound when it does not exist."""
     command = "EXAMINE" if readonly else "SELECT"
-    answer = conn.run(command, lambda: conn.client.select_folder(path, readonly=readonly), mailbox=path)
-    return SelectedMailbox(
-        path=path, uid_validity=int(answer.get(b"UIDVALIDITY") or 0), exists=int(answer.get(b"EXISTS") or 0),
-        uid_next=answer.get(b"UIDNEXT"), highest_modseq=answer.get(b"HIGHESTMODSEQ"),
-        read_only=b"READ-WRITE" not in answer,
-        permanent_flags=tuple(_text(flag) for flag in answer.get(b"PERMANENTFLAGS", ())))
+    return conn.run(command, lambda: conn.session.select(path, readonly=readonly), mailbox=path)
 
 
 def summary_items(conn: CapabilityCheck, *, header_item: str = SUMMARY_HEADER_ITEM) -> list[str]:
     items = [*BASE_ITEMS, header_item]
-    if conn.has("OBJECTID"):
+    if conn.capabilities.objectid:
         items += ["EMAILID", "THREADID"]
-    if conn.has("X-GM-EXT-1"):
+    if conn.capabilities.gmail:
         items += ["X-GM-MSGID", "X-GM-THRID", "X-GM-LABELS"]
-    if conn.has("PREVIEW"):
+    if conn.capabilities.preview:
         items.append("PREVIEW")
     return items
 
@@ -172,17 +161,8 @@ def fetch_summaries_by_sequence(conn: ImapConnection, first: int, last: int) -> 
     """Summaries of sequence numbers ``first..last`` (see the module docstring), newest first."""
     if last < first or last < 1:
         return []
-    client = conn.client
     items = summary_items(conn)
-
-    def fetch() -> dict:
-        client.use_uid = False
-        try:
-            return client.fetch(list(range(first, last + 1)), items)
-        finally:
-            client.use_uid = True
-
-    answer = conn.run("FETCH", fetch)
+    answer = conn.run("FETCH", lambda: conn.session.fetch(list(range(first, last + 1)), items, by_sequence=True))
     summaries = [summary_from_fetch(int(item[b"UID"]), item) for item in answer.values() if b"UID" in item]
     return sorted(summaries, key=lambda summary: summary.uid, reverse=True)
 
@@ -192,7 +172,7 @@ def fetch_summaries(conn: ImapConnection, uids: list[int], *, full_headers: bool
     if not uids:
         return []
     items = summary_items(conn, header_item="BODY.PEEK[HEADER]" if full_headers else SUMMARY_HEADER_ITEM)
-    answer = conn.run("UID FETCH", lambda: conn.client.fetch(uids, items))
+    answer = conn.run("UID FETCH", lambda: conn.session.fetch(uids, items))
     return sorted((summary_from_fetch(uid, item) for uid, item in answer.items()), key=lambda s: s.uid, reverse=True)
 
 
@@ -201,30 +181,14 @@ def count_below_uid(conn: ImapConnection, uid: int) -> int:
     if uid <= 1:
         return 0
     bound = f"1:{uid - 1}".encode()
-    client = conn.client
-    if conn.has("ESEARCH"):
-        lines = conn.run("UID SEARCH", lambda: client._raw_command_untagged(
-            b"SEARCH", [b"RETURN", b"(COUNT)", b"UID", bound], response_name="ESEARCH"))
-        tokens = [token for line in lines if line for token in parse_response([line])]
-        for index, token in enumerate(tokens[:-1]):
-            if isinstance(token, bytes) and token.upper() == b"COUNT":
-                return int(tokens[index + 1])
-        return 0
+    if conn.capabilities.esearch:
+        return conn.run("UID SEARCH", lambda: conn.session.search_count([b"UID", bound]))
     return len(search_uids(conn, [b"UID", bound]))
 
 
 def search_uids(conn: ImapConnection, criteria: list[bytes], *, charset: str | None = None) -> list[int]:
     """``UID SEARCH`` with ready-made criteria tokens (8-bit ones go out as literals)."""
-    args = [b"CHARSET", charset.encode("ascii")] if charset else []
-    args += criteria
-    lines = conn.run("UID SEARCH", lambda: conn.client._raw_command_untagged(b"SEARCH", args))
-    uids: list[int] = []
-    for line in lines:
-        if not line:
-            continue
-        text = _text(line).split("(", 1)[0]  # drop a trailing (MODSEQ n)
-        uids.extend(int(token) for token in text.split() if token.isdigit())
-    return sorted(set(uids))
+    return conn.run("UID SEARCH", lambda: conn.session.search(criteria, charset=charset))
 
 
 def fetch_sections(conn: ImapConnection, uid: int, sections: list[tuple[str, int | None]],
@@ -234,7 +198,7 @@ def fetch_sections(conn: ImapConnection, uid: int, sections: list[tuple[str, int
     Returns (bytes by section, the other items), or None when the message is gone.
     """
     items = [f"BODY.PEEK[{section}]" + (f"<0.{limit}>" if limit is not None else "") for section, limit in sections]
-    answer = conn.run("UID FETCH", lambda: conn.client.fetch([uid], [*items, *extra_items]))
+    answer = conn.run("UID FETCH", lambda: conn.session.fetch([uid], [*items, *extra_items]))
     item = answer.get(uid)
     if item is None:
         return None
@@ -260,7 +224,7 @@ def fetch_window(conn: ImapConnection, uid: int, section: str, offset: int, leng
     servers answer an empty string (RFC 3501 6.4.5; Dovecot) or NIL: both are ``b""``.
     """
     item_name = f"BODY.PEEK[{section}]<{offset}.{length}>"
-    answer = conn.run("UID FETCH", lambda: conn.client.fetch([uid], [item_name, *extra_items]))
+    answer = conn.run("UID FETCH", lambda: conn.session.fetch([uid], [item_name, *extra_items]))
     item = answer.get(uid)
     if item is None:
         return None
@@ -293,5 +257,5 @@ def iter_windows(conn: ImapConnection, uid: int, section: str, *, start: int, le
 def fetch_flags(conn: ImapConnection, uids: list[int]) -> dict[int, tuple[str, ...]]:
     if not uids:
         return {}
-    answer = conn.run("UID FETCH", lambda: conn.client.fetch(uids, ["FLAGS"]))
+    answer = conn.run("UID FETCH", lambda: conn.session.fetch(uids, ["FLAGS"]))
     return {uid: clean_flags(item.get(b"FLAGS")) for uid, item in answer.items()}

@@ -103,7 +103,7 @@ def _has_input(session: ImapSession) -> bool:
     """Whether an idle connection has something to read: a BYE, an EOF (the server closed it),
     or an unsolicited update. Costs no round trip; the NOOP that follows finds out which."""
     try:
-        sock = session.client.socket()
+        sock = session.socket()
         if isinstance(sock, ssl.SSLSocket) and sock.pending():
             return True
         readable, _, _ = select.select([sock], [], [], 0)
@@ -213,10 +213,10 @@ class ConnectionPool:
                 return False
             entry.lease = renewed
         if self._clock() - entry.last_used > self.limits.noop_after_seconds or _has_input(entry.session):
-            client = entry.session.client
+            session = entry.session
             try:
-                client.socket().settimeout(min(NOOP_TIMEOUT_SECONDS, max(0.05, deadline.remaining())))
-                client.noop()
+                session.socket().settimeout(min(NOOP_TIMEOUT_SECONDS, max(0.05, deadline.remaining())))
+                session.noop()
             except Exception:  # noqa: BLE001 - any failure means: do not reuse, connect afresh
                 logger.info("pooled IMAP connection failed its NOOP check", extra={"account": entry.account})
                 return False
@@ -268,7 +268,7 @@ class ConnectionPool:
     def _close(self, entry: _Entry) -> None:
         if entry.session is not None:
             with contextlib.suppress(Exception):
-                entry.session.client.socket().settimeout(2.0)
+                entry.session.socket().settimeout(2.0)
             entry.session.close()
             entry.session = None
         if entry.lease is not None:

@@ -30,10 +30,10 @@ from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from imapclient.datetime_util import format_criteria_date
-
 from chalicelib.errors import ApiError, ValidationError
+from chalicelib.imap.capabilities import Capabilities
 from chalicelib.imap.strings import string_argument
+from chalicelib.imap.wire import format_criteria_date
 
 _SEQ_RANGE = r"(?:[1-9][0-9]*|\*)(?::(?:[1-9][0-9]*|\*))?"
 SEQUENCE_SET = re.compile(rf"^{_SEQ_RANGE}(?:,{_SEQ_RANGE})*$")
@@ -59,8 +59,9 @@ def _unsupported(field: str, why: str) -> ApiError:
                     details={f"search.{field}": why})
 
 
-def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tuple[list[bytes], bool]:
+def build_search(search: Mapping[str, Any], capabilities: Capabilities | Collection[str]) -> tuple[list[bytes], bool]:
     """(criteria tokens, whether CHARSET UTF-8 is needed) for a validated search object."""
+    caps = capabilities if isinstance(capabilities, Capabilities) else Capabilities.parse(capabilities)
     tokens: list[bytes] = []
     utf8 = False
 
@@ -98,12 +99,12 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
                                       details={"search.keyword": "a keyword is an IMAP atom such as $Label1"})
             tokens.extend([b"KEYWORD", value.encode("ascii")])
         elif field in ("emailId", "threadId"):
-            if "OBJECTID" in capabilities:
+            if caps.objectid:
                 if not OBJECT_ID.match(value):
                     raise ValidationError("not a valid object id",
                                           details={f"search.{field}": "1-255 of A-Z a-z 0-9 _ -"})
                 tokens.extend([b"EMAILID" if field == "emailId" else b"THREADID", value.encode("ascii")])
-            elif "X-GM-EXT-1" in capabilities:
+            elif caps.gmail:
                 if not str(value).isdigit():
                     raise ValidationError("Gmail ids are decimal numbers",
                                           details={f"search.{field}": "expected digits"})
@@ -111,7 +112,7 @@ def build_search(search: Mapping[str, Any], capabilities: Collection[str]) -> tu
             else:
                 raise _unsupported(field, "the server offers neither OBJECTID nor Gmail's extensions")
         elif field == "gmailRaw":
-            if "X-GM-EXT-1" not in capabilities:
+            if not caps.gmail:
                 raise _unsupported(field, "only Gmail supports X-GM-RAW")
             tokens.append(b"X-GM-RAW")
             add_string(value, field)

@@ -1,9 +1,15 @@
-"""The IMAP adapter: the only module that talks to imapclient.
+"""The IMAP session: the one type the mail API's pool and the watcher both talk through.
 
 It opens a connection the way the account asks (implicit TLS, or plain + STARTTLS),
 through the outbound address policy, logs in, and reports every failure as a
 :class:`~chalicelib.errors.MailServerError` with a stable code. Capabilities are read
-once per session and exposed as a frozenset of upper-case strings.
+once per session into a shared :class:`~chalicelib.imap.capabilities.Capabilities`.
+
+:class:`ImapSession` offers typed verbs (list, status, select, fetch, search, store,
+move/copy, append, expunge, ...) that turn imapclient's bytes-keyed answers into values
+at this boundary, and the primitives for commands we read ourselves (a tag, a line, a
+response; used by :mod:`.watch` for QRESYNC, VANISHED, NOTIFY and IDLE). Only this module
+and :mod:`.wire` import imapclient; only :mod:`.wire` touches its internals.
 
 Connection pinning: imapclient connects by host name. We subclass its imaplib
 transports so the TCP connection goes to the address :mod:`netguard` checked, while TLS
@@ -14,7 +20,9 @@ offers it; when it does not, it refuses to send the password unless the account 
 ``tls.allowPlaintextAuth`` (there is no other way to a password in the clear).
 
 Errors quote what the server said only when it spoke IMAP: host and port are the caller's
-choice, and the banner of another service on that port is not ours to reveal.
+choice, and the banner of another service on that port is not ours to reveal. NO/BAD to a
+verb raise :data:`~chalicelib.imap.wire.CommandError` (the caller, :mod:`.connection`,
+maps them); a dead connection raises ``OSError``/:data:`~chalicelib.imap.wire.AbortError`.
 """
 
 from __future__ import annotations
@@ -24,16 +32,23 @@ import imaplib
 import io
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Literal
 
 from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
-from imapclient.imapclient import SocketTimeout, _quote
+from imapclient.imapclient import SocketTimeout
 
 from chalicelib.errors import MailServerError
+from chalicelib.imap import wire
+from chalicelib.imap.capabilities import Capabilities, shared_capabilities
 from chalicelib.imap.errors import refused_greeting, server_words
-from chalicelib.imap.limits import BoundedReads, exceeded
+from chalicelib.imap.flags import canonical, message_flags, text
+from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
+from chalicelib.imap.limits import BoundedReads, ResponseTooLargeError, exceeded
+from chalicelib.imap.responses import Untagged, parse_untagged
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -54,6 +69,7 @@ READ_BUFFER_BYTES = 1024
 # copies per connection otherwise, ~8 KB). Bounded: distinct servers are few.
 SHARED_CAPABILITIES_MAX = 1024
 _shared_capabilities: dict[object, object] = {}
+StoreAction = Literal["set", "add", "remove"]
 
 
 class _PinnedIMAP4(BoundedReads, imaplib.IMAP4):
@@ -102,39 +118,276 @@ class _PinnedIMAP4TLS(_PinnedIMAP4):
             raise
 
 
+class ConnectionLostError(Exception):
+    """The connection is unusable (EOF, timeout, BYE, garbage); reconnect and resync."""
+
+
+class CommandFailedError(Exception):
+    """The server answered NO/BAD to a command we read ourselves (:meth:`ImapSession.command`)
+    (``server_response``: its words, tag removed), or an answer the watcher cannot use."""
+
+    def __init__(self, message: str, *, server_response: str | None = None) -> None:
+        super().__init__(message)
+        self.server_response = server_response
+
+
+def _lost(exc: BaseException) -> ConnectionLostError:
+    return ConnectionLostError(f"connection lost: {type(exc).__name__}")
+
+
 class _PinnedIMAPClient(IMAPClient):
     def __init__(self, server: MailServer, addresses: list[ResolvedAddress], ssl_context: ssl.SSLContext,
                  connect_timeout: float, command_timeout: float) -> None:
         self._pinned_addresses = addresses
         super().__init__(server.host, port=server.port, ssl=server.secure, ssl_context=ssl_context,
                          timeout=SocketTimeout(connect=connect_timeout, read=command_timeout))
-        # imapclient turns imaplib's debug output to 5 and routes it to a DEBUG logger, so
-        # imaplib formats the repr() of every response, literals included, whether or not
-        # anything logs it: a FETCH of an 8 MiB body allocated ~19 MB more just for that.
-        self._imap.debug = 0
+        wire.silence_debug(self)
 
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's hook name
-        connect_timeout = self._timeout.connect
+        connect_timeout = wire.connect_timeout(self)
         if self.ssl:
             return _PinnedIMAP4TLS(self.host, self.port, self._pinned_addresses, connect_timeout, self.ssl_context)
         return _PinnedIMAP4(self.host, self.port, self._pinned_addresses, connect_timeout)
 
 
 class ImapSession:
-    """A logged-in IMAP connection. Use :func:`open_session` to get one."""
+    """A logged-in IMAP connection. Use :func:`connect` or :func:`open_session` to get one.
 
-    def __init__(self, client: IMAPClient, capabilities: frozenset[str]) -> None:
-        self.client = client
+    Verbs run one command each and return values; they do not catch errors (see the module
+    docstring). Mailbox names are ``str`` both ways (modified UTF-7 on the wire).
+    """
+
+    __slots__ = ("_client", "capabilities")
+
+    def __init__(self, client: IMAPClient, capabilities: Capabilities) -> None:
+        self._client = client
         self.capabilities = capabilities
 
-    def has_capability(self, name: str) -> bool:
-        return name.upper() in self.capabilities
+    # -- the connection ------------------------------------------------------------------------
+
+    @property
+    def greeting(self) -> bytes:
+        """The server's greeting line (servers without a capability of their own name themselves here)."""
+        welcome = getattr(self._client, "welcome", None)
+        return welcome if isinstance(welcome, bytes) else b""
+
+    def socket(self) -> socket.socket:
+        sock: socket.socket = self._client.socket()
+        return sock
+
+    def noop(self) -> None:
+        self._client.noop()
 
     def close(self) -> None:
+        """LOGOUT and close; never fails (the connection may already be gone)."""
         try:
-            self.client.logout()
+            self._client.logout()
         except Exception:  # noqa: BLE001 - the connection may already be gone; closing must not fail
-            _discard(self.client)
+            _discard(self._client)
+
+    def shutdown(self) -> None:
+        """Close the socket without a word to the server."""
+        _discard(self._client)
+
+    # -- mailboxes -----------------------------------------------------------------------------
+
+    def list_mailboxes(self, *, command: bytes = b"LIST", pattern: str = "*",
+                       returns: Sequence[bytes] = ()) -> tuple[list[ListEntry], dict[str, MailboxStatus]]:
+        """``LIST "" pattern [RETURN (returns)]`` (or LSUB/XLIST): entries (no roles yet) and,
+        under ``RETURN (STATUS ...)``, the statuses the server sent along. ``pattern`` is a
+        mailbox name in which ``*`` and ``%`` are wildcards (as imapclient's ``list_folders``)."""
+        args = [b'""', wire.encode_mailbox_name(pattern)]
+        if returns:
+            args += [b"RETURN", b"(" + b" ".join(returns) + b")"]
+        wire.pop_untagged(self._client, "STATUS")
+        lines = wire.raw_untagged(self._client, command, args)
+        statuses = parse_statuses(wire.group_responses(wire.pop_untagged(self._client, "STATUS")))
+        return parse_lists(wire.group_responses(lines)), statuses
+
+    def status(self, path: str, items: Sequence[str]) -> MailboxStatus:
+        """``STATUS path (items)``, read by the folder model's one STATUS parser."""
+        wire.pop_untagged(self._client, "STATUS")  # nothing stale from an earlier answer
+        lines = wire.raw_untagged(self._client, b"STATUS",
+                                  [wire.encode_mailbox_name(path), b"(" + " ".join(items).encode("ascii") + b")"])
+        statuses = parse_statuses(wire.group_responses(lines))
+        # Servers echo the name as they store it; with one STATUS asked, the one answer is ours.
+        return statuses.get(path) or next(iter(statuses.values()), MailboxStatus())
+
+    def select(self, path: str, *, readonly: bool = True) -> SelectedMailbox:
+        answer = self._client.select_folder(path, readonly=readonly)
+        return SelectedMailbox(
+            path=path, uid_validity=int(answer.get(b"UIDVALIDITY") or 0), exists=int(answer.get(b"EXISTS") or 0),
+            uid_next=answer.get(b"UIDNEXT"), highest_modseq=answer.get(b"HIGHESTMODSEQ"),
+            read_only=b"READ-WRITE" not in answer,
+            permanent_flags=tuple(canonical(flag) for flag in answer.get(b"PERMANENTFLAGS", ())))
+
+    @property
+    def selected(self) -> bool:
+        return wire.is_selected(self._client)
+
+    def unselect(self) -> None:
+        self._client.unselect_folder()
+
+    def close_mailbox(self) -> None:
+        """CLOSE: leaves the selected state (and expunges a read-write selection)."""
+        self._client.close_folder()
+
+    def create(self, path: str) -> None:
+        self._client.create_folder(path)
+
+    def rename(self, path: str, new_path: str) -> None:
+        self._client.rename_folder(path, new_path)
+
+    def delete(self, path: str) -> None:
+        self._client.delete_folder(path)
+
+    def subscribe(self, path: str) -> None:
+        self._client.subscribe_folder(path)
+
+    def unsubscribe(self, path: str) -> None:
+        self._client.unsubscribe_folder(path)
+
+    # -- messages ------------------------------------------------------------------------------
+
+    def fetch(self, messages: Sequence[int | str], items: Sequence[str], *,
+              by_sequence: bool = False) -> dict[int, dict[bytes, Any]]:
+        """``UID FETCH`` (or FETCH by sequence number): parsed items by UID (by sequence number)."""
+        client = self._client
+        if not by_sequence:
+            return dict(client.fetch(list(messages), list(items)))
+        client.use_uid = False
+        try:
+            return dict(client.fetch(list(messages), list(items)))
+        finally:
+            client.use_uid = True
+
+    def search(self, criteria: Sequence[bytes], *, charset: str | None = None) -> list[int]:
+        """``UID SEARCH``: matching UIDs, ascending (8-bit criteria go out as literals)."""
+        args = ([b"CHARSET", charset.encode("ascii")] if charset else []) + list(criteria)
+        uids: set[int] = set()
+        for line in wire.raw_untagged(self._client, b"SEARCH", args, uid=True):
+            if isinstance(line, bytes) and line:
+                words = text(line).split("(", 1)[0]  # drop a trailing (MODSEQ n)
+                uids.update(int(token) for token in words.split() if token.isdigit())
+        return sorted(uids)
+
+    def search_count(self, criteria: Sequence[bytes]) -> int:
+        """``UID SEARCH RETURN (COUNT)`` (ESEARCH): how many match, in one short answer."""
+        lines = wire.raw_untagged(self._client, b"SEARCH", [b"RETURN", b"(COUNT)", *criteria],
+                                  response_name=b"ESEARCH", uid=True)
+        tokens = [token for line in lines if line for token in wire.parse_response([line])]
+        for index, token in enumerate(tokens[:-1]):
+            if isinstance(token, bytes) and token.upper() == b"COUNT":
+                return int(tokens[index + 1])
+        return 0
+
+    def store(self, messages: Sequence[int | str], action: StoreAction, flags: Sequence[str], *,
+              silent: bool = False) -> dict[int, tuple[str, ...]]:
+        """``UID STORE [+-]FLAGS[.SILENT]``: the resulting flags by UID (none when silent)."""
+        client = self._client
+        method = {"set": client.set_flags, "add": client.add_flags, "remove": client.remove_flags}[action]
+        answer = method(list(messages), list(flags), silent=silent)
+        return {uid: message_flags(value) for uid, value in (answer or {}).items()}
+
+    def store_labels(self, messages: Sequence[int | str], action: StoreAction,
+                     labels: Sequence[str]) -> dict[int, tuple[str, ...]]:
+        """Gmail's ``UID STORE [+-]X-GM-LABELS``: the resulting labels by UID."""
+        client = self._client
+        method = {"set": client.set_gmail_labels, "add": client.add_gmail_labels,
+                  "remove": client.remove_gmail_labels}[action]
+        answer = method(list(messages), list(labels))
+        return {uid: tuple(text(label) for label in value) for uid, value in (answer or {}).items()}
+
+    def labels(self, messages: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        """Gmail labels (``X-GM-LABELS``) by UID."""
+        answer = self._client.get_gmail_labels(list(messages))
+        return {uid: tuple(text(label) for label in value) for uid, value in answer.items()}
+
+    def transfer(self, uid_sets: Sequence[str], destination: str, *, move: bool) -> list[str]:
+        """``UID MOVE`` (or ``UID COPY``) each set; the ``COPYUID`` codes the server sent."""
+        client = self._client
+        wire.pop_untagged(client, "COPYUID")  # a pooled connection may carry old ones
+        for uid_set in uid_sets:
+            (client.move if move else client.copy)([uid_set], destination)
+        return [text(value) for value in wire.pop_untagged(client, "COPYUID")]
+
+    def expunge(self, uid_set: str | None = None) -> None:
+        """``UID EXPUNGE uid_set`` (UIDPLUS) or, without a set, a plain EXPUNGE."""
+        if uid_set is None:
+            self._client.expunge()
+        else:
+            self._client.uid_expunge([uid_set])
+
+    def append(self, path: str, raw: bytes, *, flags: Sequence[str] = (),
+               internal_date: datetime | None = None) -> list[str]:
+        """APPEND; the ``APPENDUID`` codes the server sent (UIDPLUS)."""
+        wire.pop_untagged(self._client, "APPENDUID")
+        self._client.append(path, raw, flags=list(flags), msg_time=internal_date)
+        return [text(value) for value in wire.pop_untagged(self._client, "APPENDUID")]
+
+    # -- commands whose answers we read ourselves (QRESYNC, VANISHED, NOTIFY, IDLE) ---------------
+    # These raise ConnectionLostError for a dead connection and CommandFailedError for NO/BAD.
+
+    def command(self, line: bytes, on_untagged: Callable[[Untagged], None] | None = None) -> list[Untagged]:
+        """Run ``<tag> line``; its untagged responses, each also passed to ``on_untagged`` as it
+        arrives (the watcher keeps unsolicited ones as hints, even when the command then fails)."""
+        tag = self.send_command(line)
+        collected: list[Untagged] = []
+        while True:
+            parts = self.read_response()
+            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
+            if head.startswith(tag + b" "):
+                status = head[len(tag) + 1:].split(b" ", 1)[0].upper()
+                if status != b"OK":
+                    raise CommandFailedError(f"{line.split(b' ', 1)[0].decode()} failed: "
+                                             f"{head.decode('utf-8', 'replace')[:200]}",
+                                             server_response=head[len(tag) + 1:].decode("utf-8", "replace")[:200])
+                return collected
+            if head.startswith(b"* "):
+                response = checked_untagged(parts)
+                collected.append(response)
+                if on_untagged is not None:
+                    on_untagged(response)
+
+    def send_command(self, line: bytes) -> bytes:
+        """Send ``<tag> line``; return the tag. The caller reads the answer (:meth:`read_response`)."""
+        try:
+            return wire.send_tagged(self._client, line)
+        except OSError as exc:
+            raise _lost(exc) from None
+
+    def send_raw(self, data: bytes) -> None:
+        """Send bytes as they are (``DONE`` ending IDLE)."""
+        try:
+            wire.send(self._client, data)
+        except OSError as exc:
+            raise _lost(exc) from None
+
+    def read_response(self) -> list[wire.Part]:
+        """One complete response (blocks up to the socket's timeout). More than a cap of
+        :mod:`.limits` allows raises MailServerError ``ServerResponseTooLarge`` (connection shut)."""
+        try:
+            return wire.read_response(self._client)
+        except ResponseTooLargeError as exc:
+            # The transport has shut the connection; the account's server is not usable.
+            raise exc.mail_server_error() from None
+        except (OSError, EOFError, wire.AbortError, ValueError) as exc:
+            raise _lost(exc) from None
+
+    def buffered_input(self) -> bytes:
+        """Octets already read from the socket but not yet consumed (see :func:`wire.buffered_input`)."""
+        return wire.buffered_input(self._client)
+
+
+def checked_untagged(parts: list[wire.Part]) -> Untagged:
+    """An untagged response, or ConnectionLostError for garbage and for ``BYE``."""
+    try:
+        response = parse_untagged(parts)
+    except ValueError as exc:
+        raise ConnectionLostError(str(exc)) from None
+    if response.kind == "BYE":
+        raise ConnectionLostError("server said BYE: " + response.text.decode("utf-8", "replace")[:200])
+    return response
 
 
 def _shared(value: object) -> object:
@@ -146,15 +399,11 @@ def _shared(value: object) -> object:
     return _shared_capabilities.setdefault(value, value)
 
 
-def _capabilities(client: IMAPClient) -> frozenset[str]:
+def _capabilities(client: IMAPClient) -> Capabilities:
     raw = client.capabilities()
-    # imapclient and imaplib each keep their own copy on the connection: point them at the
-    # shared one. imapclient caches only after login (before, it answers imaplib's list).
-    if client._cached_capabilities is not None:
-        client._cached_capabilities = _shared(client._cached_capabilities)
-    client._imap.capabilities = _shared(client._imap.capabilities)
-    # _shared interns any hashable value and hands back an equal one: here, a frozenset of str.
-    return _shared(frozenset(c.decode("ascii", "replace").upper() for c in raw))  # type: ignore[return-value]
+    # imapclient and imaplib each keep their own copy on the connection: point them at the shared one.
+    wire.share_capabilities(client, _shared)
+    return shared_capabilities(Capabilities.parse(raw))
 
 
 def connect(server: MailServer, password: str, *, connect_timeout: float | None = None,
@@ -184,11 +433,11 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
         raise classify_connection_error(exc, protocol=PROTOCOL, host=server.host, port=server.port) from None
     try:
         capabilities = _capabilities(client)
-        if "IMAP4REV1" not in capabilities and "IMAP4REV2" not in capabilities:
+        if not capabilities.imap4rev1:
             raise MailServerError(f"{where} does not announce IMAP4rev1", code="NoIMAPCapability",
-                                  protocol=PROTOCOL, server_response=" ".join(sorted(capabilities)))
+                                  protocol=PROTOCOL, server_response=" ".join(capabilities))
         if not server.secure:
-            if "STARTTLS" in capabilities:
+            if capabilities.starttls:
                 client.starttls(ssl_context)
                 capabilities = _capabilities(client)
             elif not server.tls.allow_plaintext_auth:
@@ -199,7 +448,7 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
         try:
             # imaplib quotes the password but sends the user name bare (an atom): quote it, so
             # "a b" or "{5}" is one string. The account schema refused CR, LF and NUL in both.
-            client.login(_quote(server.user), password)
+            client.login(wire.quote(server.user), password)
         except LoginError as exc:
             # imapclient reports any failure of LOGIN as a LoginError, a cut-off flood included.
             if (too_large := exceeded(exc)) is not None:
@@ -241,4 +490,4 @@ def open_session(server: MailServer, password: str) -> Iterator[ImapSession]:
 def verify_login(server: MailServer, password: str) -> frozenset[str]:
     """Check that we can log in; return the post-login capabilities."""
     with open_session(server, password) as session:
-        return session.capabilities
+        return session.capabilities.names

@@ -1,6 +1,8 @@
 """Which mailbox is Sent, Trash, Drafts...: server flags first, then well-known names.
 
-Pure functions over LIST results; no I/O. Three sources, in order of trust:
+Pure functions over LIST results; no I/O. The one resolver: the mail API's mailbox listing
+and every watcher event's ``specialUse`` come from here (via :mod:`.folders`). Three
+sources, in order of trust:
 
 1. ``extension``: RFC 6154 SPECIAL-USE attributes (``\\Sent``, ``\\Trash``, ...) in LIST.
 2. ``xlist``: Gmail's older XLIST attributes (``\\AllMail``, ``\\Spam``, ``\\Starred``,
@@ -21,6 +23,11 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from chalicelib.sync.mailboxes import ListedMailbox
+
+__all__ = ["LOCALIZED_NAMES", "SPECIAL_USE_FLAGS", "XLIST_FLAGS", "ListedMailbox", "SpecialUse",
+           "assign_special_uses", "role_from_flags", "role_from_name"]
 
 SPECIAL_USE_FLAGS = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash", "\\Important")
 XLIST_FLAGS = {"\\AllMail": "\\All", "\\Spam": "\\Junk", "\\Starred": "\\Flagged", "\\Important": "\\Important",
@@ -60,15 +67,6 @@ def _fold(name: str) -> str:
 
 
 _NAME_TO_ROLE = {_fold(name): role for role, names in LOCALIZED_NAMES.items() for name in names}
-
-
-@dataclass(frozen=True)
-class ListedMailbox:
-    """One LIST answer, names already decoded from modified UTF-7."""
-
-    path: str
-    delimiter: str | None
-    flags: tuple[str, ...]
 
 
 @dataclass(frozen=True)

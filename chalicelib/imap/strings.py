@@ -10,17 +10,16 @@ a caller chose goes out in one of the two forms that cannot be misread (RFC 3501
     8-bit (UTF-8)           literal, and the caller must send CHARSET UTF-8 (SEARCH)
     NUL                     refused (400 ValidationError): no IMAP4rev1 string can carry it
 
-Both forms are imapclient's: ``_quote`` escapes, and a ``_literal`` argument of
-``_raw_command`` goes out as ``{n}`` after waiting for the server's continuation (``{n+}``
+Both forms are imapclient's (through :mod:`.wire`): ``quote`` escapes, and a ``literal``
+argument goes out as ``{n}`` after waiting for the server's continuation (``{n+}``
 without waiting under LITERAL+). Mailbox names do not come through here: imapclient always quotes them and
 encodes them in modified UTF-7, where every non-printable character is base64.
 """
 
 from __future__ import annotations
 
-from imapclient.imapclient import _literal, _quote
-
 from chalicelib.errors import ValidationError
+from chalicelib.imap.wire import literal, quote
 
 _NEEDS_LITERAL = (b"\r", b"\n")
 
@@ -34,7 +33,7 @@ def string_argument(value: str, field: str) -> tuple[bytes, bool]:
         raise ValidationError("IMAP cannot carry a NUL character", details={field: "must not contain NUL (\\u0000)"})
     encoded = value.encode("utf-8")
     if not encoded.isascii():
-        return _literal(encoded), True
+        return literal(encoded), True
     if any(byte in encoded for byte in _NEEDS_LITERAL):
-        return _literal(encoded), False
-    return _quote(encoded), False
+        return literal(encoded), False
+    return quote(encoded), False

@@ -1,9 +1,11 @@
 """The watcher's IMAP connection: commands imapclient has no API for, NOTIFY, non-blocking IDLE.
 
-One :class:`WatchConnection` wraps a logged-in :class:`~chalicelib.imap.session.ImapSession`
-and speaks the commands imapclient has no API for (``EXAMINE ... (QRESYNC ...)``,
-``UID FETCH ... (CHANGEDSINCE m VANISHED)``, ``NOTIFY SET``, IDLE driven from a
-selector). Responses are read here and interpreted by :mod:`watch_responses`.
+One :class:`WatchConnection` is a thin watcher-facing wrapper over the same
+:class:`~chalicelib.imap.session.ImapSession` the mail API uses: it sends the commands
+imapclient has no API for (``EXAMINE ... (QRESYNC ...)``, ``UID FETCH ... (CHANGEDSINCE m
+VANISHED)``, ``NOTIFY SET``, IDLE driven from a selector) through the session's tag/line
+primitives, keeps unsolicited answers as hints, and leaves their meaning to
+:mod:`watch_responses` and the folder model (:mod:`.folders`). It never touches imaplib.
 
 Connection life::
 
@@ -25,15 +27,16 @@ Any way, the caller drops the connection and later resyncs from its checkpoints.
 from __future__ import annotations
 
 import contextlib
-import imaplib
 import socket
 import ssl
-from typing import Any
 
 from chalicelib.imap import watch_responses as responses
-from chalicelib.imap.limits import ResponseTooLargeError
-from chalicelib.imap.session import ImapSession, connect
-from chalicelib.imap.watch_responses import Hints, MailboxStatus, Untagged
+from chalicelib.imap.capabilities import Capabilities
+from chalicelib.imap.folders import MailboxStatus
+from chalicelib.imap.responses import Untagged, parse_untagged
+from chalicelib.imap.session import CommandFailedError, ConnectionLostError, ImapSession, checked_untagged, connect
+from chalicelib.imap.watch_responses import Hints
+from chalicelib.imap.wire import encode_mailbox_name
 from chalicelib.security.transport import MailServer
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 from chalicelib.sync.mailboxes import ListedMailbox
@@ -45,17 +48,7 @@ NOTIFY_COMMAND = (b"NOTIFY SET (selected (MessageNew (UID) MessageExpunge FlagCh
                   b"(personal (MessageNew MessageExpunge FlagChange MailboxName))")
 
 
-class ConnectionLostError(Exception):
-    """The connection is unusable (EOF, timeout, BYE, garbage); reconnect and resync."""
-
-
-class CommandFailedError(Exception):
-    """The server answered NO/BAD to a watcher command (``server_response``: its words, tag removed),
-    or an answer the watcher cannot use."""
-
-    def __init__(self, message: str, *, server_response: str | None = None) -> None:
-        super().__init__(message)
-        self.server_response = server_response
+__all__ = ["CommandFailedError", "ConnectionLostError", "WatchConnection"]
 
 
 def _tune_socket(sock: socket.socket) -> None:
@@ -68,16 +61,6 @@ def _tune_socket(sock: socket.socket) -> None:
 class WatchConnection:
     def __init__(self, session: ImapSession) -> None:
         self.session = session
-        self._imap: Any = session.client._imap
-        caps = session.capabilities
-        self.condstore = "CONDSTORE" in caps or "QRESYNC" in caps
-        self.qresync = "QRESYNC" in caps
-        self.notify = "NOTIFY" in caps
-        self.idle = "IDLE" in caps
-        # Courier-IMAP names itself in its greeting; it has no capability of its own to test.
-        self.courier = b"Courier-IMAP" in (getattr(session.client, "welcome", None) or b"")
-        self.gmail = "X-GM-EXT-1" in caps
-        self.esearch = "ESEARCH" in caps
         self.selected: str | None = None
         self._idle_tag: bytes | None = None
         self.unsolicited = Hints()
@@ -95,8 +78,43 @@ class WatchConnection:
         return connection
 
     @property
+    def capabilities(self) -> Capabilities:
+        return self.session.capabilities
+
+    # Capability shorthands the snapshot and sync code branch on (computed, not stored:
+    # a watcher holds thousands of these objects).
+    @property
+    def condstore(self) -> bool:
+        return self.session.capabilities.condstore
+
+    @property
+    def qresync(self) -> bool:
+        return self.session.capabilities.qresync
+
+    @property
+    def notify(self) -> bool:
+        return self.session.capabilities.notify
+
+    @property
+    def idle(self) -> bool:
+        return self.session.capabilities.idle
+
+    @property
+    def gmail(self) -> bool:
+        return self.session.capabilities.gmail
+
+    @property
+    def courier(self) -> bool:
+        """Courier-IMAP names itself in its greeting; it has no capability of its own to test."""
+        return b"Courier-IMAP" in self.session.greeting
+
+    @property
+    def esearch(self) -> bool:
+        return self.session.capabilities.esearch
+
+    @property
     def socket(self) -> socket.socket:
-        return self.session.client.socket()
+        return self.session.socket()
 
     def fileno(self) -> int:
         return self.socket.fileno()
@@ -109,13 +127,13 @@ class WatchConnection:
         """
         try:
             if self._idle_tag is not None:
-                self._imap.send(b"DONE\r\n")
-            self._imap.send(self._imap._new_tag() + b" LOGOUT\r\n")
-        except OSError:
+                self.session.send_raw(b"DONE\r\n")
+            self.session.send_command(b"LOGOUT")
+        except ConnectionLostError:
             pass  # already gone
         self._idle_tag = None
         with contextlib.suppress(Exception):
-            self.session.client.shutdown()
+            self.session.shutdown()
 
     def interrupt(self) -> None:
         """From another thread: make a blocked read on this connection fail now."""
@@ -125,30 +143,6 @@ class WatchConnection:
             pass  # already closed
 
     # -- commands --------------------------------------------------------------------------
-
-    def _read(self) -> list[responses.Part]:
-        try:
-            return responses.read_response(self._imap)
-        except ResponseTooLargeError as exc:
-            # The transport has shut the connection; the account's server is not usable.
-            raise exc.mail_server_error() from None
-        except (OSError, EOFError, imaplib.IMAP4.abort, ValueError) as exc:
-            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
-
-    def _send(self, line: bytes) -> None:
-        try:
-            self._imap.send(line)
-        except OSError as exc:
-            raise ConnectionLostError(f"connection lost: {type(exc).__name__}") from None
-
-    def _untagged(self, parts: list[responses.Part]) -> Untagged:
-        try:
-            response = responses.parse_untagged(parts)
-        except ValueError as exc:
-            raise ConnectionLostError(str(exc)) from None
-        if response.kind == "BYE":
-            raise ConnectionLostError("server said BYE: " + response.text.decode("utf-8", "replace")[:200])
-        return response
 
     def command(self, line: bytes, *, fetching: UidSet | None = None) -> list[Untagged]:
         """Run one command; return its untagged responses or raise.
@@ -160,23 +154,7 @@ class WatchConnection:
         """
         words = line.split(b" ", 2)
         verb = (words[1] if words[0].upper() == b"UID" and len(words) > 1 else words[0]).upper()
-        tag = self._imap._new_tag()
-        self._send(tag + b" " + line + b"\r\n")
-        collected: list[Untagged] = []
-        while True:
-            parts = self._read()
-            head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
-            if head.startswith(tag + b" "):
-                status = head[len(tag) + 1:].split(b" ", 1)[0].upper()
-                if status != b"OK":
-                    raise CommandFailedError(f"{line.split(b' ', 1)[0].decode()} failed: "
-                                             f"{head.decode('utf-8', 'replace')[:200]}",
-                                             server_response=head[len(tag) + 1:].decode("utf-8", "replace")[:200])
-                return collected
-            if head.startswith(b"* "):
-                response = self._untagged(parts)
-                collected.append(response)
-                self._note_unsolicited(response, verb, fetching)
+        return self.session.command(line, lambda response: self._note_unsolicited(response, verb, fetching))
 
     def _note_unsolicited(self, response: Untagged, verb: bytes, fetching: UidSet | None) -> None:
         kind = response.kind
@@ -195,8 +173,12 @@ class WatchConnection:
     # -- mailboxes -------------------------------------------------------------------------
 
     def list_mailboxes(self) -> dict[str, ListedMailbox]:
-        special = b" RETURN (SPECIAL-USE)" if "SPECIAL-USE" in self.session.capabilities else b""
-        return responses.listed_mailboxes(self.command(b'LIST "" "*"' + special))
+        """Selectable folders with their roles, by the same rules as the mail API's listing
+        (LIST flags, XLIST on servers without SPECIAL-USE that have it, localized names)."""
+        caps = self.session.capabilities
+        listed = self.command(b'LIST "" "*"' + (b" RETURN (SPECIAL-USE)" if caps.special_use else b""))
+        xlisted = self.command(b'XLIST "" "*"') if caps.xlist and not caps.special_use else None
+        return responses.listed_mailboxes(listed, xlisted)
 
     def set_notify(self) -> None:
         self.command(NOTIFY_COMMAND)
@@ -204,12 +186,12 @@ class WatchConnection:
     def status(self, path: str) -> MailboxStatus:
         # Without CONDSTORE, UNSEEN is the one flag change STATUS can show (read/unread).
         items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b" UNSEEN")
-        found = [r for r in self.command(b"STATUS " + responses.encode_mailbox_name(path) + b" (" + items + b")")
+        found = [r for r in self.command(b"STATUS " + encode_mailbox_name(path) + b" (" + items + b")")
                  if r.kind == "STATUS"]
         return responses.status_response(found[0])[1] if found else MailboxStatus()
 
     def examine(self, path: str, checkpoint: MailboxCheckpoint | None = None) -> list[Untagged]:
-        line = b"EXAMINE " + responses.encode_mailbox_name(path)
+        line = b"EXAMINE " + encode_mailbox_name(path)
         if self.qresync and checkpoint is not None and checkpoint.highestmodseq:
             line += b" (QRESYNC (%d %d))" % (checkpoint.uidvalidity, checkpoint.highestmodseq)
         elif self.condstore:
@@ -222,7 +204,7 @@ class WatchConnection:
     def select_read_write(self, path: str) -> None:
         """SELECT ``path`` read-write, fetching nothing (see ``take_snapshot``'s Courier note)."""
         self.selected = None
-        self.command(b"SELECT " + responses.encode_mailbox_name(path))
+        self.command(b"SELECT " + encode_mailbox_name(path))
         self.selected = path
 
     def close_mailbox(self) -> None:
@@ -241,10 +223,6 @@ class WatchConnection:
         """NOOP: what the server reports when asked (changes in the selected mailbox, NOTIFY news)."""
         return responses.hints_from(self.command(b"NOOP")) | self.take_unsolicited()
 
-    def has(self, capability: str) -> bool:
-        """Capability check with the signature the mail API's FETCH item lists expect."""
-        return self.session.has_capability(capability)
-
     # -- IDLE ------------------------------------------------------------------------------
 
     def start_idle(self) -> bool:
@@ -254,18 +232,17 @@ class WatchConnection:
         packet as its ``+ idling``: once that sits in our read buffer the socket never
         becomes readable again, so the caller must look now instead of waiting.
         """
-        self._idle_tag = self._imap._new_tag()
-        self._send(self._idle_tag + b" IDLE\r\n")
+        self._idle_tag = self.session.send_command(b"IDLE")
         early = False
         while True:
-            parts = self._read()
+            parts = self.session.read_response()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if head.startswith(b"+"):
                 return early or self._input_waiting()
             if head.startswith(self._idle_tag + b" "):
                 words = head[len(self._idle_tag) + 1:].decode("utf-8", "replace")[:200]
                 raise CommandFailedError("IDLE refused: " + words, server_response=words)
-            early = early or bool(responses.hints_from([self._untagged(parts)]))
+            early = early or bool(responses.hints_from([checked_untagged(parts)]))
 
     def drain_idle(self, *, early: bool = False) -> Hints:
         """Read what the server sent during IDLE (call when the socket is readable).
@@ -282,13 +259,13 @@ class WatchConnection:
         if not self._input_waiting():
             return Hints(selected_changed=early)
         while True:
-            parts = self._read()
+            parts = self.session.read_response()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if self._idle_tag is not None and head.startswith(self._idle_tag + b" "):
                 self._idle_tag = None  # the server ended IDLE itself
                 return responses.hints_from(found) | Hints(selected_changed=True)
             if head.startswith(b"* "):
-                found.append(responses.parse_untagged(parts))
+                found.append(parse_untagged(parts))
             if not self._input_waiting():
                 return responses.hints_from(found)
 
@@ -297,15 +274,15 @@ class WatchConnection:
         if self._idle_tag is None:
             return Hints()
         tag, self._idle_tag = self._idle_tag, None
-        self._send(b"DONE\r\n")
+        self.session.send_raw(b"DONE\r\n")
         found: list[Untagged] = []
         while True:
-            parts = self._read()
+            parts = self.session.read_response()
             head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
             if head.startswith(tag + b" "):
                 return responses.hints_from(found)
             if head.startswith(b"* "):
-                found.append(responses.parse_untagged(parts))
+                found.append(parse_untagged(parts))
 
     @property
     def idling(self) -> bool:
@@ -323,7 +300,7 @@ class WatchConnection:
         timeout = sock.gettimeout()
         sock.setblocking(False)
         try:
-            if self._imap.file.peek(1):
+            if self.session.buffered_input():
                 return True
             # An empty peek is the end of the stream on TLS (no data raises SSLWantReadError);
             # on a plain socket it is also what "nothing yet" looks like: ask the kernel.

@@ -5,125 +5,38 @@ The watcher runs its commands itself (``SELECT`` with QRESYNC, ``UID FETCH ...
 them and would file ``VANISHED`` away where nobody reads it. This module is the only
 place those lines are interpreted, so it is tested with raw server lines.
 
-A response arrives as imaplib hands it over: a list whose items are ``bytes`` lines and
-``(line, literal)`` pairs for every ``{n}`` literal (:func:`read_response` builds it from a
-connection). :func:`parse_untagged` turns one into an :class:`Untagged`; the functions
-below pick facts out of a command's untagged responses.
+The functions below pick facts out of a command's untagged responses
+(:class:`~chalicelib.imap.responses.Untagged`). LIST and STATUS payloads go to the folder
+model's one parser (:mod:`.folders`); flags to :mod:`.flags`.
 
 Quirks handled here:
 - ``MODSEQ`` is a parenthesised list: ``MODSEQ (12)`` (imapclient gives ``(12,)``).
 - Servers may omit ``UID`` in unsolicited FETCH (during IDLE); such lines are hints only.
 - Folder names are modified UTF-7 and may be quoted strings, atoms or literals.
-- ``* LIST (\\NonExistent) "/" "x"`` under NOTIFY means "x" was deleted (RFC 5465).
-- ``* STATUS`` for a mailbox under NOTIFY carries only the items that changed.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from imapclient import imap_utf7
-from imapclient.response_parser import parse_fetch_response, parse_response
-
+from chalicelib.imap.flags import message_flags, text
+from chalicelib.imap.folders import ListEntry, MailboxStatus, parse_list, parse_status, with_special_uses
+from chalicelib.imap.responses import Untagged, parse_untagged, response_code
+from chalicelib.imap.wire import Part, encode_mailbox_name, parse_fetch_response, read_lines
 from chalicelib.sync.checkpoint import MessageState
 from chalicelib.sync.mailboxes import ListedMailbox
 from chalicelib.sync.uidset import UidSet
 
-Part = bytes | tuple[bytes, bytes]
-_LITERAL = re.compile(rb"\{(\d+)\+?\}$")
-_NUMBERED = re.compile(rb"^\* (\d+) ([A-Z-]+)(?: (.*))?$", re.DOTALL)
-_KEYWORD = re.compile(rb"^\* ([A-Z-]+)(?: (.*))?$", re.DOTALL)
-_RESP_CODE = re.compile(rb"^\[([A-Z-]+)(?: ([^\]]*))?\]")
-SPECIAL_USE_FLAGS = frozenset({"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash",
-                               "\\Important"})
-UNSELECTABLE = frozenset({"\\NOSELECT", "\\NONEXISTENT"})
+__all__ = ["FetchedState", "Hints", "ListEntry", "MailboxStatus", "Part", "Untagged", "encode_mailbox_name",
+           "fetched_states", "hints_from", "list_entry", "listed_mailboxes", "parse_untagged", "read_response",
+           "response_code", "searched_uids", "select_status", "status_response", "vanished_uids"]
 
-
-class LineSource(Protocol):
-    def _get_line(self) -> bytes: ...
-    def read(self, size: int) -> bytes: ...
-
-
-def read_response(source: LineSource) -> list[Part]:
-    """Read one complete response (a line plus any literals it announces)."""
-    parts: list[Part] = []
-    line = source._get_line()
-    while (match := _LITERAL.search(line)) is not None:
-        parts.append((line, source.read(int(match.group(1)))))
-        line = source._get_line()
-    parts.append(line)
-    return parts
-
-
-@dataclass(frozen=True)
-class Untagged:
-    """``* <number> KIND rest`` or ``* KIND rest``; ``parts`` keeps the payload for parsers."""
-
-    kind: str
-    number: int | None
-    parts: list[Part]
-    text: bytes  # the payload of a one-line response after the kind (for OK/NO/BYE codes)
-
-
-def _strip(parts: list[Part], prefix_length: int) -> list[Part]:
-    first = parts[0]
-    if isinstance(first, tuple):
-        return [(first[0][prefix_length:], first[1]), *parts[1:]]
-    return [first[prefix_length:], *parts[1:]]
-
-
-def parse_untagged(parts: list[Part]) -> Untagged:
-    head = parts[0][0] if isinstance(parts[0], tuple) else parts[0]
-    if (match := _NUMBERED.match(head)) is not None:
-        kind = match.group(2).decode()
-        # Keep "<n> (...)": the shape imapclient's FETCH parser expects.
-        payload = _strip(parts, 2)
-        if isinstance(payload[0], tuple):
-            payload[0] = (payload[0][0].replace(b" " + match.group(2), b"", 1), payload[0][1])
-        else:
-            payload[0] = payload[0].replace(b" " + match.group(2), b"", 1)
-        return Untagged(kind, int(match.group(1)), payload, match.group(3) or b"")
-    if (match := _KEYWORD.match(head)) is not None:
-        kind = match.group(1).decode()
-        return Untagged(kind, None, _strip(parts, 3 + len(kind)), match.group(2) or b"")
-    raise ValueError(f"not an untagged response: {head[:60]!r}")
-
-
-def response_code(response: Untagged) -> tuple[str, bytes] | None:
-    """``* OK [UIDNEXT 5] ...`` -> ("UIDNEXT", b"5")."""
-    match = _RESP_CODE.match(response.text)
-    return (match.group(1).decode(), match.group(2) or b"") if match else None
-
-
-def _parsed(response: Untagged) -> tuple[Any, ...]:
-    return parse_response(response.parts) if response.parts and response.parts != [b""] else ()
-
-
-def decode_mailbox_name(raw: Any) -> str:
-    if isinstance(raw, int):
-        raw = str(raw).encode()
-    return imap_utf7.decode(raw)
-
-
-def encode_mailbox_name(path: str) -> bytes:
-    """A mailbox name as a quoted string argument (modified UTF-7, quotes escaped)."""
-    encoded = imap_utf7.encode(path)
-    return b'"' + encoded.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+read_response = read_lines  # one response from a line source (imaplib's IMAP4, or a test's)
 
 
 # -- SELECT / STATUS ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MailboxStatus:
-    uidvalidity: int | None = None
-    uidnext: int | None = None
-    highestmodseq: int | None = None
-    messages: int | None = None
-    unseen: int | None = None  # asked for only where there is no HIGHESTMODSEQ
 
 
 def select_status(responses: Iterable[Untagged]) -> MailboxStatus:
@@ -143,12 +56,7 @@ def select_status(responses: Iterable[Untagged]) -> MailboxStatus:
 
 def status_response(response: Untagged) -> tuple[str, MailboxStatus]:
     """``* STATUS "Work" (MESSAGES 2 UIDNEXT 5 ...)`` -> ("Work", MailboxStatus)."""
-    parsed = _parsed(response)
-    name, items = parsed[0], parsed[-1]
-    pairs = {items[i].decode().upper(): items[i + 1] for i in range(0, len(items) - 1, 2)}
-    return decode_mailbox_name(name), MailboxStatus(
-        uidvalidity=pairs.get("UIDVALIDITY"), uidnext=pairs.get("UIDNEXT"),
-        highestmodseq=pairs.get("HIGHESTMODSEQ"), messages=pairs.get("MESSAGES"), unseen=pairs.get("UNSEEN"))
+    return parse_status(response.parts)
 
 
 # -- FETCH / VANISHED / SEARCH -------------------------------------------------------------------
@@ -167,7 +75,7 @@ def _modseq(value: Any) -> int | None:
 
 
 def _names(values: Sequence[Any]) -> frozenset[str]:
-    return frozenset(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values)
+    return frozenset(text(v) for v in values)
 
 
 def fetched_states(responses: Iterable[Untagged]) -> dict[int, FetchedState]:
@@ -176,12 +84,12 @@ def fetched_states(responses: Iterable[Untagged]) -> dict[int, FetchedState]:
     for response in responses:
         if response.kind != "FETCH":
             continue
-        for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
+        for item in parse_fetch_response(response.parts).values():
             uid = item.get(b"UID")
             if uid is None or b"FLAGS" not in item:
                 continue
             labels = _names(item[b"X-GM-LABELS"]) if b"X-GM-LABELS" in item else None
-            result[int(uid)] = FetchedState(MessageState(_names(item[b"FLAGS"]), labels),
+            result[int(uid)] = FetchedState(MessageState(frozenset(message_flags(item[b"FLAGS"])), labels),
                                             _modseq(item.get(b"MODSEQ")))
     return result
 
@@ -215,31 +123,15 @@ def searched_uids(responses: Iterable[Untagged]) -> UidSet:
 # -- LIST ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ListEntry:
-    mailbox: ListedMailbox
-    selectable: bool
-    old_name: str | None = None
-
-
 def list_entry(response: Untagged) -> ListEntry:
-    parsed = _parsed(response)
-    attributes, delimiter, name = parsed[0], parsed[1], parsed[2]
-    flags = {a.decode() if isinstance(a, bytes) else str(a) for a in attributes}
-    special = next((f for f in sorted(flags) if f.title() in SPECIAL_USE_FLAGS or f in SPECIAL_USE_FLAGS), None)
-    old_name = None
-    for extended in parsed[3:]:
-        if isinstance(extended, tuple) and len(extended) >= 2 and extended[0].upper() == b"OLDNAME":
-            old_name = decode_mailbox_name(extended[1][0])
-    path = decode_mailbox_name(name)
-    delimiter_text = delimiter.decode() if isinstance(delimiter, bytes) else None
-    return ListEntry(ListedMailbox(path, delimiter_text, special),
-                     selectable=not ({f.upper() for f in flags} & UNSELECTABLE), old_name=old_name)
+    return parse_list(response.parts)
 
 
-def listed_mailboxes(responses: Iterable[Untagged]) -> dict[str, ListedMailbox]:
-    """Selectable mailboxes by path."""
-    entries = (list_entry(r) for r in responses if r.kind == "LIST")
+def listed_mailboxes(responses: Iterable[Untagged], xlisted: Iterable[Untagged] | None = None
+                     ) -> dict[str, ListedMailbox]:
+    """Selectable mailboxes by path, each with its role (the one resolver, XLIST included)."""
+    entries, _ = with_special_uses([list_entry(r) for r in responses if r.kind == "LIST"],
+                                   None if xlisted is None else [list_entry(r) for r in xlisted if r.kind == "XLIST"])
     return {e.mailbox.path: e.mailbox for e in entries if e.selectable}
 
 

@@ -32,12 +32,11 @@ import dataclasses
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from imapclient.response_parser import parse_fetch_response
-
 from chalicelib.imap import watch_responses as responses
 from chalicelib.imap.message_content import ContentRequest, FetchedContent, Sections, section_items
 from chalicelib.imap.messages import MessageSummary, body_sections, summary_from_fetch, summary_items
 from chalicelib.imap.watch import CommandFailedError, WatchConnection
+from chalicelib.imap.wire import parse_fetch_response
 from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
 from chalicelib.sync.passes import PassPlan, plan_pass
 from chalicelib.sync.reconcile import MailboxSnapshot
@@ -168,7 +167,7 @@ def _fetch_summaries(connection: WatchConnection, uids: UidSet, changed: dict[in
         for response in found:
             if response.kind != "FETCH":
                 continue
-            for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
+            for item in parse_fetch_response(response.parts).values():
                 uid = item.get(b"UID")
                 if uid is None or uid not in chunk:
                     continue
@@ -206,7 +205,7 @@ def _fetch_sections(connection: WatchConnection, missing: Sections, wanted: UidS
     for response in found:
         if response.kind != "FETCH":
             continue
-        for _, item in parse_fetch_response(response.parts, uid_is_key=False).items():
+        for item in parse_fetch_response(response.parts).values():
             uid = item.get(b"UID")
             if uid in fetched:
                 for section, data in body_sections(item).items():

@@ -24,7 +24,7 @@ def mailbox_out(mailbox: Mailbox) -> MailboxOut:
         specialUseSource=mailbox.special_use.source if mailbox.special_use else None,
         subscribed=mailbox.subscribed, listed=True, noSelect=not mailbox.selectable,
         messages=status.messages if status else None, unseen=status.unseen if status else None,
-        uidNext=status.uid_next if status else None, uidValidity=status.uid_validity if status else None)
+        uidNext=status.uidnext if status else None, uidValidity=status.uidvalidity if status else None)
 
 
 def list_mailboxes(account_id: str, *, counters: bool) -> MailboxList:

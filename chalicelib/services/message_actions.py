@@ -81,10 +81,10 @@ def update_message(account_id: str, message_id: str, update: MessageUpdate) -> M
             after = message_changes.store_flags(conn, [ref.uid], **_flag_args(update.flags)).get(ref.uid, before)
             result.flags = _change(before, after)
         if update.labels is not None:
-            if not conn.has("X-GM-EXT-1"):
+            if not conn.capabilities.gmail:
                 raise ApiError("labels exist only on Gmail", code="UnsupportedByServer", status=422,
                                details={"labels": "this server has no X-GM-EXT-1"})
-            answer = conn.run("UID FETCH", lambda: conn.client.get_gmail_labels([ref.uid]))
+            answer = conn.run("UID FETCH", lambda: conn.session.labels([ref.uid]))
             before = tuple(answer.get(ref.uid, ()))
             after = message_changes.store_labels(conn, [ref.uid], **_flag_args(update.labels)).get(ref.uid, before)
             result.labels = _change(before, after)

@@ -216,7 +216,7 @@ def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int) -
     ref = decode_text_id(text_id)
     with mail_connection(account_id) as conn:
         open_message(conn, ref.message)
-        answer = conn.run("UID FETCH", lambda: conn.client.fetch([ref.message.uid], ["BODYSTRUCTURE"]))
+        answer = conn.run("UID FETCH", lambda: conn.session.fetch([ref.message.uid], ["BODYSTRUCTURE"]))
         if ref.message.uid not in answer:
             raise _gone(ref.message)
         structure = parse_bodystructure(answer[ref.message.uid].get(b"BODYSTRUCTURE"))

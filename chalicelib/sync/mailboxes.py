@@ -25,9 +25,14 @@ from chalicelib.incarnations import LEGACY, scoped
 
 @dataclass(frozen=True)
 class ListedMailbox:
+    """One folder as LIST shows it (the adapter's :mod:`chalicelib.imap.folders` builds it):
+    name decoded from modified UTF-7, attributes in canonical case, and the role the
+    special-use resolver gave it (``\\Sent``), if any."""
+
     path: str
     delimiter: str | None
     special_use: str | None = None
+    flags: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:

@@ -45,6 +45,12 @@ class FakeSession:
     def has_capability(self, name: str) -> bool:
         return name in self.capabilities
 
+    def socket(self) -> socket.socket:
+        return self.client.socket()
+
+    def noop(self) -> None:
+        self.client.noop()
+
     def close(self) -> None:
         self.closed = True
         self.client.ours.close()

@@ -8,7 +8,7 @@ from chalicelib.imap.special_use import ListedMailbox, SpecialUse, assign_specia
 
 
 def mailbox(path: str, *flags: str, delimiter: str = "/") -> ListedMailbox:
-    return ListedMailbox(path, delimiter, tuple(flags))
+    return ListedMailbox(path, delimiter, flags=tuple(flags))
 
 
 @pytest.mark.parametrize(("path", "delimiter", "role"), [
