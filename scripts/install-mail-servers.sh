@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the mail servers the integration tests run: Dovecot and Postfix from Debian's
-# packages, and Cyrus IMAP and Courier IMAP unpacked into .mail-servers/ of this checkout.
+# packages, and Cyrus IMAP and Courier IMAP unpacked into /opt/imapless-test-servers
+# (IMAPLESS_TEST_SERVERS_DIR; tests/support/daemons.py reads the same variable).
 # Only the binaries are used: the tests start their own instances from temporary config
 # directories on free loopback ports, never the system services.
 #
@@ -10,10 +11,11 @@
 # declare "Conflicts: imap-server", and so does dovecot-imapd, so apt refuses to install
 # them beside Dovecot. Their dependencies (libraries, cyrus-common's tools, Courier's
 # authlib) install normally; the two server packages are fetched with `apt-get download`
-# and unpacked with `dpkg-deb -x` into .mail-servers/<package>/ (git-ignored).
+# and unpacked with `dpkg-deb -x` into that directory, outside the checkout: the servers
+# drop to their own users (cyrus, courier), who must be able to reach the binaries, and a
+# checkout may sit in a directory only root can enter.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-servers="$root/.mail-servers"
+servers="${IMAPLESS_TEST_SERVERS_DIR:-/opt/imapless-test-servers}"
 
 missing=()
 [ -x /usr/lib/dovecot/imap ] || missing+=(dovecot-imapd)
@@ -78,6 +80,7 @@ fi
 if [ ${#unpacked[@]} -gt 0 ]; then
   echo "Unpacking ${unpacked[*]} into $servers..."
   mkdir -p "$servers"
+  chmod 0755 "$servers"
   download="$(mktemp -d)"
   trap 'rm -rf "$download"' EXIT
   # `apt-get download` runs as the _apt user when it can, which needs write access here.

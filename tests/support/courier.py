@@ -53,6 +53,7 @@ from tests.support.daemons import (
     HOSTNAME,
     POLL_INTERVAL_SECONDS,
     START_TIMEOUT_SECONDS,
+    UNPACKED_SERVERS,
     Daemon,
     MailServerError,
     make_server_dir,
@@ -61,10 +62,9 @@ from tests.support.daemons import (
     stop_session,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 # imaplogin and imapd come from the unpacked courier-imap package
 # (scripts/install-mail-servers.sh); couriertcpd, couriertls and authlib are installed normally.
-UNPACKED = ROOT / ".mail-servers" / "courier-imap"
+UNPACKED = UNPACKED_SERVERS / "courier-imap"
 IMAPLOGIN = UNPACKED / "usr" / "lib" / "courier" / "courier" / "imaplogin"
 IMAPD = UNPACKED / "usr" / "bin" / "imapd"
 COURIERTCPD = Path("/usr/sbin/couriertcpd")

@@ -50,6 +50,7 @@ from tests.support.daemons import (
     HOSTNAME,
     POLL_INTERVAL_SECONDS,
     START_TIMEOUT_SECONDS,
+    UNPACKED_SERVERS,
     Daemon,
     MailServerError,
     make_server_dir,
@@ -57,10 +58,9 @@ from tests.support.daemons import (
     start_with_port_retries,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 # imapd and idled come from the unpacked cyrus-imapd package (scripts/install-mail-servers.sh);
 # the master, lmtpd and the database tools from cyrus-common, installed normally.
-UNPACKED_BIN = ROOT / ".mail-servers" / "cyrus-imapd" / "usr" / "lib" / "cyrus" / "bin"
+UNPACKED_BIN = UNPACKED_SERVERS / "cyrus-imapd" / "usr" / "lib" / "cyrus" / "bin"
 COMMON_BIN = Path("/usr/lib/cyrus/bin")
 SASLPASSWD = "/usr/sbin/saslpasswd2"
 CYRUS_USER = "cyrus"

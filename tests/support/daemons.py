@@ -29,6 +29,11 @@ STOP_TIMEOUT_SECONDS = 10.0
 POLL_INTERVAL_SECONDS = 0.02
 LOG_TAIL_LINES = 60
 PORT_RACE_ATTEMPTS = 3
+# Where scripts/install-mail-servers.sh unpacks Cyrus and Courier (they conflict with
+# dovecot-imapd as packages). Outside the checkout on purpose: the servers drop to their
+# own users, which must be able to reach the binaries, and a checkout may sit in a
+# directory only root can enter (a mktemp -d clone is mode 0700).
+UNPACKED_SERVERS = Path(os.environ.get("IMAPLESS_TEST_SERVERS_DIR", "/opt/imapless-test-servers"))
 
 
 class MailServerError(RuntimeError):
