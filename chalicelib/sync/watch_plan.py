@@ -40,6 +40,13 @@ the sweep. A server without IDLE never earns that trust (nothing is reported; th
 
 Timers (:func:`fired_timers`): retry (connect), IDLE re-issue, sweep, and closing an unused
 helper connection after :data:`HELPER_IDLE_SECONDS`. Backoff: :func:`reconnect_delay`.
+
+Stability (:func:`failures_before`, :func:`recovery_due`). A server may let the watcher log in
+and catch up and then fail every time (drop the connection in IDLE, flood an answer past a
+read cap). A completed catch-up therefore does not reset the backoff: only a connection that
+held for :data:`STABLE_CONNECTION_SECONDS` does, so such a server is retried ever more slowly
+instead of at the minimum delay forever. After an answer over a read cap, the catch-up alone
+does not announce the account ``connected`` either; a connection that holds does.
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ from chalicelib import backoff
 HELPER_IDLE_SECONDS = 120.0
 # Changes IDLE must report first, in a row, before the sweep stops looking at the IDLE folder.
 PROMPT_AFTER_REPORTS = 3
+# How long a connection must hold before its end starts a new backoff series (see Stability).
+STABLE_CONNECTION_SECONDS = 60.0
 
 Finder = Literal["idle", "sweep", "other"]
 
@@ -181,3 +190,15 @@ def reconnect_delay(failures: int, *, minimum: float, maximum: float, jitter: fl
     """Seconds before the next connect after ``failures`` failures in a row (half to all of the
     exponential ceiling, so accounts that failed together do not return together)."""
     return backoff.delay(failures, base=minimum, maximum=maximum, low=0.5, high=1.0, jitter=jitter)
+
+
+def failures_before(failures: int, connected_for: float | None) -> int:
+    """The failures in a row a new failure adds to: none when the connection it ends had held
+    for :data:`STABLE_CONNECTION_SECONDS` (``connected_for`` None: it never logged in)."""
+    return 0 if connected_for is not None and connected_for >= STABLE_CONNECTION_SECONDS else failures
+
+
+def recovery_due(capped: bool, connected_for: float | None) -> bool:
+    """Whether an account whose server went over a read cap has now held a connection long
+    enough to be announced ``connected`` again."""
+    return capped and connected_for is not None and connected_for >= STABLE_CONNECTION_SECONDS

@@ -3,8 +3,9 @@
 Two accounts point at the test's own servers, which log anyone in and then announce a
 ``{900000000}`` literal and stream filler behind it: one during IDLE, one in answer to the
 watcher's FETCH. A third account is on the real Dovecot. The watcher must refuse each flood
-on its announcement: the flooding accounts report ``connectError`` (code
-``ServerResponseTooLarge``), the Dovecot account keeps getting its ``messageNew`` events, and
+on its announcement: the flooding accounts report ``syncError`` once (code
+``ServerResponseTooLarge``; they logged in, and each good login after it announces nothing),
+the Dovecot account keeps getting its ``messageNew`` events, and
 the process's memory stays where it was.
 """
 
@@ -19,6 +20,8 @@ from contextlib import ExitStack, contextmanager
 from chalicelib.store import accounts as account_store
 from tests.integration.watcher_support import EventQueue, register_account, running_watcher, send_mail
 from tests.support.line_servers import IMAP_GREETING, LineServer, flooding_imap_responder
+
+ACCOUNT_STATE_EVENTS = frozenset({"authenticationSuccess", "authenticationError", "connectError", "syncError"})
 
 RSS_GROWTH_BOUND_BYTES = 50 * 1024 * 1024
 
@@ -65,7 +68,7 @@ def subjects(events: EventQueue, account: str) -> list[str]:
     return [e.data.get("subject") for e in events.of(account, "messageNew")]
 
 
-def test_flooding_servers_get_connect_error_while_another_account_keeps_its_events(
+def test_flooding_servers_get_one_sync_error_while_another_account_keeps_its_events(
         api, dovecot, postfix, make_mail_user, events, prefix):
     # Given: a watcher with an account on the real Dovecot, initialized
     user, sender = make_mail_user(), make_mail_user()
@@ -88,11 +91,11 @@ def test_flooding_servers_get_connect_error_while_another_account_keeps_its_even
             for account, server in servers.items():
                 register_flooded(api, server, account)
 
-            # Then: each reports connectError with the stable code ...
-            events.wait_for(lambda ev: all(events.of(account, "connectError") for account in servers), timeout=30,
-                            what="connectError of both flooded accounts")
+            # Then: each reports syncError with the stable code ...
+            events.wait_for(lambda ev: all(events.of(account, "syncError") for account in servers), timeout=30,
+                            what="syncError of both flooded accounts")
             for account in servers:
-                error = events.of(account, "connectError")[0]
+                error = events.of(account, "syncError")[0]
                 assert error.data["serverResponseCode"] == "ServerResponseTooLarge", error.data
                 assert "900000000-byte literal" in error.data["response"]
             # ... and keeps being refused on every reconnect, while mail for the other account
@@ -114,3 +117,9 @@ def test_flooding_servers_get_connect_error_while_another_account_keeps_its_even
         assert watcher.process.poll() is None
         assert account_store.get_account(normal).state == "connected"
         assert subjects(events, normal).count("before") == 1
+        # And: three and more refused connections each, yet only the first login and the one
+        # syncError are announced (no authenticationSuccess / error pair at every reconnect)
+        for account in servers:
+            announced = [e.event for e in events.of(account) if e.event in ACCOUNT_STATE_EVENTS]
+            assert announced == ["authenticationSuccess", "syncError"], announced
+            assert account_store.get_account(account).state == "syncError"

@@ -13,6 +13,7 @@ from chalicelib.imap.watch import CommandFailedError
 from chalicelib.services import accounts as account_service
 from chalicelib.settings import get_settings
 from chalicelib.store import accounts as account_store
+from chalicelib.sync import watch_plan
 from chalicelib.sync.account_state import SYNC_ERROR_AFTER_FAILURES
 from workers.watch.account import AccountWatch
 from workers.watch.context import WatchContext
@@ -73,49 +74,6 @@ class ListSink:
         self.events.extend(events)
 
 
-def flooded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The account's next task fails as a server over a read cap makes it fail after login."""
-    too_large = ResponseTooLargeError("a 900000000-byte literal", 1000, "IMAPLESS_IMAP_MAX_LITERAL_BYTES")
-
-    def load_credentials(account_id: str):
-        raise too_large.mail_server_error()
-
-    monkeypatch.setattr(account_service, "load_credentials", load_credentials)
-
-
-def test_a_server_over_a_read_cap_puts_the_account_in_connect_error(monkeypatch):
-    # Given: a connected account whose server goes over a read cap
-    flooded(monkeypatch)
-    monkeypatch.setattr(account_store, "get_account", lambda _: SimpleNamespace(state="connected", version=4))
-    states: list[str] = []
-    monkeypatch.setattr(account_store, "set_account_state",
-                        lambda account, state, expected_state, last_error=None: states.append(state) or 5)
-    sink = ListSink()
-    account = watch(sink)
-    # When: its task runs
-    account.request(connect=True)
-    # Then: connectError is announced and stored, and a reconnect is scheduled
-    assert [(e.event, e.data["serverResponseCode"]) for e in sink.events] == [
-        ("connectError", "ServerResponseTooLarge")]
-    assert states == ["connectError"] and account.state == "connectError"
-    assert account.retry_at is not None
-
-
-def test_an_account_whose_connect_error_cannot_be_recorded_still_retries(monkeypatch):
-    # Given: the store is unreachable while a server goes over a read cap
-    flooded(monkeypatch)
-
-    def unreachable(_):
-        raise RuntimeError("store down")
-
-    monkeypatch.setattr(account_store, "get_account", unreachable)
-    account = watch(ListSink())
-    # When: its task runs
-    account.request(connect=True)
-    # Then: the task ends normally with a reconnect scheduled (the next failure tries again)
-    assert account.retry_at is not None and not account._busy
-
-
 class FakeConnection:
     """A logged-in connection to a server without NOTIFY; nothing is ever read from it."""
 
@@ -127,12 +85,12 @@ class FakeConnection:
         pass
 
 
-def test_failures_after_login_become_one_sync_error_and_a_catch_up_clears_it(monkeypatch):
-    # Given: a new account whose server lets it in, then refuses to open the mailbox
+def stored_account(monkeypatch: pytest.MonkeyPatch, state: str) -> dict:
+    """The account record as the store keeps it; state changes are conditional on the old state."""
     server = SimpleNamespace(user="user@example.test")
     monkeypatch.setattr(account_service, "load_credentials", lambda account_id: SimpleNamespace(
         imap=server, imap_password="pw", incarnation="i1"))
-    stored = {"state": "new", "version": 1, "last_error": None}
+    stored = {"state": state, "version": 1, "last_error": None}
     monkeypatch.setattr(account_store, "get_account",
                         lambda _: SimpleNamespace(state=stored["state"], version=stored["version"]))
 
@@ -142,6 +100,57 @@ def test_failures_after_login_become_one_sync_error_and_a_catch_up_clears_it(mon
         return stored["version"]
 
     monkeypatch.setattr(account_store, "set_account_state", set_account_state)
+    return stored
+
+
+def flooded_after_login(monkeypatch: pytest.MonkeyPatch, account: AccountWatch) -> None:
+    """The server lets the account in, then answers the catch-up with more than a read cap allows."""
+    too_large = ResponseTooLargeError("a 900000000-byte literal", 1000, "IMAPLESS_IMAP_MAX_LITERAL_BYTES")
+    account.context.open_connection = lambda *_: FakeConnection()
+    monkeypatch.setattr(account.folders, "load", lambda: None)
+
+    def flood(connection):
+        raise too_large.mail_server_error()
+
+    monkeypatch.setattr(account.folders, "catch_up", flood)
+
+
+def test_a_server_over_a_read_cap_is_a_sync_error_at_once_and_does_not_flap(monkeypatch):
+    # Given: a connected account whose server goes over a read cap after every login
+    stored = stored_account(monkeypatch, "connected")
+    sink = ListSink()
+    account = watch(sink)
+    flooded_after_login(monkeypatch, account)
+    # When: its task runs, and the reconnects that follow run too
+    for _ in range(4):
+        account.request(connect=True)
+    # Then: one syncError with the stable code, stored with lastError; the later good logins
+    # announce nothing (no authenticationSuccess / error pair per retry); a reconnect is scheduled
+    assert [(e.event, e.data["serverResponseCode"]) for e in sink.events] == [
+        ("syncError", "ServerResponseTooLarge")]
+    assert stored["state"] == "syncError" and stored["last_error"]["code"] == "ServerResponseTooLarge"
+    assert account.retry_at is not None
+
+
+def test_an_account_whose_sync_error_cannot_be_recorded_still_retries(monkeypatch):
+    # Given: the store is unreachable while a server goes over a read cap
+    stored_account(monkeypatch, "connected")
+
+    def unreachable(*args, **kwargs):
+        raise RuntimeError("store down")
+
+    monkeypatch.setattr(account_store, "get_account", unreachable)
+    account = watch(ListSink())
+    flooded_after_login(monkeypatch, account)
+    # When: its task runs
+    account.request(connect=True)
+    # Then: the task ends normally with a reconnect scheduled (the next failure tries again)
+    assert account.retry_at is not None and not account._busy
+
+
+def test_failures_after_login_become_one_sync_error_and_a_catch_up_clears_it(monkeypatch):
+    # Given: a new account whose server lets it in, then refuses to open the mailbox
+    stored = stored_account(monkeypatch, "new")
     sink = ListSink()
     account = watch(sink)
     account.state, account.version = "new", 1
@@ -172,4 +181,28 @@ def test_failures_after_login_become_one_sync_error_and_a_catch_up_clears_it(mon
 
     # Then: connected again, once, and lastError is gone
     assert [e.event for e in sink.events] == ["authenticationSuccess", "syncError", "authenticationSuccess"]
+    assert stored["state"] == "connected" and stored["last_error"] is None
+
+
+def test_after_a_read_cap_a_catch_up_is_not_enough_a_connection_that_held_is(monkeypatch):
+    # Given: an account in syncError because its server flooded the catch-up
+    stored = stored_account(monkeypatch, "connected")
+    sink = ListSink()
+    account = watch(sink)
+    flooded_after_login(monkeypatch, account)
+    account.request(connect=True)
+    failures = account.failures
+    assert stored["state"] == "syncError"
+    # When: the next catch-up completes
+    monkeypatch.setattr(account.folders, "catch_up", lambda connection: None)
+    monkeypatch.setattr(account, "_idle", lambda listener: None)
+    account.request(connect=True)
+    # Then: nothing is announced yet, and the backoff series is not reset by the catch-up alone
+    assert [e.event for e in sink.events] == ["syncError"]
+    assert stored["state"] == "syncError" and account.failures == failures
+    # When: the connection has held for the stability period (checked at every task of the account)
+    account.connected_at = time.monotonic() - watch_plan.STABLE_CONNECTION_SECONDS
+    account._confirm_recovery()
+    # Then: connected is announced, once, and lastError is gone
+    assert [e.event for e in sink.events] == ["syncError", "authenticationSuccess"]
     assert stored["state"] == "connected" and stored["last_error"] is None

@@ -7,14 +7,17 @@ import pytest
 from chalicelib.sync.watch_plan import (
     HELPER_IDLE_SECONDS,
     PROMPT_AFTER_REPORTS,
+    STABLE_CONNECTION_SECONDS,
     Heard,
     IdleLatency,
     Steps,
     Wake,
     WatchState,
+    failures_before,
     fired_timers,
     plan_steps,
     reconnect_delay,
+    recovery_due,
 )
 
 IDLING = WatchState(connected=True, idling=True, two_connections=True)
@@ -126,3 +129,24 @@ def test_reconnect_delay_doubles_to_its_maximum_with_jitter_below_the_ceiling(fa
 def test_wakes_merge():
     merged = Wake(readable=True).merge(Wake(sweep=True))
     assert merged == Wake(readable=True, sweep=True) and merged and not Wake()
+
+
+@pytest.mark.parametrize(("failures", "connected_for", "expected"), [
+    (4, None, 4),  # the login itself failed: the series goes on
+    (4, 5.0, 4),  # logged in, caught up, failed within a minute: the series goes on
+    (4, STABLE_CONNECTION_SECONDS - 0.1, 4),
+    (4, STABLE_CONNECTION_SECONDS, 0),  # it held: a new series starts
+    (0, 3600.0, 0),
+])
+def test_only_a_connection_that_held_starts_a_new_backoff_series(failures, connected_for, expected):
+    assert failures_before(failures, connected_for) == expected
+
+
+@pytest.mark.parametrize(("capped", "connected_for", "expected"), [
+    (False, 3600.0, False),  # nothing to recover from
+    (True, None, False),  # not connected
+    (True, 1.0, False),  # caught up, but a flooding server lets a catch-up through too
+    (True, STABLE_CONNECTION_SECONDS, True),
+])
+def test_after_a_read_cap_only_a_connection_that_held_is_announced(capped, connected_for, expected):
+    assert recovery_due(capped, connected_for) is expected

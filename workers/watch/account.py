@@ -59,9 +59,11 @@ from chalicelib.sync.watch_plan import (
     Steps,
     Wake,
     WatchState,
+    failures_before,
     fired_timers,
     plan_steps,
     reconnect_delay,
+    recovery_due,
 )
 from workers.watch import logger
 from workers.watch.context import WatchContext
@@ -104,6 +106,9 @@ class AccountWatch:
         self.folders = MailboxSync(account, context)
         self.failures = 0
         self.sync_failures = 0  # failures after a successful login, since the last complete catch-up
+        self.connected_at: float | None = None  # when the current connection logged in
+        self.capped = False  # the last sync failure was an answer over a read cap
+        self.user: str | None = None
         self.idle_latency = IdleLatency()
         self._lock = threading.Lock()
         self._pending = Wake()
@@ -192,6 +197,7 @@ class AccountWatch:
             if plan_steps(self._state(), work).connect:
                 self._connect_and_catch_up()
             return
+        self._confirm_recovery()
         hints, self._carried = self._carried, Hints()
         reported = Hints()
         if work.readable:
@@ -274,6 +280,8 @@ class AccountWatch:
                                             message=exc.message))
             raise
         self.listener = listener
+        self.connected_at = time.monotonic()
+        self.user = credentials.imap.user
         self._record_login(LoginOutcome(ok=True, user=credentials.imap.user))
         self.folders.load()
         self.idle_latency = IdleLatency(supported=listener.idle,
@@ -283,9 +291,11 @@ class AccountWatch:
         self.folders.catch_up(listener)
         if not listener.notify or not listener.idle:
             self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
-        self.failures = self.sync_failures = 0
-        # Every folder is current: the state leaves syncError here (a login alone does not).
-        self._record_login(LoginOutcome(ok=True, user=credentials.imap.user, stage="sync"))
+        self.sync_failures = 0
+        # Every folder is current: the state leaves syncError here (a login alone does not),
+        # unless the server went over a read cap: then a connection that holds says so (_do).
+        if not self.capped:
+            self._record_login(LoginOutcome(ok=True, user=credentials.imap.user, stage="sync"))
         self._idle(listener)
 
     def _record_login(self, outcome: LoginOutcome) -> None:
@@ -352,11 +362,8 @@ class AccountWatch:
 
     def _fail(self, exc: BaseException, *, unexpected: bool = False) -> None:
         logged_in = self.listener is not None
+        self.failures = failures_before(self.failures, self._connected_for()) + 1
         self._close()
-        too_large = isinstance(exc, MailServerError) and exc.code == RESPONSE_TOO_LARGE
-        if isinstance(exc, MailServerError) and too_large:
-            self._report_unusable(exc)
-        self.failures += 1
         delay = reconnect_delay(self.failures, minimum=self.settings.watcher_reconnect_min_seconds,
                                 maximum=self.settings.watcher_reconnect_max_seconds)
         self.retry_at = time.monotonic() + delay
@@ -364,23 +371,30 @@ class AccountWatch:
             logger.info("watch interrupted; retrying", extra={"account": self.account, "error": type(exc).__name__,
                                                               "detail": str(exc)[:200], "retry_in": round(delay, 2)})
         # A lease that moved (checkpoint conflict) or an events queue that failed says nothing
-        # about the account's server; everything else after a good login does.
-        if logged_in and not too_large and not isinstance(exc, (CheckpointConflictError, PublishError)):
-            self.sync_failures += 1
-            if sync_error_due(self.sync_failures):
-                try:
-                    self._record_login(sync_failure(exc, unexpected=unexpected))
-                except Exception:  # noqa: BLE001 - the retry is scheduled; the next failure tries again
-                    logger.exception("could not record the sync error", extra={"account": self.account})
+        # about the account's server; everything else after a good login does. (A failed login
+        # was recorded by the connect itself.)
+        if not logged_in or isinstance(exc, (CheckpointConflictError, PublishError)):
+            return
+        self.sync_failures += 1
+        # An answer over a read cap (chalicelib/imap/limits.py) will be over it again on the
+        # next try: say so at once. As a syncError, the next good login announces nothing, so
+        # such a server does not flap between authenticationSuccess and an error every retry.
+        too_large = isinstance(exc, MailServerError) and exc.code == RESPONSE_TOO_LARGE
+        self.capped = self.capped or too_large
+        if too_large or sync_error_due(self.sync_failures):
+            try:
+                self._record_login(sync_failure(exc, unexpected=unexpected))
+            except Exception:  # noqa: BLE001 - the retry is scheduled; the next failure tries again
+                logger.exception("could not record the sync error", extra={"account": self.account})
 
-    def _report_unusable(self, exc: MailServerError) -> None:
-        """The server logged us in, then sent more than a cap allows (chalicelib/imap/limits.py):
-        the account reports ``connectError`` as for a failed connect (a no-op when the login
-        itself was what failed: that outcome is recorded already)."""
-        try:
-            self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.message))
-        except Exception:  # noqa: BLE001 - the retry is scheduled whatever the store or queue says
-            logger.warning("could not record the account's connectError", extra={"account": self.account})
+    def _confirm_recovery(self) -> None:
+        """After an answer over a read cap, announce ``connected`` once a connection has held."""
+        if recovery_due(self.capped, self._connected_for()):
+            self.capped = False
+            self._record_login(LoginOutcome(ok=True, user=self.user, stage="sync"))
+
+    def _connected_for(self) -> float | None:
+        return None if self.connected_at is None else time.monotonic() - self.connected_at
 
     def _close(self) -> None:
         self.context.scheduler.forget(self)
@@ -388,6 +402,7 @@ class AccountWatch:
             if connection is not None:
                 connection.close()
         self.listener = self.helper = None
+        self.connected_at = None
         self.reissue_at = self.sweep_at = None
         self._early = False
         self._carried = Hints()
