@@ -8,8 +8,6 @@ and flags.
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from chalicelib.imap import watch_responses as r
@@ -17,31 +15,7 @@ from chalicelib.imap import wire
 from chalicelib.imap.flags import canonical, message_flags
 from chalicelib.imap.folders import MailboxStatus, parse_lists, parse_statuses, with_special_uses
 from chalicelib.imap.special_use import SpecialUse
-
-
-class Lines:
-    """What imaplib offers a reader: CRLF lines and exact-size literal reads."""
-
-    def __init__(self, data: bytes) -> None:
-        self.stream = io.BytesIO(data)
-
-    def _get_line(self) -> bytes:
-        line = self.stream.readline()
-        if not line.endswith(b"\r\n"):
-            raise EOFError("unterminated line")
-        return line[:-2]
-
-    def read(self, size: int) -> bytes:
-        return self.stream.read(size)
-
-
-def untagged(raw: bytes) -> list[r.Untagged]:
-    """The watcher's view: one parsed response at a time."""
-    source = Lines(raw)
-    found = []
-    while source.stream.tell() < len(raw):
-        found.append(r.parse_untagged(wire.read_lines(source)))
-    return found
+from tests.support.raw_responses import untagged
 
 
 def imaplib_filed(raw: bytes, kind: bytes) -> list[wire.Part]:

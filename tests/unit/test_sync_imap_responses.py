@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
 
 from chalicelib.imap import watch_responses as r
 from chalicelib.sync.checkpoint import MessageState
 from chalicelib.sync.uidset import UidSet
-
-
-class Wire:
-    """What imaplib offers the reader: CRLF lines and exact-size literal reads."""
-
-    def __init__(self, data: bytes) -> None:
-        self.stream = io.BytesIO(data)
-
-    def _get_line(self) -> bytes:
-        line = self.stream.readline()
-        if not line.endswith(b"\r\n"):
-            raise EOFError("unterminated line")
-        return line[:-2]
-
-    def read(self, size: int) -> bytes:
-        return self.stream.read(size)
-
-
-def untagged(raw: bytes) -> list[r.Untagged]:
-    wire = Wire(raw)
-    found = []
-    while wire.stream.tell() < len(raw):
-        found.append(r.parse_untagged(r.read_response(wire)))
-    return found
+from tests.support.raw_responses import untagged
 
 
 def test_select_with_qresync_gives_status_changes_and_vanished():
