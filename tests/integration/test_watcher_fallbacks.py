@@ -15,23 +15,22 @@ import time
 
 import pytest
 
-from tests.integration.watcher_support import imap_client, register_account, running_watcher
-from tests.support.dovecot import OFFICE365_LIKE_CAPABILITIES
-from tests.support.mailservers import Dovecot
+from tests.integration.watcher_support import (
+    office365_like_dovecot,
+    register_account,
+    running_watcher,
+    user_with_client,
+)
 
 
 @pytest.fixture(scope="module")
 def plain_dovecot(test_pki):
-    with Dovecot(test_pki, capabilities=OFFICE365_LIKE_CAPABILITIES) as server:
-        yield server
+    yield from office365_like_dovecot(test_pki)
 
 
 def test_changes_without_condstore_qresync_or_notify(api, plain_dovecot, events, prefix):
     # Given: an account on the server without the extensions, with mail in INBOX and a folder
-    user_email, password = f"{prefix}plain@example.test", "fallback-password"
-    plain_dovecot.add_user(user_email, password)
-    user = type("User", (), {"email": user_email, "password": password})
-    client = imap_client(plain_dovecot, user)
+    user, client = user_with_client(plain_dovecot, f"{prefix}plain@example.test", "fallback-password")
     assert b"CONDSTORE" not in client.capabilities() and b"NOTIFY" not in client.capabilities()
     client.create_folder("Archive")
     client.append("INBOX", b"Subject: kept\r\n\r\nx\r\n")
@@ -104,10 +103,7 @@ def first_sync_of(watcher, path: str, after: int, timeout: float = 5.0) -> dict:
 
 def test_without_condstore_a_sweep_syncs_only_folders_that_moved(api, plain_dovecot, events, prefix):
     # Given: an account with two messages in Archive, and a flags re-check every 3 s
-    user_email, password = f"{prefix}sweep@example.test", "fallback-password"
-    plain_dovecot.add_user(user_email, password)
-    user = type("User", (), {"email": user_email, "password": password})
-    client = imap_client(plain_dovecot, user)
+    user, client = user_with_client(plain_dovecot, f"{prefix}sweep@example.test", "fallback-password")
     client.create_folder("Archive")
     client.append("Archive", b"Subject: one\r\n\r\nx\r\n")
     client.append("Archive", b"Subject: two\r\n\r\nx\r\n")

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.watcher_support import imap_client, register_account, running_watcher
-from tests.support.dovecot import OFFICE365_LIKE_CAPABILITIES
-from tests.support.mailservers import Dovecot
+from tests.integration.watcher_support import (
+    office365_like_dovecot,
+    register_account,
+    running_watcher,
+    user_with_client,
+)
 
 
 @pytest.fixture(scope="module")
 def unflagged_dovecot(test_pki):
-    with Dovecot(test_pki, special_use={}, capabilities=OFFICE365_LIKE_CAPABILITIES) as server:
-        yield server
+    yield from office365_like_dovecot(test_pki, special_use={})
 
 
 def test_message_new_in_a_folder_named_sent_carries_the_role_the_api_lists(api, unflagged_dovecot, events, prefix):
     # Given: an account on a server without SPECIAL-USE, with a folder named "Sent"
-    user_email, password = f"{prefix}roles@example.test", "roles-password"
-    unflagged_dovecot.add_user(user_email, password)
-    user = type("User", (), {"email": user_email, "password": password})
-    client = imap_client(unflagged_dovecot, user)
+    user, client = user_with_client(unflagged_dovecot, f"{prefix}roles@example.test", "roles-password")
     assert b"SPECIAL-USE" not in client.capabilities()
     client.create_folder("Sent")
     assert all(b"\\Sent" not in flags for flags, _, _ in client.list_folders())

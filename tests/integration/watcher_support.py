@@ -22,6 +22,10 @@ from imapclient import IMAPClient
 
 from chalicelib.events.model import Event
 from tests.support.aws import MOTO_ENDPOINT, REGION, ROOT
+from tests.support.certs import TestPKI
+from tests.support.dovecot import OFFICE365_LIKE_CAPABILITIES
+from tests.support.fixtures import MailUser
+from tests.support.mailservers import Dovecot
 
 # Short timings so hand-overs and retries happen within a test's patience.
 FAST_WATCHER_ENVIRONMENT = {
@@ -140,6 +144,20 @@ def imap_client(server, user) -> IMAPClient:
     client.starttls(ssl.create_default_context())
     client.login(user.email, user.password)
     return client
+
+
+def office365_like_dovecot(pki: TestPKI, **options) -> Iterator[Dovecot]:
+    """A Dovecot of its own that announces only what Office 365 does after login (no
+    CONDSTORE, QRESYNC or NOTIFY), for a module-scoped fixture to ``yield from``."""
+    with Dovecot(pki, capabilities=OFFICE365_LIKE_CAPABILITIES, **options) as server:
+        yield server
+
+
+def user_with_client(server, email: str, password: str) -> tuple[MailUser, IMAPClient]:
+    """A new user of ``server`` and an IMAP client logged in as that user (STARTTLS)."""
+    server.add_user(email, password)
+    user = MailUser(email=email, password=password)
+    return user, imap_client(server, user)
 
 
 def mail_from(sender, recipient: str, subject: str, attachment: bytes | None = None) -> EmailMessage:
