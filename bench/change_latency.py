@@ -22,12 +22,12 @@ import argparse
 import secrets
 import ssl
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 from imapclient import IMAPClient
 from watcher_stack import AwsStack, summary
+from watcher_stack.floor_client import FloorClient
 
 from tests.integration.watcher_support import EventQueue, WatcherProcess, send_mail
 from tests.support.certs import make_test_pki
@@ -54,43 +54,6 @@ class TimedQueue(EventQueue):
             self.events.append(event)
             self.sent_at[event.id] = int(message["Attributes"]["SentTimestamp"]) / 1000
             self.client.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
-
-
-class FloorClient:
-    """A bare imapclient IDLE on one folder, recording when each push arrives."""
-
-    def __init__(self, dovecot: Dovecot, user: MailUser, folder: str) -> None:
-        self.client = IMAPClient(dovecot.hostname, port=dovecot.imap_port, ssl=False)
-        self.client.starttls(ssl.create_default_context())
-        self.client.login(user.email, user.password)
-        self.client.select_folder(folder, readonly=True)
-        self.pushes: list[tuple[float, list]] = []
-        self._stop = threading.Event()
-        self.client.idle()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            responses = self.client.idle_check(timeout=0.2)
-            if responses:
-                self.pushes.append((time.time(), responses))
-
-    def first_push_after(self, started: float, timeout: float = 10.0) -> float:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for at, responses in list(self.pushes):
-                if at >= started and any(r[1] in (b"EXISTS", b"FETCH", b"EXPUNGE") for r in responses
-                                         if isinstance(r, tuple) and len(r) > 1):
-                    return at
-            time.sleep(0.005)
-        raise TimeoutError("the bare IDLE client saw nothing")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.client.idle_done()
-        self.client.logout()
 
 
 def wait_event(queue: TimedQueue, started: float, kind: str, path: str, timeout: float = 15.0) -> float:
@@ -146,7 +109,10 @@ def main() -> None:
                 for _ in range(samples):
                     started = time.time()
                     action()
-                    base.append((floor.first_push_after(started) - started) * 1000)
+                    pushed = floor.first_push_after(started)
+                    if pushed is None:
+                        raise TimeoutError("the bare IDLE client saw nothing")
+                    base.append((pushed - started) * 1000)
                     ours.append((wait_event(queue, started, kind, path) - started) * 1000)
                     time.sleep(0.6)  # let Dovecot's notification batch window close
 

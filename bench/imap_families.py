@@ -35,7 +35,6 @@ import os
 import secrets
 import ssl
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from pathlib import Path
 
 from imapclient import IMAPClient
 from watcher_stack import AwsStack, register_accounts, summary
+from watcher_stack.floor_client import FloorClient
 
 from tests.integration.watcher_support import WatcherProcess
 from tests.support.certs import TestPKI, make_test_pki
@@ -132,42 +132,6 @@ class TimedQueue:
         self.queue.delete()
 
 
-class FloorClient:
-    """A bare imapclient IDLE on one folder, recording when each EXISTS arrives."""
-
-    def __init__(self, server: Daemon, user: MailUser, folder: str) -> None:
-        self.client = IMAPClient(server.hostname, port=server.imap_port, ssl=False, timeout=10)  # type: ignore[attr-defined]
-        self.client.starttls(ssl.create_default_context())
-        self.client.login(user.email, user.password)
-        self.client.select_folder(folder, readonly=True)
-        self.pushes: list[float] = []
-        self._stop = threading.Event()
-        self.client.idle()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            responses = self.client.idle_check(timeout=0.2)
-            if any(isinstance(r, tuple) and len(r) > 1 and r[1] == b"EXISTS" for r in responses):
-                self.pushes.append(time.time())
-
-    def first_push_after(self, started: float, timeout: float) -> float | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for at in list(self.pushes):
-                if at >= started:
-                    return at
-            time.sleep(0.005)
-        return None
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.client.idle_done()
-        self.client.logout()
-
-
 def run_family(family: Family, pki: TestPKI, samples: int) -> list[Case]:
     inbox = Case(family.name, "new mail in INBOX", pushed=family.pushes_idle)
     other = Case(family.name, f"APPEND to {family.prefix}Work", pushed=family.notify)
@@ -191,7 +155,9 @@ def run_family(family: Family, pki: TestPKI, samples: int) -> list[Case]:
                 for case in (inbox, other):
                     case.note = f"account never initialized ({reason})"
                 return [inbox, other]
-            floors = {"INBOX": FloorClient(server, user, "INBOX"), work: FloorClient(server, user, work)}
+            # Every case here is new mail: its floor is the first EXISTS.
+            floors = {folder: FloorClient(server, user, folder, kinds=(b"EXISTS",), timeout=10)  # type: ignore[arg-type]
+                      for folder in ("INBOX", work)}
             time.sleep(1.0)
             counter = iter(range(10**6))
 
