@@ -28,8 +28,10 @@ import secrets
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import pytest
 
@@ -121,32 +123,25 @@ def postfix(dovecot: Dovecot, test_pki: TestPKI) -> Iterator[Postfix]:
         yield server
 
 
-@pytest.fixture(scope="session")
-def cyrus(test_pki: TestPKI) -> Iterator[Cyrus]:
-    """Cyrus with idled: IDLE pushes changes at once."""
-    with Cyrus(test_pki, idled=True) as server:
-        yield server
+def _session_server(name: str, start: Callable[[TestPKI], AbstractContextManager[Any]], doc: str) -> Any:
+    """A session fixture ``name`` that runs the server ``start(test_pki)`` makes, and stops it."""
+
+    def server(test_pki: TestPKI) -> Iterator[Any]:
+        with start(test_pki) as running:
+            yield running
+
+    server.__doc__ = doc
+    return pytest.fixture(scope="session", name=name)(server)
 
 
-@pytest.fixture(scope="session")
-def cyrus_polling(test_pki: TestPKI) -> Iterator[Cyrus]:
-    """Cyrus as Debian ships it, without idled: IDLE reports changes every 60 s."""
-    with Cyrus(test_pki, idled=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def courier(test_pki: TestPKI) -> Iterator[Courier]:
-    """Courier as Debian ships it (IMAP_ENHANCEDIDLE=0): IDLE re-reads the Maildir every 60 s."""
-    with Courier(test_pki, enhanced_idle=False) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def courier_enhanced(test_pki: TestPKI) -> Iterator[Courier]:
-    """Courier with IMAP_ENHANCEDIDLE=1: IDLE pushes through gamin."""
-    with Courier(test_pki, enhanced_idle=True) as server:
-        yield server
+cyrus = _session_server("cyrus", lambda pki: Cyrus(pki, idled=True),
+                        "Cyrus with idled: IDLE pushes changes at once.")
+cyrus_polling = _session_server("cyrus_polling", lambda pki: Cyrus(pki, idled=False),
+                                "Cyrus as Debian ships it, without idled: IDLE reports changes every 60 s.")
+courier = _session_server("courier", lambda pki: Courier(pki, enhanced_idle=False),
+                          "Courier as Debian ships it (IMAP_ENHANCEDIDLE=0): IDLE re-reads the Maildir every 60 s.")
+courier_enhanced = _session_server("courier_enhanced", lambda pki: Courier(pki, enhanced_idle=True),
+                                   "Courier with IMAP_ENHANCEDIDLE=1: IDLE pushes through gamin.")
 
 
 # -- IMAP server families -------------------------------------------------------------------
