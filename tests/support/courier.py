@@ -42,10 +42,8 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Self
 
 from tests.support.certs import TestPKI
 from tests.support.daemons import (
@@ -54,13 +52,10 @@ from tests.support.daemons import (
     POLL_INTERVAL_SECONDS,
     START_TIMEOUT_SECONDS,
     UNPACKED_SERVERS,
-    Daemon,
     MailServerError,
-    make_server_dir,
-    pick_free_ports,
-    start_with_port_retries,
     stop_session,
 )
+from tests.support.unpacked_imap import PREFIX, UnpackedImapServer
 
 # imaplogin and imapd come from the unpacked courier-imap package
 # (scripts/install-mail-servers.sh); couriertcpd, couriertls and authlib are installed normally.
@@ -76,8 +71,6 @@ MAIL_USER = "nobody"
 MAIL_GROUP = "nogroup"
 # Debian's IMAP_IDLE_TIMEOUT: how often a polling IDLE re-reads the Maildir.
 IDLE_POLL_SECONDS = 60
-SEPARATOR = "."
-PREFIX = "INBOX."
 ROLE_FOLDERS = ("Sent", "Drafts", "Trash", "Archive", "Junk")
 # Debian's list (/etc/courier/imapd) minus nothing: what a stock Courier announces.
 CAPABILITIES = "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREAD=REFERENCES SORT QUOTA IDLE"
@@ -89,87 +82,51 @@ def courier_binaries_missing() -> list[str]:
     return [str(path) for path in wanted if not path.exists()]
 
 
-class Courier(Daemon):
+class Courier(UnpackedImapServer):
     """authdaemond plus two couriertcpd listeners (STARTTLS and implicit TLS) in a mount namespace."""
 
     NAME = "Courier"
     PID_FILE = ""
     LOG_FILE = "courier.log"
 
-    host = HOST
-    hostname = HOSTNAME
-    separator = SEPARATOR
-    prefix = PREFIX
     family = "courier"
 
     def __init__(self, pki: TestPKI, *, enhanced_idle: bool = False) -> None:
-        self.pki = pki
+        super().__init__(pki, pushes_idle=enhanced_idle)
         self.enhanced_idle = enhanced_idle
-        self.pushes_idle = enhanced_idle
-        self.imap_port = self.imaps_port = 0
-        self.directory: Path | None = None
-        self._users: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._master_pid: int | None = None
-        self._process: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self.directory is not None:
-            raise MailServerError("Courier is already running")
-        missing = courier_binaries_missing()
-        if missing:
-            raise MailServerError(f"Courier binaries missing: {missing}; run scripts/install-mail-servers.sh")
-        start_with_port_retries(self._start_once)
-        return self
+    def _missing_binaries(self) -> list[str]:
+        return courier_binaries_missing()
 
-    def _start_once(self) -> None:
-        self.directory = make_server_dir("courier-")
-        try:
-            self.imap_port, self.imaps_port = pick_free_ports(2)
-            for name in ("etc", "run", "run/authdaemon", "userdb", "mail"):
-                self._path(name).mkdir()
-            shutil.chown(self._path("mail"), MAIL_USER, MAIL_GROUP)
-            # couriertls wants key and certificate in one PEM file.
-            pem = self._path("etc/imapd.pem")
-            pem.touch(mode=0o600)
-            pem.write_bytes(self.pki.key_file.read_bytes() + self.pki.cert_file.read_bytes())
-            # couriertls drops to the courier user before it reads the file.
-            shutil.chown(pem, "courier", "courier")
-            if SYSTEM_DHPARAMS.exists():
-                shutil.copy(SYSTEM_DHPARAMS, self._path("etc/dhparams.pem"))
-            self._path("etc/authdaemonrc").write_text(
-                'authmodulelist="authuserdb"\ndaemons=3\nauthdaemonvar=/run/courier/authdaemon\n'
-                'DEBUG_LOGIN=0\nDEFAULTOPTIONS=""\nLOGGEROPTS=""\n')
-            self._path("userdb").chmod(0o700)
-            for address, password in self.user_passwords().items():
-                self._write_user(address, password)
-            self._compile_userdb()
-            self._path("launch.sh").write_text(self._render_launcher())
-            self._launch()
-        except BaseException:
-            self.stop()
-            raise
+    def _prepare(self) -> None:
+        for name in ("etc", "run", "run/authdaemon", "userdb", "mail"):
+            self._path(name).mkdir()
+        shutil.chown(self._path("mail"), MAIL_USER, MAIL_GROUP)
+        # couriertls wants key and certificate in one PEM file.
+        pem = self._path("etc/imapd.pem")
+        pem.touch(mode=0o600)
+        pem.write_bytes(self.pki.key_file.read_bytes() + self.pki.cert_file.read_bytes())
+        # couriertls drops to the courier user before it reads the file.
+        shutil.chown(pem, "courier", "courier")
+        if SYSTEM_DHPARAMS.exists():
+            shutil.copy(SYSTEM_DHPARAMS, self._path("etc/dhparams.pem"))
+        self._path("etc/authdaemonrc").write_text(
+            'authmodulelist="authuserdb"\ndaemons=3\nauthdaemonvar=/run/courier/authdaemon\n'
+            'DEBUG_LOGIN=0\nDEFAULTOPTIONS=""\nLOGGEROPTS=""\n')
+        self._path("userdb").chmod(0o700)
+        for address, password in self.user_passwords().items():
+            self._write_user(address, password)
+        self._compile_userdb()
+        self._path("launch.sh").write_text(self._render_launcher())
 
     def _launch(self) -> None:
-        log = self.log_path.open("ab")
-        try:
-            # --propagation private: the bind mounts never leak into the host's namespace.
-            # start_new_session: the launcher leads the process group stop_master kills.
-            self._process = subprocess.Popen(
-                ["unshare", "-m", "--propagation", "private", "sh", str(self._path("launch.sh"))],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self._environment(),
-                start_new_session=True)
-        finally:
-            log.close()
-        self._master_pid = self._process.pid
+        # --propagation private: the bind mounts never leak into the host's namespace.
+        self._spawn(["unshare", "-m", "--propagation", "private", "sh", str(self._path("launch.sh"))],
+                    self._environment())
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        socket_path = self._path("run/authdaemon/socket")
-        while not socket_path.exists():
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                raise MailServerError(f"Courier authdaemond did not start\n--- log ---\n{self.log_text()}")
-            time.sleep(POLL_INTERVAL_SECONDS)
+        self._await_path(self._path("run/authdaemon/socket"), "Courier authdaemond did not start", deadline)
         self._await_banner(self.imap_port, b"* OK", deadline)
         self._await_tls_port(deadline)
 
@@ -182,24 +139,10 @@ class Courier(Daemon):
                 time.sleep(POLL_INTERVAL_SECONDS)
         raise MailServerError(f"Courier IMAPS did not listen\n--- log ---\n{self.log_text()}")
 
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        directory, self.directory = self.directory, None
-        try:
-            # couriertcpd makes itself a process-group leader, so the group of the launcher
-            # does not hold every process; the session (start_new_session) does.
-            stop_session(self._master_pid)
-        finally:
-            self._master_pid = None
-            if process is not None:
-                process.wait(timeout=10)  # the launcher is our child: reap it
-            if directory is not None:
-                shutil.rmtree(directory, ignore_errors=True)
-
-    def log_text(self) -> str:
-        if self.directory is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")
+    def _stop_processes(self, directory: Path) -> None:
+        # couriertcpd makes itself a process-group leader, so the group of the launcher
+        # does not hold every process; the session (start_new_session) does.
+        stop_session(self._master_pid)
 
     # -- users and mail --------------------------------------------------------------------
 
@@ -207,18 +150,12 @@ class Courier(Daemon):
         """Create an account with a Maildir and the role folders; usable when this returns."""
         if "@" not in email or any(c in email for c in "/|\t\n\r =") or any(c in password for c in "\n\r"):
             raise ValueError("email needs an '@' and no '/', '|', '=' or white space")
-        address = email.lower()
+        # Under the lock: two users added at once must not run makeuserdb over each other.
         with self._lock:
-            if address in self._users:
-                raise ValueError(f"user {email} already exists")
-            self._users[address] = password
+            address = self._register_user(email, password)
             if self.directory is not None:
                 self._write_user(address, password)
                 self._compile_userdb()
-
-    def user_passwords(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._users)
 
     def maildir(self, email: str, folder: str = "INBOX") -> Path:
         """The Maildir of ``folder`` (``INBOX`` or ``INBOX.Sub``) of ``email``."""

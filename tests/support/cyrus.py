@@ -37,26 +37,14 @@ import shutil
 import smtplib
 import ssl
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Self
 
 from imapclient import IMAPClient
 
 from tests.support.certs import TestPKI
-from tests.support.daemons import (
-    HOST,
-    HOSTNAME,
-    POLL_INTERVAL_SECONDS,
-    START_TIMEOUT_SECONDS,
-    UNPACKED_SERVERS,
-    Daemon,
-    MailServerError,
-    make_server_dir,
-    pick_free_ports,
-    start_with_port_retries,
-)
+from tests.support.daemons import HOST, HOSTNAME, START_TIMEOUT_SECONDS, UNPACKED_SERVERS, MailServerError
+from tests.support.unpacked_imap import PREFIX, UnpackedImapServer
 
 # imapd and idled come from the unpacked cyrus-imapd package (scripts/install-mail-servers.sh);
 # the master, lmtpd and the database tools from cyrus-common, installed normally.
@@ -67,8 +55,6 @@ CYRUS_USER = "cyrus"
 CYRUS_GROUP = "mail"
 # Debian's default IDLE poll when idled does not run.
 IDLE_POLL_SECONDS = 60
-SEPARATOR = "."
-PREFIX = "INBOX."
 ROLE_FOLDERS: dict[str, str] = {
     "Sent": "\\Sent",
     "Drafts": "\\Drafts",
@@ -84,105 +70,54 @@ def cyrus_binaries_missing() -> list[str]:
     return [str(path) for path in wanted if not path.exists()]
 
 
-class Cyrus(Daemon):
+class Cyrus(UnpackedImapServer):
     """One Cyrus master with IMAP, IMAPS, LMTP over a Unix socket and, optionally, idled."""
 
     NAME = "Cyrus"
     PID_FILE = "run/master.pid"
     LOG_FILE = "master.log"
 
-    host = HOST
-    hostname = HOSTNAME
-    separator = SEPARATOR
-    prefix = PREFIX
     family = "cyrus"
 
     def __init__(self, pki: TestPKI, *, idled: bool = True) -> None:
-        self.pki = pki
+        super().__init__(pki, pushes_idle=idled)
         self.idled = idled
-        self.pushes_idle = idled
-        self.imap_port = self.imaps_port = 0
-        self.directory: Path | None = None
-        self._users: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._master_pid: int | None = None
-        self._process: subprocess.Popen[bytes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> Self:
-        if self.directory is not None:
-            raise MailServerError("Cyrus is already running")
-        missing = cyrus_binaries_missing()
-        if missing:
-            raise MailServerError(f"Cyrus binaries missing: {missing}; run scripts/install-mail-servers.sh")
-        start_with_port_retries(self._start_once)
-        return self
+    def _missing_binaries(self) -> list[str]:
+        return cyrus_binaries_missing()
 
-    def _start_once(self) -> None:
-        self.directory = make_server_dir("cyrus-")
-        try:
-            self.imap_port, self.imaps_port = pick_free_ports(2)
-            for name in ("config", "config/socket", "config/db", "spool", "run", "run/socket", "run/proc",
-                         "run/lock", "sieve", "tls"):
-                self._path(name).mkdir(parents=True, exist_ok=True)
-            # The imapd children read the key after dropping to the cyrus user.
-            shutil.copy(self.pki.cert_file, self._path("tls/cert.pem"))
-            shutil.copy(self.pki.key_file, self._path("tls/key.pem"))
-            self._path("imapd.conf").write_text(self._render_imapd_conf())
-            self._path("cyrus.conf").write_text(self._render_cyrus_conf())
-            self._path("sasldb2").touch()
-            subprocess.run(["chown", "-R", f"{CYRUS_USER}:{CYRUS_GROUP}", str(self.directory)], check=True)
-            for address, password in self.user_passwords().items():
-                self._set_password(address, password)
-            self._launch()
-        except BaseException:
-            self.stop()
-            raise
+    def _prepare(self) -> None:
+        for name in ("config", "config/socket", "config/db", "spool", "run", "run/socket", "run/proc",
+                     "run/lock", "sieve", "tls"):
+            self._path(name).mkdir(parents=True, exist_ok=True)
+        # The imapd children read the key after dropping to the cyrus user.
+        shutil.copy(self.pki.cert_file, self._path("tls/cert.pem"))
+        shutil.copy(self.pki.key_file, self._path("tls/key.pem"))
+        self._path("imapd.conf").write_text(self._render_imapd_conf())
+        self._path("cyrus.conf").write_text(self._render_cyrus_conf())
+        self._path("sasldb2").touch()
+        subprocess.run(["chown", "-R", f"{CYRUS_USER}:{CYRUS_GROUP}", str(self.directory)], check=True)
+        for address, password in self.user_passwords().items():
+            self._set_password(address, password)
 
     def _launch(self) -> None:
-        log = self.log_path.open("ab")
-        try:
-            # cyrmaster -D stays in the foreground; start_new_session gives it the process group
-            # stop_master kills. Its children log to syslog, which this machine lacks; -D and
-            # the log file keep at least the master's own complaints.
-            process = subprocess.Popen(
-                [str(COMMON_BIN / "master"), "-D", "-C", str(self._path("imapd.conf")),
-                 "-M", str(self._path("cyrus.conf")), "-p", str(self._path(self.PID_FILE))],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        finally:
-            log.close()
-        self._master_pid = process.pid
-        self._process = process
+        # cyrmaster -D stays in the foreground. Its children log to syslog, which this machine
+        # lacks; -D and the log file keep at least the master's own complaints.
+        self._spawn([str(COMMON_BIN / "master"), "-D", "-C", str(self._path("imapd.conf")),
+                     "-M", str(self._path("cyrus.conf")), "-p", str(self._path(self.PID_FILE))])
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        socket_path = self.lmtp_socket
-        while not socket_path.exists():
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise MailServerError(f"Cyrus did not create {socket_path}\n--- log ---\n{self.log_text()}")
-            time.sleep(POLL_INTERVAL_SECONDS)
+        self._await_path(self.lmtp_socket, f"Cyrus did not create {self.lmtp_socket}", deadline)
         if self.idled:
             # imapd registers with idled when it starts IDLE, so idled must be up before the
             # first test IDLEs, or that session silently falls back to polling.
-            while not self._path("config/socket/idle").exists():
-                if time.monotonic() > deadline:
-                    raise MailServerError(f"Cyrus idled did not start\n--- log ---\n{self.log_text()}")
-                time.sleep(POLL_INTERVAL_SECONDS)
+            self._await_path(self._path("config/socket/idle"), "Cyrus idled did not start", deadline)
         self._await_banner(self.imap_port, b"* OK", deadline)
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        super().stop()  # SIGTERM to the master, then SIGKILL to what is left of its group
-        if process is not None:
-            process.wait(timeout=10)  # the master is our child: reap it
 
     @property
     def lmtp_socket(self) -> Path:
         return self._path("run/socket/lmtp")
-
-    def log_text(self) -> str:
-        if self.directory is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")
 
     # -- users and mail --------------------------------------------------------------------
 
@@ -191,17 +126,10 @@ class Cyrus(Daemon):
         local, _, domain = email.lower().partition("@")
         if not local or not domain or "." in local or any(c in email for c in " \n\r/"):
             raise ValueError("email must be local@domain with no '.' in the local part")
-        with self._lock:
-            if email.lower() in self._users:
-                raise ValueError(f"user {email} already exists")
-            self._users[email.lower()] = password
+        address = self._register_user(email, password)
         if self.directory is not None:
-            self._set_password(email.lower(), password)
-            self._create_role_folders(email.lower(), password)
-
-    def user_passwords(self) -> dict[str, str]:
-        with self._lock:
-            return dict(self._users)
+            self._set_password(address, password)
+            self._create_role_folders(address, password)
 
     def deliver(self, recipient: str, message: bytes, sender: str = "sender@example.test") -> None:
         """Deliver ``message`` into ``recipient``'s INBOX over LMTP."""

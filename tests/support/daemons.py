@@ -232,10 +232,14 @@ class Daemon:
             return
         try:
             self._before_stop()
-            stop_master(self._master_pid or read_pid(directory / self.PID_FILE))
+            self._stop_processes(directory)
         finally:
             self._master_pid = None
             shutil.rmtree(directory, ignore_errors=True)
+
+    def _stop_processes(self, directory: Path) -> None:
+        """SIGTERM the master, then SIGKILL what is left of its process group."""
+        stop_master(self._master_pid or read_pid(directory / self.PID_FILE))
 
     def __enter__(self) -> Self:
         return self.start()  # type: ignore[attr-defined]
