@@ -77,17 +77,13 @@ CAPABILITIES = "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT THREA
 _delivery_counter = itertools.count()
 
 
-def courier_binaries_missing() -> list[str]:
-    wanted = [IMAPLOGIN, IMAPD, COURIERTCPD, COURIERTLS, AUTHDAEMOND, MAKEUSERDB, Path("/usr/bin/unshare")]
-    return [str(path) for path in wanted if not path.exists()]
-
-
 class Courier(UnpackedImapServer):
     """authdaemond plus two couriertcpd listeners (STARTTLS and implicit TLS) in a mount namespace."""
 
     NAME = "Courier"
     PID_FILE = ""
     LOG_FILE = "courier.log"
+    BINARIES = (IMAPLOGIN, IMAPD, COURIERTCPD, COURIERTLS, AUTHDAEMOND, MAKEUSERDB, Path("/usr/bin/unshare"))
 
     family = "courier"
 
@@ -96,9 +92,6 @@ class Courier(UnpackedImapServer):
         self.enhanced_idle = enhanced_idle
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def _missing_binaries(self) -> list[str]:
-        return courier_binaries_missing()
 
     def _prepare(self) -> None:
         for name in ("etc", "run", "run/authdaemon", "userdb", "mail"):

@@ -64,18 +64,14 @@ ROLE_FOLDERS: dict[str, str] = {
 }
 
 
-def cyrus_binaries_missing() -> list[str]:
-    wanted = [UNPACKED_BIN / "imapd", UNPACKED_BIN / "idled", COMMON_BIN / "master", COMMON_BIN / "lmtpd",
-              COMMON_BIN / "ctl_cyrusdb", Path(SASLPASSWD)]
-    return [str(path) for path in wanted if not path.exists()]
-
-
 class Cyrus(UnpackedImapServer):
     """One Cyrus master with IMAP, IMAPS, LMTP over a Unix socket and, optionally, idled."""
 
     NAME = "Cyrus"
     PID_FILE = "run/master.pid"
     LOG_FILE = "master.log"
+    BINARIES = (UNPACKED_BIN / "imapd", UNPACKED_BIN / "idled", COMMON_BIN / "master", COMMON_BIN / "lmtpd",
+                COMMON_BIN / "ctl_cyrusdb", Path(SASLPASSWD))
 
     family = "cyrus"
 
@@ -84,9 +80,6 @@ class Cyrus(UnpackedImapServer):
         self.idled = idled
 
     # -- lifecycle -------------------------------------------------------------------------
-
-    def _missing_binaries(self) -> list[str]:
-        return cyrus_binaries_missing()
 
     def _prepare(self) -> None:
         for name in ("config", "config/socket", "config/db", "spool", "run", "run/socket", "run/proc",

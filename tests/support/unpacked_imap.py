@@ -48,6 +48,7 @@ class UnpackedImapServer(Daemon):
     separator = SEPARATOR
     prefix = PREFIX
     family = ""  # also the prefix of the server dir's name
+    BINARIES: tuple[Path, ...] = ()  # what start checks for (scripts/install-mail-servers.sh installs them)
 
     def __init__(self, pki: TestPKI, *, pushes_idle: bool) -> None:
         self.pki = pki
@@ -62,9 +63,6 @@ class UnpackedImapServer(Daemon):
 
     # -- what each server provides ----------------------------------------------------------
 
-    def _missing_binaries(self) -> list[str]:
-        raise NotImplementedError
-
     def _prepare(self) -> None:
         """Write config, TLS files and the users into the new ``directory``."""
         raise NotImplementedError
@@ -78,7 +76,7 @@ class UnpackedImapServer(Daemon):
     def start(self) -> Self:
         if self.directory is not None:
             raise MailServerError(f"{self.NAME} is already running")
-        missing = self._missing_binaries()
+        missing = [str(path) for path in self.BINARIES if not path.exists()]
         if missing:
             raise MailServerError(f"{self.NAME} binaries missing: {missing}; run scripts/install-mail-servers.sh")
         start_with_port_retries(self._start_once)
