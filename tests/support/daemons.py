@@ -1,9 +1,10 @@
 """Process plumbing the test mail servers share: free ports, pid files, banners, stop.
 
-Owns what is not specific to Dovecot or Postfix: picking loopback ports, running a
-server binary and reading its pid file, waiting for a banner, stopping a master and its
-whole process group, and :class:`Daemon`, the lifecycle both servers inherit. See
-``tests/support/mailservers.py`` for the process layout and the invariants.
+Owns what is not specific to one server: picking loopback ports, running a server binary
+and reading its pid file, waiting for a banner, stopping a master and its whole process
+group (or session), and :class:`Daemon`, the lifecycle every test server inherits (Cyrus
+and Courier through ``tests/support/unpacked_imap.py``). See ``tests/support/mailservers.py``
+for the process layout and the invariants.
 """
 
 from __future__ import annotations
@@ -214,7 +215,7 @@ def make_server_dir(prefix: str) -> Path:
 
 
 class Daemon:
-    """What both servers share: a temp dir while running, a master pid, a log, a context manager."""
+    """What every server shares: a temp dir while running, a master pid, a log, a context manager."""
 
     NAME = ""
     PID_FILE = ""   # relative to the server dir
