@@ -8,7 +8,11 @@ How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets `
   changed flags and ``VANISHED (EARLIER)`` in one round trip;
 - CONDSTORE only: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` plus a UID search for expunges;
 - neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
-- no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline).
+- no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline);
+- HIGHESTMODSEQ lower than the checkpoint's (Dovecot after an index rebuild): UID search
+  plus flags of everything compared with the checkpoint (a full flag resync), after which
+  the lower value is stored.
+The choice is :func:`chalicelib.sync.snapshot_strategy.snapshot_strategy` (a pure table).
 A server that leaves ``[UIDNEXT]`` out of its EXAMINE answer (Courier) gets one derived from
 the UIDs the snapshot saw (:func:`_uidnext_from_uids` says why not STATUS). On Courier a
 folder that has not been selected read-write before is SELECTed once first (its UIDs are
@@ -40,6 +44,7 @@ from chalicelib.imap.wire import parse_fetch_response
 from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
 from chalicelib.sync.passes import PassPlan, plan_pass
 from chalicelib.sync.reconcile import MailboxSnapshot
+from chalicelib.sync.snapshot_strategy import snapshot_strategy
 from chalicelib.sync.uidset import UidSet
 
 FETCH_CHUNK_UIDS = 2000
@@ -75,17 +80,27 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     present: UidSet | None = None
     vanished = UidSet()
     plan = PassPlan(listed=UidSet())  # baselines and resets list nothing
-    if checkpoint is None or checkpoint.uidvalidity != status.uidvalidity:  # a baseline or a reset: full
+    resync = False
+    strategy = snapshot_strategy(checkpoint, status.uidvalidity, status.highestmodseq,
+                                 qresync=connection.qresync, condstore=connection.condstore)
+    if checkpoint is None or strategy == "baseline":
         present = _search_all(connection)
         if all_new:
             plan = plan_pass(present, limit, None)
         fetched = _fetch_states(connection, present - plan.deferred)
-    elif connection.qresync and checkpoint.highestmodseq:
+    elif strategy == "flag_resync":
+        # What EXAMINE (QRESYNC ...) already sent is ignored; expunges come from ``present``.
+        resync = True
+        present = _search_all(connection)
+        plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
+        fetched = _fetch_states(connection, present - plan.deferred)
+    elif strategy == "qresync":
         fetched = responses.fetched_states(examined)
         vanished = responses.vanished_uids(examined)
         plan = plan_pass(UidSet(fetched).at_least(checkpoint.uidnext) - vanished, limit,
                          checkpoint.highestmodseq)
-    elif connection.condstore and checkpoint.highestmodseq:
+    elif strategy == "changedsince":
+        assert checkpoint.highestmodseq is not None
         present = _search_all(connection)
         plan = plan_pass(present.at_least(checkpoint.uidnext), limit, checkpoint.highestmodseq)
         fetched = _changed_since(connection, checkpoint.highestmodseq, below=plan.uidnext)
@@ -105,7 +120,7 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
                                                                                    fetched)
     return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=uidnext,
                                        highestmodseq=highest, changed=changed, present=present,
-                                       vanished=vanished, listings=listings))
+                                       vanished=vanished, listings=listings, flags_resynced=resync))
 
 
 def _uidnext_from_uids(checkpoint: MailboxCheckpoint | None, status: responses.MailboxStatus,

@@ -92,6 +92,16 @@ class MailboxCheckpoint:
         reported = [(theirs, ours) for theirs, ours in pairs if theirs is not None]
         return bool(reported) and all(theirs == ours for theirs, ours in reported)
 
+    def modseq_went_back(self, reported: int | None) -> bool:
+        """True if the server now reports a lower HIGHESTMODSEQ than the one synced to.
+
+        Dovecot does this after an index rebuild (``doveadm force-resync``, a lost
+        ``dovecot.index``) while keeping UIDVALIDITY: ``CHANGEDSINCE`` our value would then
+        skip every flag change whose new modseq is below it. The caller treats it like a
+        CONDSTORE reset: a full flag resync, after which the lower value is stored.
+        """
+        return self.highestmodseq is not None and reported is not None and reported < self.highestmodseq
+
     def state_of(self, uid: int) -> MessageState:
         labels = _invert(self.labels, uid) if self.labels else None
         return MessageState(flags=_invert(self.flags, uid), labels=labels)

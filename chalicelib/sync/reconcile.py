@@ -29,6 +29,10 @@ state):
 - a message is *updated* only if it is kept and its flags or labels differ; the event
   lists exactly the added and deleted names;
 - ``\\Recent`` is ignored (per session, Dovecot sets it on whichever session sees mail first).
+- the stored HIGHESTMODSEQ never goes down (a partial pass or a FETCH-derived value may be
+  older) except after a full flag resync (``flags_resynced``): a server whose
+  HIGHESTMODSEQ went down (Dovecot after an index rebuild) has renumbered its modseqs, so
+  keeping the old, higher value would make every later ``CHANGEDSINCE`` miss changes.
 
 Event ids are built from the facts of the change (account and its incarnation, path,
 UIDVALIDITY, UID and, for updates, the checkpoint revision and the resulting flags), so the
@@ -67,6 +71,9 @@ class MailboxSnapshot:
     listings: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
     # True: a bounded pass over a backlog (see :mod:`chalicelib.sync.passes`); sync again.
     partial: bool = False
+    # True: ``changed`` holds the flags of every UID in ``present`` (a full flag resync after
+    # HIGHESTMODSEQ went down), so ``highestmodseq`` is stored as is, even if lower.
+    flags_resynced: bool = False
 
     @property
     def is_full(self) -> bool:
@@ -178,7 +185,8 @@ def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapsh
     result = MailboxCheckpoint(
         path=path, uidvalidity=uidvalidity,
         uidnext=max(checkpoint.uidnext, snapshot.uidnext, highest_seen + 1),
-        highestmodseq=_max_modseq(checkpoint.highestmodseq, snapshot.highestmodseq),
+        highestmodseq=(snapshot.highestmodseq if snapshot.flags_resynced and snapshot.highestmodseq is not None
+                       else _max_modseq(checkpoint.highestmodseq, snapshot.highestmodseq)),
         uids=kept | new,
         flags=_replace(checkpoint.flags, touched, {u: s.flags for u, s in updated.items()}),
         labels=_replace(checkpoint.labels, touched, {u: s.labels for u, s in updated.items() if s.labels}),
