@@ -6,7 +6,9 @@ servers these quirks come from), is reached through a proxy that rewrites its an
 
 - EXAMINE without ``[UIDNEXT]`` (Courier-IMAP 5.0);
 - an IDLE that reports nothing for a long time (Cyrus without idled, the Debian default, and
-  Courier without enhanced IDLE only poll every 60 s).
+  Courier without enhanced IDLE only poll every 60 s);
+- a HIGHESTMODSEQ that goes down with the same UIDVALIDITY (Dovecot after an index rebuild;
+  that test's Dovecot keeps CONDSTORE and QRESYNC).
 
 Either way every change must become an event, INBOX changes within a few STATUS sweeps.
 """
@@ -31,6 +33,12 @@ NO_REISSUE = {"IMAPLESS_WATCHER_IDLE_REISSUE_SECONDS": "120"}
 @pytest.fixture(scope="module")
 def legacy_dovecot(test_pki) -> Iterator[Dovecot]:
     with Dovecot(test_pki, tls=False, capabilities=OFFICE365_LIKE_CAPABILITIES) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def condstore_dovecot(test_pki) -> Iterator[Dovecot]:
+    with Dovecot(test_pki, tls=False) as server:
         yield server
 
 
@@ -138,3 +146,39 @@ def test_an_account_that_logs_in_but_cannot_sync_says_so_once_until_it_syncs(api
             assert stored["state"] == "connected" and stored.get("lastError") is None
     assert [e.event for e in events.of(account)] == ["authenticationSuccess", "syncError", "accountInitialized",
                                                       "authenticationSuccess"]
+
+
+def test_a_flag_change_is_announced_when_highestmodseq_went_down(api, condstore_dovecot, events, prefix):
+    # Given: an account synced to a HIGHESTMODSEQ well above 1 (a message flagged many times)
+    email, password = f"{prefix}rebuilt@example.test", "rebuilt-password"
+    condstore_dovecot.add_user(email, password)
+    client = plain_client(condstore_dovecot, email, password)
+    client.append("INBOX", b"Subject: first\r\n\r\nx\r\n")
+    client.append("INBOX", b"Subject: second\r\n\r\nx\r\n")
+    client.select_folder("INBOX")
+    for _ in range(15):
+        client.add_flags([1], [b"\\Flagged"])
+        client.remove_flags([1], [b"\\Flagged"])
+    account = prefix + "rebuilt"
+    with ImapFilterProxy(condstore_dovecot.imap_port) as proxy:
+        register_through(api, condstore_dovecot, proxy, account, email, password)
+        with running_watcher(events, prefix, prefix + "ns"):
+            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+
+            # When: the server's modseqs are renumbered 20 lower (an index rebuild), and a
+            # message is read: its new modseq is below the one the watcher synced to
+            proxy.modseq_shift = 20
+            client.add_flags([2], [b"\\Seen"])
+
+            # Then: the change is announced all the same
+            events.wait_for(lambda ev: events.of(account, "messageUpdated"), what="messageUpdated")
+            [update] = events.of(account, "messageUpdated")
+            assert update.data["uid"] == 2 and update.data["changes"]["flags"]["added"] == ["\\Seen"]
+
+            # When: another message changes afterwards; Then: the incremental sync (from the
+            # lower value now stored) finds it
+            client.add_flags([1], [b"\\Answered"])
+            events.wait_for(lambda ev: len(events.of(account, "messageUpdated")) == 2, what="second messageUpdated")
+        assert proxy.raised  # the watcher did ask from a modseq in the renumbered range
+    assert [e.data["uid"] for e in events.of(account, "messageUpdated")] == [2, 1]
+    client.logout()

@@ -12,6 +12,11 @@ cannot start here:
 - ``refuse_examine``: every EXAMINE is answered ``NO`` with this text (a server that lets
   the user in but cannot open the mailbox: a corrupt index, a broken backend). It may be
   changed while connections are open.
+- ``modseq_shift``: every modseq the server reports (``HIGHESTMODSEQ n``, ``MODSEQ (n)``)
+  reaches the client lowered by this much, and every one the client sends (``CHANGEDSINCE
+  n``, ``QRESYNC (uidvalidity n``) reaches the server raised by it: setting it while a
+  client holds a modseq is a Dovecot whose HIGHESTMODSEQ went down after an index rebuild
+  (same UIDVALIDITY, modseqs renumbered lower). It may be changed while connections are open.
 
 ::
 
@@ -31,6 +36,14 @@ import threading
 
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _UIDNEXT = re.compile(rb"^\* OK \[UIDNEXT \d+\]", re.IGNORECASE)
+_SERVER_MODSEQ = re.compile(rb"(HIGHESTMODSEQ |MODSEQ \()(\d+)", re.IGNORECASE)
+_CLIENT_MODSEQ = re.compile(rb"(CHANGEDSINCE |QRESYNC \(\d+ )(\d+)", re.IGNORECASE)
+
+
+def _shifted(pattern: re.Pattern[bytes], line: bytes, by: int) -> bytes:
+    if not by:
+        return line
+    return pattern.sub(lambda m: m.group(1) + str(int(m.group(2)) + by).encode(), line)
 
 
 class _Pair:
@@ -43,11 +56,13 @@ class _Pair:
 
 class ImapFilterProxy:
     def __init__(self, target_port: int, *, strip_uidnext: bool = False, mute_idle: bool = False,
-                 refuse_examine: str | None = None) -> None:
+                 refuse_examine: str | None = None, modseq_shift: int = 0) -> None:
         self.target_port = target_port
         self.strip_uidnext = strip_uidnext
         self.mute_idle = mute_idle
         self.refuse_examine = refuse_examine
+        self.modseq_shift = modseq_shift
+        self.raised: list[bytes] = []  # client lines whose modseq was raised, as the client sent them
         self.dropped: list[bytes] = []  # every server line held back, in order
         self._lock = threading.Lock()
         self._pairs: list[_Pair] = []
@@ -90,13 +105,18 @@ class ImapFilterProxy:
                     pair.idling = True
                 elif len(words) > 1 and words[1].upper() == b"EXAMINE":
                     pair.examine_tags.add(words[0])
-                pair.server.sendall(line)
+                shifted = _shifted(_CLIENT_MODSEQ, line, self.modseq_shift)
+                if shifted != line:
+                    with self._lock:
+                        self.raised.append(line)
+                pair.server.sendall(shifted)
         with contextlib.suppress(OSError):
             pair.server.shutdown(socket.SHUT_WR)
 
     def _from_server(self, pair: _Pair) -> None:
         with contextlib.suppress(OSError), pair.server.makefile("rb") as reader:
             while line := reader.readline():
+                line = _shifted(_SERVER_MODSEQ, line, -self.modseq_shift)
                 literal = _LITERAL.search(line)
                 if literal is not None:  # the line and its literal go through as they are
                     pair.client.sendall(line + reader.read(int(literal.group(1))))
