@@ -22,6 +22,9 @@ items and parser (:mod:`chalicelib.imap.messages`), so ``messageNew`` carries ex
 API's listing entry; their flags come from that FETCH so the event and the checkpoint agree.
 At most ``limit`` new UIDs (the lowest) are listed per snapshot; the rest are left out of
 it entirely and the snapshot is marked partial (the rule is :mod:`chalicelib.sync.passes`).
+A listed new UID that the FETCHes do not return stops the pass there and is fetched again
+by the next one, at most ``MAX_FETCH_ATTEMPTS`` times, then announced ``partial``
+(:mod:`chalicelib.sync.fetch_retries`).
 Where the UIDs are known before the flag FETCH (UID SEARCH), deferred ones are not even
 fetched for flags; after ``EXAMINE (QRESYNC ...)`` the server has already sent them, and
 they are dropped (a backlog of B messages costs B/limit such flag-only re-reads).
@@ -33,7 +36,7 @@ Failure modes are the connection's (:class:`~chalicelib.imap.watch.ConnectionLos
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chalicelib.imap import watch_responses as responses
@@ -42,6 +45,7 @@ from chalicelib.imap.messages import MessageSummary, body_sections, summary_from
 from chalicelib.imap.watch import CommandFailedError, WatchConnection
 from chalicelib.imap.wire import parse_fetch_response
 from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
+from chalicelib.sync.fetch_retries import plan_fetch_retries
 from chalicelib.sync.passes import PassPlan, plan_pass
 from chalicelib.sync.reconcile import MailboxSnapshot
 from chalicelib.sync.snapshot_strategy import snapshot_strategy
@@ -56,13 +60,16 @@ Describe = Callable[[str, int, MessageSummary], dict[str, Any]]
 
 def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxCheckpoint | None, *,
                   all_new: bool = False, flags_window: int = 1000, describe: Describe | None = None,
-                  content: ContentRequest | None = None, limit: int | None = None) -> MailboxSnapshot:
+                  content: ContentRequest | None = None, limit: int | None = None,
+                  fetch_attempts: Mapping[int, int] | None = None) -> MailboxSnapshot:
     """What the server says about ``path`` relative to ``checkpoint`` (see the module docstring).
 
     ``all_new``: the mailbox appeared while watched, so every message gets a listing.
     ``describe`` turns a new message's summary into its listing fields (``messageNew`` data);
     ``content``: what else to fetch for it (text, headers; see :mod:`~chalicelib.imap.message_content`).
     ``limit``: most new messages listed; beyond it the snapshot is partial (``snapshot.partial``).
+    ``fetch_attempts``: the previous pass's ``snapshot.fetch_attempts`` (new messages a FETCH
+    did not return; :mod:`chalicelib.sync.fetch_retries`).
     """
     examined = connection.examine(path, checkpoint)
     status = responses.select_status(examined)
@@ -110,17 +117,30 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
         window = UidSet(sorted(present)[-flags_window:]) | plan.listed
         fetched = _fetch_states(connection, window - plan.deferred)
     changed = {uid: f.state for uid, f in fetched.items() if uid not in plan.deferred}
-    new_uids = plan.listed & UidSet(changed)  # listed but not fetched: expunged meanwhile (a phantom)
-    summaries = _fetch_summaries(connection, new_uids, changed, content)
-    listings = {uid: describe(path, status.uidvalidity, summary) if describe else {}
-                for uid, summary in summaries.items()}
+    # A listed UID without flags is not taken for a phantom: it was listed as present
+    # (Exchange answers nothing for a UID that arrived a moment ago). It is retried.
+    summaries = _fetch_summaries(connection, plan.listed, changed, content)
+    listings: dict[int, dict[str, Any]] = {uid: describe(path, status.uidvalidity, summary) if describe else {}
+                                           for uid, summary in summaries.items()}
+    retries = plan_fetch_retries(plan.listed, UidSet(summaries), fetch_attempts or {})
+    for uid in retries.give_up:  # announced with what is known, never silently skipped
+        changed.setdefault(uid, MessageState())
+        listings[uid] = {"partial": True}
+    if retries.stop_at is not None:
+        # Stop the pass at the first held UID, as a bounded pass stops at its first deferred one.
+        seen = present if present is not None else UidSet(changed)
+        plan = PassPlan(listed=plan.listed - plan.listed.at_least(retries.stop_at),
+                        deferred=plan.deferred | seen.at_least(retries.stop_at),
+                        uidnext=retries.stop_at,
+                        highestmodseq=checkpoint.highestmodseq if checkpoint else None)
     modseqs = [f.modseq for f in fetched.values() if f.modseq is not None]
     highest = status.highestmodseq if status.highestmodseq is not None else (max(modseqs) if modseqs else None)
     uidnext = status.uidnext if status.uidnext is not None else _uidnext_from_uids(checkpoint, status, present,
                                                                                    fetched)
     return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=uidnext,
                                        highestmodseq=highest, changed=changed, present=present,
-                                       vanished=vanished, listings=listings, flags_resynced=resync))
+                                       vanished=vanished, listings=listings, flags_resynced=resync,
+                                       fetch_attempts=retries.attempts))
 
 
 def _uidnext_from_uids(checkpoint: MailboxCheckpoint | None, status: responses.MailboxStatus,

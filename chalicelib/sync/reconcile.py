@@ -23,7 +23,9 @@ state):
 - a message is *new* only if its UID is >= the checkpoint's UIDNEXT (UIDs are never
   reused within one UIDVALIDITY, so anything below was already accounted for) and the
   adapter could fetch its listing; a UID that vanished before its listing was fetched
-  (a "phantom") produces no event at all and is skipped for good;
+  (a "phantom": absent from the server's UIDs) produces no event at all and is skipped for
+  good. A UID still listed but not returned by a FETCH never gets here: the adapter holds
+  the pass at it and retries (:mod:`chalicelib.sync.fetch_retries`);
 - a message is *deleted* only if it was known; servers may report a superset in
   ``VANISHED (EARLIER)`` (RFC 7162 allows it), so that set is intersected with ``uids``;
 - a message is *updated* only if it is kept and its flags or labels differ; the event
@@ -74,6 +76,9 @@ class MailboxSnapshot:
     # True: ``changed`` holds the flags of every UID in ``present`` (a full flag resync after
     # HIGHESTMODSEQ went down), so ``highestmodseq`` is stored as is, even if lower.
     flags_resynced: bool = False
+    # New UIDs listed but not returned by a FETCH, held for the next pass: attempts so far
+    # (see :mod:`chalicelib.sync.fetch_retries`; such a snapshot is partial).
+    fetch_attempts: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def is_full(self) -> bool:

@@ -30,6 +30,7 @@ Invariants:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from chalicelib.events.model import Event
@@ -136,9 +137,11 @@ class MailboxSync:
         one pass of events is ever held; the next pass starts from the committed checkpoint.
         """
         changed = False
+        fetch_attempts: Mapping[int, int] = {}  # new messages a FETCH did not return, retried by the next pass
         while True:
             previous = self.checkpoints.mailboxes.get(path)
-            snapshot = self._snapshot(connection, path, previous)
+            snapshot = self._snapshot(connection, path, previous, fetch_attempts=fetch_attempts)
+            fetch_attempts = snapshot.fetch_attempts
             result = reconcile_mailbox(self.account, previous, snapshot, special_use=self._special_use(path),
                                        incarnation=self.incarnation)
             writes = [(result.checkpoint, previous.revision if previous else 0)] if result.changed else []
@@ -198,10 +201,11 @@ class MailboxSync:
         return {mailbox.path for mailbox in changes.created} - {self.watch_path}
 
     def _snapshot(self, connection: WatchConnection, path: str, previous: MailboxCheckpoint | None,
-                  all_new: bool = False) -> MailboxSnapshot:
+                  all_new: bool = False, fetch_attempts: Mapping[int, int] | None = None) -> MailboxSnapshot:
         return take_snapshot(connection, path, previous, all_new=all_new,
                              flags_window=self.settings.watcher_flags_window, describe=self.context.describe,
-                             content=self.context.notify_request(), limit=self.settings.watcher_catchup_batch)
+                             content=self.context.notify_request(), limit=self.settings.watcher_catchup_batch,
+                             fetch_attempts=fetch_attempts)
 
     def _sweep(self, connection: WatchConnection, include_watch_path: bool) -> bool:
         """Servers without NOTIFY: LIST, then STATUS each other folder; sync the ones that moved.
