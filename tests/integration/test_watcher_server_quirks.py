@@ -7,6 +7,8 @@ servers these quirks come from), is reached through a proxy that rewrites its an
 - EXAMINE without ``[UIDNEXT]`` (Courier-IMAP 5.0);
 - an IDLE that reports nothing for a long time (Cyrus without idled, the Debian default, and
   Courier without enhanced IDLE only poll every 60 s);
+- a FETCH that returns nothing for a UID that ``UID SEARCH`` lists (Exchange, for mail that
+  just arrived);
 - a HIGHESTMODSEQ that goes down with the same UIDVALIDITY (Dovecot after an index rebuild;
   that test's Dovecot keeps CONDSTORE and QRESYNC).
 
@@ -181,4 +183,38 @@ def test_a_flag_change_is_announced_when_highestmodseq_went_down(api, condstore_
             events.wait_for(lambda ev: len(events.of(account, "messageUpdated")) == 2, what="second messageUpdated")
         assert proxy.raised  # the watcher did ask from a modseq in the renumbered range
     assert [e.data["uid"] for e in events.of(account, "messageUpdated")] == [2, 1]
+    client.logout()
+
+
+@pytest.mark.parametrize(("hidden_answers", "partial"), [(2, False), (100, True)])
+def test_a_listed_message_a_fetch_does_not_return_is_retried_not_skipped(api, legacy_dovecot, events, prefix,
+                                                                         hidden_answers, partial):
+    # Given: an account on a server that answers no FETCH for UID 2 for a while (or ever)
+    email, password = f"{prefix}lagging{hidden_answers}@example.test", "lagging-password"
+    legacy_dovecot.add_user(email, password)
+    client = plain_client(legacy_dovecot, email, password)
+    client.append("INBOX", b"Subject: before\r\n\r\nx\r\n")
+    account = f"{prefix}lagging{hidden_answers}"
+    with ImapFilterProxy(legacy_dovecot.imap_port) as proxy:
+        register_through(api, legacy_dovecot, proxy, account, email, password)
+        with running_watcher(events, prefix, prefix + "ns"):
+            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+
+            # When: two messages arrive, the first of which FETCH does not return
+            proxy.hide_fetch = {2: hidden_answers}
+            client.append("INBOX", b"Subject: lagging\r\n\r\nx\r\n")
+            client.append("INBOX", b"Subject: next\r\n\r\nx\r\n")
+
+            # Then: both are announced, in UID order; the one never returned is marked partial
+            events.wait_for(lambda ev: len(events.of(account, "messageNew")) == 2, what="two messageNew")
+            time.sleep(1.5)  # a duplicate, if any, would come from the next sweep
+            events.poll()
+        assert any(b"FETCH" in line for line in proxy.dropped)  # the quirk was in force
+    lagging, following = events.of(account, "messageNew")
+    assert (lagging.data["uid"], following.data["uid"]) == (2, 3)
+    assert following.data["subject"] == "next" and "partial" not in following.data
+    if partial:
+        assert lagging.data["partial"] is True and "subject" not in lagging.data
+    else:
+        assert lagging.data["subject"] == "lagging" and "partial" not in lagging.data
     client.logout()

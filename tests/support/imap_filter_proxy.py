@@ -17,6 +17,9 @@ cannot start here:
   n``, ``QRESYNC (uidvalidity n``) reaches the server raised by it: setting it while a
   client holds a modseq is a Dovecot whose HIGHESTMODSEQ went down after an index rebuild
   (same UIDVALIDITY, modseqs renumbered lower). It may be changed while connections are open.
+- ``hide_fetch``: UID -> how many more ``FETCH`` answers for that UID to drop (the whole
+  answer, literals included), as Exchange answers nothing for a UID that arrived a moment
+  ago although ``UID SEARCH`` lists it. It may be changed while connections are open.
 
 ::
 
@@ -37,6 +40,7 @@ import threading
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n$")
 _UIDNEXT = re.compile(rb"^\* OK \[UIDNEXT \d+\]", re.IGNORECASE)
 _SERVER_MODSEQ = re.compile(rb"(HIGHESTMODSEQ |MODSEQ \()(\d+)", re.IGNORECASE)
+_FETCH_UID = re.compile(rb"^\* \d+ FETCH \(.*?\bUID (\d+)", re.IGNORECASE)
 _CLIENT_MODSEQ = re.compile(rb"(CHANGEDSINCE |QRESYNC \(\d+ )(\d+)", re.IGNORECASE)
 
 
@@ -56,12 +60,14 @@ class _Pair:
 
 class ImapFilterProxy:
     def __init__(self, target_port: int, *, strip_uidnext: bool = False, mute_idle: bool = False,
-                 refuse_examine: str | None = None, modseq_shift: int = 0) -> None:
+                 refuse_examine: str | None = None, modseq_shift: int = 0,
+                 hide_fetch: dict[int, int] | None = None) -> None:
         self.target_port = target_port
         self.strip_uidnext = strip_uidnext
         self.mute_idle = mute_idle
         self.refuse_examine = refuse_examine
         self.modseq_shift = modseq_shift
+        self.hide_fetch = dict(hide_fetch or {})
         self.raised: list[bytes] = []  # client lines whose modseq was raised, as the client sent them
         self.dropped: list[bytes] = []  # every server line held back, in order
         self._lock = threading.Lock()
@@ -117,6 +123,13 @@ class ImapFilterProxy:
         with contextlib.suppress(OSError), pair.server.makefile("rb") as reader:
             while line := reader.readline():
                 line = _shifted(_SERVER_MODSEQ, line, -self.modseq_shift)
+                if self._hides(line):
+                    with self._lock:
+                        self.dropped.append(line)
+                    while (literal := _LITERAL.search(line)) is not None:  # the rest of the answer
+                        reader.read(int(literal.group(1)))
+                        line = reader.readline()
+                    continue
                 literal = _LITERAL.search(line)
                 if literal is not None:  # the line and its literal go through as they are
                     pair.client.sendall(line + reader.read(int(literal.group(1))))
@@ -133,6 +146,17 @@ class ImapFilterProxy:
                 pair.client.sendall(line)
         with contextlib.suppress(OSError):
             pair.client.shutdown(socket.SHUT_WR)
+
+    def _hides(self, line: bytes) -> bool:
+        found = _FETCH_UID.match(line)
+        if found is None:
+            return False
+        uid = int(found.group(1))
+        with self._lock:
+            if self.hide_fetch.get(uid, 0) <= 0:
+                return False
+            self.hide_fetch[uid] -= 1
+            return True
 
     def _drops(self, pair: _Pair, line: bytes) -> bool:
         if self.strip_uidnext and _UIDNEXT.match(line):
