@@ -43,7 +43,7 @@ from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
 
 from chalicelib.smtp.addresses import AddressEncodingError, Mailbox, ascii_domain, unique_mailboxes
-from chalicelib.smtp.headertext import clean_header_text, header_text_problem
+from chalicelib.smtp.headertext import EncodedText, clean_header_text, header_text_problem
 
 MAX_LINE_OCTETS = 998  # RFC 5322 2.1.1, without the CRLF
 # Header fields the request sets through dedicated fields, and MIME structure we own.
@@ -257,7 +257,10 @@ def _compose(message: OutgoingMessage, text_from_html: Callable[[str], str], now
     _set_address_header(root, "To", message.to, smtputf8)
     _set_address_header(root, "Cc", message.cc, smtputf8)
     _set_address_header(root, "Reply-To", message.reply_to, smtputf8)
-    root["Subject"] = clean_header_text(message.subject)
+    subject = clean_header_text(message.subject)
+    # Raw UTF-8 under SMTPUTF8 and plain ASCII fold without encoded words; the rest is encoded
+    # here, where no space can be lost (see chalicelib.smtp.headertext).
+    root["Subject"] = subject if smtputf8 or subject.isascii() else EncodedText("Subject", subject)
     root["Date"] = format_datetime(now or datetime.now(UTC))
     root["Message-ID"] = message_id
     if message.in_reply_to:

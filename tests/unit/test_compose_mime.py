@@ -5,10 +5,11 @@ from __future__ import annotations
 import email
 import re
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from email.policy import default as default_policy
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.mime.decode import extract_part, parse_message
@@ -231,3 +232,37 @@ class TestCustomHeaders:
         assert parse(composed.raw)["In-Reply-To"] == "<a@b>"
         with pytest.raises(ComposeError, match="reference"):
             build(text="t", in_reply_to="<p@x>", headers=(("References", "<a@b>"),))
+
+
+def _spaced_subjects() -> list[str]:
+    # Lengths chosen so the folder's split falls before, on and after the space.
+    subjects = []
+    for n in range(40, 121, 1):
+        subjects += ["a" * n + " ¡Hola", "x " * (n // 2) + "é (paren) é", "a" * n + " é !x, ok"]
+    return subjects
+
+
+class TestNonAsciiSubjectSpaces:
+    """CPython's folder dropped or doubled the space before a non-ASCII word where it folded."""
+
+    @staticmethod
+    def check(subject: str) -> None:
+        composed = build(subject=subject, text="t")
+        raw_value = parse_raw_headers(composed.raw)["subject"].decode("ascii")
+        assert parse(composed.raw)["Subject"] == subject
+        assert str(make_header(decode_header(raw_value))) == subject
+        assert decode_header_value(raw_value) == subject
+        assert all(len(line) <= 78 for line in composed.raw.split(b"\r\n"))
+
+    @pytest.mark.parametrize("subject", _spaced_subjects())
+    def test_spaces_around_non_ascii_words_survive_every_fold(self, subject):
+        self.check(subject)
+
+    @settings(max_examples=100, deadline=None)
+    @given(prefix=st.text(alphabet="ab ,\"'é", max_size=90), word=st.sampled_from(["¡Hola", "Grüße", "✓", "日本"]),
+           tail=st.text(alphabet="ab !(é", max_size=30))
+    @example(prefix="a" * 56, word="¡Hola", tail="")
+    @example(prefix="Re: " + "b" * 60 + ",", word="Grüße", tail=" !x")
+    def test_any_subject_with_a_non_ascii_word_reads_back_exactly(self, prefix, word, tail):
+        subject = (prefix + " " + word + " " + tail).strip()
+        self.check(subject)
