@@ -14,17 +14,27 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def _one(_: object) -> int:
+    return 1
+
+
 def bounded_chunks(items: Iterable[T], *, max_count: int, max_bytes: int,
-                   size_of: Callable[[T], int]) -> Iterator[list[T]]:
-    """Consecutive runs of at most ``max_count`` items whose ``size_of`` adds up to at most ``max_bytes``."""
+                   size_of: Callable[[T], int], count_of: Callable[[T], int] = _one) -> Iterator[list[T]]:
+    """Consecutive runs whose ``count_of`` (default: one each) adds up to at most ``max_count``
+    and whose ``size_of`` adds up to at most ``max_bytes``.
+
+    ``count_of`` lets an item stand for several that must travel together (a checkpoint and
+    its parts in one transaction).
+    """
     chunk: list[T] = []
-    size = 0
+    size = count = 0
     for item in items:
-        item_size = size_of(item)
-        if chunk and (len(chunk) == max_count or size + item_size > max_bytes):
+        item_size, item_count = size_of(item), count_of(item)
+        if chunk and (count + item_count > max_count or size + item_size > max_bytes):
             yield chunk
-            chunk, size = [], 0
+            chunk, size, count = [], 0, 0
         chunk.append(item)
         size += item_size
+        count += item_count
     if chunk:
         yield chunk

@@ -113,8 +113,9 @@ IMAPLESS_WEBHOOK_RETRY_SCHEDULE           ``5,300,1800,``    Seconds from one at
                                           ``7200,18000,``    the default spans 3.2 days. Anchored to when the event
                                           ``36000,50400,``   was queued (see chalicelib/webhooks/policy.py).
                                           ``72000,86400``
-IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS     ``5``              How long a consumer reuses webhook settings and account
-                                                             overrides before reading them again (0: every event).
+IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS     ``5``              How long the watcher reuses the ``notify*`` settings that
+                                                             shape ``messageNew`` events (0: every event). Webhook
+                                                             consumers read their settings once per batch instead.
 IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS   ``86400``          After a signing secret is rotated, how long the old one
                                                              still signs too (both signatures in every request).
 IMAPLESS_DISPATCHER_CONCURRENCY           ``8``              Local dispatcher: concurrent receive-and-deliver loops

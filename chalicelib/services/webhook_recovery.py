@@ -193,7 +193,7 @@ def replay_one(event_id_: str, only_account: str | None = None) -> ReplayResult:
 
 def send_test(account: str | None) -> WebhookTestResult:
     """POST a signed ``test`` event to the URL the account's events would go to."""
-    target = targets.resolve_target(account or "", use_cache=False)
+    target = targets.resolve_target(account or "")
     if not target.url:
         raise ApiError("no webhook URL is configured" + (f" for account {account!r}" if account else ""),
                        code="WebhookNotConfigured", status=409, details={"webhooks": "not set"})

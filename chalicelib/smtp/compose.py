@@ -39,11 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy as email_policy
+from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
 
 from chalicelib.smtp.addresses import AddressEncodingError, Mailbox, ascii_domain, unique_mailboxes
-from chalicelib.smtp.headertext import clean_header_text, header_text_problem
+from chalicelib.smtp.headertext import EncodedAddressList, EncodedText, clean_header_text, header_text_problem
 
 MAX_LINE_OCTETS = 998  # RFC 5322 2.1.1, without the CRLF
 # Header fields the request sets through dedicated fields, and MIME structure we own.
@@ -219,9 +220,17 @@ def _build_body(root: EmailMessage, message: OutgoingMessage, text_from_html: Ca
         _container("mixed", [body, *(_attachment_part(a, "attachment") for a in regular)], root)
 
 
+def _address_header_value(name: str, mailboxes: tuple[Mailbox, ...], smtputf8: bool) -> list[Address] | str:
+    addresses = [m.header_address(smtputf8=smtputf8) for m in mailboxes]
+    if smtputf8 or all(a.display_name.isascii() for a in addresses):
+        return addresses
+    # Non-ASCII names are encoded here, where no space can be lost (see chalicelib.smtp.headertext).
+    return EncodedAddressList(name, addresses)
+
+
 def _set_address_header(root: EmailMessage, name: str, mailboxes: tuple[Mailbox, ...], smtputf8: bool) -> None:
     if mailboxes:
-        root[name] = [m.header_address(smtputf8=smtputf8) for m in mailboxes]
+        root[name] = _address_header_value(name, mailboxes, smtputf8)
 
 
 def _largest_part_field(message: OutgoingMessage) -> str:
@@ -257,7 +266,10 @@ def _compose(message: OutgoingMessage, text_from_html: Callable[[str], str], now
     _set_address_header(root, "To", message.to, smtputf8)
     _set_address_header(root, "Cc", message.cc, smtputf8)
     _set_address_header(root, "Reply-To", message.reply_to, smtputf8)
-    root["Subject"] = clean_header_text(message.subject)
+    subject = clean_header_text(message.subject)
+    # Raw UTF-8 under SMTPUTF8 and plain ASCII fold without encoded words; the rest is encoded
+    # here, where no space can be lost (see chalicelib.smtp.headertext).
+    root["Subject"] = subject if smtputf8 or subject.isascii() else EncodedText("Subject", subject)
     root["Date"] = format_datetime(now or datetime.now(UTC))
     root["Message-ID"] = message_id
     if message.in_reply_to:
@@ -275,7 +287,7 @@ def _compose(message: OutgoingMessage, text_from_html: Callable[[str], str], now
 
     bcc_header = b""
     if message.bcc:
-        name, value = policy.header_store_parse("Bcc", [m.header_address(smtputf8=smtputf8) for m in message.bcc])
+        name, value = policy.header_store_parse("Bcc", _address_header_value("Bcc", message.bcc, smtputf8))
         bcc_header = policy.fold_binary(name, value)
     envelope = Envelope(mail_from=message.sender.envelope_address(smtputf8=smtputf8),
                         recipients=tuple(m.envelope_address(smtputf8=smtputf8) for m in recipients),

@@ -6,12 +6,22 @@ Item shape (``checkpoints`` table, key ``account`` + ``path``)::
     alice    INBOX    1700000001  4821    99120         57       <uids + per-flag UID ranges>
     alice    \\x00account                                         initialized=true
 
+A blob over :data:`~chalicelib.store.checkpoint_parts.PART_BYTES` (DynamoDB refuses items
+over 400 KB) is cut into parts: the mailbox's item holds the first part and ``parts`` (how
+many), sibling items ``<path>\\x00part<n>`` hold the rest with the same ``revision``::
+
+    alice    INBOX               ... revision=58 parts=2 sets=<first 350,000 bytes>
+    alice    INBOX\\x00part1                revision=58 part=1 sets=<the rest>
+
 Invariants:
 - writes are conditional: an item is written only if its stored revision is the one the
   writer started from (never backwards, no lost update) and no writer with a higher lease
   epoch has written it (only by the lease holder: a new owner's first write fences the
   old one out, see :mod:`leases`); no write ever touches a shared item, so the accounts
   of one shard never contend with each other;
+- all parts of a checkpoint are written in the same transaction as its head, under the
+  head's condition; a reader that finds a missing part or one of another revision raises
+  :class:`CheckpointConflictError` (never returns a shorter checkpoint);
 - the caller publishes the events of a commit *before* calling :func:`commit`;
 - the account marker records that the first baseline of every mailbox is complete;
   without it, a restart continues the baseline silently instead of announcing old
@@ -36,10 +46,12 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.chunking import bounded_chunks
 from chalicelib.settings import get_settings
+from chalicelib.store.checkpoint_parts import PART_BYTES, TornCheckpointError, join_parts, split_blob
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 
 _settings = get_settings()
 ACCOUNT_MARKER = "\x00account"
+PART_SUFFIX = "\x00part"  # NUL: no IMAP mailbox name contains it, so no real path collides
 # DynamoDB's limits per TransactWriteItems: 100 items, 4 MB in all (keys, names and values).
 TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 3_500_000
@@ -62,9 +74,13 @@ class CheckpointItem(Model):
     epoch = NumberAttribute(null=True)  # lease epoch of the last writer
     sets = BinaryAttribute(null=True, legacy_encoding=False)
     initialized = BooleanAttribute(null=True)
+    parts = NumberAttribute(null=True)  # on a head item: how many parts its blob has (absent: one)
+    part = NumberAttribute(null=True)  # on a part item: its number (1 and up)
 
 
 Operation = tuple[Literal["save", "delete"], "CheckpointItem", Condition]
+# The operations that must land in the same transaction: a checkpoint's head and its parts.
+Group = list[Operation]
 
 
 class CheckpointConflictError(Exception):
@@ -83,20 +99,34 @@ class MailboxDeletion:
     revision: int
 
 
-def _to_checkpoint(item: CheckpointItem) -> MailboxCheckpoint:
-    uids, flags, labels = MailboxCheckpoint.decode_sets(item.sets)
+def _to_checkpoint(item: CheckpointItem, parts: dict[int, tuple[int, bytes]]) -> MailboxCheckpoint:
+    count = int(item.parts) if item.parts is not None else 1
+    try:
+        blob = join_parts(item.sets or b"", int(item.revision), count, parts)
+    except TornCheckpointError as exc:
+        raise CheckpointConflictError(f"checkpoint {item.path!r} is torn: {exc}") from None
+    uids, flags, labels = MailboxCheckpoint.decode_sets(blob)
     return MailboxCheckpoint(path=item.path, uidvalidity=int(item.uidvalidity), uidnext=int(item.uidnext),
                              highestmodseq=int(item.highestmodseq) if item.highestmodseq is not None else None,
                              uids=uids, flags=flags, labels=labels, revision=int(item.revision))
 
 
 def load_checkpoints(account: str) -> AccountCheckpoints:
+    """Every stored checkpoint of ``account``; :class:`CheckpointConflictError` if one is torn."""
     result = AccountCheckpoints()
+    heads: list[CheckpointItem] = []
+    parts: dict[str, dict[int, tuple[int, bytes]]] = {}
     for item in CheckpointItem.query(account, consistent_read=True):
         if item.path == ACCOUNT_MARKER:
             result.initialized = bool(item.initialized)
+        elif item.part is not None:
+            head_path = item.path.rpartition(PART_SUFFIX)[0]
+            parts.setdefault(head_path, {})[int(item.part)] = (int(item.revision), item.sets or b"")
         else:
-            result.mailboxes[item.path] = _to_checkpoint(item)
+            heads.append(item)
+    # Parts without a head are leftovers of a deleted mailbox: nothing to load.
+    for head in heads:
+        result.mailboxes[head.path] = _to_checkpoint(head, parts.get(head.path, {}))
     return result
 
 
@@ -126,27 +156,49 @@ def commit(account: str, epoch: int, writes: Sequence[tuple[MailboxCheckpoint, i
     """
     latest: dict[str, tuple[MailboxCheckpoint, int]] = {checkpoint.path: (checkpoint, expected)
                                                         for checkpoint, expected in writes}
-    operations: list[Operation] = []
-    for checkpoint, expected in latest.values():
-        item = CheckpointItem(account, checkpoint.path, uidvalidity=checkpoint.uidvalidity,
-                              uidnext=checkpoint.uidnext, highestmodseq=checkpoint.highestmodseq,
-                              revision=checkpoint.revision, sets=checkpoint.encode_sets(), epoch=epoch)
-        operations.append(("save", item, _condition(expected, epoch)))
+    groups: list[Group] = [_checkpoint_writes(account, epoch, checkpoint, expected)
+                           for checkpoint, expected in latest.values()]
     for deletion in deletions:
-        operations.append(("delete", CheckpointItem(account, deletion.path), _condition(deletion.revision, epoch)))
+        groups.append([("delete", CheckpointItem(account, deletion.path), _condition(deletion.revision, epoch))])
     if mark_initialized:
         marker = CheckpointItem(account, ACCOUNT_MARKER, initialized=True, epoch=epoch)
-        operations.append(("save", marker, _condition(None, epoch)))
-    if len(operations) == 1:
-        _write_one(*operations[0])
+        groups.append([("save", marker, _condition(None, epoch))])
+    if len(groups) == 1 and len(groups[0]) == 1:
+        _write_one(*groups[0][0])
         return
-    for chunk in _transaction_chunks(operations):
-        _write_transaction(chunk)
+    for chunk in _transaction_chunks(groups):
+        _write_transaction([operation for group in chunk for operation in group])
 
 
-def _transaction_chunks(operations: list[Operation]) -> Iterator[list[Operation]]:
-    return bounded_chunks(operations, max_count=TRANSACTION_ITEMS, max_bytes=TRANSACTION_BYTES,
-                          size_of=lambda operation: len(operation[1].sets or b"") + ITEM_OVERHEAD_BYTES)
+def _checkpoint_writes(account: str, epoch: int, checkpoint: MailboxCheckpoint, expected: int) -> Group:
+    """The head item (under the revision condition) and, for a large blob, its part items.
+
+    Parts carry only the epoch fence: the head's condition guards the whole transaction, and
+    a part is never written without its head. A smaller later revision leaves higher-numbered
+    parts behind; readers ignore them (the head says how many parts count).
+    """
+    pieces = split_blob(checkpoint.encode_sets(), PART_BYTES)
+    head = CheckpointItem(account, checkpoint.path, uidvalidity=checkpoint.uidvalidity,
+                          uidnext=checkpoint.uidnext, highestmodseq=checkpoint.highestmodseq,
+                          revision=checkpoint.revision, sets=pieces[0], epoch=epoch,
+                          parts=len(pieces) if len(pieces) > 1 else None)
+    group: Group = [("save", head, _condition(expected, epoch))]
+    for number, piece in enumerate(pieces[1:], start=1):
+        part = CheckpointItem(account, f"{checkpoint.path}{PART_SUFFIX}{number}", revision=checkpoint.revision,
+                              part=number, sets=piece, epoch=epoch)
+        group.append(("save", part, _condition(None, epoch)))
+    return group
+
+
+def _transaction_chunks(groups: list[Group]) -> Iterator[list[Group]]:
+    """Transactions of whole groups: a checkpoint's parts never land apart from its head.
+
+    A group alone over the limits still gets a transaction of its own (DynamoDB then
+    refuses it; that would take a blob of tens of MB).
+    """
+    return bounded_chunks(groups, max_count=TRANSACTION_ITEMS, max_bytes=TRANSACTION_BYTES, count_of=len,
+                          size_of=lambda group: sum(len(item.sets or b"") + ITEM_OVERHEAD_BYTES
+                                                    for _, item, _ in group))
 
 
 def _write_transaction(operations: list[Operation]) -> None:

@@ -4,7 +4,7 @@
         -> consumer.py      Powertools batch processing, partial failures, skipped records released
              batch_log.py   the batch's view of the delivery log: one BatchGetItem, one BatchWriteItem
         -> delivery.py      one event: dedupe, target, signed POST (locked on redelivery), log, decide
-             targets.py     settings + account override (briefly cached)
+             targets.py     settings + account override (read once per batch)
              signing.py     Standard Webhooks headers
              client.py      pooled keep-alive POST, SSRF-checked at every connect, no redirects
              policy.py      anchored retry slots, Retry-After, 410, give up (pure)

@@ -24,6 +24,10 @@ attempt budgets whatever its receivers do, and an account whose receiver answers
 inside the budget does not push the batch past the consumer's timeout (which would
 redeliver everything, late and twice).
 
+The webhook configuration (settings, secrets, the batch's accounts' overrides) is read once
+per batch and never kept for the next one (chalicelib/webhooks/targets.py), so a settings
+change applies to every event received after the change returned.
+
 The AWS work of a batch is batched too: the delivery-log items of all its event ids are
 read with one consistent BatchGetItem before the first record, and every outcome is
 written with one BatchWriteItem after the last (chalicelib/webhooks/batch_log.py), before
@@ -96,7 +100,7 @@ def _message_groups(prepared: dict[str, tuple[QueuedMessage, Event | None]]) -> 
 
 
 def _run_group(group: list[QueuedMessage], prepared: dict[str, tuple[QueuedMessage, Event | None]], log: BatchLog,
-               budget_seconds: float) -> _GroupOutcome:
+               reader: targets.TargetReader, budget_seconds: float) -> _GroupOutcome:
     """Process one group's records in order; stop at the first that does not finish, or once
     the group has used its budget (the rest is handed back unattempted)."""
     outcome = _GroupOutcome()
@@ -106,7 +110,7 @@ def _run_group(group: list[QueuedMessage], prepared: dict[str, tuple[QueuedMessa
             outcome.failed += [later.message_id for later in group[index:]]
             return outcome
         try:
-            process_message(message, prepared[message.message_id][1], log)
+            process_message(message, prepared[message.message_id][1], log, reader)
             continue
         except DeliveryDeferredError:
             outcome.hidden.add(message.message_id)  # until its next attempt
@@ -129,12 +133,12 @@ def _hide(message: QueuedMessage, seconds: int) -> bool:
 
 
 def _run_groups(groups: list[list[QueuedMessage]], prepared: dict[str, tuple[QueuedMessage, Event | None]],
-                log: BatchLog) -> _GroupOutcome:
+                log: BatchLog, reader: targets.TargetReader) -> _GroupOutcome:
     budget = get_settings().webhook_timeout_seconds
     if len(groups) == 1:
-        return _run_group(groups[0], prepared, log, budget)
+        return _run_group(groups[0], prepared, log, reader, budget)
     with ThreadPoolExecutor(max_workers=min(len(groups), BATCH_SIZE), thread_name_prefix="deliver-group") as pool:
-        outcomes = list(pool.map(lambda group: _run_group(group, prepared, log, budget), groups))
+        outcomes = list(pool.map(lambda group: _run_group(group, prepared, log, reader, budget), groups))
     merged = _GroupOutcome()
     for outcome in outcomes:
         merged.failed += outcome.failed
@@ -150,14 +154,17 @@ def handle_sqs_event(event: dict[str, Any], context: Any = None) -> dict[str, An
         message = QueuedMessage.from_record(SQSRecord(raw))
         prepared[message.message_id] = (message, parse_event(message.body))
     events = [parsed for _, parsed in prepared.values() if parsed is not None]
-    targets.prefetch_accounts(parsed.account for parsed in events)
+    # Read for this batch only, never cached across batches: a settings change applies to
+    # every event received after it returned (see targets.py for why not a version stamp).
+    reader = targets.TargetReader()
+    reader.prefetch_accounts(parsed.account for parsed in events)
     try:
         log = BatchLog.load(parsed.id for parsed in events)
     except DeliveryLogError:
         logger.exception("delivery log unreadable; the batch is retried soon")
         return {"batchItemFailures": _fail_records(records, set())}
 
-    outcome = _run_groups(_message_groups(prepared), prepared, log)
+    outcome = _run_groups(_message_groups(prepared), prepared, log, reader)
     failures = [{"itemIdentifier": message_id} for message_id in outcome.failed]
     failed, visibility_set = set(outcome.failed), set(outcome.hidden)
     try:

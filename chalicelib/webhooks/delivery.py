@@ -177,7 +177,8 @@ def _already_delivered(previous: StoredDelivery | None, run_id: str) -> bool:
     return run_id == ORIGINAL_RUN and previous.delivered_at is not None
 
 
-def process_message(message: QueuedMessage, event: Event | None, log: BatchLog) -> str:
+def process_message(message: QueuedMessage, event: Event | None, log: BatchLog,
+                    reader: targets.TargetReader | None = None) -> str:
     """Deliver, skip, dead-letter or defer one queued event; returns what happened."""
     if event is None:
         queue_ops.dead_letter(message.body, group_id=message.group_id or "poison",
@@ -194,7 +195,8 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog) 
             and previous.next_attempt_at > now + EARLY_RETURN_TOLERANCE):
         _defer(message, previous.next_attempt_at, now, "waiting for the next attempt")
     event_date = event.date if event.date.tzinfo else event.date.replace(tzinfo=UTC)
-    target = targets.resolve_target(event.account)
+    reader = reader or targets.TargetReader()
+    target = reader.resolve(event.account)
     if target.predates_account(event_date):
         logger.info("event of a deleted account with the same id dropped", extra={"eventId": event.id})
         return "stale"
@@ -204,11 +206,11 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog) 
         log.record(message.message_id, logged, DeliveryOutcome(status="skipped", run_id=message.run_id,
                                                                attempted=False, reason=skip_reason), now)
         return "skipped"
-    return _attempt(message, event, logged, target, log)
+    return _attempt(message, event, logged, target, log, reader)
 
 
 def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: targets.WebhookTarget,
-             log: BatchLog) -> str:
+             log: BatchLog, reader: targets.TargetReader) -> str:
     url, endpoint_secrets = target.url, target.secrets
     assert url is not None and endpoint_secrets is not None  # skip_reason covers both
     nonce = secrets.token_hex(8)
@@ -245,7 +247,7 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
         reason = "endpointGone"
         configuration.disable_endpoint(url, result.status_code, "the receiver answered 410 Gone",
                                        account=target.owner)
-        targets.forget_endpoint(url, target.owner)
+        reader.forget_endpoint(url, target.owner)
         logger.warning("webhook endpoint disabled after 410 Gone", extra={"account": event.account})
     _dead_letter(message, event, reason, result)
     record(outcome(status="failed", reason=reason))

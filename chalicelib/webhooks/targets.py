@@ -1,21 +1,24 @@
-"""Where one account's events go: global settings + account override, cached briefly.
+"""Where one account's events go: global settings + account override, read once per batch.
 
-A consumer handles hundreds of events per second; reading the settings, the account and
-the secret for each would triple its DynamoDB traffic. :func:`resolve_target` keeps the
-settings, the global secrets, endpoint states and each account's override with its own
-secrets (or the fact that the account does not exist: events of a deleted account must
-not cost a read each) for
-``IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS`` (default 5 s; 0 reads every time), per process
-and shared by its threads. So a change reaches every consumer within that time; a 410
-seen by this process takes effect here at once (:func:`forget_endpoint`).
+A settings change must apply to every event published after ``POST /v1/settings`` (or an
+account's ``PUT``) returns: an event of a newly selected type must not be dropped, a
+disabled type must not be sent. So nothing here is cached across SQS batches: the consumer
+builds one :class:`TargetReader` per batch, which reads the settings (one consistent
+BatchGetItem), the global secrets, endpoint states and the batch's accounts (one
+BatchGetItem, :meth:`TargetReader.prefetch_accounts`) at most once each, for that batch
+only, shared by its group threads.
 
-The consumer calls :func:`prefetch_accounts` with the accounts of a whole SQS batch: the
-overrides that are not cached are then read with one BatchGetItem instead of one GetItem
-each (entries loaded together also expire together, so the next refresh is one read too).
+Why per batch and not a settings version stamped on each event at publish: the event is
+published by the watcher, which would then need to read the settings version for every
+event (or cache it, which brings the staleness back), and a stamped version says only
+that the event is newer, not what the consumer should read. Reading per batch costs a few
+reads per ten records and is correct by construction: a batch received after the call
+returned reads after the write, and the reads are consistent.
 
 An account's override is its own endpoint: signed with the account's own secrets (the
 global ones only for an override saved before overrides had secrets), and disabled by a
-410 on its own (``owner``), whatever URL it shares with others.
+410 on its own (``owner``), whatever URL it shares with others. A 410 seen during a batch
+takes effect for that batch's later records at once (:meth:`TargetReader.forget_endpoint`).
 
 Failure modes: a deleted account has no override (its queued events follow the global
 settings); a secret that cannot be opened raises (the record is retried, never sent
@@ -26,17 +29,16 @@ was registered belong to the deleted one (:meth:`WebhookTarget.predates_account`
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from chalicelib.errors import AccountNotFoundError
 from chalicelib.observability import logger
-from chalicelib.settings import get_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store.accounts import StoredAccount
-from chalicelib.ttlcache import TtlCache
 from chalicelib.webhooks import configuration
 from chalicelib.webhooks.signing import EndpointSecrets
 
@@ -72,9 +74,6 @@ class WebhookTarget:
         return None
 
 
-_cache = TtlCache[Any](max_entries=4096)
-
-
 @dataclass(frozen=True)
 class _Override:
     url: str | None = None
@@ -99,49 +98,60 @@ def _account_override(account_id: str) -> _Override:
         return _override_of(None)
 
 
-def prefetch_accounts(account_ids: Iterable[str]) -> None:
-    """Cache the overrides of ``account_ids``; those not cached are read with one BatchGetItem
-    (best effort: on failure each record's :func:`resolve_target` reads its account alone)."""
-    ttl = get_settings().webhook_config_cache_seconds
-    wanted = sorted({account_id for account_id in account_ids if account_id})
-    if ttl <= 0 or not wanted:
-        return
-    batch: dict[str, StoredAccount] | None = None
+class TargetReader:
+    """The webhook configuration as read for one batch: each item at most once, on first use.
 
-    def load(account_id: str) -> _Override:
-        nonlocal batch
-        if batch is None:  # the first account not cached reads every account of the batch at once
+    Thread-safe (a batch's groups run on threads); a failed read is not kept (asked again)."""
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._values:
+                return self._values[key]
+        value = load()  # outside the lock: a slow read must not hold the other groups back
+        with self._lock:
+            return self._values.setdefault(key, value)
+
+    def prefetch_accounts(self, account_ids: Iterable[str]) -> None:
+        """Read the overrides of ``account_ids`` with one BatchGetItem (best effort: on failure
+        each record's :meth:`resolve` reads its account alone)."""
+        wanted = sorted({account_id for account_id in account_ids if account_id})
+        if not wanted:
+            return
+        try:
             batch = account_store.get_accounts(wanted)
-        return _override_of(batch.get(account_id))
+            overrides = {account_id: _override_of(batch.get(account_id)) for account_id in wanted}
+        except Exception:  # noqa: BLE001 - only an optimisation: each record reads its own account if this fails
+            logger.warning("account prefetch failed; reading accounts one by one")
+            return
+        with self._lock:
+            for account_id, override in overrides.items():
+                self._values.setdefault(("account", account_id), override)
 
-    try:
-        for account_id in wanted:
-            _cache.get_or_load(("account", account_id), functools.partial(load, account_id), ttl)
-    except Exception:  # noqa: BLE001 - only an optimisation: each record reads its own account if this fails
-        logger.warning("account prefetch failed; reading accounts one by one")
+    def resolve(self, account_id: str) -> WebhookTarget:
+        current: configuration.WebhookSettings = self._get("settings", configuration.load_settings)
+        override: _Override = (self._get(("account", account_id), lambda: _account_override(account_id))
+                               if account_id else _Override())
+        owner = account_id if override.url else None
+        secrets = override.secrets if owner else None
+        if secrets is None:
+            secrets = self._get("secrets", configuration.global_secrets)
+        url = override.url or current.url
+        disabled = bool(url) and bool(self._get(
+            ("endpoint", url, owner), functools.partial(configuration.is_endpoint_disabled, url or "", owner)))
+        return WebhookTarget(url=url, events=override.events if override.events is not None else current.events,
+                             enabled=current.enabled, secrets=secrets, endpoint_disabled=disabled, owner=owner,
+                             account_since=override.since)
 
-
-def resolve_target(account_id: str, *, use_cache: bool = True) -> WebhookTarget:
-    ttl = get_settings().webhook_config_cache_seconds if use_cache else 0.0
-    current = _cache.get_or_load("settings", configuration.load_settings, ttl)
-    override = (_cache.get_or_load(("account", account_id), lambda: _account_override(account_id), ttl)
-                if account_id else _Override())
-    owner = account_id if override.url else None
-    secrets = override.secrets if owner else None
-    if secrets is None:
-        secrets = _cache.get_or_load("secrets", configuration.global_secrets, ttl)
-    url = override.url or current.url
-    disabled = bool(url) and _cache.get_or_load(
-        ("endpoint", url, owner), lambda: configuration.is_endpoint_disabled(url, owner), ttl)
-    return WebhookTarget(url=url, events=override.events if override.events is not None else current.events,
-                         enabled=current.enabled, secrets=secrets, endpoint_disabled=disabled, owner=owner,
-                         account_since=override.since)
-
-
-def forget_endpoint(url: str, owner: str | None) -> None:
-    """This process saw the endpoint's state change: stop using the cached one."""
-    _cache.forget(("endpoint", url, owner))
+    def forget_endpoint(self, url: str, owner: str | None) -> None:
+        """The endpoint's state changed during this batch (a 410): read it again."""
+        with self._lock:
+            self._values.pop(("endpoint", url, owner), None)
 
 
-def clear_cache() -> None:
-    _cache.clear()
+def resolve_target(account_id: str) -> WebhookTarget:
+    """The target of ``account_id`` as stored now (a fresh read of everything it needs)."""
+    return TargetReader().resolve(account_id)

@@ -154,7 +154,7 @@ class TestDelivery:
                             {"to": recipient.email, "subject": "Dry ✓", "text": "draft body", "dryRun": True})
         assert response.status == 200, response.body
         answer = response.json
-        assert "Subject: Dry =?utf-8?" in answer["raw"]
+        assert "Subject: =?utf-8?q?Dry_=E2=9C=93?=" in answer["raw"]
         assert f"Message-ID: {answer['messageId']}" in answer["raw"]
         assert answer["envelope"] == {"from": answer["envelope"]["from"], "to": [recipient.email]}
         assert Mailbox(dovecot, recipient).uids("INBOX", ["HEADER", "Message-ID", answer["messageId"]]) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 from collections import Counter
@@ -11,7 +12,7 @@ import botocore.client
 import pytest
 
 from chalicelib.store import checkpoints as checkpoint_store
-from chalicelib.store.checkpoints import CheckpointConflictError, MailboxDeletion
+from chalicelib.store.checkpoints import PART_SUFFIX, CheckpointConflictError, CheckpointItem, MailboxDeletion
 from chalicelib.sync.checkpoint import MailboxCheckpoint
 from chalicelib.sync.uidset import UidSet
 
@@ -119,3 +120,61 @@ def test_a_later_write_of_the_same_folder_in_one_commit_supersedes_the_earlier(a
     checkpoint_store.commit(account, 1, [(baseline("INBOX", uidnext=4), 0), (baseline("Sent"), 0),
                                          (baseline("INBOX", uidnext=6), 0)])
     assert checkpoint_store.load_checkpoints(account).mailboxes["INBOX"].uidnext == 6
+
+
+def huge_mailbox(revision: int = 1, seed: int = 11) -> MailboxCheckpoint:
+    """1M messages, half \\Seen and three labels scattered at random: ~610 KB compressed."""
+    rng = random.Random(seed)
+    uids = range(1, 1_000_001)
+    seen = UidSet(uid for uid in uids if rng.random() < 0.5)
+    labels = {name: UidSet(uid for uid in uids if rng.random() < 0.3) for name in ("Work", "Family", "Receipts")}
+    return MailboxCheckpoint(path="INBOX", uidvalidity=7, uidnext=1_000_001, uids=UidSet(uids),
+                             flags={"\\Seen": seen}, labels=labels, revision=revision)
+
+
+def test_a_checkpoint_over_the_item_limit_is_stored_in_parts_and_loads_equal(account, aws_calls):
+    # Given: a 1M-message mailbox whose blob is over DynamoDB's 400 KB item limit
+    huge = huge_mailbox()
+    assert len(huge.encode_sets()) > 400_000
+    # When: it is committed
+    checkpoint_store.commit(account, 1, [(huge, 0)])
+    # Then: one transaction wrote it, and it loads back equal
+    assert aws_calls == Counter({"TransactWriteItems": 1})
+    assert checkpoint_store.load_checkpoints(account).mailboxes["INBOX"] == huge
+
+
+def test_a_checkpoint_in_parts_moves_to_its_next_revision_and_back_to_one_item(account):
+    # Given: a stored 1M-message checkpoint in parts
+    checkpoint_store.commit(account, 1, [(huge_mailbox(), 0)])
+    # When: it moves on (other flags everywhere), then shrinks to a small one
+    moved = huge_mailbox(revision=2, seed=12)
+    checkpoint_store.commit(account, 1, [(moved, 1)])
+    assert checkpoint_store.load_checkpoints(account).mailboxes["INBOX"] == moved
+    checkpoint_store.commit(account, 1, [(baseline("INBOX", revision=3), 2)])
+    # Then: the small one loads as itself (the leftover parts of revision 2 do not count)
+    assert checkpoint_store.load_checkpoints(account).mailboxes["INBOX"] == baseline("INBOX", revision=3)
+    # And: a stale writer of the large one is refused as a conflict
+    with pytest.raises(CheckpointConflictError):
+        checkpoint_store.commit(account, 1, [(huge_mailbox(revision=3), 2)])
+
+
+def test_parts_of_another_revision_are_a_conflict_never_a_smaller_checkpoint(account):
+    # Given: a stored checkpoint in parts, whose second part is then replaced by one of
+    # another revision (as a torn, non-transactional write would leave it)
+    checkpoint_store.commit(account, 1, [(huge_mailbox(), 0)])
+    part = CheckpointItem.get(account, f"INBOX{PART_SUFFIX}1", consistent_read=True)
+    part.revision = 5
+    part.save()
+    # When/Then: loading it is a conflict
+    with pytest.raises(CheckpointConflictError):
+        checkpoint_store.load_checkpoints(account)
+    # And: so is a missing part
+    part.delete()
+    with pytest.raises(CheckpointConflictError):
+        checkpoint_store.load_checkpoints(account)
+
+
+def test_deleting_an_account_removes_the_parts_too(account):
+    checkpoint_store.commit(account, 1, [(huge_mailbox(), 0)])
+    assert checkpoint_store.delete_account_checkpoints(account) == 2
+    assert list(CheckpointItem.query(account)) == []

@@ -226,6 +226,65 @@ def test_event_types_outside_webhook_events_are_not_sent(webhooks, receiver):
         ("skipped", "eventNotSubscribed")
 
 
+def test_a_filter_change_applies_to_the_next_event_whatever_the_cache_setting(webhooks, receiver, monkeypatch):
+    from chalicelib.settings import reset_settings
+
+    # Given a long config cache, only messageNew subscribed, and this process having just delivered under it
+    monkeypatch.setenv("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", "60")
+    reset_settings()
+    webhooks.configure_with_secret(receiver.url(), events=["messageNew"])
+    first = webhooks.event("acc-refilter", "messageNew")
+    webhooks.publish(first)
+    webhooks.run_until(lambda: webhooks.queue_counts() == (0, 0))
+    assert [r.webhook_id for r in receiver.requests] == [first.id]
+
+    # When the filter changes to messageDeleted only, and one event of each type is published right after
+    response = webhooks.api.post("/v1/settings", {"webhookEvents": ["messageDeleted"]})
+    assert response.status == 200, response.body
+    deleted, new = webhooks.event("acc-refilter", "messageDeleted"), webhooks.event("acc-refilter", "messageNew")
+    webhooks.publish(deleted, new)
+    webhooks.run_until(lambda: webhooks.queue_counts() == (0, 0))
+
+    # Then the newly selected type is delivered and the dropped one is not
+    assert [r.webhook_id for r in receiver.requests] == [first.id, deleted.id]
+    assert (webhooks.delivery(new.id).status, webhooks.delivery(new.id).reason) == ("skipped", "eventNotSubscribed")
+
+
+def test_disabling_webhooks_or_an_account_type_applies_to_the_next_event(webhooks, receiver, api, monkeypatch):
+    from chalicelib.settings import reset_settings
+
+    # Given a long config cache, an account with its own filter, and an event just delivered under it
+    monkeypatch.setenv("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", "60")
+    reset_settings()
+    webhooks.configure_with_secret(receiver.url())
+    register_account(api, "acc-own-refilter")
+    try:
+        assert api.put("/v1/account/acc-own-refilter", {"webhookEvents": ["messageNew"]}).status == 200
+        first = webhooks.event("acc-own-refilter", "messageNew")
+        webhooks.publish(first)
+        webhooks.run_until(lambda: webhooks.queue_counts() == (0, 0))
+        assert [r.webhook_id for r in receiver.requests] == [first.id]
+
+        # When the account drops messageNew, then an event of it is published
+        assert api.put("/v1/account/acc-own-refilter", {"webhookEvents": ["messageDeleted"]}).status == 200
+        dropped = webhooks.event("acc-own-refilter", "messageNew")
+        webhooks.publish(dropped)
+        webhooks.run_until(lambda: webhooks.queue_counts() == (0, 0))
+
+        # ... and when webhooks are switched off, then an event of a subscribed type is published
+        assert api.post("/v1/settings", {"webhooksEnabled": False}).status == 200
+        off = webhooks.event("acc-own-refilter", "messageDeleted")
+        webhooks.publish(off)
+        webhooks.run_until(lambda: webhooks.queue_counts() == (0, 0))
+
+        # Then neither was sent
+        assert [r.webhook_id for r in receiver.requests] == [first.id]
+        assert webhooks.delivery(dropped.id).reason == "eventNotSubscribed"
+        assert webhooks.delivery(off.id).reason == "webhooksDisabled"
+    finally:
+        api.delete("/v1/account/acc-own-refilter")
+
+
 def test_an_account_override_sends_that_accounts_events_elsewhere_with_its_own_filter(webhooks, receiver, api):
     # Given a global receiver, and one account overriding URL and event types
     webhooks.configure_with_secret(receiver.url())

@@ -131,14 +131,11 @@ class WebhookHarness:
 def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarness]:
     from chalicelib.events import queue
     from chalicelib.settings import reset_settings
-    from chalicelib.webhooks import targets
     from chalicelib.webhooks.queue_ops import DEAD_LETTER_QUEUE
 
     monkeypatch.setenv("IMAPLESS_WEBHOOK_RETRY_SCHEDULE", FAST_SCHEDULE)
     monkeypatch.setenv("IMAPLESS_WEBHOOK_TIMEOUT_SECONDS", ATTEMPT_TIMEOUT_SECONDS)
-    monkeypatch.setenv("IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS", "0")
     reset_settings()
-    targets.clear_cache()
     harness = WebhookHarness(api=api, sqs=queue.get_sqs_client(), queue_url=queue.queue_url(),
                              dlq_url=queue.queue_url(DEAD_LETTER_QUEUE))
     harness.drain()
@@ -154,4 +151,3 @@ def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarne
             configuration.enable_endpoint(endpoint.url, endpoint.account)
         monkeypatch.undo()
         reset_settings()
-        targets.clear_cache()
