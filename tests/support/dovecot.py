@@ -1,5 +1,9 @@
 """One Dovecot instance for the tests: IMAP (STARTTLS), IMAPS, LMTP and SASL auth for Postfix.
 
+With ``oauth2_introspection_url`` it also takes bearer tokens (``AUTHENTICATE XOAUTH2`` and
+``OAUTHBEARER``, and the same through Postfix's SASL) for its users, checked by RFC 7662
+introspection against that URL (``tests/support/oauth2_server.py``); passwords keep working.
+
 Config generation, start, users and delivery; lifecycle and invariants as described in
 ``tests/support/mailservers.py``.
 """
@@ -61,13 +65,16 @@ class Dovecot(Daemon):
 
     def __init__(self, pki: TestPKI, *, separator: str = "/", special_use: dict[str, str] | None = None,
                  quota_kilobytes: int | None = None, tls: bool = True,
-                 capabilities: str | None = None) -> None:
+                 capabilities: str | None = None, oauth2_introspection_url: str | None = None) -> None:
         """``quota_kilobytes``: a storage quota for every user (the quota plugin), so that a
         test can fill a mailbox until the server answers ``NO [OVERQUOTA]``. ``tls=False``:
         no TLS at all (no STARTTLS offered, no IMAPS listener), like a legacy server that
         only takes passwords in cleartext. ``capabilities``: the CAPABILITY list announced
         after login instead of Dovecot's own (``imap_capability``), to stand in for a server
-        without some extension (e.g. Office 365: no CONDSTORE, QRESYNC or NOTIFY)."""
+        without some extension (e.g. Office 365: no CONDSTORE, QRESYNC or NOTIFY).
+        ``oauth2_introspection_url``: accept OAuth2 bearer tokens of the users too, valid while
+        this introspection endpoint calls them active (``user:secret@`` in it is sent as HTTP Basic)."""
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.quota_kilobytes = quota_kilobytes
         self.tls = tls
         if capabilities is not None and not re.fullmatch(r"[A-Za-z0-9=+. -]+", capabilities):
@@ -104,6 +111,8 @@ class Dovecot(Daemon):
             self.users_dir.mkdir()
             for address, password in self.user_passwords().items():
                 self._write_passwd_file(address, password)
+            if self.oauth2_introspection_url is not None:
+                self.oauth2_config_path.write_text(self._render_oauth2_config(self.oauth2_introspection_url))
             self.config_path.write_text(self._render_config())
             self._launch()
         except BaseException:
@@ -133,6 +142,10 @@ class Dovecot(Daemon):
     @property
     def config_path(self) -> Path:
         return self._path("dovecot.conf")
+
+    @property
+    def oauth2_config_path(self) -> Path:
+        return self._path("oauth2.conf.ext")
 
     @property
     def users_dir(self) -> Path:
@@ -235,14 +248,15 @@ listen = {HOST}
 {self._render_ssl()}
 {f"imap_capability = {self.capabilities}" if self.capabilities else ""}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspection_url else ""}
 auth_verbose = yes
 # No extra wait after a failed login (Dovecot still answers failures on its 0.5 s flush
 # timer), and imap-login from loopback skips the anti-brute-force penalty.
 auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
-passdb {{
+{self._render_oauth2_passdb()}passdb {{
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN {self.users_dir}/%u
 }}
 userdb {{
@@ -295,6 +309,31 @@ service anvil {{
   }}
 }}
 """ + self._quota_config()
+
+    def _render_oauth2_passdb(self) -> str:
+        if self.oauth2_introspection_url is None:
+            return ""
+        # Bearer tokens only: the password mechanisms never reach this passdb, and tokens never the passwd-file.
+        return f"""\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.oauth2_config_path}
+}}
+"""
+
+    @staticmethod
+    def _render_oauth2_config(introspection_url: str) -> str:
+        # Introspection on every login, not local JWT validation: a revoked token must fail
+        # at once, not when its exp passes. The username in the answer must be the login's.
+        return f"""\
+introspection_mode = post
+introspection_url = {introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
+"""
 
     def _quota_config(self) -> str:
         if self.quota_kilobytes is None:

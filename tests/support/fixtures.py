@@ -39,6 +39,7 @@ from tests.support.certs import TestPKI, make_test_pki
 from tests.support.courier import Courier
 from tests.support.cyrus import Cyrus
 from tests.support.mailservers import Dovecot, ImapServer, Postfix, binaries_missing
+from tests.support.oauth2_server import OAuth2Server
 
 MAIL_DOMAIN = "example.test"
 
@@ -110,9 +111,17 @@ def trust_test_ca(test_pki: TestPKI) -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def dovecot(test_pki: TestPKI) -> Iterator[Dovecot]:
+def oauth2_server() -> Iterator[OAuth2Server]:
+    """The tests' own OAuth2 authorization server, whose bearer tokens the session Dovecot accepts."""
+    with OAuth2Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def dovecot(test_pki: TestPKI, oauth2_server: OAuth2Server) -> Iterator[Dovecot]:
+    """Takes passwords and, for the same users, ``oauth2_server``'s tokens (XOAUTH2, OAUTHBEARER)."""
     require_mail_server_binaries()
-    with Dovecot(test_pki) as server:
+    with Dovecot(test_pki, oauth2_introspection_url=oauth2_server.resource_server_url()) as server:
         yield server
 
 
