@@ -17,7 +17,9 @@ still verifies the certificate against the *name* the user gave (SNI + hostname 
 
 Cleartext: with ``secure: false`` the session upgrades with STARTTLS whenever the server
 offers it; when it does not, it refuses to send the password unless the account set
-``tls.allowPlaintextAuth`` (there is no other way to a password in the clear).
+``tls.allowPlaintextAuth`` (there is no other way to a password in the clear). The same
+holds for an access token: ``server.login == "oauth2"`` logs in with AUTHENTICATE XOAUTH2 (or
+OAUTHBEARER) instead of LOGIN (:mod:`chalicelib.security.bearer`).
 
 Errors quote what the server said only when it spoke IMAP: host and port are the caller's
 choice, and the banner of another service on that port is not ours to reveal. NO/BAD to a
@@ -44,11 +46,12 @@ from imapclient.imapclient import SocketTimeout
 from chalicelib.errors import MailServerError
 from chalicelib.imap import wire
 from chalicelib.imap.capabilities import Capabilities, shared_capabilities
-from chalicelib.imap.errors import refused_greeting, server_words
+from chalicelib.imap.errors import refused_greeting, server_text, server_words
 from chalicelib.imap.flags import canonical, message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
 from chalicelib.imap.limits import BoundedReads, ResponseTooLargeError, exceeded
 from chalicelib.imap.responses import Untagged, parse_untagged
+from chalicelib.security.bearer import BearerExchange, choose_mechanism
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -406,9 +409,10 @@ def _capabilities(client: IMAPClient) -> Capabilities:
     return shared_capabilities(Capabilities.parse(raw))
 
 
-def connect(server: MailServer, password: str, *, connect_timeout: float | None = None,
+def connect(server: MailServer, secret: str, *, connect_timeout: float | None = None,
             command_timeout: float | None = None) -> ImapSession:
-    """Connect, secure and log in; raise MailServerError with a stable code on failure.
+    """Connect, secure and log in with ``secret`` (the password, or the access token when
+    ``server.login`` is ``oauth2``); raise MailServerError with a stable code on failure.
 
     The timeouts default to the settings; callers working under a request budget pass
     smaller ones so that connecting cannot outlive the budget.
@@ -445,16 +449,7 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
                     f"{where} offers no STARTTLS; refusing to send the password in cleartext "
                     "(use secure: true, or set tls.allowPlaintextAuth to accept the risk)",
                     code="TLSUnavailable", protocol=PROTOCOL)
-        try:
-            # imaplib quotes the password but sends the user name bare (an atom): quote it, so
-            # "a b" or "{5}" is one string. The account schema refused CR, LF and NUL in both.
-            client.login(wire.quote(server.user), password)
-        except LoginError as exc:
-            # imapclient reports any failure of LOGIN as a LoginError, a cut-off flood included.
-            if (too_large := exceeded(exc)) is not None:
-                raise too_large.mail_server_error() from None
-            raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
-                                  protocol=PROTOCOL, server_response=server_words(exc)) from None
+        _log_in(client, server, secret, capabilities)
         capabilities = _capabilities(client)
         return ImapSession(client, capabilities)
     except MailServerError:
@@ -471,6 +466,55 @@ def connect(server: MailServer, password: str, *, connect_timeout: float | None 
         raise classify_connection_error(exc, protocol=PROTOCOL, host=server.host, port=server.port) from None
 
 
+def _log_in(client: IMAPClient, server: MailServer, secret: str, capabilities: Capabilities) -> None:
+    """LOGIN with a password, or AUTHENTICATE XOAUTH2/OAUTHBEARER with an access token.
+
+    ``NO [UNAVAILABLE]`` is a temporary failure (RFC 5530): Dovecot answers it when its
+    OAuth2 introspection endpoint is down, and it never means the credentials are wrong.
+    """
+    exchange: BearerExchange | None = None
+    try:
+        if server.login == "oauth2":
+            offered = [name[len("AUTH="):] for name in capabilities.names if name.startswith("AUTH=")]
+            exchange = BearerExchange(choose_mechanism(offered), server.user, secret)
+            # imaplib sends the login string after the server's "+" (no SASL-IR), so a long
+            # Microsoft token never makes an over-long command line.
+            wire.authenticate(client, exchange.mechanism, exchange)
+        else:
+            # imaplib quotes the password but sends the user name bare (an atom): quote it, so
+            # "a b" or "{5}" is one string. The account schema refused CR, LF and NUL in both.
+            client.login(wire.quote(server.user), secret)
+    except LoginError as exc:
+        # imapclient reports any failure of LOGIN as a LoginError, a cut-off flood included.
+        if (too_large := exceeded(exc)) is not None:
+            raise too_large.mail_server_error() from None
+        raise _refused(server, server_words(exc), None) from None
+    except imaplib.IMAP4.abort:
+        raise  # the connection broke: connect() classifies it
+    except imaplib.IMAP4.error as exc:
+        # AUTHENTICATE answered NO/BAD: imaplib passes the server's text as it came.
+        if (too_large := exceeded(exc)) is not None:
+            raise too_large.mail_server_error() from None
+        assert exchange is not None, "only AUTHENTICATE raises a bare imaplib error here"
+        raise _refused(server, server_text(exc)[1] or None, exchange.challenge) from None
+
+
+def _refused(server: MailServer, words: str | None, challenge: str | None) -> MailServerError:
+    """The error for a refused login: temporary for ``[UNAVAILABLE]``, else ``AuthenticationFailed``."""
+    where = f"{server.host}:{server.port}"
+    if words is not None and words.upper().startswith("[UNAVAILABLE]"):
+        # The watcher must retry this, never mark the account authenticationError.
+        return MailServerError(f"{where} cannot check credentials right now, retry later",
+                               code="AuthenticationUnavailable", protocol=PROTOCOL, server_response=words,
+                               status=503)
+    error = MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
+                           protocol=PROTOCOL, server_response=words)
+    if challenge is not None:
+        # The server's reason as Gmail and Dovecot send it: {"status":"401","schemes":"bearer","scope":"mail"}.
+        error.details["authChallenge"] = challenge
+    return error
+
+
 def _discard(client: IMAPClient) -> None:
     # Best effort on a connection that is already failing: the original error matters, not this one.
     with contextlib.suppress(Exception):
@@ -478,16 +522,16 @@ def _discard(client: IMAPClient) -> None:
 
 
 @contextmanager
-def open_session(server: MailServer, password: str) -> Iterator[ImapSession]:
+def open_session(server: MailServer, secret: str) -> Iterator[ImapSession]:
     """A short-lived logged-in session, logged out on exit."""
-    session = connect(server, password)
+    session = connect(server, secret)
     try:
         yield session
     finally:
         session.close()
 
 
-def verify_login(server: MailServer, password: str) -> frozenset[str]:
+def verify_login(server: MailServer, secret: str) -> frozenset[str]:
     """Check that we can log in; return the post-login capabilities."""
-    with open_session(server, password) as session:
+    with open_session(server, secret) as session:
         return session.capabilities.names

@@ -30,6 +30,10 @@ Private attributes used, and why each:
   sends 8-bit arguments as literals, with LITERAL+ when offered) for LIST with RETURN
   options, LSUB, XLIST and SEARCH with CHARSET or RETURN, which have no public verb, and
   STATUS, so that its answer reaches the folder model's one parser (:mod:`.folders`).
+- ``IMAP4.authenticate()`` (public in imaplib, reached through ``_imap``): a SASL exchange whose
+  failure keeps its type. imapclient's ``sasl_login`` turns a ``NO`` and a dropped connection
+  alike into one ``LoginError`` string; session.py must tell the server's refusal (quoted in
+  the error) from imaplib's own words about a broken stream (never quoted).
 - ``IMAPClient._timeout``: the connect timeout, read by session.py's ``_create_IMAP4`` hook
   (imapclient's documented way to supply its own transport) to build the pinned transport.
 - ``imapclient.imapclient._quote`` / ``_literal``: its own argument forms, so that an
@@ -229,6 +233,15 @@ def silence_debug(client: IMAPClient) -> None:
     imaplib formats the repr() of every response, literals included, whether or not
     anything logs it: a FETCH of an 8 MiB body allocated ~19 MB more just for that."""
     client._imap.debug = 0
+
+
+def authenticate(client: IMAPClient, mechanism: str, respond: Callable[[bytes], str]) -> None:
+    """``AUTHENTICATE mechanism``, ``respond`` answering each continuation (imaplib base64s both ways).
+
+    Raises ``imaplib.IMAP4.error`` carrying the server's text on ``NO``/``BAD``, and
+    ``imaplib.IMAP4.abort`` (a subclass) when the connection broke.
+    """
+    client._imap.authenticate(mechanism, respond)
 
 
 def connect_timeout(client: IMAPClient) -> float:

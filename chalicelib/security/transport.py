@@ -18,6 +18,7 @@ import functools
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import Literal
 
 from chalicelib.errors import MailServerError
 from chalicelib.security.netguard import HostNotAllowedError, HostNotFoundError, ResolvedAddress, resolve_allowed
@@ -32,15 +33,22 @@ class TlsOptions:
     allow_plaintext_auth: bool = False
 
 
+# How the secret handed to an adapter logs in: a password (IMAP LOGIN, SMTP AUTH PLAIN/LOGIN),
+# or an OAuth2 access token (SASL XOAUTH2 / OAUTHBEARER, :mod:`chalicelib.security.bearer`).
+LoginMethod = Literal["password", "oauth2"]
+
+
 @dataclass(frozen=True)
 class MailServer:
-    """Where and how to reach one IMAP or SMTP server (the password travels separately)."""
+    """Where and how to reach one IMAP or SMTP server (the secret, a password or an access
+    token as ``login`` says, travels separately)."""
 
     host: str
     port: int
     secure: bool
     user: str
     tls: TlsOptions = TlsOptions()
+    login: LoginMethod = "password"
 
 
 @functools.lru_cache(maxsize=16)

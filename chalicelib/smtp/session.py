@@ -3,7 +3,8 @@
 Same contract as the IMAP adapter: connections go only to addresses the outbound policy
 checked, TLS verifies the user's host name, ``secure: false`` upgrades with STARTTLS
 whenever the server offers it and refuses to authenticate in cleartext otherwise (unless
-``tls.allowPlaintextAuth``), and every failure is a MailServerError with a stable code.
+``tls.allowPlaintextAuth``; the same for an access token, sent with AUTH XOAUTH2 or
+OAUTHBEARER when ``server.login`` is ``oauth2``), and every failure is a MailServerError with a stable code.
 A 4xx greeting (``421 too many connections``) is ``ServiceNotAvailable``: a server that
 will take mail later, which the outbox retries. What the server said is quoted in errors
 only when it was an SMTP reply (never the banner of another service on that port).
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from chalicelib.errors import MailServerError
+from chalicelib.security.bearer import BearerExchange, choose_mechanism, encoded_length
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -34,6 +36,8 @@ from chalicelib.settings import get_settings
 
 PROTOCOL = "smtp"
 SMTP_REPLY_CODES = range(200, 600)
+# The longest base64 login string sent on the AUTH line itself (see _log_in).
+SMTP_INITIAL_RESPONSE_MAX_CHARS = 1000
 
 
 class _PinnedSocketMixin:
@@ -81,8 +85,9 @@ def _reply_text(code: int, message: bytes | str) -> str | None:
     return f"{code} {text}".strip()
 
 
-def connect(server: MailServer, password: str) -> smtplib.SMTP:
-    """Connect, secure and authenticate; raise MailServerError with a stable code on failure."""
+def connect(server: MailServer, secret: str) -> smtplib.SMTP:
+    """Connect, secure and authenticate with ``secret`` (the password, or the access token when
+    ``server.login`` is ``oauth2``); raise MailServerError with a stable code on failure."""
     settings = get_settings()
     addresses = resolve_mail_host(server.host, server.port, PROTOCOL)
     context = build_tls_context(server.tls)
@@ -121,12 +126,7 @@ def connect(server: MailServer, password: str) -> smtplib.SMTP:
         if not client.has_extn("auth"):
             raise MailServerError(f"{where} offers no SMTP authentication", code="NoAuthCapability",
                                   protocol=PROTOCOL)
-        try:
-            client.login(server.user, password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
-                                  protocol=PROTOCOL,
-                                  server_response=_reply_text(exc.smtp_code, exc.smtp_error)) from None
+        _log_in(client, server, secret)
         return client
     except MailServerError:
         _discard(client)
@@ -138,6 +138,39 @@ def connect(server: MailServer, password: str) -> smtplib.SMTP:
     except Exception as exc:  # noqa: BLE001 - every socket/TLS failure is classified
         _discard(client)
         raise classify_connection_error(exc, protocol=PROTOCOL, host=server.host, port=server.port) from None
+
+
+def _log_in(client: smtplib.SMTP, server: MailServer, secret: str) -> None:
+    """AUTH PLAIN/LOGIN with a password, AUTH XOAUTH2/OAUTHBEARER with an access token.
+
+    A 4xx answer (``454 4.7.0 Temporary authentication failure``: Postfix when Dovecot's
+    auth, or its token introspection, is down) is temporary, never wrong credentials.
+    """
+    where = f"{server.host}:{server.port}"
+    exchange: BearerExchange | None = None
+    try:
+        if server.login == "oauth2":
+            exchange = BearerExchange(choose_mechanism(client.esmtp_features.get("auth", "").split()),
+                                      server.user, secret)
+            # Postfix ("535 Invalid base64 data") and Dovecot submission ("500 Line too long")
+            # refuse an initial response of ~2,000 characters; Microsoft tokens are often longer.
+            # Past the limit, the login string goes after the 334 prompt instead.
+            short = encoded_length(exchange.mechanism, server.user, secret) <= SMTP_INITIAL_RESPONSE_MAX_CHARS
+            client.auth(exchange.mechanism, exchange, initial_response_ok=short)
+        else:
+            client.login(server.user, secret)
+    except smtplib.SMTPAuthenticationError as exc:
+        reply = _reply_text(exc.smtp_code, exc.smtp_error)
+        if 400 <= exc.smtp_code < 500:
+            raise MailServerError(f"{where} cannot check credentials right now, retry later",
+                                  code="AuthenticationUnavailable", protocol=PROTOCOL, server_response=reply,
+                                  status=503) from None
+        error = MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
+                                protocol=PROTOCOL, server_response=reply)
+        if exchange is not None and exchange.challenge is not None:
+            # Gmail's and Dovecot's reason: {"status":"401","schemes":"bearer","scope":"mail"}.
+            error.details["authChallenge"] = exchange.challenge
+        raise error from None
 
 
 def _discard(client: smtplib.SMTP) -> None:
@@ -156,15 +189,15 @@ def close_session(client: smtplib.SMTP, *, graceful: bool = True) -> None:
 
 
 @contextmanager
-def open_session(server: MailServer, password: str) -> Iterator[smtplib.SMTP]:
-    client = connect(server, password)
+def open_session(server: MailServer, secret: str) -> Iterator[smtplib.SMTP]:
+    client = connect(server, secret)
     try:
         yield client
     finally:
         close_session(client)
 
 
-def verify_login(server: MailServer, password: str) -> None:
+def verify_login(server: MailServer, secret: str) -> None:
     """Check that we can authenticate for submission."""
-    with open_session(server, password):
+    with open_session(server, secret):
         pass

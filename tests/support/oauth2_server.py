@@ -19,7 +19,7 @@ Invariants:
 - ``rotate_refresh_tokens``: each refresh returns a new refresh token and the old one stays valid
   (what Microsoft does); otherwise the refresh token is kept (what Google does).
 - Test controls: :meth:`issue` (tokens for a user without any flow), :meth:`revoke_user`,
-  :meth:`expire_access_tokens`, :meth:`outage` (the token endpoint answers 503). Every request is
+  :meth:`expire_access_tokens`, :meth:`outage` (the token or introspection endpoint answers 503). Every request is
   counted in :attr:`requests`.
 
 Failure answers are the standard ones Authlib produces: an unknown or revoked refresh token is
@@ -205,7 +205,7 @@ class OAuth2Server:
         self._by_access: dict[str, IssuedToken] = {}
         self._by_refresh: dict[str, IssuedToken] = {}
         self._by_user: dict[str, list[IssuedToken]] = defaultdict(list)
-        self._unavailable_until = 0.0
+        self._unavailable: dict[str, float] = {}
         self._authlib = _Authlib(self)
         self._authlib.register_token_generator("default", BearerTokenGenerator(
             access_token_generator=lambda **_: secrets.token_urlsafe(32),
@@ -265,11 +265,13 @@ class OAuth2Server:
 
     # -- tokens ----------------------------------------------------------------------------
 
-    def issue(self, username: str, *, expires_in: int | None = None) -> IssuedToken:
-        """Tokens for ``username`` as a finished authorization would give them (no flow, no request)."""
+    def issue(self, username: str, *, expires_in: int | None = None, length: int = 43) -> IssuedToken:
+        """Tokens for ``username`` as a finished authorization would give them (no flow, no request).
+        ``length``: characters of the access token (Microsoft's are JWTs of 1.5-3 KB)."""
         lifetime = self.access_token_seconds if expires_in is None else expires_in
+        access_token = (secrets.token_urlsafe(length) * 2)[:length]
         token = IssuedToken(client_id=self.client.client_id, username=username.lower(),
-                            access_token=secrets.token_urlsafe(32), refresh_token=secrets.token_urlsafe(48),
+                            access_token=access_token, refresh_token=secrets.token_urlsafe(48),
                             issued_at=time.time(), expires_in=lifetime)
         self.remember(token)
         return token
@@ -306,20 +308,20 @@ class OAuth2Server:
         return token is not None and not token.is_expired() and not token.is_revoked()
 
     @contextmanager
-    def outage(self, seconds: float = 3600.0) -> Iterator[None]:
-        """The token endpoint answers 503 (within ``seconds``, or until the block ends)."""
-        self._unavailable_until = time.monotonic() + seconds
+    def outage(self, path: str = "/token", seconds: float = 3600.0) -> Iterator[None]:
+        """``path`` (``/token`` or ``/introspect``) answers 503 for ``seconds``, or until the block ends."""
+        self._unavailable[path] = time.monotonic() + seconds
         try:
             yield
         finally:
-            self._unavailable_until = 0.0
+            self._unavailable.pop(path, None)
 
     # -- HTTP --------------------------------------------------------------------------------
 
     def respond(self, path: str, headers: dict[str, str], form: dict[str, str]) -> tuple[int, bytes, list]:
         with self._lock:
             self.requests[path] += 1
-        if path == "/token" and time.monotonic() < self._unavailable_until:
+        if time.monotonic() < self._unavailable.get(path, 0.0):
             return 503, b'{"error": "temporarily_unavailable"}', [("Content-Type", "application/json")]
         request = _Request("POST", self.base_url + path, headers, form)
         if path == "/token":
