@@ -27,7 +27,7 @@ TAG = "Accounts"
 
 
 @api_route(blueprint, "/v1/account", "POST", summary="Register an account (verifies the logins first)",
-           tag=TAG, access=Access.API, body=AccountCreate, response=AccountCreated, errors=(400, 409, 422))
+           tag=TAG, access=Access.API, body=AccountCreate, response=AccountCreated, errors=(400, 409, 422, 503))
 def create_account(call: Call) -> AccountCreated:
     stored = accounts.create_account(call.body)
     return AccountCreated(account=stored.account, state=cast(AccountState, stored.state))
@@ -48,7 +48,7 @@ def get_account(call: Call) -> AccountOut:
 
 
 @api_route(blueprint, "/v1/account/{account}", "PUT", summary="Update an account (re-verifies changed logins)",
-           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409, 422, 429))
+           tag=TAG, body=AccountUpdate, response=AccountUpdated, errors=(400, 404, 409, 422, 429, 503))
 def update_account(call: Call) -> AccountUpdated:
     bound = call.principal is not None and call.principal.account is not None
     metered_token = call.principal.token_id if bound and call.principal is not None else None

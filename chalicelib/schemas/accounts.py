@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr, model_validator
 
 from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
-MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password
+MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password or an access token
 AccountState = Literal["new", "connecting", "connected", "authenticationError", "connectError", "syncError",
                        "disconnected", "disabled"]
 DISABLED_DESCRIPTION = ("IMAP only: true stops watching the account (no connection held, no events; state "
@@ -36,9 +37,47 @@ CredentialUser = Annotated[str, Field(min_length=1, max_length=320), AfterValida
 CredentialPassword = Annotated[SecretStr, Field(min_length=1, max_length=1024), AfterValidator(check_credential_text)]
 
 
+def check_access_token(value: SecretStr | None) -> SecretStr | None:
+    """RFC 6750's b64token: the only characters a bearer token has, and none that could end or
+    split the SASL login string it travels in (``\x01`` separates XOAUTH2's fields)."""
+    if value is not None and not BEARER_TOKEN.fullmatch(value.get_secret_value()):
+        raise ValueError("must be an OAuth2 bearer token (letters, digits and -._~+/ then optional =)")
+    return value
+
+
+# Microsoft's access tokens are JWTs of 1.5-3 KB and can grow with group claims; Dovecot drops
+# an IMAP login line past ~10 KB.
+ACCESS_TOKEN_MAX_CHARS = 8192
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+CredentialAccessToken = Annotated[SecretStr, Field(min_length=1, max_length=ACCESS_TOKEN_MAX_CHARS),
+                                  AfterValidator(check_access_token)]
+BEARER_LOGIN_HELP = (
+    "An OAuth2 access token to log in with (XOAUTH2) instead of a password. The caller manages it: it is not "
+    "refreshed, and when the server rejects it the account goes to `authenticationError` until a PUT brings a new one.")
+
+
+def _one_secret(auth: ServerAuth | ServerAuthUpdate, *, required: bool) -> None:
+    given = [name for name, value in (("pass", auth.password), ("accessToken", auth.accessToken))
+             if value is not None]
+    if len(given) > 1:
+        raise ValueError("give either pass or accessToken, not both")
+    if required and not given:
+        raise ValueError("pass or accessToken is required")
+    if auth.accessToken is not None and auth.user is not None and "\x01" in auth.user:
+        raise ValueError("user must not contain \\x01 with an access token")
+
+
 class ServerAuth(StrictModel):
+    """How to log in: ``user`` with ``pass``, or with ``accessToken`` (exactly one of them)."""
+
     user: CredentialUser
-    password: CredentialPassword = Field(alias="pass")
+    password: CredentialPassword | None = Field(None, alias="pass")
+    accessToken: CredentialAccessToken | None = Field(None, description=BEARER_LOGIN_HELP)
+
+    @model_validator(mode="after")
+    def _exactly_one_secret(self) -> ServerAuth:
+        _one_secret(self, required=True)
+        return self
 
 
 class ServerSettings(StrictModel):
@@ -56,6 +95,12 @@ class ImapSettings(ServerSettings):
 class ServerAuthUpdate(StrictModel):
     user: CredentialUser | None = None
     password: CredentialPassword | None = Field(None, alias="pass")
+    accessToken: CredentialAccessToken | None = Field(None, description=BEARER_LOGIN_HELP)
+
+    @model_validator(mode="after")
+    def _at_most_one_secret(self) -> ServerAuthUpdate:
+        _one_secret(self, required=False)
+        return self
 
 
 class ServerSettingsUpdate(StrictModel):
@@ -99,8 +144,12 @@ class VerifyRequest(StrictModel):
 
 
 class ServerAuthOut(OutputModel):
+    """The login without its secret: ``pass`` or ``accessToken`` (whichever the account logs in
+    with) is always ``******``."""
+
     user: str
-    password: str = Field(MASKED_PASSWORD, alias="pass", serialization_alias="pass")
+    password: str | None = Field(MASKED_PASSWORD, alias="pass", serialization_alias="pass")
+    accessToken: str | None = None
 
 
 class ServerSettingsOut(OutputModel):

@@ -1,12 +1,24 @@
 """Account use cases: register (after verifying the logins), read, update, delete, verify.
 
 Invariants:
-- Passwords are sealed before the first write and never returned: reads show ``******``.
+- Secrets (passwords and access tokens) are sealed before the first write and never
+  returned: reads show ``******``.
+- Each protocol's login has a credential kind, kept in its stored settings as ``credentials``
+  (absent: ``password``)::
+
+      kind          sealed secret                       login              refreshed
+      password      the password                        LOGIN / AUTH PLAIN  -
+      accessToken   an access token the caller manages  XOAUTH2            never (a PUT brings a new one)
+
+  A kind whose tokens we refresh ourselves (an OAuth2 application's refresh token) is one more
+  row: its sealed secret is the refresh token, resolved to a current access token before the
+  adapters log in exactly as for ``accessToken`` (``MailServer.login == "oauth2"``).
 - Registration and credential changes verify the IMAP (and SMTP) login first unless the
   caller passes ``verify: false``; a failed verification stores nothing.
-- A stored password only ever goes to the server it was given for: an update that changes
+- A stored secret only ever goes to the server it was given for: an update that changes
   where or how a login is sent (host, port, secure, tls, user) must carry that password
-  again, or it is refused (``CredentialsRequired``) before any connection, verified or not.
+  (or access token) again, or it is refused (``CredentialsRequired``) before any connection,
+  verified or not.
 - Once create returns, the account's mailbox endpoints work (they open their own IMAP
   sessions from the stored record; nothing waits for the watcher).
 - Every registration draws a new incarnation, and an id registered again starts from
@@ -21,7 +33,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from chalicelib.errors import (
     AccountExistsError,
@@ -33,13 +45,16 @@ from chalicelib.errors import (
 from chalicelib.imap import session as imap_session
 from chalicelib.incarnations import LEGACY, new_incarnation
 from chalicelib.schemas.accounts import (
+    MASKED_PASSWORD,
     AccountCreate,
     AccountError,
     AccountOut,
     AccountState,
     AccountUpdate,
     ImapSettingsOut,
+    ServerAuth,
     ServerAuthOut,
+    ServerAuthUpdate,
     ServerSettings,
     ServerSettingsOut,
     ServerSettingsUpdate,
@@ -49,7 +64,7 @@ from chalicelib.schemas.accounts import (
     VerifyResult,
 )
 from chalicelib.security.envelope import open_secret, seal_secret
-from chalicelib.security.transport import MailServer, TlsOptions
+from chalicelib.security.transport import LoginMethod, MailServer, TlsOptions
 from chalicelib.services import account_records, webhook_settings
 from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
@@ -69,10 +84,47 @@ class AccountCredentials:
 
     account: str
     imap: MailServer | None
-    imap_password: str | None
+    imap_secret: str | None  # the password or access token, as imap.login says
     smtp: MailServer | None
-    smtp_password: str | None
+    smtp_secret: str | None
     incarnation: str = LEGACY
+
+
+CredentialKind = Literal["password", "accessToken"]
+PASSWORD: CredentialKind = "password"  # noqa: S105 - a credential kind, not a password
+ACCESS_TOKEN: CredentialKind = "accessToken"  # noqa: S105 - a credential kind, not a token
+_LOGIN_METHODS: dict[str, LoginMethod] = {PASSWORD: "password", ACCESS_TOKEN: "oauth2"}
+# What the API calls each kind's secret (field names of ``auth``).
+_SECRET_FIELDS: dict[str, str] = {PASSWORD: "pass", ACCESS_TOKEN: "accessToken"}
+
+
+def _credential_kind(config: dict[str, Any] | None) -> CredentialKind:
+    return ACCESS_TOKEN if (config or {}).get("credentials") == ACCESS_TOKEN else PASSWORD
+
+
+def _set_credential_kind(config: dict[str, Any], kind: CredentialKind) -> None:
+    # Absent means password: records written before access tokens existed read the same.
+    if kind == PASSWORD:
+        config.pop("credentials", None)
+    else:
+        config["credentials"] = kind
+
+
+def _given_secret(auth: ServerAuth | ServerAuthUpdate | None) -> tuple[CredentialKind, str] | None:
+    """The kind and value of the secret a request brings (the schemas allow at most one)."""
+    if auth is None:
+        return None
+    if auth.accessToken is not None:
+        return ACCESS_TOKEN, auth.accessToken.get_secret_value()
+    if auth.password is not None:
+        return PASSWORD, auth.password.get_secret_value()
+    return None
+
+
+def _required_secret(auth: ServerAuth) -> tuple[CredentialKind, str]:
+    given = _given_secret(auth)
+    assert given is not None, "ServerAuth requires pass or accessToken"
+    return given
 
 
 def _encryption_context(account_id: str) -> dict[str, str]:
@@ -80,8 +132,9 @@ def _encryption_context(account_id: str) -> dict[str, str]:
 
 
 def _server_config(settings: ServerSettings) -> dict[str, Any]:
-    config = {"host": settings.host, "port": settings.port, "secure": settings.secure,
-              "user": settings.auth.user, "tls": settings.tls.model_dump()}
+    config: dict[str, Any] = {"host": settings.host, "port": settings.port, "secure": settings.secure,
+                              "user": settings.auth.user, "tls": settings.tls.model_dump()}
+    _set_credential_kind(config, _required_secret(settings.auth)[0])
     if getattr(settings, "disabled", False):  # IMAP only (ImapSettings)
         config["disabled"] = True
     return config
@@ -96,7 +149,7 @@ def _state_after_edit(imap: dict[str, Any] | None) -> str:
 def _mail_server(config: dict[str, Any]) -> MailServer:
     tls = config.get("tls") or {}
     return MailServer(host=config["host"], port=int(config["port"]), secure=bool(config["secure"]),
-                      user=config["user"],
+                      user=config["user"], login=_LOGIN_METHODS[_credential_kind(config)],
                       tls=TlsOptions(reject_unauthorized=tls.get("rejectUnauthorized", True),
                                      min_version=tls.get("minVersion", "TLSv1.2"),
                                      allow_plaintext_auth=tls.get("allowPlaintextAuth", False)))
@@ -106,9 +159,9 @@ def mail_server_from_settings(settings: ServerSettings) -> MailServer:
     return _mail_server(_server_config(settings))
 
 
-def _verify(protocol: str, server: MailServer, password: str) -> None:
+def _verify(protocol: str, server: MailServer, secret: str) -> None:
     verifier: Verifier = imap_session.verify_login if protocol == "imap" else smtp_session.verify_login
-    verifier(server, password)
+    verifier(server, secret)
 
 
 def new_account_id() -> str:
@@ -117,10 +170,10 @@ def new_account_id() -> str:
 
 def create_account(request: AccountCreate) -> StoredAccount:
     account_id = request.account or new_account_id()
-    passwords = {"imap": request.imap.auth.password.get_secret_value()}
+    passwords = {"imap": _required_secret(request.imap.auth)[1]}
     configs = {"imap": _server_config(request.imap), "smtp": None}
     if request.smtp is not None:
-        passwords["smtp"] = request.smtp.auth.password.get_secret_value()
+        passwords["smtp"] = _required_secret(request.smtp.auth)[1]
         configs["smtp"] = _server_config(request.smtp)
     if request.verify:
         # A duplicate id fails fast, before we spend seconds logging in to servers.
@@ -139,8 +192,10 @@ def create_account(request: AccountCreate) -> StoredAccount:
 
 
 def _server_fields(config: dict) -> dict:
+    auth = (ServerAuthOut(user=config["user"], password=None, accessToken=MASKED_PASSWORD)
+            if _credential_kind(config) == ACCESS_TOKEN else ServerAuthOut(user=config["user"]))
     return {"host": config["host"], "port": config["port"], "secure": config["secure"],
-            "auth": ServerAuthOut(user=config["user"]), "tls": TlsSettings.model_validate(config.get("tls") or {})}
+            "auth": auth, "tls": TlsSettings.model_validate(config.get("tls") or {})}
 
 
 def _server_out(config: dict | None) -> ServerSettingsOut | None:
@@ -195,11 +250,12 @@ def _merge_server(current: dict[str, Any] | None, current_password: str | None,
     base.setdefault("secure", False)
     base.setdefault("tls", TlsSettings().model_dump())
     password = current_password
-    if update.auth is not None:
-        if update.auth.user is not None:
-            base["user"] = update.auth.user
-        if update.auth.password is not None:
-            password = update.auth.password.get_secret_value()
+    if update.auth is not None and update.auth.user is not None:
+        base["user"] = update.auth.user
+    given = _given_secret(update.auth)
+    if given is not None:
+        kind, password = given
+        _set_credential_kind(base, kind)
     missing = [name for name in ("host", "port", "user") if name not in base]
     if password is None:
         missing.append("auth.pass")
@@ -226,7 +282,7 @@ def _require_password_for_new_destination(protocol: str, current: dict[str, Any]
     ``allowPlaintextAuth``) and collect the password at the next login. Setting a field to
     its current value is not a change.
     """
-    if current is None or (update.auth is not None and update.auth.password is not None):
+    if current is None or _given_secret(update.auth) is not None:
         return
     before, after = _destination(current), _destination(merged)
     changed = [f"{protocol}.{name}" for name, value in after.items() if value != before[name]]
@@ -234,9 +290,12 @@ def _require_password_for_new_destination(protocol: str, current: dict[str, Any]
         return
     names = changed[0] if len(changed) == 1 else ", ".join(changed[:-1]) + " and " + changed[-1]
     verb = "changes" if len(changed) == 1 else "change"
+    kind = _credential_kind(current)
+    field = f"{protocol}.auth.{_SECRET_FIELDS[kind]}"
+    what = "password" if kind == PASSWORD else "access token"
     raise CredentialsRequiredError(
-        f"{protocol} settings change where or how the password is sent: send {protocol}.auth.pass with them",
-        details={f"{protocol}.auth.pass": f"required when {names} {verb}"})
+        f"{protocol} settings change where or how the {what} is sent: send {field} with them",
+        details={field: f"required when {names} {verb}"})
 
 
 def _login_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -294,8 +353,8 @@ def load_credentials(account_id: str) -> AccountCredentials:
     passwords = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     return AccountCredentials(
         account=account_id,
-        imap=_mail_server(stored.imap) if stored.imap else None, imap_password=passwords.get("imap"),
-        smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_password=passwords.get("smtp"),
+        imap=_mail_server(stored.imap) if stored.imap else None, imap_secret=passwords.get("imap"),
+        smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_secret=passwords.get("smtp"),
         incarnation=stored.incarnation)
 
 
@@ -324,7 +383,7 @@ def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
 def verify_settings(protocol: str, settings: ServerSettings) -> VerifyResult:
     """Try a login without saving anything; report the outcome instead of raising."""
     try:
-        _verify(protocol, mail_server_from_settings(settings), settings.auth.password.get_secret_value())
+        _verify(protocol, mail_server_from_settings(settings), _required_secret(settings.auth)[1])
     except MailServerError as exc:
         return VerifyResult(success=False, code=exc.code, error=exc.message, serverResponse=exc.server_response)
     return VerifyResult(success=True)

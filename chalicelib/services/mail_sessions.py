@@ -59,10 +59,10 @@ def _fingerprint(imap: dict, sealed_secrets: str) -> str:
 def _open(account_id: str, seconds: float) -> ImapSession:
     settings = get_settings()
     credentials = accounts.load_credentials(account_id)
-    if credentials.imap is None or credentials.imap_password is None:
+    if credentials.imap is None or credentials.imap_secret is None:
         raise ApiError("the account has no IMAP settings", code="NoImapSettings", status=400)
     try:
-        return imap_session.connect(credentials.imap, credentials.imap_password,
+        return imap_session.connect(credentials.imap, credentials.imap_secret,
                                     connect_timeout=min(settings.connect_timeout_seconds, seconds),
                                     command_timeout=min(settings.command_timeout_seconds, seconds))
     except MailServerError as exc:

@@ -155,10 +155,10 @@ def smtp_login(account_id: str, stored: StoredAccount) -> SmtpLogin:
         except AccountNotFoundError:
             raise DeliveryFailure(f"account {account_id!r} no longer exists", code="AccountNotFound",
                                   temporary=False, stage="prepare") from None
-        if opened.smtp is None or opened.smtp_password is None:
+        if opened.smtp is None or opened.smtp_secret is None:
             raise DeliveryFailure(f"account {account_id!r} has no SMTP settings", code="SmtpNotConfigured",
                                   temporary=False, stage="prepare")
-        return opened.smtp, opened.smtp_password
+        return opened.smtp, opened.smtp_secret
 
     return SmtpLogin(str(stored.smtp["host"]), int(stored.smtp["port"]), f"{account_id}:{fingerprint}", credentials)
 

@@ -89,7 +89,7 @@ def stored_account(monkeypatch: pytest.MonkeyPatch, state: str) -> dict:
     """The account record as the store keeps it; state changes are conditional on the old state."""
     server = SimpleNamespace(user="user@example.test")
     monkeypatch.setattr(account_service, "load_credentials", lambda account_id: SimpleNamespace(
-        imap=server, imap_password="pw", incarnation="i1"))
+        imap=server, imap_secret="pw", incarnation="i1"))
     stored = {"state": state, "version": 1, "last_error": None}
     monkeypatch.setattr(account_store, "get_account",
                         lambda _: SimpleNamespace(state=stored["state"], version=stored["version"]))

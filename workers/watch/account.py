@@ -270,11 +270,11 @@ class AccountWatch:
 
     def _connect_and_catch_up(self) -> None:
         credentials = account_service.load_credentials(self.account)
-        if credentials.imap is None or credentials.imap_password is None:
+        if credentials.imap is None or credentials.imap_secret is None:
             raise AccountNotFoundError(f"account {self.account!r} has no IMAP settings")
         self.incarnation = self.folders.incarnation = credentials.incarnation
         try:
-            listener = self.context.open_connection(credentials.imap, credentials.imap_password)
+            listener = self.context.open_connection(credentials.imap, credentials.imap_secret)
         except MailServerError as exc:
             self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.server_response,
                                             message=exc.message))
@@ -335,7 +335,7 @@ class AccountWatch:
     def _helper(self) -> WatchConnection:
         if self.helper is None:
             credentials = account_service.load_credentials(self.account)
-            self.helper = self.context.open_connection(credentials.imap, credentials.imap_password)
+            self.helper = self.context.open_connection(credentials.imap, credentials.imap_secret)
         self.helper_used_at = time.monotonic()
         return self.helper
 
