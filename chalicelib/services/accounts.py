@@ -31,7 +31,7 @@ import json
 import math
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -84,9 +84,10 @@ class AccountCredentials:
 
     account: str
     imap: MailServer | None
-    imap_secret: str | None  # the password or access token, as imap.login says
+    # The password or access token, as ``imap.login`` says; out of the repr, so logging this never shows it.
+    imap_secret: str | None = field(repr=False)
     smtp: MailServer | None
-    smtp_secret: str | None
+    smtp_secret: str | None = field(repr=False)
     incarnation: str = LEGACY
 
 

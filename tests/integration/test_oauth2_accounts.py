@@ -91,6 +91,17 @@ def test_a_rejected_token_is_refused_on_create_and_nothing_is_stored(api, doveco
     assert api.get(f"/v1/account/{account}").status == 404
 
 
+def test_verify_account_tries_an_access_token(api, dovecot, postfix, oauth2_server, mail_user):
+    good = oauth2_server.issue(mail_user.email).access_token
+    expired = oauth2_server.issue(mail_user.email, expires_in=0).access_token
+    answer = api.post("/v1/verifyAccount", {"imap": _settings(dovecot, dovecot.imap_port, mail_user, good),
+                                            "smtp": _settings(postfix, postfix.smtp_port, mail_user, expired)})
+    assert answer.status == 200, answer.body
+    assert answer.json["imap"] == {"success": True}
+    assert (answer.json["smtp"]["success"], answer.json["smtp"]["code"]) == (False, "AuthenticationFailed")
+    assert good not in _raw(answer) and expired not in _raw(answer)
+
+
 def _revoked(oauth2_server, email: str) -> str:
     token = oauth2_server.issue(email).access_token
     oauth2_server.revoke_user(email)

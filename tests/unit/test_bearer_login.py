@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from chalicelib.schemas.accounts import AccountCreate, ServerAuth, ServerAuthUpdate
 from chalicelib.security.bearer import BearerExchange, choose_mechanism, login_string
+from chalicelib.services.accounts import AccountCredentials
 
 TOKEN = "ya29.a0AfB_byC-token_value"
 # What Gmail and Dovecot send (base64-decoded by imaplib/smtplib) before their NO / 535.
@@ -71,3 +72,8 @@ def test_a_validation_error_never_quotes_the_token():
         AccountCreate.model_validate({"email": "u@example.com", "imap": {
             "host": "imap.example.com", "port": 993, "auth": {"user": "u", "pass": "p", "accessToken": TOKEN}}})
     assert TOKEN not in str(refused.value.errors(include_input=False, include_url=False))
+
+
+def test_account_credentials_never_show_their_secrets():
+    credentials = AccountCredentials(account="a", imap=None, imap_secret=TOKEN, smtp=None, smtp_secret="pw-secret")
+    assert TOKEN not in repr(credentials) and "pw-secret" not in repr(credentials)
