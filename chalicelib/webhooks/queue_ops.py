@@ -17,6 +17,7 @@ kept and retried, never dropped.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
@@ -28,6 +29,10 @@ from chalicelib.store.deliveries import StoredDelivery
 
 DEAD_LETTER_QUEUE = "events-dlq.fifo"
 RUN_ATTRIBUTE = "imaplessRun"
+# Message attributes of what the consumer dead-letters itself (SQS's redrive adds none).
+FAILURE_REASON_ATTRIBUTE = "failureReason"
+DEAD_RUN_ATTRIBUTE = "runId"
+LAST_STATUS_ATTRIBUTE = "lastStatusCode"
 SQS_BATCH_LIMIT = 10
 
 
@@ -70,6 +75,16 @@ def dead_letter(body: str, *, group_id: str, deduplication_id: str, attributes: 
         QueueUrl=queue.queue_url(DEAD_LETTER_QUEUE), MessageBody=body, MessageGroupId=group_id,
         MessageDeduplicationId=deduplication_id[:128],
         MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()})
+
+
+def max_receive_count() -> int | None:
+    """The events queue's redrive ``maxReceiveCount`` (None: no redrive policy, or unreadable)."""
+    try:
+        attributes = queue.get_sqs_client().get_queue_attributes(
+            QueueUrl=queue.queue_url(), AttributeNames=["RedrivePolicy"])["Attributes"]
+        return int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"])
+    except (ClientError, KeyError, ValueError, TypeError):
+        return None  # only a detail of the log entry's text
 
 
 def enqueue_replay(stored: Sequence[StoredDelivery], run_id: str) -> None:
