@@ -237,6 +237,11 @@ def get_deliveries(event_ids: Iterable[str]) -> dict[str, StoredDelivery]:
         raise DeliveryLogError(f"delivery log read failed: {type(exc).__name__}") from exc
 
 
+def _save_item(item: DeliveryItem, condition: Condition) -> None:
+    # A typed receiver: deploy/aws_actions.py derives the function's PutItem grant from it.
+    item.save(condition=condition)
+
+
 def put_delivery_if_unchanged(entry: StoredDelivery, previous: StoredDelivery | None) -> bool:
     """Write ``entry`` whole if the stored item is still ``previous`` (None: still absent).
 
@@ -247,7 +252,7 @@ def put_delivery_if_unchanged(entry: StoredDelivery, previous: StoredDelivery | 
     condition = (DeliveryItem.event_id.does_not_exist() if previous is None
                  else DeliveryItem.updated_at == previous.updated_at)
     try:
-        _to_item(entry).save(condition=condition)
+        _save_item(_to_item(entry), condition)
     except PynamoDBException as exc:
         if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
             return False
