@@ -6,7 +6,8 @@ attempt and stays first in its FIFO message group, so the account's later events
 behind it while other accounts' groups flow. Dead-lettering is explicit (send to the
 DLQ, then let the batch delete the original) so the delivery log and the DLQ always agree;
 the queue's own redrive policy (maxReceiveCount) is only the backstop for a consumer that
-crashes on a message every time.
+fails on a message every time, and what it moves is logged by the dead-letter recorder
+(chalicelib/webhooks/dead_letters.py).
 
 Failure modes: a visibility change SQS refuses (receipt handle expired because the batch
 ran longer than the visibility timeout, or moto's 12-hour limit counted from the send)
