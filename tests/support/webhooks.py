@@ -4,7 +4,8 @@ The ``webhooks`` fixture gives each test an empty events queue and dead-letter q
 a fast retry schedule (five 1 s steps) and a short attempt timeout, no settings cache, and
 helpers to configure settings through the API, publish events the way the watcher does
 (:class:`SqsEventSink`), and run the Lambda handler on what the queue hands out
-(:class:`local.dispatcher.QueuePoller`, which builds Lambda's SQS event). Whatever a test
+(:class:`local.dispatcher.QueuePoller`, which builds Lambda's SQS event), and the dead-letter
+recorder on what the dead-letter queue hands out. Whatever a test
 configured is switched off and drained afterwards, so no delivery leaks into the next test.
 """
 
