@@ -9,7 +9,10 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
+from chalicelib.incarnations import scoped
 from chalicelib.services import send_attempts
+from chalicelib.store import accounts as account_store
+from chalicelib.store.idempotency_records import AnswerPartItem, partition
 from tests.support.sending import Mailbox, b64, register_sender
 
 
@@ -220,3 +223,39 @@ def test_an_error_answer_is_kept_when_its_record_cannot_be_removed(api, account,
 
     # Then the client gets the refusal, not a claim that the store failed
     assert refused.status == 422 and refused.json["code"] == "RecipientsRejected"
+
+
+def scope_of(account: str) -> str:
+    return scoped(account, account_store.get_account(account).incarnation)
+
+
+def answer_parts_in(scope: str) -> list[str]:
+    """The sort keys of the answer parts stored in ``scope``'s partition."""
+    return [item.sk for item in AnswerPartItem.query(partition(scope)) if item.sk.startswith("answer#")]
+
+
+def test_a_replay_whose_parts_are_gone_says_retry_not_nothing_was_done(api, account, make_mail_user):
+    # Given a large dry run answered under a key, whose parts have since disappeared
+    body = with_large_attachment({"to": make_mail_user().email, "text": "x", "dryRun": True})
+    assert submit(api, account, body, "parts-gone").status == 200
+    scope = scope_of(account)
+    for sk in answer_parts_in(scope):
+        AnswerPartItem(partition(scope), sk).delete()
+
+    # When the client retries
+    again = submit(api, account, body, "parts-gone")
+
+    # Then it is told to retry, never that nothing was done
+    assert again.status == 503 and again.json["code"] == "IdempotencyStoreUnavailable"
+    assert "nothing was done" not in again.json["error"]
+
+
+def test_deleting_the_account_removes_the_parts_of_its_large_answers(api, account, make_mail_user):
+    body = with_large_attachment({"to": make_mail_user().email, "text": "x", "dryRun": True})
+    assert submit(api, account, body, "parts-of-deleted").status == 200
+    scope = scope_of(account)
+    assert len(answer_parts_in(scope)) >= 2
+
+    assert api.delete(f"/v1/account/{account}").status == 200
+
+    assert list(AnswerPartItem.query(partition(scope))) == []
