@@ -19,8 +19,10 @@ An answer larger than a record may hold (a dry run with a large attachment) is s
 compressed parts beside its record (:mod:`chalicelib.store.answer_parts`), so a replay
 returns it byte for byte: recomputing a dry run would give another Message-ID, Date and
 queueId, and dropping the message would not be the same answer. The parts live in the
-record's partition and expire after it, so nothing else (no bucket, no second cleanup)
-has to know about them.
+record's partition and expire after it, so account deletion and TTL remove them with their
+record. (The downloads bucket was the other candidate: its objects expire after a day
+while a key lives ``IMAPLESS_IDEMPOTENCY_TTL_SECONDS``, and account deletion would need a
+second cleanup there.)
 
 Never "nothing was done" after something was done. Once the work has returned, its
 answer is what the client gets (2xx), whatever happens to the record; a failure to store
@@ -44,9 +46,9 @@ the record is left so that a retry does not act again::
     a replay whose parts cannot be read                 503 IdempotencyStoreUnavailable ("retry":
                                                         the record stays COMPLETED)
 
-The one window left: a store that refuses every write from the moment the work started
-until INPROGRESS expires, and a retry after that. Closing it would need a write, which is
-exactly what such a store refuses.
+The one window left: a store that refuses both writes after the work, then recovers,
+and a retry after INPROGRESS expired. Closing it would need a write, which is exactly what
+such a store refuses.
 
 An INPROGRESS record left by a crashed request stops blocking its key after
 :data:`IN_PROGRESS_SECONDS` (longer than any request may run), so a client retrying
