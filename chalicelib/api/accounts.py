@@ -66,7 +66,7 @@ def delete_account(call: Call) -> DeletedResponse:
 
 @api_route(blueprint, "/v1/verifyAccount", "POST",
            summary="Check IMAP/SMTP settings without saving (unbound tokens, rate-limited per token)",
-           tag=TAG, access=Access.API, body=VerifyRequest, response=VerifyResponse, errors=(429,))
+           tag=TAG, access=Access.API, body=VerifyRequest, response=VerifyResponse, errors=(422, 429))
 def verify_account(call: Call) -> VerifyResponse:
     assert call.principal is not None  # Access.API: only a public route runs without a token
     return accounts.verify_account(call.body, call.principal.token_id)

@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
@@ -34,49 +45,102 @@ def check_credential_text(value: str | SecretStr | None) -> str | SecretStr | No
 
 
 CredentialUser = Annotated[str, Field(min_length=1, max_length=320), AfterValidator(check_credential_text)]
-CredentialPassword = Annotated[SecretStr, Field(min_length=1, max_length=1024), AfterValidator(check_credential_text)]
+PASSWORD_MAX_CHARS = 1024
+CredentialPassword = Annotated[SecretStr, Field(min_length=1, max_length=PASSWORD_MAX_CHARS),
+                               AfterValidator(check_credential_text)]
+
+
+# Microsoft's access tokens are JWTs of 1.5-3 KB and can grow with group claims; Dovecot drops
+# an IMAP login line past ~10 KB.
+ACCESS_TOKEN_MAX_CHARS = 8192
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 
 
 def check_access_token(value: SecretStr | None) -> SecretStr | None:
     """RFC 6750's b64token: the only characters a bearer token has, and none that could end or
     split the SASL login string it travels in (``\x01`` separates XOAUTH2's fields)."""
     if value is not None and not BEARER_TOKEN.fullmatch(value.get_secret_value()):
-        raise ValueError("must be an OAuth2 bearer token (letters, digits and -._~+/ then optional =)")
+        # The document's own pattern (a 400, like any pattern), said in words.
+        raise PydanticCustomError("string_pattern_mismatch",
+                                  "must be an OAuth2 bearer token (letters, digits and -._~+/ then optional =)")
     return value
 
 
-# Microsoft's access tokens are JWTs of 1.5-3 KB and can grow with group claims; Dovecot drops
-# an IMAP login line past ~10 KB.
-ACCESS_TOKEN_MAX_CHARS = 8192
-BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+ACCESS_TOKEN_SCHEMA = {"type": "string", "format": "password", "writeOnly": True, "minLength": 1,
+                       "maxLength": ACCESS_TOKEN_MAX_CHARS, "pattern": f"^{BEARER_TOKEN.pattern}$"}
 CredentialAccessToken = Annotated[SecretStr, Field(min_length=1, max_length=ACCESS_TOKEN_MAX_CHARS),
-                                  AfterValidator(check_access_token)]
+                                  AfterValidator(check_access_token), WithJsonSchema(ACCESS_TOKEN_SCHEMA)]
 BEARER_LOGIN_HELP = (
     "An OAuth2 access token to log in with (XOAUTH2) instead of a password. The caller manages it: it is not "
     "refreshed, and when the server rejects it the account goes to `authenticationError` until a PUT brings a new one.")
 
 
-def _one_secret(auth: ServerAuth | ServerAuthUpdate, *, required: bool) -> None:
-    given = [name for name, value in (("pass", auth.password), ("accessToken", auth.accessToken))
-             if value is not None]
-    if len(given) > 1:
-        raise ValueError("give either pass or accessToken, not both")
-    if required and not given:
-        raise ValueError("pass or accessToken is required")
-    if auth.accessToken is not None and auth.user is not None and "\x01" in auth.user:
+def _check_one_secret(password: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    """``pass`` and ``accessToken`` exclude each other: ``pass``'s own validator (declared after
+    ``accessToken``), so the refusal names ``<protocol>.auth.pass`` and is the 400 of a request
+    that contradicts the document (its ``oneOf``/``not``), not a 422 of a rule the document lacks."""
+    if password is not None and info.data.get("accessToken") is not None:
+        raise PydanticCustomError("one_secret", "give either pass or accessToken, not both")
+    return password
+
+
+class _Absent:
+    """Stands in for a ``pass`` that neither it nor ``accessToken`` replaces (see ServerAuth)."""
+
+
+_ABSENT = _Absent()
+
+
+def _refuse_absent(value: object) -> object:
+    if value is _ABSENT:
+        raise PydanticCustomError("missing", "Field required (or accessToken instead)")
+    if value is None:  # optional only in that the other may replace it: never null
+        raise PydanticCustomError("string_type", "Input should be a valid string")
+    return value
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # the Python default None is "not given", which the document says by omission
+
+
+# The document's view of a secret that may be left out but is never null.
+PASSWORD_SCHEMA = {"type": "string", "format": "password", "writeOnly": True, "minLength": 1,
+                   "maxLength": PASSWORD_MAX_CHARS}
+
+
+def _check_token_user(user: str | None, token: SecretStr | None) -> None:
+    if token is not None and user is not None and "\x01" in user:
         raise ValueError("user must not contain \\x01 with an access token")
 
 
 class ServerAuth(StrictModel):
     """How to log in: ``user`` with ``pass``, or with ``accessToken`` (exactly one of them)."""
 
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["pass"]}, {"required": ["accessToken"]}]})
+
     user: CredentialUser
-    password: CredentialPassword | None = Field(None, alias="pass")
-    accessToken: CredentialAccessToken | None = Field(None, description=BEARER_LOGIN_HELP)
+    accessToken: Annotated[CredentialAccessToken | None, BeforeValidator(_refuse_absent),
+                           WithJsonSchema(ACCESS_TOKEN_SCHEMA)] = Field(
+        None, description=BEARER_LOGIN_HELP, json_schema_extra=_no_default)
+    password: Annotated[CredentialPassword | None, BeforeValidator(_refuse_absent),
+                        WithJsonSchema(PASSWORD_SCHEMA)] = Field(None, alias="pass", json_schema_extra=_no_default)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _needs_a_secret(cls, data: Any) -> Any:
+        # A body with neither is missing ``pass``, named as such (as before access tokens existed).
+        if isinstance(data, dict) and not {"pass", "password", "accessToken"} & data.keys():
+            return {**data, "pass": _ABSENT}
+        return data
+
+    @field_validator("password")
+    @classmethod
+    def _one_secret(cls, password: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _check_one_secret(password, info)
 
     @model_validator(mode="after")
-    def _exactly_one_secret(self) -> ServerAuth:
-        _one_secret(self, required=True)
+    def _token_user(self) -> ServerAuth:
+        _check_token_user(self.user, self.accessToken)
         return self
 
 
@@ -93,13 +157,23 @@ class ImapSettings(ServerSettings):
 
 
 class ServerAuthUpdate(StrictModel):
+    # Not both as strings (null is "unchanged", so both null is no contradiction).
+    model_config = ConfigDict(json_schema_extra={"not": {
+        "required": ["pass", "accessToken"],
+        "properties": {"pass": {"type": "string"}, "accessToken": {"type": "string"}}}})
+
     user: CredentialUser | None = None
-    password: CredentialPassword | None = Field(None, alias="pass")
     accessToken: CredentialAccessToken | None = Field(None, description=BEARER_LOGIN_HELP)
+    password: CredentialPassword | None = Field(None, alias="pass")
+
+    @field_validator("password")
+    @classmethod
+    def _at_most_one_secret(cls, password: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _check_one_secret(password, info)
 
     @model_validator(mode="after")
-    def _at_most_one_secret(self) -> ServerAuthUpdate:
-        _one_secret(self, required=False)
+    def _token_user(self) -> ServerAuthUpdate:
+        _check_token_user(self.user, self.accessToken)
         return self
 
 

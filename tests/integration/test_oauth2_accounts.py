@@ -194,3 +194,16 @@ def test_watcher_treats_a_token_check_outage_as_temporary(api, dovecot, oauth2_s
         events.wait_for(lambda ev: "after-outage" in _subjects(events, account), timeout=15, what="mail after outage")
         assert count_of(events, account, "authenticationError") == 0
         assert api.get(f"/v1/account/{account}").json["state"] == "connected"
+
+
+@pytest.mark.parametrize(("auth", "field"), [
+    ({"user": "u", "pass": "p", "accessToken": "tok"}, "imap.auth.pass"),     # both: the document's oneOf
+    ({"user": "u", "accessToken": "not a bearer token"}, "imap.auth.accessToken"),  # the document's pattern
+    ({"user": "u", "accessToken": None}, "imap.auth.accessToken"),            # never null
+])
+def test_auth_that_contradicts_the_document_is_a_400_naming_the_field(api, auth, field):
+    answer = api.post("/v1/account", {"email": "u@example.test", "verify": False,
+                                      "imap": {"host": "imap.example.test", "port": 993, "auth": auth}})
+    assert (answer.status, answer.json["code"]) == (400, "ValidationError"), answer.body
+    assert field in answer.json["details"]
+    assert "not a bearer token" not in _raw(answer)
