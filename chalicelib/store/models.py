@@ -3,7 +3,7 @@
 Table names come from settings at import time (pynamodb reads ``Meta`` when the class
 is built), so tests and the local runner set the environment before importing.
 
-Invariant: no attribute holds a secret in the clear. Mailbox passwords live only inside
+Invariant: no attribute holds a secret in the clear. Mailbox passwords and access tokens live only inside
 ``AccountItem.sealed_secrets`` (see :mod:`chalicelib.security.envelope`); API tokens are
 stored as SHA-256 digests.
 """
@@ -33,10 +33,11 @@ class AccountItem(Model):
     name = UnicodeAttribute(null=True)
     email = UnicodeAttribute(null=True)
     state = UnicodeAttribute(default="new")
-    # Connection settings without passwords: {"host", "port", "secure", "user", "tls"}.
+    # Connection settings without secrets: {"host", "port", "secure", "user", "tls"}, and
+    # "credentials": "accessToken" when the secret is an OAuth2 access token (absent: a password).
     imap = JSONAttribute(null=True)
     smtp = JSONAttribute(null=True)
-    # Sealed JSON {"imap": password, "smtp": password}, bound to the account id.
+    # Sealed JSON {"imap": secret, "smtp": secret} (password or access token), bound to the account id.
     sealed_secrets = UnicodeAttribute()
     created_at = UTCDateTimeAttribute()
     updated_at = UTCDateTimeAttribute()
