@@ -14,9 +14,11 @@ fetch cheaply (its Message-ID and INTERNALDATE, a :class:`MessageIdentity`)::
     a Message-ID not remembered        complete         arrived (messageNew)
     a Message-ID not remembered        truncated        INTERNALDATE decides (below)
     no Message-ID                      any              INTERNALDATE decides (below)
-    INTERNALDATE after ``synced_at``                    arrived
-    INTERNALDATE not after, unknown, or no synced_at    known
+    INTERNALDATE at or after ``synced_at``              arrived
+    INTERNALDATE before it, unknown, or no synced_at    known
 
+"At or after": both are whole seconds, and a message of the very second the last sync
+began may have arrived after its EXAMINE; a duplicate ``messageNew`` beats a lost one.
 A digest seen k times on the server and remembered j times: the first j are known, the
 rest arrived (the same message delivered twice, a copy of a known message).
 
@@ -133,6 +135,6 @@ def arrivals(known: KnownMessages, synced_at: int | None, identities: Mapping[in
             continue
         if identity.digest is not None and known.complete:
             arrived.append(uid)
-        elif synced_at is not None and identity.internal_date is not None and identity.internal_date > synced_at:
+        elif synced_at is not None and identity.internal_date is not None and identity.internal_date >= synced_at:
             arrived.append(uid)
     return arrived

@@ -12,10 +12,12 @@ from collections import Counter
 
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import leases as lease_store
+from chalicelib.sync.reset_guard import RESETS_ALLOWED
 from tests.integration.mail_api_support import ControlledProxy
 from tests.integration.watcher_support import (
     EventQueue,
     WatcherProcess,
+    deliver_mail,
     imap_client,
     register_account,
     running_watcher,
@@ -261,3 +263,76 @@ def test_a_connection_silently_dropped_on_the_way_is_replaced_and_nothing_is_mis
             assert subjects(events, account)["while the path was dead"] == 1
     finally:
         path.close()
+
+
+def test_mail_that_arrived_across_a_uidvalidity_change_is_announced_once(api, dovecot, make_mail_user, events,
+                                                                         prefix):
+    # Given: a watched account whose INBOX has mail with and without a Message-ID, and one
+    # message that arrived while the watcher ran
+    user, sender = make_mail_user(), make_mail_user()
+    deliver_mail(dovecot, sender, user.email, "known")
+    dovecot.deliver(user.email, b"Subject: known without id\r\n\r\nx\r\n")
+    account = prefix + "reset"
+    register_account(api, dovecot, user, account)
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+        deliver_mail(dovecot, sender, user.email, "live")
+        events.wait_for(lambda ev: subjects(events, account)["live"], what="live message")
+    before = len(events.of(account))
+
+    # When: mail arrives while no watcher runs (one without a Message-ID: INTERNALDATE decides,
+    # in whole seconds, so it comes a second after the last sync) and the server then changes
+    # the folder's UIDVALIDITY (every UID is new)
+    time.sleep(1.1)
+    deliver_mail(dovecot, sender, user.email, "while stopped")
+    dovecot.deliver(user.email, b"Subject: while stopped without id\r\n\r\nx\r\n")
+    old = int(dovecot.doveadm("-f", "flow", "mailbox", "status", "-u", user.email, "uidvalidity", "INBOX")
+              .split("=")[1])
+    dovecot.doveadm("mailbox", "update", "-u", user.email, "--uid-validity", str(old + 1000), "INBOX")
+
+    # Then: a new watcher says the folder was reset, then announces exactly the mail that
+    # arrived meanwhile, under the new UIDVALIDITY; the known messages stay silent
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: subjects(events, account)["while stopped"]
+                        and subjects(events, account)["while stopped without id"], what="arrivals")
+        time.sleep(1.5)  # a duplicate, if any, would come from a second sync pass
+        events.poll()
+    after = events.of(account)[before:]
+    assert [(e.event, e.path) for e in after] == [("mailboxReset", "INBOX"), ("messageNew", "INBOX"),
+                                                  ("messageNew", "INBOX")]
+    assert after[0].data["uidValidity"] == str(old + 1000)
+    assert subjects(events, account) == Counter({"live": 1, "while stopped": 1, "while stopped without id": 1})
+    assert [e.data["uid"] for e in after[1:]] == [4, 5]  # Dovecot keeps the UIDs; the ids change
+
+
+def test_a_uidvalidity_that_changes_every_session_ends_in_sync_error(api, dovecot, make_mail_user, events, prefix):
+    # Given: a watched account
+    user, sender = make_mail_user(), make_mail_user()
+    deliver_mail(dovecot, sender, user.email, "known")
+    account = prefix + "unstable"
+    register_account(api, dovecot, user, account)
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+        old = int(dovecot.doveadm("-f", "flow", "mailbox", "status", "-u", user.email, "uidvalidity", "INBOX")
+                  .split("=")[1])
+
+        # When: the server gives INBOX a new UIDVALIDITY for every new session
+        for session in range(1, RESETS_ALLOWED + 2):
+            dovecot.doveadm("mailbox", "update", "-u", user.email, "--uid-validity", str(old + session), "INBOX")
+            dovecot.kick(user.email)
+            if session <= RESETS_ALLOWED:  # Then: the first few are resets like any other
+                events.wait_for(lambda ev, n=session: count_of(events, account, "mailboxReset") == n,
+                                what=f"reset {session}")
+
+        # Then: the next one is refused: the account is in syncError with a code of its own
+        events.wait_for(lambda ev: count_of(events, account, "syncError"), what="syncError")
+        error = events.of(account, "syncError")[0]
+        assert error.data["serverResponseCode"] == "UidValidityUnstable"
+        stored = api.get(f"/v1/account/{account}").json
+        assert stored["state"] == "syncError"
+        assert stored["lastError"]["code"] == "UidValidityUnstable"
+        time.sleep(1.5)  # retried meanwhile (backoff of at most 1 s here): still refused, silently
+        events.poll()
+    assert count_of(events, account, "mailboxReset") == RESETS_ALLOWED
+    assert count_of(events, account, "syncError") == 1
+    assert not count_of(events, account, "messageNew")
