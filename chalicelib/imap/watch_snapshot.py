@@ -56,6 +56,7 @@ from chalicelib.sync.fetch_retries import FetchRetryPlan, plan_fetch_retries
 from chalicelib.sync.known_messages import MAX_REMEMBERED_MESSAGE_IDS, MessageIdentity, arrivals, message_id_digest
 from chalicelib.sync.passes import PassPlan, plan_pass
 from chalicelib.sync.reconcile import MailboxSnapshot
+from chalicelib.sync.reset_guard import UidValidityUnstableError, reset_allowed
 from chalicelib.sync.snapshot_strategy import snapshot_strategy
 from chalicelib.sync.uidset import UidSet
 
@@ -102,6 +103,10 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     identities: dict[int, MessageIdentity] = {}
     strategy = snapshot_strategy(checkpoint, status.uidvalidity, status.highestmodseq,
                                  qresync=connection.qresync, condstore=connection.condstore)
+    if reset and checkpoint is not None and not reset_allowed(checkpoint.resets, taken_at):
+        # Refused before the whole folder is read: a server that changes UIDVALIDITY on every
+        # session would otherwise cost a full read on every retry (the sync core refuses too).
+        raise UidValidityUnstableError(path, status.uidvalidity)
     if checkpoint is None or strategy == "baseline":
         present = _search_all(connection)
         if all_new:
