@@ -75,6 +75,7 @@ IN_PROGRESS_RETRY_SECONDS = 30
 # A message may come back a little before its stored time (visibility is whole seconds).
 EARLY_RETURN_TOLERANCE = timedelta(seconds=1)
 ERROR_TEXT_CHARS = 300
+POISON = "poison"  # the failureReason of a message that is not an event
 
 
 class DeliveryDeferredError(Exception):
@@ -152,9 +153,9 @@ def _defer(message: QueuedMessage, until: datetime, now: datetime, why: str) -> 
 
 
 def _dead_letter(message: QueuedMessage, event: Event, reason: str, result: PostResult | None) -> None:
-    attributes = {"failureReason": reason, "runId": message.run_id}
+    attributes = {queue_ops.FAILURE_REASON_ATTRIBUTE: reason, queue_ops.DEAD_RUN_ATTRIBUTE: message.run_id}
     if result is not None and result.status_code is not None:
-        attributes["lastStatusCode"] = str(result.status_code)
+        attributes[queue_ops.LAST_STATUS_ATTRIBUTE] = str(result.status_code)
     queue_ops.dead_letter(message.body, group_id=event.account, deduplication_id=f"{event.id}.{message.run_id}",
                           attributes=attributes)
 
@@ -183,7 +184,7 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog,
     if event is None:
         queue_ops.dead_letter(message.body, group_id=message.group_id or "poison",
                               deduplication_id=message.deduplication_id or message.message_id,
-                              attributes={"failureReason": "poison"})
+                              attributes={queue_ops.FAILURE_REASON_ATTRIBUTE: POISON})
         logger.error("poison message moved to the dead-letter queue", extra={"messageId": message.message_id})
         return "poison"
     now = utc_now()
