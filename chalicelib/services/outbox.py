@@ -34,6 +34,7 @@ import base64
 import functools
 import json
 import math
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
@@ -61,17 +62,17 @@ BATCH_SIZE = 1
 MAX_SQS_DELAY_SECONDS = 900
 # The timing of one send, in the order each must hold (tests/unit/test_outbox_timing.py):
 #   deliver_outbox's lambda_timeout (.chalice/config.json)   120 s: an SMTP attempt (connect
-#        10 s + one command answer 20 s each, a few seconds when the server is well) plus the
-#        steps after sending (AFTER_SEND_BUDGET_SECONDS) plus the DynamoDB writes
+#        10 s + one command answer 20 s each, a few seconds when the server is well), then the
+#        steps after sending in what is left (work_deadline), then the DynamoDB writes
 #   < SEND_LEASE                                             300 s: a live worker never loses
 #        its lease, so no second worker can claim (and send) while the first still runs
 #   < the outbox queue's VisibilityTimeout (template.yaml)  720 s: 6x the function timeout (AWS's
 #        advice for SQS event sources); a message redelivered after a worker died finds the
 #        lease expired and is claimed at once
 SEND_LEASE = timedelta(seconds=300)
-AFTER_SEND_BUDGET_SECONDS = 60.0
 # Kept back from the Lambda's remaining time for the finish write, the events and the re-enqueue.
 FINISH_RESERVE_SECONDS = 10.0
+LOCAL_WORK_SECONDS = 110.0  # the local dispatcher plays the same 120 s function
 EARLY_TOLERANCE = outbox_plan.EARLY_TOLERANCE
 
 
@@ -184,13 +185,14 @@ def _recorder(queue_id: str, token: str) -> Callable[[Acceptance], None]:
     return record
 
 
-def after_send_budget(context: Any = None) -> float:
-    """Seconds the steps after sending may take in this invocation: :data:`AFTER_SEND_BUDGET_SECONDS`,
-    less when the Lambda has less left (what is not done by then is finished by the next worker)."""
+def work_deadline(context: Any = None) -> float:
+    """When (``time.monotonic()``) this invocation must be done sending and finishing the steps
+    after it: the Lambda's remaining time less :data:`FINISH_RESERVE_SECONDS`; without a Lambda
+    context (the local dispatcher), :data:`LOCAL_WORK_SECONDS`. What is not done by then is
+    reported as a warning, or finished by the next worker if this one is killed."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return AFTER_SEND_BUDGET_SECONDS
-    return max(0.0, min(AFTER_SEND_BUDGET_SECONDS, remaining() / 1000 - FINISH_RESERVE_SECONDS))
+    seconds = LOCAL_WORK_SECONDS if remaining is None else remaining() / 1000 - FINISH_RESERVE_SECONDS
+    return time.monotonic() + max(0.0, seconds)
 
 
 def process_message(queue_id: str, *, now: datetime | None = None, context: Any = None) -> str:
@@ -224,10 +226,10 @@ def process_message(queue_id: str, *, now: datetime | None = None, context: Any 
     job = _job_from_entry(claimed, outbox_store.read_content(queue_id))
     accepted = Acceptance.from_record(claimed.smtp_accepted) if claimed.smtp_accepted else None
     record = _recorder(queue_id, token)
-    budget = after_send_budget(context)
+    deadline = work_deadline(context)
     match outbox_plan.after_claim(accepted):
         case "send":
-            outcome = attempt(job, now=now, account=owner, on_accepted=record, budget_seconds=budget)
+            outcome = attempt(job, now=now, account=owner, on_accepted=record, deadline=deadline)
         case "resume":
             assert accepted is not None
             # An earlier worker died after the server took the message: finish its steps only.
@@ -235,7 +237,7 @@ def process_message(queue_id: str, *, now: datetime | None = None, context: Any 
             record(accepted)
             logger.warning("finishing the steps after sending of a worker that died",
                            extra={"queueId": queue_id, "steps": list(accepted.steps), "run": accepted.runs})
-            outcome = complete(job, accepted, now=now, budget_seconds=budget, on_progress=record)
+            outcome = complete(job, accepted, now=now, deadline=deadline, on_progress=record)
         case "give-up":
             assert accepted is not None
             logger.warning("giving up the steps after sending", extra={"queueId": queue_id,

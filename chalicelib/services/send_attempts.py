@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -164,12 +165,14 @@ def _next_attempt_at(job: SendJob, failed_attempts: int, now: datetime) -> datet
 
 def attempt(job: SendJob, *, now: datetime | None = None, account: StoredAccount | None = None,
             on_accepted: Callable[[Acceptance], None] | None = None,
-            budget_seconds: float | None = None) -> AttemptOutcome:
+            deadline: float | None = None) -> AttemptOutcome:
     """Try to deliver ``job`` once; see the module docstring for what each outcome triggers.
 
     ``account`` is the account record when the caller has just read it (saves a read).
     ``on_accepted`` is called the moment the server has taken the message, before any step
-    after sending (the outbox makes it durable there); ``budget_seconds`` bounds those steps.
+    after sending (the outbox makes it durable there). ``deadline`` (``time.monotonic()``)
+    bounds those steps: what the SMTP exchange left of the caller's time, so a request or a
+    Lambda is not cut off in the middle of them (default: the API request budget from now).
     """
     now = now or datetime.now(UTC)
     number = job.attempts_made + 1
@@ -186,11 +189,11 @@ def attempt(job: SendJob, *, now: datetime | None = None, account: StoredAccount
     acceptance = after_send.Acceptance.of(number, result, now, after_send.steps_for(job, login.host))
     if on_accepted is not None:
         on_accepted(acceptance)
-    return complete(job, acceptance, now=now, budget_seconds=budget_seconds, on_progress=on_accepted)
+    return complete(job, acceptance, now=now, deadline=deadline, on_progress=on_accepted)
 
 
 def complete(job: SendJob, acceptance: Acceptance, *, now: datetime | None = None,
-             budget_seconds: float | None = None, on_progress: Callable[[Acceptance], None] | None = None,
+             deadline: float | None = None, on_progress: Callable[[Acceptance], None] | None = None,
              give_up_steps: bool = False) -> AttemptOutcome:
     """What follows an acceptance: the steps after sending, events, the deferred recipients.
 
@@ -206,7 +209,8 @@ def complete(job: SendJob, acceptance: Acceptance, *, now: datetime | None = Non
     if give_up_steps:
         warnings = after_send.abandoned(acceptance)
     else:
-        budget = budget_seconds if budget_seconds is not None else get_settings().api_request_budget_seconds
+        budget = (deadline - time.monotonic() if deadline is not None
+                  else get_settings().api_request_budget_seconds)
         acceptance, warnings = after_send.run_steps(job, acceptance, budget_seconds=budget, on_progress=on_progress)
     sent_message = acceptance.sent_message
     tried = replace(tried, after_send_done=True)
