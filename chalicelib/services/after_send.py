@@ -53,6 +53,7 @@ RETRY_MAX_SECONDS = 4.0
 MIN_TRY_SECONDS = 3.0
 _WHAT_FAILED = {SENT_COPY: "not copied to the Sent folder", FLAG_ORIGINAL: "the original was not flagged",
                 DELETE_DRAFT: "the draft was not removed"}
+_GIVEN_UP = {SENT_COPY: "the Sent copy", FLAG_ORIGINAL: "flagging the original", DELETE_DRAFT: "removing the draft"}
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ def run_steps(job: SendJob, acceptance: Acceptance, *, budget_seconds: float,
 
 
 def abandoned(acceptance: Acceptance) -> list[str]:
-    """Warnings for steps given up after :data:`MAX_RUNS` workers did not finish them."""
-    return [f"the message was sent but {_WHAT_FAILED[step]}: workers stopped before it was done"
-            for step in acceptance.steps]
+    """Warnings for steps given up after :data:`MAX_RUNS` workers were stopped during them
+    (a step may have partly happened: an APPEND whose answer never came may have stored it)."""
+    return [f"the message was sent but {_GIVEN_UP[step]} was given up after {MAX_RUNS} workers "
+            "were stopped during it" for step in acceptance.steps]

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -61,12 +62,52 @@ def sent_copies(server: Dovecot, email: str, password: str, message_id: str) -> 
         client.logout()
 
 
-def test_a_consumer_killed_while_storing_the_sent_copy_does_not_send_again(api, plain_dovecot, tmp_path):
-    # Given an account whose IMAP goes through a proxy that holds back APPEND answers,
-    # and whose SMTP server is a sink that counts messages
+@dataclass
+class CrashSetup:
+    sink: SmtpSink
+    proxy: ImapFilterProxy
+    server: Dovecot
+    account: str
+    email: str
+    password: str
+    log: Path
+
+    def schedule(self, api) -> tuple[str, str, datetime]:
+        """Queue a message; returns (queueId, messageId, a time at which it is due)."""
+        send_at = datetime.now(UTC) + SCHEDULE_AHEAD
+        response = api.post(f"/v1/account/{self.account}/submit", {
+            "to": "someone@example.test", "subject": "once", "text": "only once", "sendAt": send_at.isoformat()})
+        assert response.status == 202, response.body
+        return response.json["queueId"], response.json["messageId"], send_at + timedelta(seconds=5)
+
+    def run_killed_in_append(self, queue_id: str, now: datetime) -> None:
+        """A consumer that dies while its Sent copy's APPEND awaits the server's answer."""
+        self.proxy.hold_append = True
+        self.proxy.held_append.clear()
+        process = consumer(queue_id, now, self.log)
+        try:
+            assert self.proxy.held_append.wait(APPEND_WAIT_SECONDS), self.log.read_text()
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+
+    def run_to_the_end(self, queue_id: str, now: datetime) -> str:
+        self.proxy.hold_append = False
+        process = consumer(queue_id, now, self.log)
+        assert process.wait(CONSUMER_SECONDS) == 0, self.log.read_text()
+        return self.log.read_text().strip().splitlines()[-1]
+
+    def sent_copies(self, message_id: str) -> list[int]:
+        return sent_copies(self.server, self.email, self.password, message_id)
+
+
+@pytest.fixture
+def crash(api, plain_dovecot, tmp_path) -> Iterator[CrashSetup]:
+    """An account whose IMAP goes through a proxy that can hold back APPEND answers, and whose
+    SMTP server is a sink that counts messages."""
     email, password = f"crash-{secrets.token_hex(4)}@example.test", "crash-password"
     plain_dovecot.add_user(email, password)
-    with SmtpSink(auth=True) as sink, ImapFilterProxy(plain_dovecot.imap_port, hold_append=True) as proxy:
+    with SmtpSink(auth=True) as sink, ImapFilterProxy(plain_dovecot.imap_port) as proxy:
         response = api.post("/v1/account", {
             "account": "crash-" + secrets.token_hex(4), "email": email, "name": "Crash", "verify": False,
             "imap": {"host": plain_dovecot.hostname, "port": proxy.port, "secure": False,
@@ -74,37 +115,57 @@ def test_a_consumer_killed_while_storing_the_sent_copy_does_not_send_again(api, 
             "smtp": {"host": "127.0.0.1", "port": sink.port, "secure": False,
                      "auth": {"user": email, "pass": password}, "tls": {"allowPlaintextAuth": True}}})
         assert response.status == 200, response.body
-        account = response.json["account"]
-        # and a message in the outbox
-        send_at = datetime.now(UTC) + SCHEDULE_AHEAD
-        response = api.post(f"/v1/account/{account}/submit", {
-            "to": "someone@example.test", "subject": "once", "text": "only once", "sendAt": send_at.isoformat()})
-        assert response.status == 202, response.body
-        queue_id, message_id = response.json["queueId"], response.json["messageId"]
-        due = send_at + timedelta(seconds=5)
-        log = tmp_path / "consumers.log"
+        yield CrashSetup(sink, proxy, plain_dovecot, response.json["account"], email, password,
+                         tmp_path / "consumers.log")
 
-        # When a consumer sends it and dies while the Sent copy's APPEND awaits its answer
-        first = consumer(queue_id, due, log)
-        try:
-            assert proxy.held_append.wait(APPEND_WAIT_SECONDS), log.read_text()
-        finally:
-            first.send_signal(signal.SIGKILL)
-            first.wait()
-        assert sink.messages == 1
-        assert outbox_store.get_entry(queue_id).state == "sending"
 
-        # And the queue message comes back to a fresh consumer once the lease has run out
-        proxy.hold_append = False
-        second = consumer(queue_id, due + outbox_service.SEND_LEASE + timedelta(seconds=1), log)
-        assert second.wait(CONSUMER_SECONDS) == 0, log.read_text()
+def test_a_consumer_killed_while_storing_the_sent_copy_does_not_send_again(api, crash):
+    # Given a message in the outbox
+    queue_id, message_id, due = crash.schedule(api)
 
-        # Then the recipient got it once, the Sent folder holds one copy, and the entry is sent
-        assert "result: sent" in log.read_text(), log.read_text()
-        assert sink.messages == 1
-        assert len(sent_copies(plain_dovecot, email, password, message_id)) == 1
-        entry = outbox_store.get_entry(queue_id)
-        assert entry.state == "sent" and entry.response == "250 queued"
-        assert entry.smtp_accepted is None and not entry.warnings
-        assert outbox_service.process_message(queue_id) == "sent"
-        assert sink.messages == 1
+    # When a consumer sends it and dies while the Sent copy's APPEND awaits its answer
+    crash.run_killed_in_append(queue_id, due)
+    assert crash.sink.messages == 1
+    assert outbox_store.get_entry(queue_id).state == "sending"
+
+    # And the queue message comes back to a fresh consumer once the lease has run out
+    result = crash.run_to_the_end(queue_id, due + outbox_service.SEND_LEASE + timedelta(seconds=1))
+
+    # Then the recipient got it once, the Sent folder holds one copy, and the entry is sent
+    assert result == "result: sent", crash.log.read_text()
+    assert crash.sink.messages == 1
+    assert len(crash.sent_copies(message_id)) == 1
+    entry = outbox_store.get_entry(queue_id)
+    assert entry.state == "sent" and entry.response == "250 queued"
+    assert entry.smtp_accepted is None and not entry.warnings
+    # And a duplicate queue message changes nothing
+    assert outbox_service.process_message(queue_id) == "sent"
+    assert crash.sink.messages == 1
+
+
+def test_steps_that_kill_every_worker_are_given_up_and_the_message_is_not_sent_again(api, crash):
+    # Given a message whose first consumer died in the Sent copy's APPEND
+    queue_id, message_id, due = crash.schedule(api)
+    crash.run_killed_in_append(queue_id, due)
+    # and whose copy is not there (removed meanwhile), so the next worker appends it again
+    client = IMAPClient(crash.server.hostname, port=crash.server.imap_port, ssl=False, timeout=10)
+    client.login(crash.email, crash.password)
+    client.select_folder("Sent")
+    client.delete_messages(client.search(["HEADER", "Message-ID", message_id]))
+    client.expunge()
+    client.logout()
+
+    # When that worker dies in the APPEND too, and a third one gets the queue message
+    later = due + outbox_service.SEND_LEASE + timedelta(seconds=1)
+    crash.run_killed_in_append(queue_id, later)
+    result = crash.run_to_the_end(queue_id, later + outbox_service.SEND_LEASE + timedelta(seconds=1))
+
+    # Then the entry is sent, with the step it gave up as a warning, and the message went out once
+    assert result == "result: sent", crash.log.read_text()
+    assert crash.sink.messages == 1
+    entry = outbox_store.get_entry(queue_id)
+    assert entry.state == "sent"
+    assert entry.warnings == ["the message was sent but the Sent copy was given up after 2 workers "
+                              "were stopped during it"]
+    response = api.get(f"/v1/outbox/{queue_id}")
+    assert response.json["warnings"] == entry.warnings and response.json["state"] == "sent"

@@ -123,7 +123,7 @@ def test_no_step_is_started_without_time_for_it(monkeypatch):
 
 def test_steps_given_up_are_reported():
     assert after_send.abandoned(Acceptance(1, NOW, "250", ("b",), steps=(SENT_COPY,))) == [
-        "the message was sent but not copied to the Sent folder: workers stopped before it was done"]
+        "the message was sent but the Sent copy was given up after 2 workers were stopped during it"]
 
 
 def test_a_live_worker_keeps_its_lease_and_a_dead_ones_message_finds_it_expired():
