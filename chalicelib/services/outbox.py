@@ -9,23 +9,50 @@ Process layout::
         its account gone, being deleted or
           re-created (another incarnation) ──────▶ cancel the entry, drop the message (no events)
         not due yet (sendAt, backoff > 15 min) ──▶ re-enqueue with min(remaining, 900 s) delay
-        claim (conditional: queued -> sending) ──▶ send_attempts.attempt
-             sent / failed ──▶ finish (final; content deleted)
-             queued ─────────▶ finish (next attempt time) + re-enqueue with the backoff delay
+        claim (conditional: queued -> sending,
+               or sending whose lease expired)
+          no smtpAccepted ──▶ send_attempts.attempt
+               server took it ──▶ smtpAccepted written (the durable "sent" mark), then the
+                                  steps after sending (Sent copy, flag, draft), then finish
+               sent / failed ──▶ finish (final; content deleted)
+               queued ─────────▶ finish (next attempt time) + re-enqueue with the backoff delay
+          smtpAccepted ──▶ the steps it still lists (never SMTP again), then finish
+          smtpAccepted, 2 workers died in the steps ──▶ finish sent, the steps as warnings
+
+(the decisions alone, as tables: :mod:`chalicelib.services.outbox_plan`)
 
 Why the entry and not the queue is the truth: SQS standard queues deliver at least once
 and delay at most 15 minutes. A duplicate message finds the entry already claimed or
 final and is dropped; a schedule further out than 15 minutes hops through the queue.
 
 Failure modes:
-- A worker dies while sending: the entry stays ``sending`` until its lease expires; the
-  SQS message reappears after the visibility timeout (360 s > lease) and the next worker
-  re-claims it. If the server had already taken the message, it is sent twice (inherent
-  to SMTP without a transaction id; RFC 5321 6.1 accepts duplicates over losses).
+- A worker dies (the Lambda timeout, an out-of-memory kill) after the server accepted the
+  message: ``smtpAccepted`` is already on the entry, written before any step after sending.
+  The entry stays ``sending`` until its lease expires; the SQS message reappears after the
+  visibility timeout (720 s > lease) and the next worker re-claims the entry, sees the
+  acceptance and only finishes the steps it lists: the Sent copy is first looked up by
+  Message-ID, so an APPEND that landed without its answer is not repeated
+  (:mod:`chalicelib.services.after_send`). The entry ends ``sent``. If a second worker dies
+  in those steps too, the third gives them up (``warnings`` on the entry) instead of
+  cycling until the dead-letter queue.
+- A worker dies between the server's final ``250`` and the ``smtpAccepted`` write (one
+  DynamoDB UpdateItem, milliseconds), or that write fails: the next worker cannot know the
+  server took the message and sends it again. This window is inherent: SMTP has no
+  transaction id to ask the server about (RFC 5321 6.1 accepts duplicates over losses).
+  A worker dying before the final ``250`` also leads to a resend, which is what a lost
+  connection at that point means in SMTP anyway.
+- A worker dies before the server accepted: the entry stays ``sending`` until its lease
+  expires and the next worker makes the attempt again (the same attempt number, so the
+  same event ids).
 - SQS refuses the enqueue of a first attempt: the entry is marked failed and the API
   answers 503, so nothing is left waiting for a message that will never come.
 - A record that raises in the consumer is reported in ``batchItemFailures`` and retried by
   SQS; after 5 receives it goes to the dead-letter queue.
+- The synchronous first attempt of ``POST /submit`` has no entry while it runs (it is made
+  only for what is left to retry): its steps after sending are the same idempotent,
+  time-bounded ones (within the request budget), but an API Lambda stopped after the
+  server's ``250`` leaves no record to finish from, and a client retrying the request
+  (after its Idempotency-Key stopped blocking, 2 minutes) sends again.
 """
 
 from __future__ import annotations
