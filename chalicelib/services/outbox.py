@@ -99,7 +99,8 @@ MAX_SQS_DELAY_SECONDS = 900
 SEND_LEASE = timedelta(seconds=300)
 # Kept back from the Lambda's remaining time for the finish write, the events and the re-enqueue.
 FINISH_RESERVE_SECONDS = 10.0
-LOCAL_WORK_SECONDS = 110.0  # the local dispatcher plays the same 120 s function
+# Without a Lambda context (tests, scripts): what the 120 s function has less the reserve.
+LOCAL_WORK_SECONDS = 110.0
 EARLY_TOLERANCE = outbox_plan.EARLY_TOLERANCE
 
 
@@ -214,9 +215,10 @@ def _recorder(queue_id: str, token: str) -> Callable[[Acceptance], None]:
 
 def work_deadline(context: Any = None) -> float:
     """When (``time.monotonic()``) this invocation must be done sending and finishing the steps
-    after it: the Lambda's remaining time less :data:`FINISH_RESERVE_SECONDS`; without a Lambda
-    context (the local dispatcher), :data:`LOCAL_WORK_SECONDS`. What is not done by then is
-    reported as a warning, or finished by the next worker if this one is killed."""
+    after it: the Lambda's remaining time (the local dispatcher's context plays the same
+    timeout) less :data:`FINISH_RESERVE_SECONDS`; without a context, :data:`LOCAL_WORK_SECONDS`.
+    What is not done by then is reported as a warning, or finished by the next worker if this
+    one is killed."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     seconds = LOCAL_WORK_SECONDS if remaining is None else remaining() / 1000 - FINISH_RESERVE_SECONDS
     return time.monotonic() + max(0.0, seconds)

@@ -16,6 +16,7 @@ from chalicelib.services.outbox import SEND_LEASE
 from chalicelib.services.send_attempts import SendJob
 from chalicelib.smtp.compose import Envelope
 from chalicelib.smtp.delivery import DeliveryResult
+from local.dispatcher import function_timeout_seconds
 from local.resources import load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +137,5 @@ def test_a_live_worker_keeps_its_lease_and_a_dead_ones_message_finds_it_expired(
     # claim at once, and the queue follows AWS's 6x advice
     assert timeout < SEND_LEASE.total_seconds() < visibility
     assert visibility >= 6 * timeout
+    # and the local dispatcher gives the consumer the same time as Lambda
+    assert function_timeout_seconds("deliver_outbox") == timeout
