@@ -101,7 +101,6 @@ SEND_LEASE = timedelta(seconds=300)
 FINISH_RESERVE_SECONDS = 10.0
 # Without a Lambda context (tests, scripts): what the 120 s function has less the reserve.
 LOCAL_WORK_SECONDS = 110.0
-EARLY_TOLERANCE = outbox_plan.EARLY_TOLERANCE
 
 
 class OutboxEntryNotFoundError(NotFoundError):

@@ -16,6 +16,7 @@ from chalicelib.services.outbox import SEND_LEASE
 from chalicelib.services.send_attempts import SendJob
 from chalicelib.smtp.compose import Envelope
 from chalicelib.smtp.delivery import DeliveryResult
+from chalicelib.store import outbox as outbox_store
 from local.dispatcher import function_timeout_seconds
 from local.resources import load_template
 
@@ -50,6 +51,10 @@ def test_before_the_claim(state, owner_current, due, expected):
 ])
 def test_after_the_claim(accepted, expected):
     assert outbox_plan.after_claim(accepted) == expected
+
+
+def test_the_plan_knows_the_same_final_states_as_the_store():
+    assert outbox_plan.FINAL_STATES == outbox_store.FINAL_STATES
 
 
 def test_an_acceptance_survives_its_record():
