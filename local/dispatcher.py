@@ -1,8 +1,9 @@
 """The local SQS dispatcher (``python -m local.dispatcher``): Lambda's SQS pollers, locally.
 
 On AWS, an event source mapping receives from each queue that ``app.py`` subscribes a
-handler to with ``@app.on_sqs_message`` (the events queue -> ``deliver_webhooks``, the
-outbox -> ``deliver_outbox``, ...) and invokes that Lambda with batches. ``chalice local``
+handler to with ``@app.on_sqs_message`` (the events queue -> ``deliver_webhooks``, its
+dead-letter queue -> ``record_webhook_dead_letters``, the outbox -> ``deliver_outbox``)
+and invokes that Lambda with batches. ``chalice local``
 runs no SQS handlers, so under ``make run`` this process plays every such mapping: it reads
 the subscriptions from the Chalice app, receives from the same queues, builds the event
 Lambda would, calls the very handler ``app.py`` registers, and deletes what the handler did
