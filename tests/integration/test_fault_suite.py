@@ -179,6 +179,7 @@ def test_aws_unreachable_for_30_seconds_answers_503_and_loses_nothing(
         register_account(api, dovecot, user, account)
         with running_watcher(events_queue, prefix, prefix + "ns", extra_args=watcher_arguments(log)) as watcher:
             # Given: a watched account whose events reach the receiver
+            wait_until(lambda: arrived_for(receiver, account, "accountInitialized"), 20, "the account initialized")
             deliver_mail(dovecot, sender, user.email, "before")
             wait_until(lambda: "before" in subjects_for(receiver, account), 20, "the first message")
 
