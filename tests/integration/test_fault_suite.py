@@ -165,7 +165,7 @@ def test_webhook_receiver_down_for_hours_gets_every_event_once_in_order(webhooks
 
 AWS_OUTAGE_SECONDS = 30  # 10 of the test watcher's 3 s leases: it fences (stops every account) meanwhile
 API_ANSWER_SECONDS = 10  # an API request during the outage answers within this, never hangs
-RECOVERY_SECONDS = 15  # from AWS back to every event at the receiver
+RECOVERY_SECONDS = 20  # from AWS back to every event at the receiver
 # Accounts re-scanned only on a watchlist change or every 10 min: recovery may not wait for a periodic scan.
 SLOW_ACCOUNT_SCANS = {"IMAPLESS_WATCHER_FULL_SCAN_SECONDS": "600"}
 
