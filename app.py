@@ -13,6 +13,8 @@ from chalicelib.services import outbox as outbox_service  # sending
 from chalicelib.settings import SERVICE_NAME
 from chalicelib.settings import get_settings as _get_settings  # webhooks
 from chalicelib.webhooks import consumer as webhook_consumer  # webhooks
+from chalicelib.webhooks import dead_letters as webhook_dead_letters  # webhooks
+from chalicelib.webhooks.queue_ops import DEAD_LETTER_QUEUE as EVENTS_DEAD_LETTER_QUEUE  # webhooks
 
 # configure_logs=False: Powertools' Logger owns the "imapless" logger; Chalice's own
 # handler on the same name would print every line twice.
@@ -28,6 +30,9 @@ app.register_blueprint(messages.blueprint)
 app.register_blueprint(webhook_api.blueprint)
 deliver_webhooks = app.on_sqs_message(queue=_get_settings().queue_name(EVENTS_QUEUE),
                                       batch_size=webhook_consumer.BATCH_SIZE)(webhook_consumer.deliver_webhooks)
+record_webhook_dead_letters = app.on_sqs_message(
+    queue=_get_settings().queue_name(EVENTS_DEAD_LETTER_QUEUE),
+    batch_size=webhook_dead_letters.BATCH_SIZE)(webhook_dead_letters.record_webhook_dead_letters)
 # -- sending blueprints and SQS consumers --
 app.register_blueprint(sending_api.blueprint)
 deliver_outbox = app.on_sqs_message(queue=_get_settings().queue_name(outbox_service.OUTBOX_QUEUE),

@@ -14,7 +14,8 @@ code), so a handler, table or queue added tomorrow is covered without editing th
       5 container_environment    Globals.Function.Environment -> every container of the stack
       6 derived_policies         each Lambda role and each role with Metadata.ImaplessEntryPoint
                                  gets exactly what its code uses (deploy/aws_actions.py)
-      7 dead_letter_alarms       depth > 0 on every queue some RedrivePolicy names as its DLQ
+      7 dead_letter_alarms       depth > 0 on every queue some RedrivePolicy names as its DLQ;
+                                 for a DLQ a function consumes: arrivals > 0 and age > 15 min
       8 consumer_alarms          Errors > 0 on every function with an SQS event source
       9 alarm_actions            every alarm notifies the alarm topic (if one is configured)
      10 resource_outputs         an output per queue URL, table name and bucket name
@@ -241,15 +242,40 @@ def dead_letter_queues(template: Template) -> list[str]:
     return sorted(found)
 
 
+CONSUMED_DLQ_MAX_AGE_SECONDS = 900
+
+
+def consumed_queues(template: Template) -> set[str]:
+    """The queues some function of the template reads through an SQS event source."""
+    return {event_source_queue(template, source)
+            for function in functions(template) for source in sqs_event_sources(template, function)}
+
+
+def _queue_alarm(queue: str, description: str, metric: str, statistic: str, threshold: int) -> dict[str, Any]:
+    return {"Type": ALARM, "Properties": {
+        "AlarmDescription": description, "Namespace": "AWS/SQS", "MetricName": metric,
+        "Dimensions": [{"Name": "QueueName", "Value": get_att(queue, "QueueName")}],
+        "Statistic": statistic, "Period": 300, "EvaluationPeriods": 1, "Threshold": threshold,
+        "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}}
+
+
 def dead_letter_alarms(template: Template) -> None:
+    consumed = consumed_queues(template)
     for queue in dead_letter_queues(template):
-        template["Resources"][f"{queue}DepthAlarm"] = {"Type": ALARM, "Properties": {
-            "AlarmDescription": f"Messages are waiting in the dead-letter queue {queue}: "
-                                "inspect them (docs/deploy.md, 'Dead letters') and redrive",
-            "Namespace": "AWS/SQS", "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Dimensions": [{"Name": "QueueName", "Value": get_att(queue, "QueueName")}],
-            "Statistic": "Maximum", "Period": 300, "EvaluationPeriods": 1, "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching"}}
+        if queue not in consumed:
+            template["Resources"][f"{queue}DepthAlarm"] = _queue_alarm(
+                queue, f"Messages are waiting in the dead-letter queue {queue}: inspect them (docs/deploy.md, "
+                       "'Dead letters') and redrive", "ApproximateNumberOfMessagesVisible", "Maximum", 0)
+            continue
+        # A consumer empties its DLQ within seconds, so the depth is 0 at nearly every sample:
+        # alarm on what arrives (every receive of it) and on what the consumer leaves behind.
+        template["Resources"][f"{queue}ArrivalsAlarm"] = _queue_alarm(
+            queue, f"Messages reached the dead-letter queue {queue}; its consumer records them (docs/deploy.md, "
+                   "'Dead letters')", "NumberOfMessagesReceived", "Sum", 0)
+        template["Resources"][f"{queue}AgeAlarm"] = _queue_alarm(
+            queue, f"The consumer of the dead-letter queue {queue} has left a message there for over "
+                   f"{CONSUMED_DLQ_MAX_AGE_SECONDS // 60} minutes (docs/deploy.md, 'Dead letters')",
+            "ApproximateAgeOfOldestMessage", "Maximum", CONSUMED_DLQ_MAX_AGE_SECONDS)
 
 
 def consumer_alarms(template: Template) -> None:

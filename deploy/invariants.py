@@ -6,7 +6,8 @@ and tests/infrastructure report every problem at once instead of the first one.
     every SQS event source       ReportBatchItemFailures; its queue's visibility >= 6x the
                                  function timeout (AWS's advice for Lambda event sources)
     every table                  point-in-time recovery, SSE with a KMS key
-    every dead-letter queue      14-day retention; an alarm on its depth
+    every dead-letter queue      14-day retention; an alarm on it (its depth; for a DLQ a function
+                                 consumes, its arrivals and the age of what is left)
     every queue                  SSE with a KMS key
     every key                    rotation enabled
     every bucket                 public access blocked, default encryption, a lifecycle expiry
@@ -91,7 +92,7 @@ def queues(template: Template) -> Iterator[str]:
         if retention != DLQ_RETENTION_SECONDS:
             yield f"{queue}: dead-letter retention {retention} s, not 14 days"
         if queue not in alarmed:
-            yield f"{queue}: no alarm on its depth"
+            yield f"{queue}: no alarm on it"
 
 
 def _alarm_queue(template: Template, alarm: str) -> str | None:

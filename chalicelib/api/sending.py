@@ -26,6 +26,12 @@ TAG = "Sending"
 SEND_ERRORS = (400, 404, 409, 422, 429, 502, 503, 504)
 
 
+def _kept_when_unstored(dry_run: bool) -> Callable[[dict], dict | None]:
+    """What a key keeps when its answer cannot be stored: nothing for a dry run (running it
+    again sends nothing), the whole answer for a send (small: only a dry run returns ``raw``)."""
+    return (lambda answer: None) if dry_run else (lambda answer: answer)
+
+
 def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer],
                      **identity: str) -> Response:
     """Run ``work`` once per Idempotency-Key; the request's identity is its body plus ``identity``."""
@@ -39,7 +45,8 @@ def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer
         answer: SubmitAnswer = work()
         return {"status": answer.status, "body": answer.body}
 
-    answer, replayed = idempotency.run_once(operation, call.params["account"], key, body, run)
+    answer, replayed = idempotency.run_once(operation, call.params["account"], key, body, run,
+                                            compact=_kept_when_unstored(call.body.dryRun))
     payload = SubmitResponse.model_validate(answer["body"])
     return json_response(payload, answer["status"], {idempotency.REPLAYED_HEADER: "true"} if replayed else None)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import mimetypes
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -178,6 +179,9 @@ def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOpt
           reference: dict[str, str] | None = None, draft: dict[str, Any] | None = None) -> SubmitAnswer:
     account_id = stored.account
     now = datetime.now(UTC)
+    # The whole send (SMTP, then the Sent copy, flag and draft steps) stays within the request
+    # budget: API Gateway gives up at 29 s and the api_handler Lambda is stopped at 30 s.
+    deadline = time.monotonic() + get_settings().api_request_budget_seconds
     queue_id = new_queue_id()
     if options.dryRun:
         return SubmitAnswer(200, {"response": DRY_RUN_RESPONSE, "messageId": composed.message_id,
@@ -197,7 +201,7 @@ def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOpt
         return SubmitAnswer(202, {"response": QUEUED_RESPONSE, "messageId": composed.message_id,
                                   "queueId": queue_id, "sendAt": send_at.isoformat(),
                                   "envelope": _envelope_body(composed)})
-    return _answer_for(attempt(job, now=now, account=stored), composed, queue_id)
+    return _answer_for(attempt(job, now=now, account=stored, deadline=deadline), composed, queue_id)
 
 
 def submit(account_id: str, request: SubmitRequest) -> SubmitAnswer:

@@ -24,7 +24,10 @@ Invariants:
 - An item is always written whole, computed from the item read at the start of the batch:
   the only writer of an event's item during a delivery is the consumer holding its FIFO
   message group (one at a time), so there is no concurrent read-modify-write to lose.
-  The replay API's :func:`mark_requeued` is the one other writer (an UpdateItem).
+  The replay API's :func:`mark_requeued` is one other writer (an UpdateItem); the
+  dead-letter recorder (chalicelib/webhooks/dead_letters.py) the other, and it writes only
+  over the item it read (:func:`put_delivery_if_unchanged`), so it never overwrites a
+  newer outcome.
 - ``attempts`` counts POSTs; ``createdAt`` is the first write; ``deliveredAt`` the last success.
 - ``expiresAt`` moves to 14 days after the latest write, so a replayed event stays visible.
 - A batch read or write that fails (or still has unprocessed items after pynamodb's
@@ -232,6 +235,29 @@ def get_deliveries(event_ids: Iterable[str]) -> dict[str, StoredDelivery]:
         return {item.event_id: _from_item(item) for item in DeliveryItem.batch_get(wanted, consistent_read=True)}
     except PynamoDBException as exc:
         raise DeliveryLogError(f"delivery log read failed: {type(exc).__name__}") from exc
+
+
+def _save_item(item: DeliveryItem, condition: Condition) -> None:
+    # A typed receiver: deploy/aws_actions.py derives the function's PutItem grant from it.
+    item.save(condition=condition)
+
+
+def put_delivery_if_unchanged(entry: StoredDelivery, previous: StoredDelivery | None) -> bool:
+    """Write ``entry`` whole if the stored item is still ``previous`` (None: still absent).
+
+    False when it changed since it was read (the caller reads again and decides again);
+    :class:`DeliveryLogError` when DynamoDB fails. ``updatedAt`` is the version: every
+    writer sets it.
+    """
+    condition = (DeliveryItem.event_id.does_not_exist() if previous is None
+                 else DeliveryItem.updated_at == previous.updated_at)
+    try:
+        _save_item(_to_item(entry), condition)
+    except PynamoDBException as exc:
+        if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+            return False
+        raise DeliveryLogError(f"delivery log write failed: {type(exc).__name__}") from exc
+    return True
 
 
 def get_delivery(event_id: str) -> StoredDelivery | None:

@@ -39,7 +39,9 @@ Records a delivery pass deferred already have their visibility set (the retry ti
 records skipped behind them (or handed back at the group budget) are released here,
 otherwise they would keep the whole group locked until the queue's visibility timeout. A record whose handler
 failed unexpectedly (a DynamoDB error, a bug) comes back after ``UNEXPECTED_RETRY_SECONDS``;
-the queue's redrive policy ends a record that fails that way every time.
+the queue's redrive policy ends a record that fails that way every time (after 50
+receives, with the records of its group held behind it), and the dead-letter recorder
+(chalicelib/webhooks/dead_letters.py) logs each as failed, replayable.
 
 When the log cannot be read or written (DynamoDB unavailable, throttled past pynamodb's
 retries), every record whose outcome is not in the log is reported as failed and hidden

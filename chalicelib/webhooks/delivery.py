@@ -35,7 +35,10 @@ again, and neither is an original-run record of an event that any run delivered.
 
 At least once, never silently lost: a POST that succeeded but whose log write then failed
 leaves the record in the queue (see consumer.py); its next pass POSTs it again, with the
-same ``webhook-id`` the receiver dedupes on.
+same ``webhook-id`` the receiver dedupes on. A POST whose Powertools record could not be
+completed afterwards (DynamoDB throttled) is not such a case: its outcome is known, so it
+is logged like any other and the record is deleted; the stale INPROGRESS record expires
+after one attempt budget.
 
 A *run* is one journey of an event through the queue: the original (``original``) or a
 replay (``rpl_...``, from the ``imaplessRun`` message attribute). Idempotency is per event
@@ -57,7 +60,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyPersistenceLayerError,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.events.model import Event, utc_now
@@ -75,6 +81,7 @@ IN_PROGRESS_RETRY_SECONDS = 30
 # A message may come back a little before its stored time (visibility is whole seconds).
 EARLY_RETURN_TOLERANCE = timedelta(seconds=1)
 ERROR_TEXT_CHARS = 300
+POISON = "poison"  # the failureReason of a message that is not an event
 
 
 class DeliveryDeferredError(Exception):
@@ -110,10 +117,12 @@ class QueuedMessage:
 
 
 def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, keys: tuple[bytes, ...],
-                 nonce: str) -> dict[str, Any]:
+                 nonce: str, posted: list[PostResult] | None = None) -> dict[str, Any]:
     headers = signed_headers(keys, attempt["eventId"], body)
     result = post_webhook(url, body, headers, get_settings().webhook_timeout_seconds)
     record_webhook_attempt(result.succeeded)
+    if posted is not None:  # seen by the caller even when Powertools then fails to store the record
+        posted.append(result)
     if not result.succeeded:
         raise _AttemptFailedError(result)  # Powertools forgets the in-progress record; a retry may run
     return {"nonce": nonce, "statusCode": result.status_code}
@@ -152,9 +161,9 @@ def _defer(message: QueuedMessage, until: datetime, now: datetime, why: str) -> 
 
 
 def _dead_letter(message: QueuedMessage, event: Event, reason: str, result: PostResult | None) -> None:
-    attributes = {"failureReason": reason, "runId": message.run_id}
+    attributes = {queue_ops.FAILURE_REASON_ATTRIBUTE: reason, queue_ops.DEAD_RUN_ATTRIBUTE: message.run_id}
     if result is not None and result.status_code is not None:
-        attributes["lastStatusCode"] = str(result.status_code)
+        attributes[queue_ops.LAST_STATUS_ATTRIBUTE] = str(result.status_code)
     queue_ops.dead_letter(message.body, group_id=event.account, deduplication_id=f"{event.id}.{message.run_id}",
                           attributes=attributes)
 
@@ -183,7 +192,7 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog,
     if event is None:
         queue_ops.dead_letter(message.body, group_id=message.group_id or "poison",
                               deduplication_id=message.deduplication_id or message.message_id,
-                              attributes={"failureReason": "poison"})
+                              attributes={queue_ops.FAILURE_REASON_ATTRIBUTE: POISON})
         logger.error("poison message moved to the dead-letter queue", extra={"messageId": message.message_id})
         return "poison"
     now = utc_now()
@@ -216,13 +225,22 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     nonce = secrets.token_hex(8)
     # A first receive cannot overlap another pass (see the module docstring): no lock needed.
     post = _post_signed if message.receive_count == 1 else _idempotent_post()
+    posted: list[PostResult] = []
     try:
         answer = post(attempt={"eventId": event.id, "runId": message.run_id}, url=url, body=message.body.encode(),
-                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce)
+                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce, posted=posted)
         result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
         attempted = answer["nonce"] == nonce
     except _AttemptFailedError as failure:
         result, attempted = failure.result, True
+    except IdempotencyPersistenceLayerError as exc:
+        if not posted:
+            raise  # nothing was POSTed: the record is retried like any other store failure
+        # The POST happened; only completing (or removing) its idempotency record failed.
+        # Its outcome counts: logged as delivered, no later pass POSTs the event again.
+        logger.warning("webhook idempotency record not saved after the attempt",
+                       extra={"eventId": event.id, "error": type(exc.__cause__ or exc).__name__})
+        result, attempted = posted[-1], True
     except IdempotencyAlreadyInProgressError:
         now = utc_now()
         _defer(message, now + timedelta(seconds=IN_PROGRESS_RETRY_SECONDS), now, "another consumer is delivering it")

@@ -6,7 +6,8 @@ attempt and stays first in its FIFO message group, so the account's later events
 behind it while other accounts' groups flow. Dead-lettering is explicit (send to the
 DLQ, then let the batch delete the original) so the delivery log and the DLQ always agree;
 the queue's own redrive policy (maxReceiveCount) is only the backstop for a consumer that
-crashes on a message every time.
+fails on a message every time, and what it moves is logged by the dead-letter recorder
+(chalicelib/webhooks/dead_letters.py).
 
 Failure modes: a visibility change SQS refuses (receipt handle expired because the batch
 ran longer than the visibility timeout, or moto's 12-hour limit counted from the send)
@@ -17,6 +18,7 @@ kept and retried, never dropped.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
@@ -28,6 +30,10 @@ from chalicelib.store.deliveries import StoredDelivery
 
 DEAD_LETTER_QUEUE = "events-dlq.fifo"
 RUN_ATTRIBUTE = "imaplessRun"
+# Message attributes of what the consumer dead-letters itself (SQS's redrive adds none).
+FAILURE_REASON_ATTRIBUTE = "failureReason"
+DEAD_RUN_ATTRIBUTE = "runId"
+LAST_STATUS_ATTRIBUTE = "lastStatusCode"
 SQS_BATCH_LIMIT = 10
 
 
@@ -70,6 +76,16 @@ def dead_letter(body: str, *, group_id: str, deduplication_id: str, attributes: 
         QueueUrl=queue.queue_url(DEAD_LETTER_QUEUE), MessageBody=body, MessageGroupId=group_id,
         MessageDeduplicationId=deduplication_id[:128],
         MessageAttributes={name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()})
+
+
+def max_receive_count() -> int | None:
+    """The events queue's redrive ``maxReceiveCount`` (None: no redrive policy, or unreadable)."""
+    try:
+        attributes = queue.get_sqs_client().get_queue_attributes(
+            QueueUrl=queue.queue_url(), AttributeNames=["RedrivePolicy"])["Attributes"]
+        return int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"])
+    except (ClientError, KeyError, ValueError, TypeError):
+        return None  # only a detail of the log entry's text
 
 
 def enqueue_replay(stored: Sequence[StoredDelivery], run_id: str) -> None:

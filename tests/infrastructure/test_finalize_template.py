@@ -69,6 +69,25 @@ def test_every_dead_letter_queue_and_consumer_gets_an_alarm_routed_to_the_alarm_
     assert all(alarm["AlarmActions"]["Fn::If"][0] == "HasAlarmActions" for alarm in alarms.values())
 
 
+def test_a_dead_letter_queue_with_a_consumer_alarms_on_arrivals_and_on_what_it_leaves_behind():
+    # Given a dead-letter queue that a function consumes (its depth is 0 at nearly every sample)
+    template = {"Resources": {
+        "Dead": queue("dead", MessageRetentionPeriod=1209600),
+        "Work": queue("work", RedrivePolicy={"deadLetterTargetArn": {"Fn::GetAtt": ["Dead", "Arn"]},
+                                             "maxReceiveCount": 5}),
+        "Consume": consumer("dead")}}
+    finalize.link_sqs_event_sources(template)
+    # When the alarms are derived
+    finalize.dead_letter_alarms(template)
+    # Then it has no depth alarm but one on messages received and one on the oldest message's age
+    alarms = {k: v["Properties"] for k, v in template["Resources"].items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {name: (a["MetricName"], a["Statistic"], a["Threshold"]) for name, a in alarms.items()} == {
+        "DeadArrivalsAlarm": ("NumberOfMessagesReceived", "Sum", 0),
+        "DeadAgeAlarm": ("ApproximateAgeOfOldestMessage", "Maximum", 900)}
+    assert all(a["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["Dead", "QueueName"]}}]
+               for a in alarms.values())
+
+
 def test_containers_get_the_functions_shared_environment_and_the_queue_list():
     template = {"Globals": {"Function": {"Environment": {"Variables": {"A": "1"}}}}, "Resources": {
         "Work": queue("work"), "Dead": queue("work-dlq"),

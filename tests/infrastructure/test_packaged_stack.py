@@ -63,7 +63,7 @@ def test_every_invariant_of_the_stack_holds(packaged_stack):
 def test_the_stack_has_the_api_consumers_and_watcher_service(packaged_stack):
     handlers = {properties(packaged_stack, f)["Handler"] for f in functions(packaged_stack.template)}
     assert "app.app" in handlers
-    assert {"app.deliver_webhooks", "app.deliver_outbox"} <= handlers
+    assert {"app.deliver_webhooks", "app.deliver_outbox", "app.record_webhook_dead_letters"} <= handlers
     assert resources(packaged_stack, "AWS::ECS::Service") == ["WatcherService"]
     assert properties(packaged_stack, "WatcherTaskDefinition")["NetworkMode"] == "awsvpc"
     assert properties(packaged_stack, "WatcherTaskDefinition")["RequiresCompatibilities"] == ["FARGATE"]
@@ -242,6 +242,20 @@ def test_api_role_can_find_and_delete_an_accounts_idempotency_records(packaged_s
     records_arn = repr({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
     allowed = {action for action, resource, _ in _allowed_pairs(policies) if resource == records_arn}
     assert {"dynamodb:Query", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"} <= allowed, allowed
+
+
+def test_the_dead_letter_recorder_reads_the_webhook_dlq_and_may_write_the_delivery_log(packaged_stack):
+    # Given the function of `record_webhook_dead_letters`
+    template = packaged_stack.template
+    recorder, = (f for f in functions(template)
+                 if properties(packaged_stack, f)["Handler"] == "app.record_webhook_dead_letters")
+    # Then it is subscribed to the events' dead-letter queue, and its role may write log entries whole
+    assert [event_source_queue(template, s) for s in sqs_event_sources(template, recorder)] == \
+        ["EventsDeadLetterQueue"]
+    policies = properties(packaged_stack, properties(packaged_stack, recorder)["Role"]["Fn::GetAtt"][0])["Policies"]
+    deliveries_arn = repr({"Fn::GetAtt": ["WebhookDeliveriesTable", "Arn"]})
+    allowed = {action for action, resource, _ in _allowed_pairs(policies) if resource == deliveries_arn}
+    assert {"dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem"} <= allowed, allowed
 
 
 def test_the_local_template_file_is_what_was_merged(packaged_stack):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.exceptions import ClientError
 
+from chalicelib.incarnations import scoped
 from chalicelib.services import send_attempts
-from tests.support.sending import Mailbox, register_sender
+from chalicelib.store import accounts as account_store
+from chalicelib.store.idempotency_records import AnswerPartItem, partition
+from tests.support.sending import Mailbox, b64, register_sender
 
 
 @pytest.fixture
@@ -94,3 +100,162 @@ def test_a_retry_while_the_first_is_still_sending_is_409(api, account, make_mail
 def test_an_invalid_key_is_a_422(api, account):
     response = submit(api, account, {"to": "a@example.com", "text": "x", "dryRun": True}, "bad key with spaces")
     assert response.status == 422 and "headers.Idempotency-Key" in response.json["details"]
+
+
+# -- large answers and a result store that fails after the side effect --------------------------
+
+ATTACHMENT_BYTES = 400_000  # random, so compression cannot bring the answer under DynamoDB's 400 KB item limit
+
+
+def with_large_attachment(body: dict) -> dict:
+    content = b64(random.Random(7).randbytes(ATTACHMENT_BYTES))
+    return {**body, "attachments": [{"filename": "large.bin", "content": content}]}
+
+
+def throttled(*args, **kwargs):
+    raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}},
+                      "UpdateItem")
+
+
+def test_a_large_dry_run_answer_is_stored_and_replayed(api, account, make_mail_user):
+    # Given a dry run whose answer (the raw message) is larger than a DynamoDB item may be
+    body = with_large_attachment({"to": make_mail_user().email, "subject": "big", "text": "x", "dryRun": True})
+    first = submit(api, account, body, "large-dry-run")
+    assert first.status == 200, first.body
+    assert len(first.json["raw"]) > ATTACHMENT_BYTES
+
+    # When the client retries it
+    second = submit(api, account, body, "large-dry-run")
+
+    # Then it gets the very same answer (the same Message-ID and bytes), marked as replayed
+    assert second.status == 200, second.body
+    assert second.json == first.json
+    assert second.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_large_send_is_answered_and_a_retry_sends_nothing(api, dovecot, account, make_mail_user):
+    # Given a message with a ~400 KB attachment sent with a key
+    recipient = make_mail_user()
+    body = with_large_attachment({"to": recipient.email, "subject": "big", "text": "x"})
+    first = submit(api, account, body, "large-send")
+    assert first.status == 200, first.body
+
+    # When the client retries it
+    second = submit(api, account, body, "large-send")
+
+    # Then the answer is replayed and the recipient has exactly one message
+    assert second.status == 200 and second.json == first.json
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert len(Mailbox(dovecot, recipient).wait_for(first.json["messageId"])) == 1
+    assert len(Mailbox(dovecot, recipient).uids("INBOX", ["ALL"])) == 1
+
+
+def test_a_result_save_failing_once_after_sending_answers_the_send_and_keeps_the_key(
+        api, dovecot, account, make_mail_user, monkeypatch):
+    # Given a store whose first write of a result fails (throttled) after the message went out
+    real_update = DynamoDBPersistenceLayer._update_record
+    calls = []
+
+    def update_failing_once(self, data_record):
+        calls.append(data_record.status)
+        if len(calls) == 1:
+            throttled()
+        return real_update(self, data_record)
+
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_update_record", update_failing_once)
+    recipient = make_mail_user()
+    body = {"to": recipient.email, "subject": "sent", "text": "x"}
+
+    # When the client sends with a key, then retries
+    first = submit(api, account, body, "save-fails-once")
+    second = submit(api, account, body, "save-fails-once")
+
+    # Then the send is answered as a send, the retry replays it, and one message arrived
+    assert first.status == 200, first.body
+    assert first.json["response"] and first.json["accepted"] == [recipient.email]
+    assert second.status == 200 and second.json == first.json
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert len(Mailbox(dovecot, recipient).wait_for(first.json["messageId"])) == 1
+    assert len(Mailbox(dovecot, recipient).uids("INBOX", ["ALL"])) == 1
+
+
+def test_a_result_store_down_after_sending_answers_the_send_and_a_retry_does_not_resend(
+        api, dovecot, account, make_mail_user, monkeypatch):
+    # Given a store that accepts the in-progress record, then refuses every write of a result
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_update_record", lambda self, data_record: throttled())
+    recipient = make_mail_user()
+    body = {"to": recipient.email, "subject": "sent", "text": "x"}
+
+    # When the client sends with a key, then retries
+    first = submit(api, account, body, "save-always-fails")
+    second = submit(api, account, body, "save-always-fails")
+
+    # Then the send is answered as a send; the retry is told the key is busy, and nothing is sent twice
+    assert first.status == 200, first.body
+    assert first.json["accepted"] == [recipient.email]
+    assert second.status == 409 and second.json["code"] == "IdempotencyKeyInUse"
+    assert len(Mailbox(dovecot, recipient).wait_for(first.json["messageId"])) == 1
+    assert len(Mailbox(dovecot, recipient).uids("INBOX", ["ALL"])) == 1
+
+
+def test_a_dry_run_whose_answer_cannot_be_stored_is_answered_and_a_retry_builds_it_again(
+        api, account, make_mail_user, monkeypatch):
+    # Given a store that refuses every write of a result
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_update_record", lambda self, data_record: throttled())
+    body = with_large_attachment({"to": make_mail_user().email, "subject": "big", "text": "x", "dryRun": True})
+
+    # When a dry run is sent with a key, then retried
+    first = submit(api, account, body, "dry-run-unstored")
+    second = submit(api, account, body, "dry-run-unstored")
+
+    # Then both are answered: a dry run sends nothing, so its key is released rather than kept busy
+    assert first.status == 200, first.body
+    assert second.status == 200, second.body
+    assert "Idempotent-Replayed" not in second.headers
+
+
+def test_an_error_answer_is_kept_when_its_record_cannot_be_removed(api, account, monkeypatch):
+    # Given a store that cannot delete the in-progress record of a request that failed
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_delete_record", lambda self, data_record: throttled())
+
+    # When a send is refused for good
+    refused = submit(api, account, {"to": "nobody-at-all@example.test", "text": "x"}, "refused-key")
+
+    # Then the client gets the refusal, not a claim that the store failed
+    assert refused.status == 422 and refused.json["code"] == "RecipientsRejected"
+
+
+def scope_of(account: str) -> str:
+    return scoped(account, account_store.get_account(account).incarnation)
+
+
+def answer_parts_in(scope: str) -> list[str]:
+    """The sort keys of the answer parts stored in ``scope``'s partition."""
+    return [item.sk for item in AnswerPartItem.query(partition(scope)) if item.sk.startswith("answer#")]
+
+
+def test_a_replay_whose_parts_are_gone_says_retry_not_nothing_was_done(api, account, make_mail_user):
+    # Given a large dry run answered under a key, whose parts have since disappeared
+    body = with_large_attachment({"to": make_mail_user().email, "text": "x", "dryRun": True})
+    assert submit(api, account, body, "parts-gone").status == 200
+    scope = scope_of(account)
+    for sk in answer_parts_in(scope):
+        AnswerPartItem(partition(scope), sk).delete()
+
+    # When the client retries
+    again = submit(api, account, body, "parts-gone")
+
+    # Then it is told to retry, never that nothing was done
+    assert again.status == 503 and again.json["code"] == "IdempotencyStoreUnavailable"
+    assert "nothing was done" not in again.json["error"]
+
+
+def test_deleting_the_account_removes_the_parts_of_its_large_answers(api, account, make_mail_user):
+    body = with_large_attachment({"to": make_mail_user().email, "text": "x", "dryRun": True})
+    assert submit(api, account, body, "parts-of-deleted").status == 200
+    scope = scope_of(account)
+    assert len(answer_parts_in(scope)) >= 2
+
+    assert api.delete(f"/v1/account/{account}").status == 200
+
+    assert list(AnswerPartItem.query(partition(scope))) == []

@@ -187,6 +187,28 @@ def test_a_redelivered_record_goes_through_the_idempotency_lock(webhooks, receiv
     assert webhooks.delivery(event.id).status == "delivered"
 
 
+def test_a_redelivered_record_whose_lock_cannot_be_completed_is_logged_delivered_and_not_posted_again(
+        webhooks, receiver, aws_calls):
+    # Given a record received a second time, and an idempotency table that refuses to complete its lock
+    webhooks.configure_with_secret(receiver.url())
+    event = webhooks.event("acc-lock-unsaved")
+    webhooks.publish(event)
+    lost = receive_batch(webhooks, 1)[0]
+    webhooks.sqs.change_message_visibility(QueueUrl=webhooks.queue_url, ReceiptHandle=lost["ReceiptHandle"],
+                                           VisibilityTimeout=0)
+    again = receive_batch(webhooks, 1)
+    aws_calls.failing.add("UpdateItem")
+
+    # When it is handled (the POST succeeds, completing the Powertools record fails)
+    response = run_handler(webhooks, again)
+
+    # Then the known outcome is logged and the record deleted: nothing is left to POST it again
+    assert response["batchItemFailures"] == []
+    assert [r.webhook_id for r in receiver.requests] == [event.id]
+    assert webhooks.delivery(event.id).status == "delivered"
+    assert webhooks.queue_counts() == (0, 0)
+
+
 def test_a_log_write_failure_keeps_the_records_in_the_queue_until_their_entry_is_written(webhooks, receiver,
                                                                                           aws_calls):
     # Given two events of two accounts and a log that refuses writes

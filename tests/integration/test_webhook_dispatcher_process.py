@@ -54,3 +54,20 @@ def test_the_dispatcher_process_delivers_in_order_per_account_and_stops_cleanly(
         log = (tmp_path / "dispatcher.log").read_text()
         assert "dispatcher stopped" in log
         assert secret not in log
+
+
+def test_the_dispatcher_process_logs_what_reaches_the_dead_letter_queue(webhooks, tmp_path):
+    # Given the dispatcher running, as under `make run`
+    event = webhooks.event("acc-proc-dlq", "messageNew")
+    with dispatcher_process(tmp_path / "dispatcher.log"):
+        # When an event lands in the dead-letter queue the way SQS's redrive moves it
+        webhooks.sqs.send_message(QueueUrl=webhooks.dlq_url, MessageBody=event.to_json(),
+                                  MessageGroupId=event.account, MessageDeduplicationId=event.id)
+
+        # Then the dead-letter recorder logs it as failed and empties the queue
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while webhooks.delivery(event.id) is None or webhooks.queue_counts(webhooks.dlq_url) != (0, 0):
+            assert time.monotonic() < deadline, (tmp_path / "dispatcher.log").read_text()
+            time.sleep(0.1)
+    logged = webhooks.delivery(event.id)
+    assert (logged.status, logged.reason) == ("failed", "deadLettered")

@@ -6,6 +6,8 @@ import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from botocore.exceptions import ClientError
 
 from tests.support.webhook_receiver import Reply, WebhookReceiver, verify_signature
 
@@ -294,4 +296,32 @@ def test_a_retried_first_replay_request_with_an_idempotency_key_starts_no_second
     # Then the second answer is the first one, and the event is sent again once
     assert first.status == again.status == 200
     assert again.json == first.json and again.headers.get("Idempotent-Replayed") == "true"
+    assert [r.webhook_id for r in receiver.requests] == [event.id, event.id]
+
+
+def test_a_replay_whose_answer_cannot_be_stored_is_answered_and_a_retry_starts_no_second_run(
+        webhooks, receiver, api, monkeypatch):
+    # Given a delivered event, and a store that refuses every write of a result
+    webhooks.configure_with_secret(receiver.url())
+    since = iso(datetime.now(UTC) - timedelta(seconds=1))
+    event = webhooks.event("acc-replay-unstored", "messageNew")
+    webhooks.publish(event)
+    delivered(webhooks, event)
+
+    def throttled(self, data_record):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}},
+                          "UpdateItem")
+
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "_update_record", throttled)
+    request, key = {"since": since, "account": "acc-replay-unstored"}, {"Idempotency-Key": "unstored-" + event.id}
+
+    # When the replay request is sent, then retried with the same key
+    first = api.post("/v1/webhooks/replay", request, headers=key)
+    again = api.post("/v1/webhooks/replay", request, headers=key)
+    webhooks.run_until(lambda: len(receiver.requests) >= 2)
+    webhooks.run_for(1.5)
+
+    # Then the first is answered with its run, the retry is told the key is busy, and the event went out once more
+    assert first.status == 200 and first.json["replayed"] == 1, first.body
+    assert again.status == 409 and again.json["code"] == "IdempotencyKeyInUse"
     assert [r.webhook_id for r in receiver.requests] == [event.id, event.id]

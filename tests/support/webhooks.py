@@ -4,7 +4,8 @@ The ``webhooks`` fixture gives each test an empty events queue and dead-letter q
 a fast retry schedule (five 1 s steps) and a short attempt timeout, no settings cache, and
 helpers to configure settings through the API, publish events the way the watcher does
 (:class:`SqsEventSink`), and run the Lambda handler on what the queue hands out
-(:class:`local.dispatcher.QueuePoller`, which builds Lambda's SQS event). Whatever a test
+(:class:`local.dispatcher.QueuePoller`, which builds Lambda's SQS event), and the dead-letter
+recorder on what the dead-letter queue hands out. Whatever a test
 configured is switched off and drained afterwards, so no delivery leaks into the next test.
 """
 
@@ -86,6 +87,30 @@ class WebhookHarness:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             poller.poll_once()
+
+    def fail_until_dead_lettered(self, expected: int, timeout: float = 30.0) -> None:
+        """What SQS sees of a consumer that fails on every pass (DynamoDB or KMS down): receives
+        that never delete, until the queue's redrive policy has moved ``expected`` messages to
+        the dead-letter queue. Visibility 0 makes each receive count at once."""
+        deadline = time.monotonic() + timeout
+        while self.queue_counts(self.dlq_url)[0] < expected:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"fewer than {expected} messages dead-lettered within {timeout} s")
+            self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                     WaitTimeSeconds=0)
+
+    def dead_letter_poller(self) -> Any:
+        from app import record_webhook_dead_letters
+        from local.dispatcher import QueuePoller
+
+        return QueuePoller(record_webhook_dead_letters, queue_url=self.dlq_url, wait_seconds=0,
+                           function_name="record_webhook_dead_letters")
+
+    def record_dead_letters(self) -> None:
+        """Run the dead-letter recorder on what the dead-letter queue hands out until it hands out nothing."""
+        poller = self.dead_letter_poller()
+        while poller.poll_once():
+            pass
 
     def queue_counts(self, url: str | None = None) -> tuple[int, int]:
         attributes = self.sqs.get_queue_attributes(

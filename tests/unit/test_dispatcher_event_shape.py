@@ -65,3 +65,6 @@ def test_the_dispatcher_serves_every_sqs_handler_the_app_registers():
     webhooks = subscriptions["deliver_webhooks"]
     assert (webhooks.queue_name, webhooks.batch_size) == ("imapless-events.fifo", 10)
     assert webhooks.handler is app.deliver_webhooks
+    recorder = subscriptions["record_webhook_dead_letters"]
+    assert (recorder.queue_name, recorder.batch_size) == ("imapless-events-dlq.fifo", 10)
+    assert recorder.handler is app.record_webhook_dead_letters
