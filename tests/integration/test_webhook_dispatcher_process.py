@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
-from tests.support.dispatcher import dispatcher_process
+from tests.support.dispatcher import START_TIMEOUT_SECONDS, dispatcher_process
 from tests.support.webhook_receiver import ReceivedRequest, Reply, WebhookReceiver, verify_signature
 
 STOP_TIMEOUT_SECONDS = 10
