@@ -213,7 +213,7 @@ def api_route(blueprint: Blueprint, path: str, method: str, *, summary: str, tag
                     logger.warning("AWS unavailable", extra={"route": path, "method": method,
                                                              "error": type(exc).__name__})
                     return error_response(ServiceUnavailableError(
-                        "the service's storage did not answer; try again later"))
+                        "the service's storage, queue or key service did not answer; try again later"))
                 logger.exception("unhandled error", extra={"route": path, "method": method})
                 return error_response(ApiError("internal error; the request id is in the logs",
                                                code="InternalError", status=500))
