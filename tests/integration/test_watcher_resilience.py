@@ -88,8 +88,10 @@ def test_changes_made_while_stopped_are_emitted_exactly_once_after_restart(
     assert checkpoint_store.load_checkpoints(account).mailboxes == {}
 
 
-def test_dovecot_restarted_under_the_watcher_misses_nothing(api, test_pki, make_mail_user, events, prefix):
+def test_dovecot_restarted_under_the_watcher_misses_nothing(api, test_pki, make_mail_user, events, prefix,
+                                                            fault_table):
     # Given: an account on a Dovecot of its own, watched
+    started = time.monotonic()
     with Dovecot(test_pki) as server:
         user = make_mail_user()
         server.add_user(user.email, user.password)
@@ -109,6 +111,12 @@ def test_dovecot_restarted_under_the_watcher_misses_nothing(api, test_pki, make_
                             and subjects(events, account)["after outage"], timeout=20, what="both messages")
             time.sleep(1.0)
             events.poll()
+            # One row of the fault suite's table (tests/integration/test_fault_suite.py), counted by
+            # message: each subject is one message, so a message announced twice, under any id, counts.
+            fault_table.record("Dovecot restarted under the watcher", "Dovecot → watcher → SQS (by message)",
+                               ["before outage", "after outage"],
+                               [e.data.get("subject") for e in events.of(account, "messageNew")],
+                               time.monotonic() - started)
             assert subjects(events, account) == Counter({"before outage": 1, "after outage": 1})
             assert count_of(events, account, "connectError") <= 1
 
