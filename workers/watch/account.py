@@ -45,18 +45,13 @@ from dataclasses import fields
 from datetime import UTC, datetime
 
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
-from chalicelib.events.publisher import PublishError
-from chalicelib.imap.limits import RESPONSE_TOO_LARGE
-from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, WatchConnection
+from chalicelib.imap.watch import ConnectionLostError, WatchConnection
 from chalicelib.imap.watch_responses import Hints
 from chalicelib.incarnations import LEGACY
 from chalicelib.services import accounts as account_service
 from chalicelib.store import accounts as account_store
-from chalicelib.store.checkpoints import CheckpointConflictError
 from chalicelib.sync.account_state import LoginOutcome, last_error, transition_event
-from chalicelib.sync.reset_guard import UIDVALIDITY_UNSTABLE
 from chalicelib.sync.watch_plan import (
-    FailureKind,
     Finder,
     Health,
     Heard,
@@ -70,41 +65,8 @@ from chalicelib.sync.watch_plan import (
 )
 from workers.watch import logger
 from workers.watch.context import WatchContext
+from workers.watch.failures import RECOVERABLE, classify_failure
 from workers.watch.mailbox_sync import MailboxSync
-
-
-def sync_failure(exc: BaseException, *, unexpected: bool = False) -> LoginOutcome:
-    """What a failure after login says, as the account's syncError (code, message, the server's words)."""
-    if unexpected:
-        return LoginOutcome(ok=False, stage="sync", code="InternalError",
-                            message="the watcher could not process the server's answers")
-    if isinstance(exc, CommandFailedError):
-        return LoginOutcome(ok=False, stage="sync", code="CommandFailed", response=exc.server_response,
-                            message=str(exc))
-    if isinstance(exc, MailServerError):
-        return LoginOutcome(ok=False, stage="sync", code=exc.code, response=exc.server_response, message=exc.message)
-    return LoginOutcome(ok=False, stage="sync", code="ConnectionLost", message=str(exc)[:200])
-
-
-def _failure_kind(exc: BaseException, *, unexpected: bool) -> FailureKind:
-    if unexpected:
-        return "transient"
-    # A lease that moved (checkpoint conflict) or an events queue that failed says nothing
-    # about the account's server.
-    if isinstance(exc, (CheckpointConflictError, PublishError)):
-        return "not_the_server"
-    # An answer over a read cap (chalicelib/imap/limits.py) will be over it again on the next try.
-    if isinstance(exc, MailServerError) and exc.code == RESPONSE_TOO_LARGE:
-        return "over_read_cap"
-    # A UIDVALIDITY that keeps changing (chalicelib/sync/reset_guard.py) was already seen
-    # changing several times: it will change again on the next try too.
-    if isinstance(exc, MailServerError) and exc.code == UIDVALIDITY_UNSTABLE:
-        return "persistent"
-    return "transient"
-
-
-RECOVERABLE = (ConnectionLostError, CommandFailedError, MailServerError, PublishError, CheckpointConflictError,
-               OSError)
 
 
 class AccountWatch:
@@ -378,8 +340,8 @@ class AccountWatch:
         self.context.scheduler.watch_idle(self, listener)
 
     def _fail(self, exc: BaseException, *, unexpected: bool = False) -> None:
-        self.health, record_sync_error = self.health.failed(_failure_kind(exc, unexpected=unexpected),
-                                                            time.monotonic())
+        failure = classify_failure(exc, unexpected=unexpected)
+        self.health, record_sync_error = self.health.failed(failure.kind, time.monotonic())
         self._close()
         delay = reconnect_delay(self.health.failures, minimum=self.settings.watcher_reconnect_min_seconds,
                                 maximum=self.settings.watcher_reconnect_max_seconds)
@@ -389,7 +351,7 @@ class AccountWatch:
                                                               "detail": str(exc)[:200], "retry_in": round(delay, 2)})
         if record_sync_error:
             try:
-                self._record_login(sync_failure(exc, unexpected=unexpected))
+                self._record_login(failure.outcome)
             except Exception:  # noqa: BLE001 - the retry is scheduled; the next failure tries again
                 logger.exception("could not record the sync error", extra={"account": self.account})
 
