@@ -102,7 +102,7 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     reset = checkpoint is not None and checkpoint.uidvalidity != status.uidvalidity
     identities: dict[int, MessageIdentity] = {}
     strategy = snapshot_strategy(checkpoint, status.uidvalidity, status.highestmodseq,
-                                 qresync=connection.qresync, condstore=connection.condstore)
+                                 qresync=connection.capabilities.qresync, condstore=connection.capabilities.condstore)
     if reset and checkpoint is not None and not reset_allowed(checkpoint.resets, taken_at):
         # Refused before the whole folder is read: a server that changes UIDVALIDITY on every
         # session would otherwise cost a full read on every retry (the sync core refuses too).
@@ -190,13 +190,13 @@ def _uidnext_from_uids(checkpoint: MailboxCheckpoint | None, status: responses.M
 
 
 def _search_all(connection: WatchConnection) -> UidSet:
-    return responses.searched_uids(connection.command(b"UID SEARCH RETURN (ALL) ALL" if connection.esearch
+    return responses.searched_uids(connection.command(b"UID SEARCH RETURN (ALL) ALL" if connection.capabilities.esearch
                                                       else b"UID SEARCH ALL"))
 
 
 def _fetch_states(connection: WatchConnection, uids: UidSet) -> dict[int, responses.FetchedState]:
-    items = (b"(UID FLAGS" + (b" MODSEQ" if connection.condstore else b"")
-             + (b" X-GM-LABELS" if connection.gmail else b""))
+    items = (b"(UID FLAGS" + (b" MODSEQ" if connection.capabilities.condstore else b"")
+             + (b" X-GM-LABELS" if connection.capabilities.gmail else b""))
     states: dict[int, responses.FetchedState] = {}
     for chunk in _chunks(uids, FETCH_CHUNK_UIDS):
         states.update(responses.fetched_states(connection.command(b"UID FETCH " + chunk.to_imap().encode() + b" "
@@ -230,7 +230,7 @@ def _identity(internal_date: datetime | None, headers: bytes) -> MessageIdentity
 
 def _changed_since(connection: WatchConnection, modseq: int,
                    below: int | None = None) -> dict[int, responses.FetchedState]:
-    items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if connection.gmail else b"") + b")"
+    items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if connection.capabilities.gmail else b"") + b")"
     uids = b"1:%d" % (below - 1) if below is not None else b"1:*"
     return responses.fetched_states(connection.command(b"UID FETCH " + uids + b" " + items
                                                        + b" (CHANGEDSINCE %d)" % modseq))
@@ -245,7 +245,7 @@ def _fetch_summaries(connection: WatchConnection, uids: UidSet, changed: dict[in
     """
     content = None if content is None or content.empty else content
     header_item = {"header_item": content.header_item()} if content else {}
-    items = [*summary_items(connection, **header_item), *(["MODSEQ"] if connection.condstore else []),
+    items = [*summary_items(connection, **header_item), *(["MODSEQ"] if connection.capabilities.condstore else []),
              *(content.speculative_items() if content else [])]
     summaries: dict[int, MessageSummary] = {}
     for chunk in _chunks(uids, LISTING_CHUNK_UIDS):

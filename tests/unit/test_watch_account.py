@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from chalicelib.errors import AccountNotFoundError
+from chalicelib.imap.capabilities import Capabilities
 from chalicelib.imap.limits import ResponseTooLargeError
 from chalicelib.imap.watch import CommandFailedError
 from chalicelib.services import accounts as account_service
@@ -77,8 +78,7 @@ class ListSink:
 class FakeConnection:
     """A logged-in connection to a server without NOTIFY; nothing is ever read from it."""
 
-    notify = False
-    idle = True
+    capabilities = Capabilities(frozenset({"IDLE"}))
     idling = False
 
     def close(self) -> None:

@@ -263,12 +263,12 @@ class AccountWatch:
         self.user = credentials.imap.user
         self._record_login(LoginOutcome(ok=True, user=credentials.imap.user))
         self.folders.load()
-        self.idle_latency = IdleLatency(supported=listener.idle,
+        self.idle_latency = IdleLatency(supported=listener.capabilities.idle,
                                         reported_in_a_row=self.idle_latency.reported_in_a_row)
-        if listener.notify:
+        if listener.capabilities.notify:
             listener.set_notify()
         self.folders.catch_up(listener)
-        if not listener.notify or not listener.idle:
+        if not listener.capabilities.notify or not listener.capabilities.idle:
             self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
         # Every folder is current: the state leaves syncError here (a login alone does not),
         # unless the server went over a read cap: then a connection that holds says so (_do).
@@ -330,7 +330,7 @@ class AccountWatch:
                 self._pending = self._pending.merge(Wake(carried=True))
             return
         self.reissue_at = time.monotonic() + self.settings.watcher_idle_reissue_seconds
-        if not listener.idle:
+        if not listener.capabilities.idle:
             return  # a server without IDLE: the sweep and the re-issue timer do its work
         if listener.start_idle():
             with self._lock:
