@@ -74,6 +74,18 @@ class EventQueue:
                 raise AssertionError(f"timed out waiting for {what}; got {seen}")
             time.sleep(0.05)
 
+    def wait_for_event(self, account: str, kind: str, count: int = 1, timeout: float = 15.0) -> list[Event]:
+        """Wait until ``account`` has at least ``count`` events of ``kind``; returns those events."""
+        what = kind if count == 1 else f"{count} {kind}"
+        self.wait_for(lambda _: len(self.of(account, kind)) >= count, timeout=timeout, what=what)
+        return self.of(account, kind)
+
+    def settle(self, seconds: float = 1.5) -> None:
+        """Give the watcher ``seconds`` to publish what it should not (a duplicate from the next
+        sweep, a repeated state event), then collect it, so the test's counts can see it."""
+        time.sleep(seconds)
+        self.poll()
+
     def of(self, account: str, kind: str | None = None) -> list[Event]:
         return [e for e in self.events if e.account == account and (kind is None or e.event == kind)]
 
