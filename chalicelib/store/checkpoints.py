@@ -105,10 +105,11 @@ def _to_checkpoint(item: CheckpointItem, parts: dict[int, tuple[int, bytes]]) ->
         blob = join_parts(item.sets or b"", int(item.revision), count, parts)
     except TornCheckpointError as exc:
         raise CheckpointConflictError(f"checkpoint {item.path!r} is torn: {exc}") from None
-    uids, flags, labels = MailboxCheckpoint.decode_sets(blob)
+    sets = MailboxCheckpoint.decode_sets(blob)
     return MailboxCheckpoint(path=item.path, uidvalidity=int(item.uidvalidity), uidnext=int(item.uidnext),
                              highestmodseq=int(item.highestmodseq) if item.highestmodseq is not None else None,
-                             uids=uids, flags=flags, labels=labels, revision=int(item.revision))
+                             uids=sets.uids, flags=sets.flags, labels=sets.labels, revision=int(item.revision),
+                             known=sets.known, synced_at=sets.synced_at, resets=sets.resets)
 
 
 def load_checkpoints(account: str) -> AccountCheckpoints:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -86,9 +86,11 @@ class WatcherProcess:
     """``python -m tests.integration.watcher_harness`` with the test environment."""
 
     def __init__(self, queue: EventQueue, prefix: str, namespace: str, extra_env: dict[str, str] | None = None,
-                 fast: bool = True, record_aws_calls: bool = False):
-        """``fast``: the short test timings (benchmarks measure the production defaults).
-        ``record_aws_calls``: the process logs every AWS request it makes (see :meth:`aws_calls`)."""
+                 fast: bool = True, record_aws_calls: bool = False, extra_args: Sequence[str] = ()):
+        """``queue``: anything with the ``url`` of the queue to publish to.
+        ``fast``: the short test timings (benchmarks measure the production defaults).
+        ``record_aws_calls``: the process logs every AWS request it makes (see :meth:`aws_calls`).
+        ``extra_args``: more options of ``tests.integration.watcher_harness``."""
         self.log = Path(tempfile.mkstemp(prefix="watcher-", suffix=".log")[1])
         self.aws_call_log = (Path(tempfile.mkstemp(prefix="watcher-aws-", suffix=".log")[1]) if record_aws_calls
                              else None)
@@ -97,7 +99,7 @@ class WatcherProcess:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.watcher_harness", "--queue-url", queue.url,
-                 "--account-prefix", prefix, "--namespace", namespace, *recording],
+                 "--account-prefix", prefix, "--namespace", namespace, *recording, *extra_args],
                 cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self) -> int:

@@ -52,6 +52,7 @@ from chalicelib.services import accounts as account_service
 from chalicelib.store import accounts as account_store
 from chalicelib.store.checkpoints import CheckpointConflictError
 from chalicelib.sync.account_state import LoginOutcome, last_error, sync_error_due, transition_event
+from chalicelib.sync.reset_guard import UIDVALIDITY_UNSTABLE
 from chalicelib.sync.watch_plan import (
     Finder,
     Heard,
@@ -381,7 +382,10 @@ class AccountWatch:
         # such a server does not flap between authenticationSuccess and an error every retry.
         too_large = isinstance(exc, MailServerError) and exc.code == RESPONSE_TOO_LARGE
         self.capped = self.capped or too_large
-        if too_large or sync_error_due(self.sync_failures):
+        # A UIDVALIDITY that keeps changing (chalicelib/sync/reset_guard.py) was already
+        # seen changing several times: it will change again on the next try too.
+        unstable = isinstance(exc, MailServerError) and exc.code == UIDVALIDITY_UNSTABLE
+        if too_large or unstable or sync_error_due(self.sync_failures):
             try:
                 self._record_login(sync_failure(exc, unexpected=unexpected))
             except Exception:  # noqa: BLE001 - the retry is scheduled; the next failure tries again
