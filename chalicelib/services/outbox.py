@@ -51,8 +51,9 @@ Failure modes:
 - The synchronous first attempt of ``POST /submit`` has no entry while it runs (it is made
   only for what is left to retry): its steps after sending are the same idempotent,
   time-bounded ones (within the request budget), but an API Lambda stopped after the
-  server's ``250`` leaves no record to finish from, and a client retrying the request
-  (after its Idempotency-Key stopped blocking, 2 minutes) sends again.
+  server's ``250`` leaves no entry to finish them from. It does not send again on a retry
+  with the same Idempotency-Key: the acceptance is recorded on the key's record first
+  (:mod:`chalicelib.services.idempotency`); a retry without a key is a new request.
 """
 
 from __future__ import annotations
