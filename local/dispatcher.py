@@ -33,6 +33,8 @@ handler raises, nothing of that batch is deleted.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import threading
 import time
@@ -40,6 +42,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -55,10 +58,21 @@ FUNCTION_NAME = "deliver_webhooks"  # the default subscription (tests use it dir
 RECEIVE_WAIT_SECONDS = 1  # long-poll length: bounds how late a retry is picked up and how long a stop waits
 BATCH_SIZE = 10  # Lambda's FIFO maximum
 LAMBDA_TIMEOUT_SECONDS = 150  # .chalice/config.json gives the Lambda the same budget
+CHALICE_CONFIG = Path(__file__).resolve().parents[1] / ".chalice" / "config.json"
+CHALICE_DEFAULT_TIMEOUT_SECONDS = 60  # what Chalice gives a function the config names no timeout for
 ERROR_BACKOFF_SECONDS = 1.0
 IDLE_POLL_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@functools.cache
+def function_timeout_seconds(function_name: str) -> float:
+    """The Lambda timeout ``function_name`` gets on AWS (``.chalice/config.json``), so a local
+    handler that plans by its remaining time (the outbox consumer) plans as it would there."""
+    config = json.loads(CHALICE_CONFIG.read_text())
+    function = (config.get("lambda_functions") or {}).get(function_name) or {}
+    return float(function.get("lambda_timeout") or config.get("lambda_timeout") or CHALICE_DEFAULT_TIMEOUT_SECONDS)
 
 
 class LocalLambdaContext:
@@ -129,7 +143,8 @@ class QueuePoller:
     def handle(self, messages: Sequence[dict[str, Any]]) -> None:
         """Invoke the handler with one batch and delete what it did not report as failed."""
         response = self._handler(lambda_sqs_event(messages, self._queue_arn, self._region),
-                                 LocalLambdaContext(self.function_name))
+                                 LocalLambdaContext(self.function_name,
+                                                    function_timeout_seconds(self.function_name)))
         failed = {failure["itemIdentifier"] for failure in (response or {}).get("batchItemFailures", [])}
         done = [message for message in messages if message["MessageId"] not in failed]
         if done:

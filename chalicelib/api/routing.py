@@ -15,8 +15,10 @@ Parsing refuses bodies nested deeper than ``MAX_JSON_DEPTH`` before the parser r
 (:mod:`chalicelib.api.json_depth`).
 
 Invariant: a handler never sees raw input and never builds an error response itself;
-an unexpected exception becomes a 500 ``InternalError`` with the request id and no
-internals (the traceback goes to the log).
+AWS not answering (the store, queue or key service down or throttling, see
+:mod:`chalicelib.aws_outages`) becomes a 503 ``ServiceUnavailable``; any other unexpected
+exception becomes a 500 ``InternalError`` with the request id and no internals (the
+traceback goes to the log).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.api.json_depth import JsonTooDeepError, check_json_depth
-from chalicelib.errors import ApiError, InvalidJSONError, PayloadTooLargeError, ValidationError
+from chalicelib.aws_outages import is_aws_outage
+from chalicelib.errors import ApiError, InvalidJSONError, PayloadTooLargeError, ServiceUnavailableError, ValidationError
 from chalicelib.observability import logger
 from chalicelib.services import tokens
 from chalicelib.services.tokens import Principal
@@ -205,7 +208,12 @@ def api_route(blueprint: Blueprint, path: str, method: str, *, summary: str, tag
                 if exc.status >= 500:
                     logger.error("request failed", extra={"code": exc.code, "route": path})
                 return error_response(exc)
-            except Exception:  # noqa: BLE001 - last line of defence: JSON 500, never a stack trace
+            except Exception as exc:  # noqa: BLE001 - last line of defence: JSON 500, never a stack trace
+                if is_aws_outage(exc):
+                    logger.warning("AWS unavailable", extra={"route": path, "method": method,
+                                                             "error": type(exc).__name__})
+                    return error_response(ServiceUnavailableError(
+                        "the service's storage, queue or key service did not answer; try again later"))
                 logger.exception("unhandled error", extra={"route": path, "method": method})
                 return error_response(ApiError("internal error; the request id is in the logs",
                                                code="InternalError", status=500))

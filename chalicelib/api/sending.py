@@ -32,18 +32,27 @@ def _kept_when_unstored(dry_run: bool) -> Callable[[dict], dict | None]:
     return (lambda answer: None) if dry_run else (lambda answer: answer)
 
 
-def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer],
+OnSent = Callable[[SubmitAnswer], None]
+
+
+def _stored(answer: SubmitAnswer) -> dict:
+    return {"status": answer.status, "body": answer.body}
+
+
+def _submit_response(call: Call, operation: str, work: Callable[[OnSent], SubmitAnswer],
                      **identity: str) -> Response:
-    """Run ``work`` once per Idempotency-Key; the request's identity is its body plus ``identity``."""
+    """Run ``work`` once per Idempotency-Key; the request's identity is its body plus ``identity``.
+
+    ``work`` reports the SMTP server's acceptance (``on_sent``) to the key's record, so a retry
+    after this process died finds the message sent (:mod:`chalicelib.services.idempotency`)."""
     request = call.request
     key = request.headers.get(idempotency.HEADER) if request is not None else None
     # The JSON the client sent (already parsed once, so known to be valid): a retry sends the same.
     sent = json.loads(request.raw_body or b"{}") if request is not None else {}
     body: dict[str, Any] = {"request": sent, **identity}
 
-    def run() -> dict:
-        answer: SubmitAnswer = work()
-        return {"status": answer.status, "body": answer.body}
+    def run(done: idempotency.Done) -> dict:
+        return _stored(work(lambda sent: done(_stored(sent))))
 
     answer, replayed = idempotency.run_once(operation, call.params["account"], key, body, run,
                                             compact=_kept_when_unstored(call.body.dryRun))
@@ -55,15 +64,16 @@ def _submit_response(call: Call, operation: str, work: Callable[[], SubmitAnswer
            summary="Send a message, reply or forward (200 sent, 202 queued); honours Idempotency-Key",
            errors=SEND_ERRORS, also=(202,))
 def submit(call: Call) -> Response:
-    return _submit_response(call, "submit", lambda: sending.submit(call.params["account"], call.body))
+    return _submit_response(call, "submit", lambda on_sent: sending.submit(call.params["account"], call.body,
+                                                                            on_sent=on_sent))
 
 
 @api_route(blueprint, "/v1/account/{account}/message/{message}/submit", "POST", tag=TAG, body=DraftSubmitRequest,
            response=SubmitResponse, summary="Send an existing draft (200 sent, 202 queued)", errors=SEND_ERRORS,
            also=(202,))
 def submit_draft(call: Call) -> Response:
-    return _submit_response(call, "submit-draft", lambda: sending.submit_draft(
-        call.params["account"], call.params["message"], call.body), message=call.params["message"])
+    return _submit_response(call, "submit-draft", lambda on_sent: sending.submit_draft(
+        call.params["account"], call.params["message"], call.body, on_sent=on_sent), message=call.params["message"])
 
 
 def _bound_account(call: Call) -> str | None:

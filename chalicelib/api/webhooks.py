@@ -101,7 +101,7 @@ def replay(call: Call) -> Response:
     key = call.request.headers.get(idempotency.HEADER) if call.request is not None else None
     answer, replayed = idempotency.run_once(
         "webhooks.replay", request.account or "", key, request.model_dump(mode="json"),
-        lambda: webhook_recovery.replay(request).model_dump(mode="json", exclude_none=True))
+        lambda _done: webhook_recovery.replay(request).model_dump(mode="json", exclude_none=True))
     return json_response(ReplayResult.model_validate(answer), headers={idempotency.REPLAYED_HEADER: "true"}
                          if replayed else None)
 

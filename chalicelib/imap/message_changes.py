@@ -12,7 +12,8 @@ New UIDs come from the ``COPYUID`` response code (UIDPLUS), which the session's
 :meth:`~chalicelib.imap.session.ImapSession.transfer` collects for exactly its commands.
 
 APPEND returns the new UID from ``APPENDUID``; without UIDPLUS the message is found again
-by its Message-ID.
+by its Message-ID (:func:`find_by_message_id`, also how sending checks that a Sent copy
+from an interrupted earlier try is already there before it appends another).
 """
 
 from __future__ import annotations
@@ -173,6 +174,12 @@ def append(conn: ImapConnection, path: str, raw: bytes, *, flags: tuple[str, ...
     if message_id is None:
         return None, None
     # No UIDPLUS: look the message up again by its Message-ID (the newest match is ours).
+    return find_by_message_id(conn, path, message_id)
+
+
+def find_by_message_id(conn: ImapConnection, path: str, message_id: str) -> tuple[int | None, int | None]:
+    """(UIDVALIDITY, UID of the newest message of ``path`` whose Message-ID is ``message_id``
+    or None): UID SEARCH HEADER Message-ID, which Dovecot, Cyrus and Exchange all answer."""
     selected = select_mailbox(conn, path, readonly=True)
     token, utf8 = string_argument(message_id, "messageId")
     found = search_uids(conn, [b"HEADER", b"Message-ID", token], charset="UTF-8" if utf8 else None)

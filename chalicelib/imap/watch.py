@@ -70,8 +70,8 @@ class WatchConnection:
     def open(cls, server: MailServer, password: str) -> WatchConnection:
         connection = cls(connect(server, password))
         try:
-            if connection.condstore:
-                connection.command(b"ENABLE CONDSTORE" + (b" QRESYNC" if connection.qresync else b""))
+            if connection.capabilities.condstore:
+                connection.command(b"ENABLE CONDSTORE" + (b" QRESYNC" if connection.capabilities.qresync else b""))
         except BaseException:
             connection.close()
             raise
@@ -81,36 +81,12 @@ class WatchConnection:
     def capabilities(self) -> Capabilities:
         return self.session.capabilities
 
-    # Capability shorthands the snapshot and sync code branch on (computed, not stored:
-    # a watcher holds thousands of these objects).
-    @property
-    def condstore(self) -> bool:
-        return self.session.capabilities.condstore
-
-    @property
-    def qresync(self) -> bool:
-        return self.session.capabilities.qresync
-
-    @property
-    def notify(self) -> bool:
-        return self.session.capabilities.notify
-
-    @property
-    def idle(self) -> bool:
-        return self.session.capabilities.idle
-
-    @property
-    def gmail(self) -> bool:
-        return self.session.capabilities.gmail
-
+    # What the snapshot and sync code branch on is asked of ``capabilities`` (one place names
+    # them, chalicelib/imap/capabilities.py); the greeting is no capability:
     @property
     def courier(self) -> bool:
         """Courier-IMAP names itself in its greeting; it has no capability of its own to test."""
         return b"Courier-IMAP" in self.session.greeting
-
-    @property
-    def esearch(self) -> bool:
-        return self.session.capabilities.esearch
 
     @property
     def socket(self) -> socket.socket:
@@ -185,16 +161,16 @@ class WatchConnection:
 
     def status(self, path: str) -> MailboxStatus:
         # Without CONDSTORE, UNSEEN is the one flag change STATUS can show (read/unread).
-        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.condstore else b" UNSEEN")
+        items = b"MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ" if self.capabilities.condstore else b" UNSEEN")
         found = [r for r in self.command(b"STATUS " + encode_mailbox_name(path) + b" (" + items + b")")
                  if r.kind == "STATUS"]
         return responses.status_response(found[0])[1] if found else MailboxStatus()
 
     def examine(self, path: str, checkpoint: MailboxCheckpoint | None = None) -> list[Untagged]:
         line = b"EXAMINE " + encode_mailbox_name(path)
-        if self.qresync and checkpoint is not None and checkpoint.highestmodseq:
+        if self.capabilities.qresync and checkpoint is not None and checkpoint.highestmodseq:
             line += b" (QRESYNC (%d %d))" % (checkpoint.uidvalidity, checkpoint.highestmodseq)
-        elif self.condstore:
+        elif self.capabilities.condstore:
             line += b" (CONDSTORE)"
         self.selected = None
         found = self.command(line)

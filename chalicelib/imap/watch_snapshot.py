@@ -8,7 +8,10 @@ How a snapshot is taken (always ``EXAMINE``: read-only, so fetching never sets `
   changed flags and ``VANISHED (EARLIER)`` in one round trip;
 - CONDSTORE only: ``UID FETCH 1:* (FLAGS) (CHANGEDSINCE m)`` plus a UID search for expunges;
 - neither (Office 365): a UID search plus flags for the newest ``flags_window`` UIDs;
-- no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline);
+- no checkpoint or a new UIDVALIDITY: UID search plus flags of everything (baseline),
+  and the Message-ID and INTERNALDATE of the newest messages (the checkpoint remembers
+  them: :mod:`chalicelib.sync.known_messages`); after a new UIDVALIDITY, of every message,
+  and the ones that arrived since the last sync get a listing (they are announced);
 - HIGHESTMODSEQ lower than the checkpoint's (Dovecot after an index rebuild): UID search
   plus flags of everything compared with the checkpoint (a full flag resync), after which
   the lower value is stored.
@@ -36,7 +39,9 @@ Failure modes are the connection's (:class:`~chalicelib.imap.watch.ConnectionLos
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from chalicelib.imap import watch_responses as responses
@@ -44,10 +49,14 @@ from chalicelib.imap.message_content import ContentRequest, FetchedContent, Sect
 from chalicelib.imap.messages import MessageSummary, body_sections, summary_from_fetch, summary_items
 from chalicelib.imap.watch import CommandFailedError, WatchConnection
 from chalicelib.imap.wire import parse_fetch_response
+from chalicelib.mime.headers import parse_message_id
+from chalicelib.mime.tree import parse_headers_only
 from chalicelib.sync.checkpoint import MailboxCheckpoint, MessageState
-from chalicelib.sync.fetch_retries import plan_fetch_retries
+from chalicelib.sync.fetch_retries import FetchRetryPlan, plan_fetch_retries
+from chalicelib.sync.known_messages import MAX_REMEMBERED_MESSAGE_IDS, MessageIdentity, arrivals, message_id_digest
 from chalicelib.sync.passes import PassPlan, plan_pass
 from chalicelib.sync.reconcile import MailboxSnapshot
+from chalicelib.sync.reset_guard import UidValidityUnstableError, reset_allowed
 from chalicelib.sync.snapshot_strategy import snapshot_strategy
 from chalicelib.sync.uidset import UidSet
 
@@ -71,6 +80,8 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     ``fetch_attempts``: the previous pass's ``snapshot.fetch_attempts`` (new messages a FETCH
     did not return; :mod:`chalicelib.sync.fetch_retries`).
     """
+    # Read before the server is asked: anything that arrives later is not in this snapshot.
+    taken_at = int(time.time())
     examined = connection.examine(path, checkpoint)
     status = responses.select_status(examined)
     if connection.courier and (checkpoint is None or checkpoint.uidvalidity != status.uidvalidity):
@@ -88,13 +99,25 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     vanished = UidSet()
     plan = PassPlan(listed=UidSet())  # baselines and resets list nothing
     resync = False
+    reset = checkpoint is not None and checkpoint.uidvalidity != status.uidvalidity
+    identities: dict[int, MessageIdentity] = {}
     strategy = snapshot_strategy(checkpoint, status.uidvalidity, status.highestmodseq,
-                                 qresync=connection.qresync, condstore=connection.condstore)
+                                 qresync=connection.capabilities.qresync, condstore=connection.capabilities.condstore)
+    if reset and checkpoint is not None and not reset_allowed(checkpoint.resets, taken_at):
+        # Refused before the whole folder is read: a server that changes UIDVALIDITY on every
+        # session would otherwise cost a full read on every retry (the sync core refuses too).
+        raise UidValidityUnstableError(path, status.uidvalidity)
     if checkpoint is None or strategy == "baseline":
         present = _search_all(connection)
         if all_new:
             plan = plan_pass(present, limit, None)
         fetched = _fetch_states(connection, present - plan.deferred)
+        if reset:  # every message, to tell the ones that arrived since the last sync
+            assert checkpoint is not None
+            identities = _fetch_identities(connection, present)
+            plan = PassPlan(listed=UidSet(arrivals(checkpoint.known, checkpoint.synced_at, identities)))
+        elif not all_new:  # a first baseline: the newest, to be remembered
+            identities = _fetch_identities(connection, UidSet(sorted(present)[-MAX_REMEMBERED_MESSAGE_IDS:]))
     elif strategy == "flag_resync":
         # What EXAMINE (QRESYNC ...) already sent is ignored; expunges come from ``present``.
         resync = True
@@ -122,7 +145,12 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     summaries = _fetch_summaries(connection, plan.listed, changed, content)
     listings: dict[int, dict[str, Any]] = {uid: describe(path, status.uidvalidity, summary) if describe else {}
                                            for uid, summary in summaries.items()}
-    retries = plan_fetch_retries(plan.listed, UidSet(summaries), fetch_attempts or {})
+    for uid, summary in summaries.items():
+        identities[uid] = _identity(summary.internal_date, summary.headers)
+    # After a reset a new message the FETCH did not return is announced at once: a held
+    # pass would continue under the new UIDVALIDITY and take the known messages for new.
+    retries = (FetchRetryPlan(give_up=plan.listed - UidSet(summaries)) if reset
+               else plan_fetch_retries(plan.listed, UidSet(summaries), fetch_attempts or {}))
     for uid in retries.give_up:  # announced with what is known, never silently skipped
         changed.setdefault(uid, MessageState())
         listings[uid] = {"partial": True}
@@ -140,7 +168,8 @@ def take_snapshot(connection: WatchConnection, path: str, checkpoint: MailboxChe
     return plan.narrow(MailboxSnapshot(path=path, uidvalidity=status.uidvalidity, uidnext=uidnext,
                                        highestmodseq=highest, changed=changed, present=present,
                                        vanished=vanished, listings=listings, flags_resynced=resync,
-                                       fetch_attempts=retries.attempts))
+                                       fetch_attempts=retries.attempts, identities=identities,
+                                       taken_at=taken_at))
 
 
 def _uidnext_from_uids(checkpoint: MailboxCheckpoint | None, status: responses.MailboxStatus,
@@ -161,13 +190,13 @@ def _uidnext_from_uids(checkpoint: MailboxCheckpoint | None, status: responses.M
 
 
 def _search_all(connection: WatchConnection) -> UidSet:
-    return responses.searched_uids(connection.command(b"UID SEARCH RETURN (ALL) ALL" if connection.esearch
+    return responses.searched_uids(connection.command(b"UID SEARCH RETURN (ALL) ALL" if connection.capabilities.esearch
                                                       else b"UID SEARCH ALL"))
 
 
 def _fetch_states(connection: WatchConnection, uids: UidSet) -> dict[int, responses.FetchedState]:
-    items = (b"(UID FLAGS" + (b" MODSEQ" if connection.condstore else b"")
-             + (b" X-GM-LABELS" if connection.gmail else b""))
+    items = (b"(UID FLAGS" + (b" MODSEQ" if connection.capabilities.condstore else b"")
+             + (b" X-GM-LABELS" if connection.capabilities.gmail else b""))
     states: dict[int, responses.FetchedState] = {}
     for chunk in _chunks(uids, FETCH_CHUNK_UIDS):
         states.update(responses.fetched_states(connection.command(b"UID FETCH " + chunk.to_imap().encode() + b" "
@@ -175,9 +204,33 @@ def _fetch_states(connection: WatchConnection, uids: UidSet) -> dict[int, respon
     return states
 
 
+def _fetch_identities(connection: WatchConnection, uids: UidSet) -> dict[int, MessageIdentity]:
+    """Message-ID digest and INTERNALDATE of ``uids`` (about 100 octets a message)."""
+    identities: dict[int, MessageIdentity] = {}
+    for chunk in _chunks(uids, FETCH_CHUNK_UIDS):
+        found = connection.command(b"UID FETCH " + chunk.to_imap().encode()
+                                   + b" (UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])", fetching=chunk)
+        for response in found:
+            if response.kind != "FETCH":
+                continue
+            for item in parse_fetch_response(response.parts).values():
+                uid = item.get(b"UID")
+                if uid is None or uid not in chunk:
+                    continue
+                summary = summary_from_fetch(uid, item)
+                identities[uid] = _identity(summary.internal_date, summary.headers)
+    return identities
+
+
+def _identity(internal_date: datetime | None, headers: bytes) -> MessageIdentity:
+    message_id = parse_message_id(parse_headers_only(headers).get("message-id")) if headers else None
+    return MessageIdentity(digest=message_id_digest(message_id) if message_id else None,
+                           internal_date=int(internal_date.timestamp()) if internal_date is not None else None)
+
+
 def _changed_since(connection: WatchConnection, modseq: int,
                    below: int | None = None) -> dict[int, responses.FetchedState]:
-    items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if connection.gmail else b"") + b")"
+    items = b"(UID FLAGS MODSEQ" + (b" X-GM-LABELS" if connection.capabilities.gmail else b"") + b")"
     uids = b"1:%d" % (below - 1) if below is not None else b"1:*"
     return responses.fetched_states(connection.command(b"UID FETCH " + uids + b" " + items
                                                        + b" (CHANGEDSINCE %d)" % modseq))
@@ -192,7 +245,7 @@ def _fetch_summaries(connection: WatchConnection, uids: UidSet, changed: dict[in
     """
     content = None if content is None or content.empty else content
     header_item = {"header_item": content.header_item()} if content else {}
-    items = [*summary_items(connection, **header_item), *(["MODSEQ"] if connection.condstore else []),
+    items = [*summary_items(connection, **header_item), *(["MODSEQ"] if connection.capabilities.condstore else []),
              *(content.speculative_items() if content else [])]
     summaries: dict[int, MessageSummary] = {}
     for chunk in _chunks(uids, LISTING_CHUNK_UIDS):

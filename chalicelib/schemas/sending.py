@@ -186,6 +186,8 @@ class OutboxEntryOut(OutputModel):
     deliveryAttempts: int
     lastError: OutboxErrorOut | None = None
     response: str | None = None
+    # Steps after sending that did not succeed (no Sent copy, ...): the message was sent.
+    warnings: list[str] | None = None
 
 
 class OutboxList(OutputModel):

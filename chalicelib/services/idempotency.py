@@ -13,7 +13,8 @@ The request body is hashed separately and checked on every reuse::
     same key, same body, first done        ──▶ the stored answer (header Idempotent-Replayed: true)
     same key, same body, first still busy  ──▶ 409 IdempotencyKeyInUse (retry later)
     same key, other body                   ──▶ 422 IdempotencyKeyReused
-    the work raised (an error answer)      ──▶ record deleted: a retry runs again
+    the work raised before it acted        ──▶ record deleted: a retry runs again (an error answer)
+    the work acted (``done``), then died   ──▶ the answer it recorded when it acted (below)
 
 An answer larger than a record may hold (a dry run with a large attachment) is stored in
 compressed parts beside its record (:mod:`chalicelib.store.answer_parts`), so a replay
@@ -46,9 +47,39 @@ the record is left so that a retry does not act again::
     a replay whose parts cannot be read                 503 IdempotencyStoreUnavailable ("retry":
                                                         the record stays COMPLETED)
 
-The one window left: a store that refuses both writes after the work, then recovers,
-and a retry after INPROGRESS expired. Closing it would need a write, which is exactly what
-such a store refuses.
+Work that acts outside before it ends (a send: the SMTP server takes the message, then the
+Sent copy and flags follow) says so the moment it has acted, with the answer a retry should
+get if it never finishes (``done(answer)``, see :func:`run_once`). That answer is written
+at once as the record's COMPLETED answer, and the full answer overwrites it at the end::
+
+    INPROGRESS ──▶ work acts (SMTP 250) ──▶ COMPLETED {compact answer} ──▶ steps ──▶ COMPLETED {answer}
+                                             │
+        the process dies here (a Lambda      └─▶ a retry, at any time: the compact answer, replayed
+        timeout, SIGKILL)                        (200 with a warning that the steps may not have run)
+
+Why COMPLETED at once rather than a mark on the INPROGRESS record: Powertools takes over an
+INPROGRESS record whose ``in_progress_expiration`` has passed (its conditional put accepts
+``status = INPROGRESS AND in_progress_expiration < now``) and runs the work again; a mark
+beside it would need our own read before every Powertools run, and a race between that read
+and Powertools' put. A COMPLETED record is never taken over before ``expiration`` (the
+key's TTL), so the guarantee is Powertools' own condition, and a replay is its ordinary
+path: no extra read on any request, and one write on a request that acts. That write is
+Powertools' own ``save_success`` (the UpdateItem it makes at the end) through the
+persistence layer this module already owns, not a second writer in :mod:`chalicelib.store`:
+the record's attributes, JSON encoding and payload hash are Powertools' layout, and one
+writer keeps them consistent. It is unconditional, like Powertools' write at the end: the
+only other writer of the record would be a request that took over an expired INPROGRESS
+record, which cannot happen while ours runs (a request ends within
+``api_request_budget_seconds``, well under :data:`IN_PROGRESS_SECONDS`). If it fails, the
+work goes on; only then does the old window stay open (a retry after the process died and
+INPROGRESS expired acts again). A retry *while* the steps run gets the compact answer too
+(it says what is true: the message went out), not 409. Work that raises after ``done``
+answers with its ``done`` answer instead of the error (Powertools would delete the record,
+and a retry would act again).
+
+The one window left without ``done``: a store that refuses both writes after the work, then
+recovers, and a retry after INPROGRESS expired. Closing it would need a write, which is
+exactly what such a store refuses.
 
 An INPROGRESS record left by a crashed request stops blocking its key after
 :data:`IN_PROGRESS_SECONDS` (longer than any request may run), so a client retrying
@@ -102,6 +133,9 @@ REPLAY_MARKER = "_idempotentReplay"
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 Answer = dict[str, Any]
+# The work calls it the moment it has acted outside, with the answer a retry gets if the work
+# never finishes (see the module docstring).
+Done = Callable[[Answer], None]
 
 
 def _mark_replay(response: Any, idempotent_data: DataRecord) -> Any:
@@ -137,16 +171,35 @@ class _Outcome:
 
     answer: Answer | None = None
     error: BaseException | None = None
+    done: Answer | None = None  # what the work said it had done, before it ended
 
-    def track(self, work: Callable[[], Answer]) -> Callable[[], Answer]:
+    def track(self, work: Callable[[Done], Answer], done: Done) -> Callable[[], Answer]:
         def tracked() -> Answer:
             try:
-                self.answer = work()
+                self.answer = work(done)
+            except Exception as exc:
+                if self.done is None:
+                    self.error = exc
+                    raise
+                # It acted outside: its answer is what it did, never an error a retry would redo.
+                _log_failure("the work failed after it had acted; answering with what it did", exc)
+                self.answer = self.done
             except BaseException as exc:
                 self.error = exc
                 raise
             return self.answer
         return tracked
+
+    def recorder(self, store: DynamoDBPersistenceLayer, request: dict[str, Any]) -> Done:
+        def done(answer: Answer) -> None:
+            self.done = answer
+            try:
+                # COMPLETED now, inline (a compact answer, no parts); the full answer overwrites it.
+                store.save_success(data=request, result=answer)
+            except Exception as exc:  # noqa: BLE001 - the work goes on; only the crash window stays open
+                _log_failure("what an Idempotency-Key request did could not be recorded", exc,
+                             operation=request["operation"], inProgressSeconds=IN_PROGRESS_SECONDS)
+        return done
 
 
 @functools.lru_cache(maxsize=1)
@@ -206,6 +259,10 @@ def _unchanged(answer: Answer) -> Answer | None:
     return answer
 
 
+def _nothing_to_record(answer: Answer) -> None:
+    """Without a key a retry is a new request: there is nothing to record."""
+
+
 def reset() -> None:
     _config.cache_clear()
     _client.cache_clear()
@@ -229,16 +286,20 @@ def _account_scope(account: str) -> str:
         return account
 
 
-def run_once(operation: str, account: str, key: str | None, body: Any, work: Callable[[], Answer], *,
+def run_once(operation: str, account: str, key: str | None, body: Any, work: Callable[[Done], Answer], *,
              compact: Callable[[Answer], Answer | None] = _unchanged) -> tuple[Answer, bool]:
-    """``work()``'s answer, computed once per key; returns (answer, replayed).
+    """``work(done)``'s answer, computed once per key; returns (answer, replayed).
 
-    ``compact(answer)`` is what to keep when the answer itself cannot be stored: a small
-    answer that still tells a retry what was done, or None when the work changed nothing
-    outside (a retry may run it again). It is stored in the record itself, never in parts.
+    ``work`` calls ``done(answer)`` the moment it has acted outside (work that only reads
+    never calls it): a small answer saying what it did, recorded as the key's answer at
+    once so that a retry never acts again, even after this process died (see the module
+    docstring). ``compact(answer)`` is what to keep when the answer itself cannot be
+    stored: a small answer that still tells a retry what was done, or None when the work
+    changed nothing outside (a retry may run it again). Both are stored in the record
+    itself, never in parts.
     """
     if key is None:
-        return work(), False
+        return work(_nothing_to_record), False
     if not _KEY.match(key):
         raise ValidationError("Idempotency-Key must be 1-255 printable ASCII characters",
                               details={"headers.Idempotency-Key": "invalid"})
@@ -246,7 +307,8 @@ def run_once(operation: str, account: str, key: str | None, body: Any, work: Cal
     request = {"operation": operation, "account": scope, "key": key, "bodyHash": body_hash(body)}
     store, outcome = _persistence(scope), _Outcome()
     try:
-        answer = _idempotent_run(scope, store)(request=request, work=outcome.track(work))
+        answer = _idempotent_run(scope, store)(request=request,
+                                               work=outcome.track(work, outcome.recorder(store, request)))
     except IdempotencyAlreadyInProgressError:
         raise ConflictError("a request with this Idempotency-Key is still being processed; retry shortly",
                             code="IdempotencyKeyInUse") from None

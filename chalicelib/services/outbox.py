@@ -9,23 +9,51 @@ Process layout::
         its account gone, being deleted or
           re-created (another incarnation) ──────▶ cancel the entry, drop the message (no events)
         not due yet (sendAt, backoff > 15 min) ──▶ re-enqueue with min(remaining, 900 s) delay
-        claim (conditional: queued -> sending) ──▶ send_attempts.attempt
-             sent / failed ──▶ finish (final; content deleted)
-             queued ─────────▶ finish (next attempt time) + re-enqueue with the backoff delay
+        claim (conditional: queued -> sending,
+               or sending whose lease expired)
+          no smtpAccepted ──▶ send_attempts.attempt
+               server took it ──▶ smtpAccepted written (the durable "sent" mark), then the
+                                  steps after sending (Sent copy, flag, draft), then finish
+               sent / failed ──▶ finish (final; content deleted)
+               queued ─────────▶ finish (next attempt time) + re-enqueue with the backoff delay
+          smtpAccepted ──▶ the steps it still lists (never SMTP again), then finish
+          smtpAccepted, 2 workers died in the steps ──▶ finish sent, the steps as warnings
+
+(the decisions alone, as tables: :mod:`chalicelib.services.outbox_plan`)
 
 Why the entry and not the queue is the truth: SQS standard queues deliver at least once
 and delay at most 15 minutes. A duplicate message finds the entry already claimed or
 final and is dropped; a schedule further out than 15 minutes hops through the queue.
 
 Failure modes:
-- A worker dies while sending: the entry stays ``sending`` until its lease expires; the
-  SQS message reappears after the visibility timeout (360 s > lease) and the next worker
-  re-claims it. If the server had already taken the message, it is sent twice (inherent
-  to SMTP without a transaction id; RFC 5321 6.1 accepts duplicates over losses).
+- A worker dies (the Lambda timeout, an out-of-memory kill) after the server accepted the
+  message: ``smtpAccepted`` is already on the entry, written before any step after sending.
+  The entry stays ``sending`` until its lease expires; the SQS message reappears after the
+  visibility timeout (720 s > lease) and the next worker re-claims the entry, sees the
+  acceptance and only finishes the steps it lists: the Sent copy is first looked up by
+  Message-ID, so an APPEND that landed without its answer is not repeated
+  (:mod:`chalicelib.services.after_send`). The entry ends ``sent``. If a second worker dies
+  in those steps too, the third gives them up (``warnings`` on the entry) instead of
+  cycling until the dead-letter queue.
+- A worker dies between the server's final ``250`` and the ``smtpAccepted`` write (one
+  DynamoDB UpdateItem, milliseconds), or that write fails: the next worker cannot know the
+  server took the message and sends it again. This window is inherent: SMTP has no
+  transaction id to ask the server about (RFC 5321 6.1 accepts duplicates over losses).
+  A worker dying before the final ``250`` also leads to a resend, which is what a lost
+  connection at that point means in SMTP anyway.
+- A worker dies before the server accepted: the entry stays ``sending`` until its lease
+  expires and the next worker makes the attempt again (the same attempt number, so the
+  same event ids).
 - SQS refuses the enqueue of a first attempt: the entry is marked failed and the API
   answers 503, so nothing is left waiting for a message that will never come.
 - A record that raises in the consumer is reported in ``batchItemFailures`` and retried by
   SQS; after 5 receives it goes to the dead-letter queue.
+- The synchronous first attempt of ``POST /submit`` has no entry while it runs (it is made
+  only for what is left to retry): its steps after sending are the same idempotent,
+  time-bounded ones (within the request budget), but an API Lambda stopped after the
+  server's ``250`` leaves no entry to finish them from. It does not send again on a retry
+  with the same Idempotency-Key: the acceptance is recorded on the key's record first
+  (:mod:`chalicelib.services.idempotency`); a retry without a key is a new request.
 """
 
 from __future__ import annotations
@@ -34,7 +62,10 @@ import base64
 import functools
 import json
 import math
+import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -43,8 +74,9 @@ import boto3
 from chalicelib.errors import AccountNotFoundError, ConflictError, NotFoundError, ServiceUnavailableError
 from chalicelib.observability import logger
 from chalicelib.schemas.sending import EnvelopeOut, OutboxEntryOut, OutboxErrorOut, OutboxState
-from chalicelib.services import accounts
-from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
+from chalicelib.services import accounts, outbox_plan
+from chalicelib.services.after_send import Acceptance
+from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt, complete
 from chalicelib.settings import get_settings
 from chalicelib.smtp.compose import Envelope
 from chalicelib.store import outbox as outbox_store
@@ -56,8 +88,20 @@ OUTBOX_QUEUE = "outbox"
 # failed invocation then means exactly one failed record.
 BATCH_SIZE = 1
 MAX_SQS_DELAY_SECONDS = 900
-SEND_LEASE = timedelta(seconds=300)  # below the queue's 360 s visibility timeout
-EARLY_TOLERANCE = timedelta(seconds=1)
+# The timing of one send, in the order each must hold (tests/unit/test_outbox_timing.py):
+#   deliver_outbox's lambda_timeout (.chalice/config.json)   120 s: an SMTP attempt (connect
+#        10 s + one command answer 20 s each, a few seconds when the server is well), then the
+#        steps after sending in what is left (work_deadline), then the DynamoDB writes
+#   < SEND_LEASE                                             300 s: a live worker never loses
+#        its lease, so no second worker can claim (and send) while the first still runs
+#   < the outbox queue's VisibilityTimeout (template.yaml)  720 s: 6x the function timeout (AWS's
+#        advice for SQS event sources); a message redelivered after a worker died finds the
+#        lease expired and is claimed at once
+SEND_LEASE = timedelta(seconds=300)
+# Kept back from the Lambda's remaining time for the finish write, the events and the re-enqueue.
+FINISH_RESERVE_SECONDS = 10.0
+# Without a Lambda context (tests, scripts): what the 120 s function has less the reserve.
+LOCAL_WORK_SECONDS = 110.0
 
 
 class OutboxEntryNotFoundError(NotFoundError):
@@ -156,35 +200,83 @@ def _owner(entry: OutboxEntry) -> StoredAccount | None:
     return stored if stored.incarnation == entry.incarnation else None
 
 
-def process_message(queue_id: str, *, now: datetime | None = None) -> str:
-    """Run one queue message; returns what happened (for logs and tests)."""
+def _recorder(queue_id: str, token: str) -> Callable[[Acceptance], None]:
+    """Writes an acceptance (and later its progress) to the entry, under the lease."""
+
+    def record(acceptance: Acceptance) -> None:
+        try:
+            if outbox_store.record_acceptance(queue_id, token, acceptance.to_record()) is None:
+                logger.warning("outbox lease lost before the acceptance was recorded", extra={"queueId": queue_id})
+        except Exception:  # noqa: BLE001 - the message is out: finish the steps; the finish write retries it
+            logger.exception("could not record the SMTP acceptance", extra={"queueId": queue_id})
+
+    return record
+
+
+def work_deadline(context: Any = None) -> float:
+    """When (``time.monotonic()``) this invocation must be done sending and finishing the steps
+    after it: the Lambda's remaining time (the local dispatcher's context plays the same
+    timeout) less :data:`FINISH_RESERVE_SECONDS`; without a context, :data:`LOCAL_WORK_SECONDS`.
+    What is not done by then is reported as a warning, or finished by the next worker if this
+    one is killed."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    seconds = LOCAL_WORK_SECONDS if remaining is None else remaining() / 1000 - FINISH_RESERVE_SECONDS
+    return time.monotonic() + max(0.0, seconds)
+
+
+def process_message(queue_id: str, *, now: datetime | None = None, context: Any = None) -> str:
+    """Run one queue message; returns what happened (for logs and tests).
+
+    ``context``: the Lambda context, whose remaining time bounds the steps after sending.
+    """
     now = now or datetime.now(UTC)
     try:
         entry = outbox_store.get_entry(queue_id)
     except OutboxEntryNotFound:
         return "missing"
-    if entry.state in outbox_store.FINAL_STATES:
+    owner = None if entry.state in outbox_plan.FINAL_STATES else _owner(entry)
+    action = outbox_plan.before_claim(entry.state, owner_current=owner is not None, due=entry.next_attempt_at,
+                                      now=now)
+    if action == "drop":
         return entry.state
-    owner = _owner(entry)
-    if owner is None:
+    if action == "orphaned":
         # Never through whoever holds the id now, and no events: they would reach that
         # account's webhooks with the old account's envelope.
         if outbox_store.cancel(queue_id) is not None:
             outbox_store.delete_content(queue_id)
         return "orphaned"
-    if entry.state == "queued" and entry.next_attempt_at > now + EARLY_TOLERANCE:
+    if action == "reschedule":
         _send_to_queue(queue_id, entry.next_attempt_at, now)
         return "rescheduled"
     token = uuid.uuid4().hex
     claimed = outbox_store.claim(queue_id, token, now, SEND_LEASE)
     if claimed is None:
         return "busy"
-    outcome = attempt(_job_from_entry(claimed, outbox_store.read_content(queue_id)), now=now, account=owner)
+    job = _job_from_entry(claimed, outbox_store.read_content(queue_id))
+    accepted = Acceptance.from_record(claimed.smtp_accepted) if claimed.smtp_accepted else None
+    record = _recorder(queue_id, token)
+    deadline = work_deadline(context)
+    match outbox_plan.after_claim(accepted):
+        case "send":
+            outcome = attempt(job, now=now, account=owner, on_accepted=record, deadline=deadline)
+        case "resume":
+            assert accepted is not None
+            # An earlier worker died after the server took the message: finish its steps only.
+            accepted = replace(accepted, runs=accepted.runs + 1)
+            record(accepted)
+            logger.warning("finishing the steps after sending of a worker that died",
+                           extra={"queueId": queue_id, "steps": list(accepted.steps), "run": accepted.runs})
+            outcome = complete(job, accepted, now=now, deadline=deadline, on_progress=record)
+        case "give-up":
+            assert accepted is not None
+            logger.warning("giving up the steps after sending", extra={"queueId": queue_id,
+                                                                      "steps": list(accepted.steps)})
+            outcome = complete(job, accepted, now=now, give_up_steps=True)
     finished = outbox_store.finish_attempt(
         queue_id, token, state=outcome.state, attempts_made=outcome.job.attempts_made,
         pending=list(outcome.job.envelope.recipients), next_attempt_at=outcome.next_attempt_at,
         last_error=_error_record(outcome, now), response=outcome.result.response if outcome.result else None,
-        options=_options(outcome.job))
+        options=_options(outcome.job), warnings=outcome.warnings)
     if finished is None:
         logger.warning("outbox lease lost during an attempt", extra={"queueId": queue_id})
         return "lease-lost"
@@ -205,7 +297,7 @@ def handle_outbox_batch(event: dict[str, Any], context: Any = None) -> dict[str,
     for record in event.get("Records", []):
         try:
             queue_id = json.loads(record["body"])["queueId"]
-            result = process_message(queue_id)
+            result = process_message(queue_id, context=context)
             logger.info("outbox message processed", extra={"queueId": queue_id, "result": result})
         except Exception:  # noqa: BLE001 - one bad record must not fail its batch neighbours
             logger.exception("outbox message failed", extra={"messageId": record.get("messageId")})
@@ -254,7 +346,8 @@ def entry_out(entry: OutboxEntry) -> OutboxEntryOut:
         state=cast(OutboxState, entry.state), created=entry.created_at, sendAt=entry.send_at,
         nextAttempt=entry.next_attempt_at if entry.state == "queued" else None,
         attemptsMade=entry.attempts_made, deliveryAttempts=entry.delivery_attempts,
-        lastError=OutboxErrorOut.model_validate(error) if error else None, response=entry.response)
+        lastError=OutboxErrorOut.model_validate(error) if error else None, response=entry.response,
+        warnings=entry.warnings or None)
 
 
 def _of_current_incarnation(account: str, entries: list[OutboxEntry]) -> list[OutboxEntry]:

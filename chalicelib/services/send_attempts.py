@@ -19,14 +19,19 @@ crash yields the same ids and consumers dedupe. Publishing is best effort here: 
 message has already gone out, and failing the request (or retrying the send) because
 the event queue hiccuped would be worse than a missing webhook; the failure is logged.
 
-Steps after sending (Sent copy, flags, draft removal) never turn a sent message into a
-failure: each problem becomes a ``warnings`` entry and a log line.
+Steps after sending (Sent copy, flags, draft removal; :mod:`chalicelib.services.after_send`)
+never turn a sent message into a failure: each problem becomes a ``warnings`` entry and a
+log line. The caller learns of the server's acceptance before any of them runs
+(``on_accepted``), so the outbox can record it durably; a later worker that finds it
+recorded calls :func:`complete`, never :func:`attempt`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,9 +43,9 @@ from chalicelib.events.publisher import EventSink, SqsEventSink
 from chalicelib.incarnations import LEGACY, scoped
 from chalicelib.observability import logger
 from chalicelib.security.transport import MailServer
-from chalicelib.services import accounts, sent_mail
+from chalicelib.services import accounts, after_send
+from chalicelib.services.after_send import Acceptance
 from chalicelib.settings import get_settings
-from chalicelib.smtp import providers
 from chalicelib.smtp.compose import Envelope
 from chalicelib.smtp.delivery import DeliveryFailure, DeliveryResult, deliver
 from chalicelib.smtp.pool import SmtpLogin
@@ -116,31 +121,6 @@ def _failure_events(job: SendJob, failure: DeliveryFailure, attempt: int, next_a
     return events
 
 
-def _after_send(job: SendJob, smtp_host: str) -> tuple[dict[str, Any] | None, list[str]]:
-    sent_message = None
-    warnings: list[str] = []
-    wants_copy = job.copy if job.copy is not None else not providers.stores_sent_copy(smtp_host)
-    if wants_copy:
-        try:
-            sent_message = sent_mail.store_sent_copy(job.account, job.sent_copy_prefix + job.raw, job.message_id)
-        except Exception as exc:  # noqa: BLE001 - reported as a warning, never as a send failure
-            logger.warning("could not store the Sent copy", extra={"queueId": job.queue_id, "error": repr(exc)})
-            warnings.append(f"the message was sent but not copied to the Sent folder: {sent_mail.describe(exc)}")
-    if job.reference:
-        try:
-            sent_mail.flag_original(job.account, job.reference["message"], job.reference["action"])
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("could not flag the original", extra={"queueId": job.queue_id, "error": repr(exc)})
-            warnings.append(f"the message was sent but the original was not flagged: {sent_mail.describe(exc)}")
-    if job.draft and job.draft.get("delete"):
-        try:
-            sent_mail.delete_draft(job.account, job.draft["message"])
-        except Exception as exc:  # noqa: BLE001
-            logger.warning("could not remove the draft", extra={"queueId": job.queue_id, "error": repr(exc)})
-            warnings.append(f"the message was sent but the draft was not removed: {sent_mail.describe(exc)}")
-    return sent_message, warnings
-
-
 def smtp_login(account_id: str, stored: StoredAccount) -> SmtpLogin:
     """The account's submission login; the password is decrypted only if a new session is opened."""
     if not stored.smtp:
@@ -183,10 +163,16 @@ def _next_attempt_at(job: SendJob, failed_attempts: int, now: datetime) -> datet
     return now + timedelta(seconds=delay)
 
 
-def attempt(job: SendJob, *, now: datetime | None = None, account: StoredAccount | None = None) -> AttemptOutcome:
+def attempt(job: SendJob, *, now: datetime | None = None, account: StoredAccount | None = None,
+            on_accepted: Callable[[Acceptance], None] | None = None,
+            deadline: float | None = None) -> AttemptOutcome:
     """Try to deliver ``job`` once; see the module docstring for what each outcome triggers.
 
     ``account`` is the account record when the caller has just read it (saves a read).
+    ``on_accepted`` is called the moment the server has taken the message, before any step
+    after sending (the outbox makes it durable there). ``deadline`` (``time.monotonic()``)
+    bounds those steps: what the SMTP exchange left of the caller's time, so a request or a
+    Lambda is not cut off in the middle of them (default: the API request budget from now).
     """
     now = now or datetime.now(UTC)
     number = job.attempts_made + 1
@@ -200,8 +186,33 @@ def attempt(job: SendJob, *, now: datetime | None = None, account: StoredAccount
         logger.info("delivery attempt failed", extra={"queueId": job.queue_id, "attempt": number,
                                                       "code": failure.code, "temporary": failure.temporary})
         return AttemptOutcome("queued" if next_at else "failed", tried, failure=failure, next_attempt_at=next_at)
+    acceptance = after_send.Acceptance.of(number, result, now, after_send.steps_for(job, login.host))
+    if on_accepted is not None:
+        on_accepted(acceptance)
+    return complete(job, acceptance, now=now, deadline=deadline, on_progress=on_accepted)
 
-    sent_message, warnings = (None, []) if job.after_send_done else _after_send(job, login.host)
+
+def complete(job: SendJob, acceptance: Acceptance, *, now: datetime | None = None,
+             deadline: float | None = None, on_progress: Callable[[Acceptance], None] | None = None,
+             give_up_steps: bool = False) -> AttemptOutcome:
+    """What follows an acceptance: the steps after sending, events, the deferred recipients.
+
+    Runs right after the server took the message, or in a later worker that found the
+    acceptance recorded (the earlier one died); the attempt number, and so the event ids,
+    come from the acceptance, so a replay yields the same ids. ``give_up_steps``: report
+    the steps left as warnings instead of running them (:data:`after_send.MAX_RUNS`).
+    """
+    now = now or datetime.now(UTC)
+    number = acceptance.attempt
+    tried = replace(job, attempts_made=number)
+    result = acceptance.result()
+    if give_up_steps:
+        warnings = after_send.abandoned(acceptance)
+    else:
+        budget = (deadline - time.monotonic() if deadline is not None
+                  else get_settings().api_request_budget_seconds)
+        acceptance, warnings = after_send.run_steps(job, acceptance, budget_seconds=budget, on_progress=on_progress)
+    sent_message = acceptance.sent_message
     tried = replace(tried, after_send_done=True)
     data: dict[str, Any] = {"response": result.response, "envelope": _envelope_data(job, result.accepted),
                             "attempt": number}

@@ -12,12 +12,19 @@
 The first attempt runs inside the request because that is what a user's mail client
 does, and it is the fastest path (a warm process reuses its SMTP session); only what
 cannot go out now goes through the queue.
+
+``on_sent`` gets :func:`accepted_answer` the moment the SMTP server takes the message,
+before the Sent copy and the other steps: the answer a retry gets if this process dies
+during them (the API records it on the request's Idempotency-Key,
+:mod:`chalicelib.services.idempotency`).
 """
 
 from __future__ import annotations
 
 import mimetypes
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,17 +34,21 @@ from chalicelib.mime.decode import html_to_text
 from chalicelib.mime.headers import decode_header_value, parse_address_list
 from chalicelib.schemas.sending import DeliveryOptions, DraftSubmitRequest, SendAddress, SendAttachment, SubmitRequest
 from chalicelib.services import accounts, outbox, sent_mail
+from chalicelib.services.after_send import Acceptance
 from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
 from chalicelib.settings import get_settings
 from chalicelib.smtp import replies
 from chalicelib.smtp.addresses import Mailbox
 from chalicelib.smtp.compose import AttachmentSpec, ComposedMessage, ComposeError, OutgoingMessage, compose
-from chalicelib.smtp.delivery import DeliveryFailure
+from chalicelib.smtp.delivery import DeliveryFailure, DeliveryResult
 from chalicelib.smtp.drafts import prepare_draft, split_message
 from chalicelib.store.accounts import StoredAccount
 
 QUEUED_RESPONSE = "Queued for delivery"
 DRY_RUN_RESPONSE = "Dry run: the message was not sent"
+STEPS_UNKNOWN_WARNING = ("the message was sent; this answer was recorded when the SMTP server accepted it, and the "
+                         "steps after sending (Sent copy, flags, draft removal, queueing deferred recipients) may "
+                         "not have completed")
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 
 
@@ -159,25 +170,55 @@ def _answer_for(outcome: AttemptOutcome, composed: ComposedMessage, queue_id: st
     if outcome.result is None:  # nothing went out yet: the whole message waits in the outbox
         outbox.enqueue_after_attempt(outcome, composed.envelope.recipients)
         return SubmitAnswer(202, {**base, "response": QUEUED_RESPONSE, "envelope": _envelope_body(composed)})
-    result = outcome.result
     if outcome.state == "queued":  # sent, but some recipients were deferred
         try:
             outbox.enqueue_after_attempt(outcome, composed.envelope.recipients)
         except ApiError as exc:
             outcome.warnings.append(f"the deferred recipients could not be queued for retry: {exc.message}")
-    body: dict[str, Any] = {**base, "response": result.response,
+    return _sent_answer(composed, queue_id, outcome.result, outcome.sent_message, outcome.warnings)
+
+
+def _sent_answer(composed: ComposedMessage, queue_id: str, result: DeliveryResult,
+                 sent_message: dict[str, Any] | None, warnings: list[str]) -> SubmitAnswer:
+    body: dict[str, Any] = {"messageId": composed.message_id, "queueId": queue_id, "response": result.response,
                             "envelope": _envelope_body(composed, result.accepted), "accepted": list(result.accepted)}
     for name, value in (("deferred", result.deferred), ("rejected", result.rejected),
-                        ("sentMessage", outcome.sent_message), ("warnings", outcome.warnings)):
+                        ("sentMessage", sent_message), ("warnings", warnings)):
         if value:
             body[name] = value
     return SubmitAnswer(200, body)
 
 
+def accepted_answer(composed: ComposedMessage, queue_id: str, acceptance: Acceptance) -> SubmitAnswer:
+    """The answer as of the SMTP server's acceptance: what was sent, to whom, and a warning
+    that the steps after sending may not have run (small: no message, no Sent copy)."""
+    return _sent_answer(composed, queue_id, acceptance.result(), None, [STEPS_UNKNOWN_WARNING])
+
+
+def _first_acceptance(on_sent: Callable[[SubmitAnswer], None] | None, composed: ComposedMessage,
+                      queue_id: str) -> Callable[[Acceptance], None] | None:
+    """``attempt``'s ``on_accepted``, which it also calls after each step (the outbox records
+    progress there): only the acceptance itself is worth a write here."""
+    if on_sent is None:
+        return None
+    called = False
+
+    def on_accepted(acceptance: Acceptance) -> None:
+        nonlocal called
+        if not called:
+            called = True
+            on_sent(accepted_answer(composed, queue_id, acceptance))
+    return on_accepted
+
+
 def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOptions, *, subject: str | None,
-          reference: dict[str, str] | None = None, draft: dict[str, Any] | None = None) -> SubmitAnswer:
+          reference: dict[str, str] | None = None, draft: dict[str, Any] | None = None,
+          on_sent: Callable[[SubmitAnswer], None] | None = None) -> SubmitAnswer:
     account_id = stored.account
     now = datetime.now(UTC)
+    # The whole send (SMTP, then the Sent copy, flag and draft steps) stays within the request
+    # budget: API Gateway gives up at 29 s and the api_handler Lambda is stopped at 30 s.
+    deadline = time.monotonic() + get_settings().api_request_budget_seconds
     queue_id = new_queue_id()
     if options.dryRun:
         return SubmitAnswer(200, {"response": DRY_RUN_RESPONSE, "messageId": composed.message_id,
@@ -197,16 +238,21 @@ def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOpt
         return SubmitAnswer(202, {"response": QUEUED_RESPONSE, "messageId": composed.message_id,
                                   "queueId": queue_id, "sendAt": send_at.isoformat(),
                                   "envelope": _envelope_body(composed)})
-    return _answer_for(attempt(job, now=now, account=stored), composed, queue_id)
+    outcome = attempt(job, now=now, account=stored, deadline=deadline,
+                      on_accepted=_first_acceptance(on_sent, composed, queue_id))
+    return _answer_for(outcome, composed, queue_id)
 
 
-def submit(account_id: str, request: SubmitRequest) -> SubmitAnswer:
+def submit(account_id: str, request: SubmitRequest,
+           on_sent: Callable[[SubmitAnswer], None] | None = None) -> SubmitAnswer:
     stored = accounts.get_account(account_id)
     message, reference = build_message(stored, request)
-    return _send(stored, _compose(message), request, subject=message.subject or None, reference=reference)
+    return _send(stored, _compose(message), request, subject=message.subject or None, reference=reference,
+                 on_sent=on_sent)
 
 
-def submit_draft(account_id: str, message_id: str, request: DraftSubmitRequest) -> SubmitAnswer:
+def submit_draft(account_id: str, message_id: str, request: DraftSubmitRequest,
+                 on_sent: Callable[[SubmitAnswer], None] | None = None) -> SubmitAnswer:
     stored = accounts.get_account(account_id)
     raw = sent_mail.fetch_draft(account_id, message_id)
     try:
@@ -219,4 +265,4 @@ def submit_draft(account_id: str, message_id: str, request: DraftSubmitRequest) 
     subjects = [field.value for field in split_message(composed.raw)[0] if field.name == "subject"]
     subject = decode_header_value(subjects[0]) if subjects else None
     return _send(stored, composed, request, subject=subject,
-                 draft={"message": message_id, "delete": request.deleteDraft})
+                 draft={"message": message_id, "delete": request.deleteDraft}, on_sent=on_sent)

@@ -119,10 +119,28 @@ def _sent_path(conn: ImapConnection, account_id: str) -> str:
     return path
 
 
-def store_sent_copy(account_id: str, raw: bytes, message_id: str | None = None) -> dict[str, Any]:
-    """APPEND ``raw`` to the Sent folder with ``\\Seen``; returns ``{path, id?, uid?}``."""
-    with mail_connection(account_id) as conn:
+def _sent_result(path: str, uid_validity: int | None, uid: int | None) -> dict[str, Any]:
+    sent: dict[str, Any] = {"path": path}
+    if uid_validity and uid:
+        sent["id"] = encode_message_id(MessageRef(path, uid_validity, uid))
+        sent["uid"] = uid
+    return sent
+
+
+def store_sent_copy(account_id: str, raw: bytes, message_id: str | None = None, *, look_first: bool = False,
+                    budget_seconds: float | None = None) -> dict[str, Any]:
+    """APPEND ``raw`` to the Sent folder with ``\\Seen``; returns ``{path, id?, uid?}``.
+
+    ``look_first``: an earlier APPEND of this message may have landed without its answer
+    reaching us (a timeout, a worker that died); a copy with this Message-ID already in the
+    Sent folder is then returned instead of appending a second one.
+    """
+    with mail_connection(account_id, budget_seconds=budget_seconds) as conn:
         path = _sent_path(conn, account_id)
+        if look_first and message_id:
+            uid_validity, uid = message_changes.find_by_message_id(conn, path, message_id)
+            if uid is not None:
+                return _sent_result(path, uid_validity, uid)
         try:
             uid_validity, uid = message_changes.append(conn, path, raw, flags=("\\Seen",), message_id=message_id)
         except ApiError as exc:
@@ -132,22 +150,24 @@ def store_sent_copy(account_id: str, raw: bytes, message_id: str | None = None) 
             _remember_sent_path(account_id, None)
             path = _sent_path(conn, account_id)
             uid_validity, uid = message_changes.append(conn, path, raw, flags=("\\Seen",), message_id=message_id)
-    sent: dict[str, Any] = {"path": path}
-    if uid_validity and uid:
-        sent["id"] = encode_message_id(MessageRef(path, uid_validity, uid))
-        sent["uid"] = uid
-    return sent
+    return _sent_result(path, uid_validity, uid)
 
 
-def flag_original(account_id: str, message_id: str, action: str) -> None:
-    """``\\Answered`` after a reply, ``$Forwarded`` after a forward, on the referenced message."""
-    with mail_connection(account_id) as conn:
+def flag_original(account_id: str, message_id: str, action: str, *, budget_seconds: float | None = None) -> None:
+    """``\\Answered`` after a reply, ``$Forwarded`` after a forward, on the referenced message.
+
+    Adding a flag twice changes nothing, so a retried step is harmless."""
+    with mail_connection(account_id, budget_seconds=budget_seconds) as conn:
         ref = _select(conn, message_id, readonly=False)
         message_changes.store_flags(conn, [ref.uid], add=(FLAG_FOR_ACTION[action],))
 
 
-def delete_draft(account_id: str, message_id: str) -> None:
-    """Remove exactly the draft that was sent (UID EXPUNGE when the server has UIDPLUS)."""
-    with mail_connection(account_id) as conn:
+def delete_draft(account_id: str, message_id: str, *, budget_seconds: float | None = None) -> None:
+    """Remove exactly the draft that was sent (UID EXPUNGE when the server has UIDPLUS).
+
+    A draft already gone (an earlier try removed it) is what was wanted: UID STORE and UID
+    EXPUNGE of a UID that no longer exists are no-ops (RFC 3501 6.4.8); a rebuilt or
+    deleted Drafts folder raises a 404 the caller treats as done."""
+    with mail_connection(account_id, budget_seconds=budget_seconds) as conn:
         ref = _select(conn, message_id, readonly=False)
         message_changes.expunge(conn, [ref.uid])

@@ -19,9 +19,10 @@ Invariants:
   epoch has written it (only by the lease holder: a new owner's first write fences the
   old one out, see :mod:`leases`); no write ever touches a shared item, so the accounts
   of one shard never contend with each other;
-- all parts of a checkpoint are written in the same transaction as its head, under the
-  head's condition; a reader that finds a missing part or one of another revision raises
-  :class:`CheckpointConflictError` (never returns a shorter checkpoint);
+- all parts of a checkpoint are written (and, with its mailbox, deleted) in the same
+  transaction as its head, under the head's condition; a reader that finds a missing part
+  or one of another revision raises :class:`CheckpointConflictError` (never returns a
+  shorter checkpoint);
 - the caller publishes the events of a commit *before* calling :func:`commit`;
 - the account marker records that the first baseline of every mailbox is complete;
   without it, a restart continues the baseline silently instead of announcing old
@@ -105,10 +106,11 @@ def _to_checkpoint(item: CheckpointItem, parts: dict[int, tuple[int, bytes]]) ->
         blob = join_parts(item.sets or b"", int(item.revision), count, parts)
     except TornCheckpointError as exc:
         raise CheckpointConflictError(f"checkpoint {item.path!r} is torn: {exc}") from None
-    uids, flags, labels = MailboxCheckpoint.decode_sets(blob)
+    sets = MailboxCheckpoint.decode_sets(blob)
     return MailboxCheckpoint(path=item.path, uidvalidity=int(item.uidvalidity), uidnext=int(item.uidnext),
                              highestmodseq=int(item.highestmodseq) if item.highestmodseq is not None else None,
-                             uids=uids, flags=flags, labels=labels, revision=int(item.revision))
+                             uids=sets.uids, flags=sets.flags, labels=sets.labels, revision=int(item.revision),
+                             known=sets.known, synced_at=sets.synced_at, resets=sets.resets)
 
 
 def load_checkpoints(account: str) -> AccountCheckpoints:
@@ -124,7 +126,7 @@ def load_checkpoints(account: str) -> AccountCheckpoints:
             parts.setdefault(head_path, {})[int(item.part)] = (int(item.revision), item.sets or b"")
         else:
             heads.append(item)
-    # Parts without a head are leftovers of a deleted mailbox: nothing to load.
+    # Parts without a head (a mailbox deleted before its parts were deleted with it): nothing to load.
     for head in heads:
         result.mailboxes[head.path] = _to_checkpoint(head, parts.get(head.path, {}))
     return result
@@ -158,8 +160,7 @@ def commit(account: str, epoch: int, writes: Sequence[tuple[MailboxCheckpoint, i
                                                         for checkpoint, expected in writes}
     groups: list[Group] = [_checkpoint_writes(account, epoch, checkpoint, expected)
                            for checkpoint, expected in latest.values()]
-    for deletion in deletions:
-        groups.append([("delete", CheckpointItem(account, deletion.path), _condition(deletion.revision, epoch))])
+    groups += [_deletion(account, epoch, deletion) for deletion in deletions]
     if mark_initialized:
         marker = CheckpointItem(account, ACCOUNT_MARKER, initialized=True, epoch=epoch)
         groups.append([("save", marker, _condition(None, epoch))])
@@ -187,6 +188,19 @@ def _checkpoint_writes(account: str, epoch: int, checkpoint: MailboxCheckpoint, 
         part = CheckpointItem(account, f"{checkpoint.path}{PART_SUFFIX}{number}", revision=checkpoint.revision,
                               part=number, sets=piece, epoch=epoch)
         group.append(("save", part, _condition(None, epoch)))
+    return group
+
+
+def _deletion(account: str, epoch: int, deletion: MailboxDeletion) -> Group:
+    """The head item (under the revision condition) and every part item stored for its path.
+
+    The parts are read first (one query; a mailbox deletion is rare): leftovers of an earlier,
+    larger revision are numbered past the head's ``parts``, so its count alone would miss them.
+    """
+    group: Group = [("delete", CheckpointItem(account, deletion.path), _condition(deletion.revision, epoch))]
+    parts = CheckpointItem.query(account, CheckpointItem.path.startswith(f"{deletion.path}{PART_SUFFIX}"),
+                                 consistent_read=True, attributes_to_get=["account", "path"])
+    group += [("delete", part, _condition(None, epoch)) for part in parts]
     return group
 
 

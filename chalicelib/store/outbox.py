@@ -15,6 +15,13 @@ State machine (every transition is one conditional UpdateItem)::
                    └──finish(retry)───┘
       queued ──cancel──▶ cancelled
       sending, lease expired (the worker died) ──claim──▶ sending (another worker)
+      sending ──record_acceptance──▶ sending + smtpAccepted (the server took it; the steps
+                                     after sending are still to do)
+
+``smtpAccepted`` (what the SMTP server answered, and which steps after sending remain) is
+written the moment the server accepts the message, before anything else happens, and is
+removed by ``finish``: an entry re-claimed with it set was sent and must never reach the
+SMTP server again for that attempt (chalicelib/services/outbox_plan.py decides).
 
 Invariants:
 - Only the holder of the current ``leaseToken`` moves an entry out of ``sending``: a worker
@@ -99,6 +106,8 @@ class OutboxItem(Model):
     updated_at = UTCDateTimeAttribute(attr_name="updatedAt")
     expires_at = TTLAttribute(null=True, attr_name="expiresAt")
     incarnation = UnicodeAttribute(null=True)
+    smtp_accepted = JSONAttribute(null=True, attr_name="smtpAccepted")
+    warnings = ListAttribute[str](of=UnicodeAttribute, null=True)  # type: ignore[arg-type]
 
     by_account = OutboxByAccount()
 
@@ -135,6 +144,8 @@ class OutboxEntry:
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     lease_token: str | None = None
     incarnation: str = LEGACY
+    smtp_accepted: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 class OutboxEntryNotFound(LookupError):  # noqa: N818 - a lookup outcome
@@ -149,7 +160,8 @@ def _from_item(item: OutboxItem) -> OutboxEntry:
         smtputf8=bool(item.smtputf8), send_at=item.send_at, state=item.state,
         attempts_made=int(item.attempts_made or 0), last_error=item.last_error, response=item.response,
         options=dict(item.options or {}), created_at=item.created_at, lease_token=item.lease_token,
-        incarnation=item.incarnation or LEGACY)
+        incarnation=item.incarnation or LEGACY, smtp_accepted=item.smtp_accepted,
+        warnings=list(item.warnings or []))
 
 
 def create_entry(entry: OutboxEntry, raw: bytes) -> None:
@@ -222,12 +234,21 @@ def claim(queue_id: str, token: str, now: datetime, lease: timedelta) -> OutboxE
                                OutboxItem.queue_id.exists() & claimable)
 
 
+def record_acceptance(queue_id: str, token: str, accepted: dict[str, Any]) -> OutboxEntry | None:
+    """Note that the SMTP server took the message (``accepted``: its answer and the steps left);
+    None when ``token`` no longer holds the lease. Written again as steps after sending progress."""
+    return _conditional_update(queue_id, [OutboxItem.smtp_accepted.set(accepted)],
+                               (OutboxItem.state == "sending") & (OutboxItem.lease_token == token))
+
+
 def finish_attempt(queue_id: str, token: str, *, state: str, attempts_made: int, pending: list[str],
                    next_attempt_at: datetime | None = None, last_error: dict[str, Any] | None = None,
-                   response: str | None = None, options: dict[str, Any] | None = None) -> OutboxEntry | None:
+                   response: str | None = None, options: dict[str, Any] | None = None,
+                   warnings: list[str] | None = None) -> OutboxEntry | None:
     """Record an attempt's outcome; None when ``token`` no longer holds the lease."""
     actions = [OutboxItem.state.set(state), OutboxItem.attempts_made.set(attempts_made),
-               OutboxItem.pending.set(pending), OutboxItem.lease_token.remove(), OutboxItem.lease_until.remove()]
+               OutboxItem.pending.set(pending), OutboxItem.lease_token.remove(), OutboxItem.lease_until.remove(),
+               OutboxItem.smtp_accepted.remove()]
     if next_attempt_at is not None:
         actions.append(OutboxItem.next_attempt_at.set(next_attempt_at))
     if last_error is not None:
@@ -236,6 +257,8 @@ def finish_attempt(queue_id: str, token: str, *, state: str, attempts_made: int,
         actions.append(OutboxItem.response.set(response))
     if options is not None:
         actions.append(OutboxItem.options.set(options))
+    if warnings:
+        actions.append(OutboxItem.warnings.set(warnings))
     if state in FINAL_STATES:
         actions.append(OutboxItem.expires_at.set(datetime.now(UTC) + RETENTION))
     return _conditional_update(queue_id, actions,

@@ -3,7 +3,10 @@
 A :class:`MailboxCheckpoint` is the state every change is computed against: the
 mailbox's UIDVALIDITY, the UIDNEXT below which every UID has been accounted for, the
 HIGHESTMODSEQ it was last synced to (CONDSTORE servers), the set of UIDs that exist,
-and for each flag (and Gmail label) the set of UIDs carrying it.
+and for each flag (and Gmail label) the set of UIDs carrying it. For a UIDVALIDITY
+change it also keeps what identifies its messages without UIDs (Message-ID digests, the
+time of the last complete sync: :mod:`chalicelib.sync.known_messages`) and the times of
+its recent resets (:mod:`chalicelib.sync.reset_guard`).
 
 Invariants:
 - every per-flag/per-label set is a subset of ``uids`` and is never empty (absent key
@@ -15,7 +18,8 @@ Invariants:
 
 :meth:`MailboxCheckpoint.encode_sets` packs all sets into one zlib-compressed blob
 (varint-encoded ranges): a 100,000-message mailbox fits in tens of KB even with
-randomly scattered flags (measured in tests/unit/test_sync_checkpoint.py).
+randomly scattered flags (measured in tests/unit/test_sync_checkpoint.py), plus 4 bytes per
+remembered Message-ID (at most ~20 KB). Version 1 blobs (no digests) still decode.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import NamedTuple
 
+from chalicelib.sync.known_messages import UNKNOWN, KnownMessages
 from chalicelib.sync.uidset import EMPTY, UidSet
 from chalicelib.varint import read_varint, write_varint
 
 SESSION_FLAGS = frozenset({"\\Recent"})
-_BLOB_VERSION = 1
+_BLOB_VERSION = 2  # 1: without the known messages, sync time and resets
 # Most mailboxes have no labels and many no flags: one shared empty mapping serves them all
 # (a watcher holds six or more checkpoints per account, thousands of accounts).
 _NO_NAMES: Mapping[str, UidSet] = MappingProxyType({})
@@ -71,6 +77,9 @@ class MailboxCheckpoint:
     flags: Mapping[str, UidSet] = field(default_factory=dict)
     labels: Mapping[str, UidSet] = field(default_factory=dict)
     revision: int = 0
+    known: KnownMessages = UNKNOWN  # Message-ID digests of the newest messages
+    synced_at: int | None = None  # Unix seconds: when the last complete sync began
+    resets: tuple[int, ...] = ()  # Unix seconds of the recent accepted UIDVALIDITY changes
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "flags", _without_empty(self.flags))
@@ -79,7 +88,7 @@ class MailboxCheckpoint:
     @classmethod
     def empty(cls, path: str, uidvalidity: int) -> MailboxCheckpoint:
         """A checkpoint for a mailbox that appeared while watched: all of its mail is new."""
-        return cls(path=path, uidvalidity=uidvalidity, uidnext=1)
+        return cls(path=path, uidvalidity=uidvalidity, uidnext=1, known=KnownMessages(complete=True))
 
     def matches_status(self, uidvalidity: int | None, uidnext: int | None, highestmodseq: int | None,
                        messages: int | None) -> bool:
@@ -113,7 +122,7 @@ class MailboxCheckpoint:
     # -- blob ------------------------------------------------------------------------------
 
     def encode_sets(self) -> bytes:
-        """``uids``, ``flags`` and ``labels`` as one compressed blob."""
+        """``uids``, ``flags``, ``labels``, ``known``, ``synced_at`` and ``resets`` as one compressed blob."""
         out = bytearray([_BLOB_VERSION])
         out += self.uids.encode()
         for mapping in (self.flags, self.labels):
@@ -123,12 +132,17 @@ class MailboxCheckpoint:
                 write_varint(out, len(raw))
                 out += raw
                 out += mapping[name].encode()
+        self.known.encode(out)
+        write_varint(out, 0 if self.synced_at is None else self.synced_at + 1)
+        write_varint(out, len(self.resets))
+        for at in self.resets:
+            write_varint(out, at)
         return zlib.compress(bytes(out), 6)
 
     @staticmethod
-    def decode_sets(blob: bytes) -> tuple[UidSet, dict[str, UidSet], dict[str, UidSet]]:
+    def decode_sets(blob: bytes) -> DecodedSets:
         data = memoryview(zlib.decompress(blob))
-        if not data or data[0] != _BLOB_VERSION:
+        if not data or data[0] not in (1, _BLOB_VERSION):
             raise ValueError("unknown checkpoint blob version")
         uids, position = UidSet.decode_from(data, 1)
         mappings: list[dict[str, UidSet]] = []
@@ -140,4 +154,24 @@ class MailboxCheckpoint:
                 name = bytes(data[position:position + size]).decode("utf-8")
                 mapping[name], position = UidSet.decode_from(data, position + size)
             mappings.append(mapping)
-        return uids, mappings[0], mappings[1]
+        if data[0] == 1:
+            return DecodedSets(uids, mappings[0], mappings[1])
+        known, position = KnownMessages.decode_from(data, position)
+        synced, position = read_varint(data, position)
+        count, position = read_varint(data, position)
+        resets = []
+        for _ in range(count):
+            at, position = read_varint(data, position)
+            resets.append(at)
+        return DecodedSets(uids, mappings[0], mappings[1], known, synced - 1 if synced else None, tuple(resets))
+
+
+class DecodedSets(NamedTuple):
+    """What :meth:`MailboxCheckpoint.encode_sets` packs (a version 1 blob: the defaults)."""
+
+    uids: UidSet
+    flags: dict[str, UidSet]
+    labels: dict[str, UidSet]
+    known: KnownMessages = UNKNOWN
+    synced_at: int | None = None
+    resets: tuple[int, ...] = ()

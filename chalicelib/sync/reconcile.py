@@ -9,7 +9,12 @@ Decision table for one mailbox::
     checkpoint        snapshot UIDVALIDITY   result
     ----------------  ---------------------  ------------------------------------------------
     None              any                    silent baseline (account's first sync): no events
-    present           different              one mailboxReset, then a silent re-baseline
+    present           different              one mailboxReset, messageNew for each message that
+                                             arrived since the last sync (by Message-ID, else
+                                             INTERNALDATE: :mod:`~chalicelib.sync.known_messages`),
+                                             the rest re-baselined silently under their new UIDs;
+                                             refused (:class:`UidValidityUnstableError`) past
+                                             the limit of :mod:`~chalicelib.sync.reset_guard`
     present           same                   messageDeleted / messageUpdated / messageNew
 
 Two snapshot shapes, one rule set:
@@ -44,13 +49,15 @@ same change seen twice (restart, lease hand-over) gets the same id.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib.events.model import Event, EventType, event_id
 from chalicelib.incarnations import LEGACY, scoped
 from chalicelib.message_ids import MessageRef, encode_message_id
 from chalicelib.sync.checkpoint import SESSION_FLAGS, MailboxCheckpoint, MessageState, group_by_name
+from chalicelib.sync.known_messages import KnownMessages, MessageIdentity, arrivals
+from chalicelib.sync.reset_guard import UidValidityUnstableError, reset_allowed, with_reset
 from chalicelib.sync.uidset import EMPTY, UidSet
 
 MessageIdFunction = Callable[[str, int, int], str]
@@ -79,6 +86,11 @@ class MailboxSnapshot:
     # New UIDs listed but not returned by a FETCH, held for the next pass: attempts so far
     # (see :mod:`chalicelib.sync.fetch_retries`; such a snapshot is partial).
     fetch_attempts: Mapping[int, int] = field(default_factory=dict)
+    # Message-ID digest and INTERNALDATE of UIDs: new messages, a baseline's newest, every
+    # message after a UIDVALIDITY change (what :func:`~chalicelib.sync.known_messages.arrivals` reads).
+    identities: Mapping[int, MessageIdentity] = field(default_factory=dict)
+    # Unix seconds, read before the server was asked: mail after it is not in this snapshot.
+    taken_at: int | None = None
 
     @property
     def is_full(self) -> bool:
@@ -109,7 +121,8 @@ def _baseline(snapshot: MailboxSnapshot, revision: int) -> MailboxCheckpoint:
         highestmodseq=snapshot.highestmodseq, uids=snapshot.present,
         flags=group_by_name((uid, s.flags) for uid, s in states.items()),
         labels=group_by_name((uid, s.labels) for uid, s in states.items() if s.labels),
-        revision=revision)
+        revision=revision, known=KnownMessages.of_folder(snapshot.identities, snapshot.present),
+        synced_at=snapshot.taken_at)
 
 
 def _event(account: str, incarnation: str, kind: EventType, path: str, special_use: str | None,
@@ -137,11 +150,7 @@ def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapsh
     if checkpoint is None:
         return Reconciliation([], _baseline(snapshot, revision=1), changed=True)
     if checkpoint.uidvalidity != snapshot.uidvalidity:
-        reset = _event(account, incarnation, "mailboxReset", path, special_use,
-                       {"path": path, "uidValidity": str(snapshot.uidvalidity),
-                        "prevUidValidity": str(checkpoint.uidvalidity)},
-                       checkpoint.uidvalidity, snapshot.uidvalidity)
-        return Reconciliation([reset], _baseline(snapshot, revision=checkpoint.revision + 1), changed=True)
+        return _reset(account, checkpoint, snapshot, special_use, incarnation, message_id)
 
     uidvalidity = checkpoint.uidvalidity
     known = checkpoint.uids
@@ -186,6 +195,8 @@ def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapsh
         events.append(_event(account, incarnation, "messageNew", path, special_use, data, uidvalidity, uid))
 
     touched = UidSet(updated) | gone
+    known_messages = checkpoint.known.extended(
+        snapshot.identities[uid].digest if uid in snapshot.identities else None for uid in new)
     highest_seen = max(candidates.max() or 0, new.max() or 0)
     result = MailboxCheckpoint(
         path=path, uidvalidity=uidvalidity,
@@ -195,22 +206,45 @@ def reconcile_mailbox(account: str, checkpoint: MailboxCheckpoint | None, snapsh
         uids=kept | new,
         flags=_replace(checkpoint.flags, touched, {u: s.flags for u, s in updated.items()}),
         labels=_replace(checkpoint.labels, touched, {u: s.labels for u, s in updated.items() if s.labels}),
-        revision=checkpoint.revision)
+        revision=checkpoint.revision, known=known_messages, synced_at=checkpoint.synced_at,
+        resets=checkpoint.resets)
     if result == checkpoint:
         return Reconciliation([], checkpoint, changed=False)
-    return Reconciliation(events, _with_revision(result, checkpoint.revision + 1), changed=True)
+    # The sync time moves only with a write that has something else to store (a sync that
+    # found nothing writes nothing), and not for a partial pass: mail past it is not known yet.
+    synced_at = checkpoint.synced_at if snapshot.partial or snapshot.taken_at is None else snapshot.taken_at
+    return Reconciliation(events, replace(result, revision=checkpoint.revision + 1, synced_at=synced_at),
+                          changed=True)
+
+
+def _reset(account: str, checkpoint: MailboxCheckpoint, snapshot: MailboxSnapshot, special_use: str | None,
+           incarnation: str, message_id: MessageIdFunction) -> Reconciliation:
+    """A new UIDVALIDITY: ``mailboxReset``, then ``messageNew`` for what arrived since the last sync."""
+    path, uidvalidity = snapshot.path, snapshot.uidvalidity
+    now = snapshot.taken_at
+    if now is not None and not reset_allowed(checkpoint.resets, now):
+        raise UidValidityUnstableError(path, uidvalidity)
+    events = [_event(account, incarnation, "mailboxReset", path, special_use,
+                     {"path": path, "uidValidity": str(uidvalidity), "prevUidValidity": str(checkpoint.uidvalidity)},
+                     checkpoint.uidvalidity, uidvalidity)]
+    baseline = _baseline(snapshot, revision=checkpoint.revision + 1)
+    for uid in arrivals(checkpoint.known, checkpoint.synced_at, snapshot.identities):
+        if uid not in snapshot.listings or uid not in baseline.uids:
+            continue  # expunged before its listing was fetched: nothing to announce
+        state = baseline.state_of(uid)
+        data = {**snapshot.listings[uid], "id": message_id(path, uidvalidity, uid), "uid": uid,
+                "flags": sorted(state.flags)}
+        if state.labels is not None:
+            data["labels"] = sorted(state.labels)
+        events.append(_event(account, incarnation, "messageNew", path, special_use, data, uidvalidity, uid))
+    resets = with_reset(checkpoint.resets, now) if now is not None else checkpoint.resets
+    return Reconciliation(events, replace(baseline, resets=resets), changed=True)
 
 
 def _max_modseq(old: int | None, new: int | None) -> int | None:
     if old is None or new is None:
         return new if old is None else old
     return max(old, new)
-
-
-def _with_revision(checkpoint: MailboxCheckpoint, revision: int) -> MailboxCheckpoint:
-    return MailboxCheckpoint(path=checkpoint.path, uidvalidity=checkpoint.uidvalidity, uidnext=checkpoint.uidnext,
-                             highestmodseq=checkpoint.highestmodseq, uids=checkpoint.uids, flags=checkpoint.flags,
-                             labels=checkpoint.labels, revision=revision)
 
 
 def apply_events(states: dict[int, MessageState], events: list[Event]) -> dict[int, MessageState]:

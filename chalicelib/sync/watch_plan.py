@@ -47,6 +47,25 @@ read cap). A completed catch-up therefore does not reset the backoff: only a con
 held for :data:`STABLE_CONNECTION_SECONDS` does, so such a server is retried ever more slowly
 instead of at the minimum delay forever. After an answer over a read cap, the catch-up alone
 does not announce the account ``connected`` either; a connection that holds does.
+
+Health (:class:`Health`): the account's counters across connections, moved by what happened
+(logged in, caught up, failed with a :data:`FailureKind`, still connected); each move returns the
+new value and what to announce. A failure after a good login counts towards ``syncError``
+(:data:`~chalicelib.sync.account_state.SYNC_ERROR_AFTER_FAILURES` in a row), except:
+
+=================  ============================================================================
+kind               after a good login
+=================  ============================================================================
+not_the_server     not counted: a lease that moved or an events queue that failed says nothing
+                   about the account's server (before login: the connect recorded it already)
+transient          counted; ``syncError`` when enough failed in a row
+persistent         ``syncError`` at once: it will fail the same way on the next try
+over_read_cap      ``syncError`` at once, and only a connection that holds announces
+                   ``connected`` again (a flooding server lets a catch-up through too)
+=================  ============================================================================
+
+As a ``syncError``, the next good login announces nothing, so a server that fails the same way
+after every login does not flap between ``authenticationSuccess`` and an error every retry.
 """
 
 from __future__ import annotations
@@ -55,6 +74,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 from chalicelib import backoff
+from chalicelib.sync.account_state import sync_error_due
 
 # The second connection (other folders, on NOTIFY servers) is closed after this long unused.
 HELPER_IDLE_SECONDS = 120.0
@@ -64,6 +84,8 @@ PROMPT_AFTER_REPORTS = 3
 STABLE_CONNECTION_SECONDS = 60.0
 
 Finder = Literal["idle", "sweep", "other"]
+# What a failure says about the account's server (see Health in the module docstring).
+FailureKind = Literal["not_the_server", "transient", "persistent", "over_read_cap"]
 
 
 @dataclass(frozen=True)
@@ -202,3 +224,45 @@ def recovery_due(capped: bool, connected_for: float | None) -> bool:
     """Whether an account whose server went over a read cap has now held a connection long
     enough to be announced ``connected`` again."""
     return capped and connected_for is not None and connected_for >= STABLE_CONNECTION_SECONDS
+
+
+@dataclass(frozen=True)
+class Health:
+    """The account's failure counters, across its connections (see Health in the module docstring)."""
+
+    failures: int = 0  # failures in a row: the backoff series
+    sync_failures: int = 0  # failures after a good login, since the last complete catch-up
+    connected_at: float | None = None  # when the current connection logged in (monotonic seconds)
+    capped: bool = False  # the last counted failure was an answer over a read cap, not yet recovered
+
+    def connected_for(self, now: float) -> float | None:
+        return None if self.connected_at is None else now - self.connected_at
+
+    def logged_in(self, now: float) -> Health:
+        return replace(self, connected_at=now)
+
+    def closed(self) -> Health:
+        return replace(self, connected_at=None)
+
+    def caught_up(self) -> tuple[Health, bool]:
+        """Every folder is current: the new health, and whether to announce ``connected`` (not
+        after a read cap: a connection that holds does, see :meth:`confirmed`)."""
+        return replace(self, sync_failures=0), not self.capped
+
+    def confirmed(self, now: float) -> tuple[Health, bool]:
+        """Still connected at ``now``: the new health, and whether to announce ``connected``."""
+        if recovery_due(self.capped, self.connected_for(now)):
+            return replace(self, capped=False), True
+        return self, False
+
+    def failed(self, kind: FailureKind, now: float) -> tuple[Health, bool]:
+        """A failure of ``kind`` ended the connection (if any) at ``now``: the new health, and
+        whether to record the account's ``syncError`` now."""
+        logged_in = self.connected_at is not None
+        after = replace(self, failures=failures_before(self.failures, self.connected_for(now)) + 1,
+                        connected_at=None)
+        if not logged_in or kind == "not_the_server":
+            return after, False
+        after = replace(after, sync_failures=self.sync_failures + 1,
+                        capped=self.capped or kind == "over_read_cap")
+        return after, kind in ("persistent", "over_read_cap") or sync_error_due(after.sync_failures)

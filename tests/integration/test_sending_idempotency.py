@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.exceptions import ClientError
 
 from chalicelib.incarnations import scoped
-from chalicelib.services import send_attempts
+from chalicelib.services import after_send, send_attempts, sending
 from chalicelib.store import accounts as account_store
 from chalicelib.store.idempotency_records import AnswerPartItem, partition
 from tests.support.sending import Mailbox, b64, register_sender
@@ -150,15 +150,21 @@ def test_a_large_send_is_answered_and_a_retry_sends_nothing(api, dovecot, accoun
     assert len(Mailbox(dovecot, recipient).uids("INBOX", ["ALL"])) == 1
 
 
+def is_acceptance(data_record) -> bool:
+    """The write made when the SMTP server took the message (its answer carries the warning)."""
+    return sending.STEPS_UNKNOWN_WARNING in (data_record.response_data or "")
+
+
+@pytest.mark.parametrize("failing", ["the answer", "the acceptance"])
 def test_a_result_save_failing_once_after_sending_answers_the_send_and_keeps_the_key(
-        api, dovecot, account, make_mail_user, monkeypatch):
-    # Given a store whose first write of a result fails (throttled) after the message went out
+        api, dovecot, account, make_mail_user, monkeypatch, failing):
+    # Given a store whose first write of the answer (or of the acceptance) fails (throttled)
     real_update = DynamoDBPersistenceLayer._update_record
-    calls = []
+    failed = []
 
     def update_failing_once(self, data_record):
-        calls.append(data_record.status)
-        if len(calls) == 1:
+        if not failed and is_acceptance(data_record) == (failing == "the acceptance"):
+            failed.append(data_record.status)
             throttled()
         return real_update(self, data_record)
 
@@ -171,8 +177,10 @@ def test_a_result_save_failing_once_after_sending_answers_the_send_and_keeps_the
     second = submit(api, account, body, "save-fails-once")
 
     # Then the send is answered as a send, the retry replays it, and one message arrived
+    assert failed
     assert first.status == 200, first.body
     assert first.json["response"] and first.json["accepted"] == [recipient.email]
+    assert first.json["sentMessage"] and "warnings" not in first.json  # the whole answer, steps done
     assert second.status == 200 and second.json == first.json
     assert second.headers["Idempotent-Replayed"] == "true"
     assert len(Mailbox(dovecot, recipient).wait_for(first.json["messageId"])) == 1
@@ -259,3 +267,67 @@ def test_deleting_the_account_removes_the_parts_of_its_large_answers(api, accoun
     assert api.delete(f"/v1/account/{account}").status == 200
 
     assert list(AnswerPartItem.query(partition(scope))) == []
+
+
+# -- the acceptance, recorded before the steps after sending ------------------------------------
+
+
+def test_a_retry_while_the_steps_after_sending_run_gets_the_sent_answer(api, account, make_mail_user,
+                                                                       monkeypatch):
+    # Given a first request whose message the SMTP server took, held in its Sent copy step
+    entered, release = threading.Event(), threading.Event()
+    real_steps = after_send.run_steps
+
+    def slow_steps(*args, **kwargs):
+        entered.set()
+        release.wait(10)
+        return real_steps(*args, **kwargs)
+
+    monkeypatch.setattr(after_send, "run_steps", slow_steps)
+    recipient = make_mail_user()
+    body = {"to": recipient.email, "text": "x"}
+    answers = {}
+    first = threading.Thread(target=lambda: answers.setdefault("first", submit(api, account, body, "steps-key")))
+    first.start()
+    try:
+        assert entered.wait(10)
+        # When the client retries meanwhile
+        second = submit(api, account, body, "steps-key")
+    finally:
+        release.set()
+        first.join(20)
+
+    # Then the retry learns the message was sent (not "busy"), with a warning that the steps may not
+    # have completed; the first request ends with its full answer, which later retries get
+    assert second.status == 200, second.body
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json["accepted"] == [recipient.email]
+    assert second.json["warnings"] == [sending.STEPS_UNKNOWN_WARNING]
+    full = answers["first"]
+    assert full.status == 200 and full.json["messageId"] == second.json["messageId"]
+    assert "warnings" not in full.json and full.json["sentMessage"]
+    assert submit(api, account, body, "steps-key").json == full.json
+
+
+def test_steps_after_sending_that_raise_answer_the_send_and_a_retry_does_not_resend(
+        api, dovecot, account, make_mail_user, monkeypatch):
+    # Given steps after sending that fail in a way nobody foresaw
+    def broken_steps(*args, **kwargs):
+        raise RuntimeError("unforeseen")
+
+    monkeypatch.setattr(after_send, "run_steps", broken_steps)
+    recipient = make_mail_user()
+    body = {"to": recipient.email, "text": "x"}
+
+    # When the client sends with a key, then retries
+    first = submit(api, account, body, "broken-steps")
+    second = submit(api, account, body, "broken-steps")
+
+    # Then both are told the message was sent (the steps may not have run), and one message arrived
+    assert first.status == 200, first.body
+    assert first.json["accepted"] == [recipient.email]
+    assert first.json["warnings"] == [sending.STEPS_UNKNOWN_WARNING]
+    assert second.status == 200 and second.json == first.json
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert len(Mailbox(dovecot, recipient).wait_for(first.json["messageId"])) == 1
+    assert len(Mailbox(dovecot, recipient).uids("INBOX", ["ALL"])) == 1

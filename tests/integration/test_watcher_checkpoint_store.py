@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import secrets
 import threading
@@ -100,7 +101,8 @@ def test_writes_and_deletions_commit_together(account, aws_calls):
     checkpoint_store.commit(account, 1, [(baseline("INBOX"), 0), (baseline("Old"), 0)])
     aws_calls.clear()
     checkpoint_store.commit(account, 1, [(baseline("INBOX", 2, 9), 1)], [MailboxDeletion("Old", 1)])
-    assert aws_calls == Counter({"TransactWriteItems": 1})
+    # (one query per deleted mailbox finds its parts, to delete them with it)
+    assert aws_calls == Counter({"TransactWriteItems": 1, "Query": 1})
     stored = checkpoint_store.load_checkpoints(account).mailboxes
     assert set(stored) == {"INBOX"} and stored["INBOX"].uidnext == 9
 
@@ -178,3 +180,15 @@ def test_deleting_an_account_removes_the_parts_too(account):
     checkpoint_store.commit(account, 1, [(huge_mailbox(), 0)])
     assert checkpoint_store.delete_account_checkpoints(account) == 2
     assert list(CheckpointItem.query(account)) == []
+
+
+def test_deleting_a_mailbox_removes_its_parts_too(account):
+    # Given: two mailboxes stored in parts
+    huge = huge_mailbox()
+    checkpoint_store.commit(account, 1, [(huge, 0), (dataclasses.replace(huge, path="Archive"), 0)])
+    # When: INBOX is deleted
+    checkpoint_store.commit(account, 1, [], [MailboxDeletion("INBOX", 1)])
+    # Then: no item of INBOX is left; Archive's parts are untouched
+    paths = sorted(item.path for item in CheckpointItem.query(account))
+    assert paths == ["Archive", f"Archive{PART_SUFFIX}1"]
+    assert set(checkpoint_store.load_checkpoints(account).mailboxes) == {"Archive"}

@@ -12,10 +12,12 @@ from collections import Counter
 
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import leases as lease_store
+from chalicelib.sync.reset_guard import RESETS_ALLOWED
 from tests.integration.mail_api_support import ControlledProxy
 from tests.integration.watcher_support import (
     EventQueue,
     WatcherProcess,
+    deliver_mail,
     imap_client,
     register_account,
     running_watcher,
@@ -72,10 +74,13 @@ def test_changes_made_while_stopped_are_emitted_exactly_once_after_restart(
         events.poll()
     after = [(e.event, e.path, e.data.get("uid")) for e in events.of(account)[before:]]
     assert sorted(after) == sorted([("messageNew", "INBOX", 4), ("messageUpdated", "INBOX", 1),
-                                    ("messageDeleted", "INBOX", 2), ("mailboxReset", "Archive", None)])
+                                    ("messageDeleted", "INBOX", 2), ("mailboxReset", "Archive", None),
+                                    ("messageNew", "Archive", 1)])
     reset = events.of(account, "mailboxReset")[0]
     assert reset.data["uidValidity"] != reset.data["prevUidValidity"]  # and no flood of new/deleted for Archive
-    assert subjects(events, account) == Counter({"while running": 1, "while stopped": 1})
+    # ... only the message that arrived in the re-created Archive, right after its reset
+    assert after.index(("messageNew", "Archive", 1)) == after.index(("mailboxReset", "Archive", None)) + 1
+    assert subjects(events, account) == Counter({"while running": 1, "while stopped": 1, "in the new archive": 1})
 
     # When: the account is deleted; Then: its checkpoints go with it
     assert checkpoint_store.load_checkpoints(account).mailboxes
@@ -83,8 +88,10 @@ def test_changes_made_while_stopped_are_emitted_exactly_once_after_restart(
     assert checkpoint_store.load_checkpoints(account).mailboxes == {}
 
 
-def test_dovecot_restarted_under_the_watcher_misses_nothing(api, test_pki, make_mail_user, events, prefix):
+def test_dovecot_restarted_under_the_watcher_misses_nothing(api, test_pki, make_mail_user, events, prefix,
+                                                            fault_table):
     # Given: an account on a Dovecot of its own, watched
+    started = time.monotonic()
     with Dovecot(test_pki) as server:
         user = make_mail_user()
         server.add_user(user.email, user.password)
@@ -104,6 +111,12 @@ def test_dovecot_restarted_under_the_watcher_misses_nothing(api, test_pki, make_
                             and subjects(events, account)["after outage"], timeout=20, what="both messages")
             time.sleep(1.0)
             events.poll()
+            # One row of the fault suite's table (tests/integration/test_fault_suite.py), counted by
+            # message: each subject is one message, so a message announced twice, under any id, counts.
+            fault_table.record("Dovecot restarted under the watcher", "Dovecot → watcher → SQS (by message)",
+                               ["before outage", "after outage"],
+                               [e.data.get("subject") for e in events.of(account, "messageNew")],
+                               time.monotonic() - started)
             assert subjects(events, account) == Counter({"before outage": 1, "after outage": 1})
             assert count_of(events, account, "connectError") <= 1
 
@@ -261,3 +274,76 @@ def test_a_connection_silently_dropped_on_the_way_is_replaced_and_nothing_is_mis
             assert subjects(events, account)["while the path was dead"] == 1
     finally:
         path.close()
+
+
+def test_mail_that_arrived_across_a_uidvalidity_change_is_announced_once(api, dovecot, make_mail_user, events,
+                                                                         prefix):
+    # Given: a watched account whose INBOX has mail with and without a Message-ID, and one
+    # message that arrived while the watcher ran
+    user, sender = make_mail_user(), make_mail_user()
+    deliver_mail(dovecot, sender, user.email, "known")
+    dovecot.deliver(user.email, b"Subject: known without id\r\n\r\nx\r\n")
+    account = prefix + "reset"
+    register_account(api, dovecot, user, account)
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+        deliver_mail(dovecot, sender, user.email, "live")
+        events.wait_for(lambda ev: subjects(events, account)["live"], what="live message")
+    before = len(events.of(account))
+
+    # When: mail arrives while no watcher runs (one without a Message-ID: INTERNALDATE decides,
+    # in whole seconds, so it comes a second after the last sync) and the server then changes
+    # the folder's UIDVALIDITY (every UID is new)
+    time.sleep(1.1)
+    deliver_mail(dovecot, sender, user.email, "while stopped")
+    dovecot.deliver(user.email, b"Subject: while stopped without id\r\n\r\nx\r\n")
+    old = int(dovecot.doveadm("-f", "flow", "mailbox", "status", "-u", user.email, "uidvalidity", "INBOX")
+              .split("=")[1])
+    dovecot.doveadm("mailbox", "update", "-u", user.email, "--uid-validity", str(old + 1000), "INBOX")
+
+    # Then: a new watcher says the folder was reset, then announces exactly the mail that
+    # arrived meanwhile, under the new UIDVALIDITY; the known messages stay silent
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: subjects(events, account)["while stopped"]
+                        and subjects(events, account)["while stopped without id"], what="arrivals")
+        time.sleep(1.5)  # a duplicate, if any, would come from a second sync pass
+        events.poll()
+    after = events.of(account)[before:]
+    assert [(e.event, e.path) for e in after] == [("mailboxReset", "INBOX"), ("messageNew", "INBOX"),
+                                                  ("messageNew", "INBOX")]
+    assert after[0].data["uidValidity"] == str(old + 1000)
+    assert subjects(events, account) == Counter({"live": 1, "while stopped": 1, "while stopped without id": 1})
+    assert [e.data["uid"] for e in after[1:]] == [4, 5]  # Dovecot keeps the UIDs; the ids change
+
+
+def test_a_uidvalidity_that_changes_every_session_ends_in_sync_error(api, dovecot, make_mail_user, events, prefix):
+    # Given: a watched account
+    user, sender = make_mail_user(), make_mail_user()
+    deliver_mail(dovecot, sender, user.email, "known")
+    account = prefix + "unstable"
+    register_account(api, dovecot, user, account)
+    with running_watcher(events, prefix, prefix + "ns"):
+        events.wait_for(lambda ev: count_of(events, account, "accountInitialized"), what="initialized")
+        old = int(dovecot.doveadm("-f", "flow", "mailbox", "status", "-u", user.email, "uidvalidity", "INBOX")
+                  .split("=")[1])
+
+        # When: the server gives INBOX a new UIDVALIDITY for every new session
+        for session in range(1, RESETS_ALLOWED + 2):
+            dovecot.doveadm("mailbox", "update", "-u", user.email, "--uid-validity", str(old + session), "INBOX")
+            dovecot.kick(user.email)
+            if session <= RESETS_ALLOWED:  # Then: the first few are resets like any other
+                events.wait_for(lambda ev, n=session: count_of(events, account, "mailboxReset") == n,
+                                what=f"reset {session}")
+
+        # Then: the next one is refused: the account is in syncError with a code of its own
+        events.wait_for(lambda ev: count_of(events, account, "syncError"), what="syncError")
+        error = events.of(account, "syncError")[0]
+        assert error.data["serverResponseCode"] == "UidValidityUnstable"
+        stored = api.get(f"/v1/account/{account}").json
+        assert stored["state"] == "syncError"
+        assert stored["lastError"]["code"] == "UidValidityUnstable"
+        time.sleep(1.5)  # retried meanwhile (backoff of at most 1 s here): still refused, silently
+        events.poll()
+    assert count_of(events, account, "mailboxReset") == RESETS_ALLOWED
+    assert count_of(events, account, "syncError") == 1
+    assert not count_of(events, account, "messageNew")

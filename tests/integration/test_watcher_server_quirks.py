@@ -17,7 +17,6 @@ Either way every change must become an event, INBOX changes within a few STATUS 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -71,16 +70,15 @@ def test_mail_is_announced_when_examine_reports_no_uidnext(api, legacy_dovecot, 
         register_through(api, legacy_dovecot, proxy, account, email, password)
         with running_watcher(events, prefix, prefix + "ns"):
             # Then: the account is baselined
-            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+            events.wait_for_event(account, "accountInitialized")
 
             # When: mail arrives in INBOX and in another folder
             client.append("INBOX", b"Subject: fresh\r\n\r\nx\r\n")
             client.append("Archive", b"Subject: archived\r\n\r\nx\r\n")
 
             # Then: each is announced once, with its UID
-            events.wait_for(lambda ev: len(events.of(account, "messageNew")) == 2, what="two messageNew")
-            time.sleep(1.5)  # a duplicate, if any, would come from the next sweep
-            events.poll()
+            events.wait_for_event(account, "messageNew", count=2)
+            events.settle()  # a duplicate, if any, would come from the next sweep
         assert any(b"UIDNEXT" in line for line in proxy.dropped)  # the quirk was in force
     new = sorted((e.path, e.data["uid"], e.data["subject"]) for e in events.of(account, "messageNew"))
     assert new == [("Archive", 1, "archived"), ("INBOX", 2, "fresh")]
@@ -96,20 +94,19 @@ def test_inbox_changes_arrive_within_the_sweep_when_idle_reports_nothing(api, le
     with ImapFilterProxy(legacy_dovecot.imap_port, mute_idle=True) as proxy:
         register_through(api, legacy_dovecot, proxy, account, email, password)
         with running_watcher(events, prefix, prefix + "ns", extra_env=NO_REISSUE):
-            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+            events.wait_for_event(account, "accountInitialized")
 
             # When: mail arrives in INBOX, twice
             for number in (1, 2):
                 client.append("INBOX", f"Subject: mail {number}\r\n\r\nx\r\n".encode())
                 # Then: each is announced within a few sweeps (1 s apart here), not at a re-issue
-                events.wait_for(lambda ev, n=number: len(events.of(account, "messageNew")) == n, timeout=8,
-                                what=f"messageNew {number}")
+                events.wait_for_event(account, "messageNew", count=number, timeout=8)
 
             # When: a message is read (without CONDSTORE, STATUS shows it as UNSEEN moving);
             # Then: that too, though IDLE said nothing
             client.select_folder("INBOX")
             client.add_flags([1], [b"\\Seen"])
-            events.wait_for(lambda ev: events.of(account, "messageUpdated"), timeout=8, what="messageUpdated")
+            events.wait_for_event(account, "messageUpdated", timeout=8)
         assert any(b"EXISTS" in line for line in proxy.dropped)  # IDLE did have something to say
     assert [e.data["subject"] for e in events.of(account, "messageNew")] == ["mail 1", "mail 2"]
     client.logout()
@@ -125,7 +122,7 @@ def test_an_account_that_logs_in_but_cannot_sync_says_so_once_until_it_syncs(api
         register_through(api, legacy_dovecot, proxy, account, email, password)
         with running_watcher(events, prefix, prefix + "ns"):
             # Then: after a few retries the account is in syncError, with the server's words
-            events.wait_for(lambda ev: events.of(account, "syncError"), what="syncError")
+            events.wait_for_event(account, "syncError")
             stored = api.get(f"/v1/account/{account}").json
             assert stored["state"] == "syncError"
             assert stored["lastError"]["code"] == "CommandFailed"
@@ -135,15 +132,13 @@ def test_an_account_that_logs_in_but_cannot_sync_says_so_once_until_it_syncs(api
             assert announced.data == {"response": "NO " + refusal, "serverResponseCode": "CommandFailed"}
 
             # And: the retries that follow (1 s apart at most here) announce nothing more
-            time.sleep(3)
-            events.poll()
+            events.settle(3)
             assert [e.event for e in events.of(account)] == ["authenticationSuccess", "syncError"]
 
             # When: the server recovers; Then: connected again once it has synced, lastError gone
             proxy.refuse_examine = None
-            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
-            events.wait_for(lambda ev: len(events.of(account, "authenticationSuccess")) == 2,
-                            what="authenticationSuccess after the recovery")
+            events.wait_for_event(account, "accountInitialized")
+            events.wait_for_event(account, "authenticationSuccess", count=2)  # after the recovery
             stored = api.get(f"/v1/account/{account}").json
             assert stored["state"] == "connected" and stored.get("lastError") is None
     assert [e.event for e in events.of(account)] == ["authenticationSuccess", "syncError", "accountInitialized",
@@ -165,7 +160,7 @@ def test_a_flag_change_is_announced_when_highestmodseq_went_down(api, condstore_
     with ImapFilterProxy(condstore_dovecot.imap_port) as proxy:
         register_through(api, condstore_dovecot, proxy, account, email, password)
         with running_watcher(events, prefix, prefix + "ns"):
-            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+            events.wait_for_event(account, "accountInitialized")
 
             # When: the server's modseqs are renumbered 20 lower (an index rebuild), and a
             # message is read: its new modseq is below the one the watcher synced to
@@ -173,14 +168,13 @@ def test_a_flag_change_is_announced_when_highestmodseq_went_down(api, condstore_
             client.add_flags([2], [b"\\Seen"])
 
             # Then: the change is announced all the same
-            events.wait_for(lambda ev: events.of(account, "messageUpdated"), what="messageUpdated")
-            [update] = events.of(account, "messageUpdated")
+            [update] = events.wait_for_event(account, "messageUpdated")
             assert update.data["uid"] == 2 and update.data["changes"]["flags"]["added"] == ["\\Seen"]
 
             # When: another message changes afterwards; Then: the incremental sync (from the
             # lower value now stored) finds it
             client.add_flags([1], [b"\\Answered"])
-            events.wait_for(lambda ev: len(events.of(account, "messageUpdated")) == 2, what="second messageUpdated")
+            events.wait_for_event(account, "messageUpdated", count=2)
         assert proxy.raised  # the watcher did ask from a modseq in the renumbered range
     assert [e.data["uid"] for e in events.of(account, "messageUpdated")] == [2, 1]
     client.logout()
@@ -198,7 +192,7 @@ def test_a_listed_message_a_fetch_does_not_return_is_retried_not_skipped(api, le
     with ImapFilterProxy(legacy_dovecot.imap_port) as proxy:
         register_through(api, legacy_dovecot, proxy, account, email, password)
         with running_watcher(events, prefix, prefix + "ns"):
-            events.wait_for(lambda ev: events.of(account, "accountInitialized"), what="accountInitialized")
+            events.wait_for_event(account, "accountInitialized")
 
             # When: two messages arrive, the first of which FETCH does not return
             proxy.hide_fetch = {2: hidden_answers}
@@ -206,9 +200,8 @@ def test_a_listed_message_a_fetch_does_not_return_is_retried_not_skipped(api, le
             client.append("INBOX", b"Subject: next\r\n\r\nx\r\n")
 
             # Then: both are announced, in UID order; the one never returned is marked partial
-            events.wait_for(lambda ev: len(events.of(account, "messageNew")) == 2, what="two messageNew")
-            time.sleep(1.5)  # a duplicate, if any, would come from the next sweep
-            events.poll()
+            events.wait_for_event(account, "messageNew", count=2)
+            events.settle()  # a duplicate, if any, would come from the next sweep
         assert any(b"FETCH" in line for line in proxy.dropped)  # the quirk was in force
     lagging, following = events.of(account, "messageNew")
     assert (lagging.data["uid"], following.data["uid"]) == (2, 3)

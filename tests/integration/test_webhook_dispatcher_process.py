@@ -2,42 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
+from tests.support.dispatcher import START_TIMEOUT_SECONDS, dispatcher_process
 from tests.support.webhook_receiver import ReceivedRequest, Reply, WebhookReceiver, verify_signature
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 10
-
-
-@contextmanager
-def dispatcher_process(log_path: Path) -> Iterator[subprocess.Popen]:
-    # A process under test shares two cores with the tests: a longer schedule than the
-    # in-process tests' (slots are anchored to the queue time, see chalicelib/webhooks/policy.py).
-    env = {**os.environ, "IMAPLESS_DISPATCHER_CONCURRENCY": "4", "PYTHONUNBUFFERED": "1",
-           "IMAPLESS_WEBHOOK_RETRY_SCHEDULE": "2,2,2,2,2", "IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS": "1"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "local.dispatcher"], cwd=ROOT, env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + START_TIMEOUT_SECONDS
-            while "dispatcher started" not in log_path.read_text():
-                assert process.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "the dispatcher did not start: " + log_path.read_text()
-                time.sleep(0.05)
-            yield process
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 def test_the_dispatcher_process_delivers_in_order_per_account_and_stops_cleanly(webhooks, tmp_path):

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -74,6 +74,18 @@ class EventQueue:
                 raise AssertionError(f"timed out waiting for {what}; got {seen}")
             time.sleep(0.05)
 
+    def wait_for_event(self, account: str, kind: str, count: int = 1, timeout: float = 15.0) -> list[Event]:
+        """Wait until ``account`` has at least ``count`` events of ``kind``; returns those events."""
+        what = kind if count == 1 else f"{count} {kind}"
+        self.wait_for(lambda _: len(self.of(account, kind)) >= count, timeout=timeout, what=what)
+        return self.of(account, kind)
+
+    def settle(self, seconds: float = 1.5) -> None:
+        """Give the watcher ``seconds`` to publish what it should not (a duplicate from the next
+        sweep, a repeated state event), then collect it, so the test's counts can see it."""
+        time.sleep(seconds)
+        self.poll()
+
     def of(self, account: str, kind: str | None = None) -> list[Event]:
         return [e for e in self.events if e.account == account and (kind is None or e.event == kind)]
 
@@ -86,9 +98,11 @@ class WatcherProcess:
     """``python -m tests.integration.watcher_harness`` with the test environment."""
 
     def __init__(self, queue: EventQueue, prefix: str, namespace: str, extra_env: dict[str, str] | None = None,
-                 fast: bool = True, record_aws_calls: bool = False):
-        """``fast``: the short test timings (benchmarks measure the production defaults).
-        ``record_aws_calls``: the process logs every AWS request it makes (see :meth:`aws_calls`)."""
+                 fast: bool = True, record_aws_calls: bool = False, extra_args: Sequence[str] = ()):
+        """``queue``: anything with the ``url`` of the queue to publish to.
+        ``fast``: the short test timings (benchmarks measure the production defaults).
+        ``record_aws_calls``: the process logs every AWS request it makes (see :meth:`aws_calls`).
+        ``extra_args``: more options of ``tests.integration.watcher_harness``."""
         self.log = Path(tempfile.mkstemp(prefix="watcher-", suffix=".log")[1])
         self.aws_call_log = (Path(tempfile.mkstemp(prefix="watcher-aws-", suffix=".log")[1]) if record_aws_calls
                              else None)
@@ -97,7 +111,7 @@ class WatcherProcess:
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.watcher_harness", "--queue-url", queue.url,
-                 "--account-prefix", prefix, "--namespace", namespace, *recording],
+                 "--account-prefix", prefix, "--namespace", namespace, *recording, *extra_args],
                 cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
 
     def stop(self) -> int:

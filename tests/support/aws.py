@@ -9,10 +9,12 @@ runner uses, so tests exercise the resources that ship. KMS is a real moto key: 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,17 +52,79 @@ TEST_ENVIRONMENT = {
 os.environ.update(TEST_ENVIRONMENT)
 
 
+class MotoServer:
+    """moto on ``MOTO_PORT`` in a thread of the test process, which a test can take away and bring back.
+
+    moto keeps its state in process-global backends, so a server started again on the same
+    port serves the same tables and queues. Stopping closes the listening socket *and* every
+    open keep-alive connection, so clients see "connection refused" (an unreachable
+    endpoint), not a server that still answers on connections it had already accepted.
+    """
+
+    def __init__(self) -> None:
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import ThreadedWSGIServer
+
+        class _TrackingServer(ThreadedWSGIServer):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                self.open_connections: set[socket.socket] = set()
+                self.connections_lock = threading.Lock()
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                with self.connections_lock:
+                    self.open_connections.add(request)
+                super().process_request(request, client_address)
+
+            def shutdown_request(self, request: Any) -> None:
+                with self.connections_lock:
+                    self.open_connections.discard(request)
+                super().shutdown_request(request)
+
+        self._server = _TrackingServer("127.0.0.1", MOTO_PORT, DomainDispatcherApplication(create_backend_app),
+                                       handler=MotoRequestHandler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True, name="moto-server")
+        self._thread.start()
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        with server.connections_lock:
+            connections = list(server.open_connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        assert self._thread is not None
+        self._thread.join()
+
+    @contextlib.contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """AWS is unreachable inside the block (state kept), and back after it."""
+        self.stop()
+        try:
+            yield
+        finally:
+            self.start()
+
+
+MOTO = MotoServer()
+
+
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=MOTO_PORT, verbose=False)
-    server.start()
+    MOTO.start()
     try:
         yield MOTO_ENDPOINT
     finally:
-        server.stop()
+        MOTO.stop()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,10 @@ cannot start here:
 - ``hide_fetch``: UID -> how many more ``FETCH`` answers for that UID to drop (the whole
   answer, literals included), as Exchange answers nothing for a UID that arrived a moment
   ago although ``UID SEARCH`` lists it. It may be changed while connections are open.
+- ``hold_append``: the server's tagged answer to an ``APPEND`` is held back (never reaches
+  the client; ``held_append`` is set when one was held), while the message itself is
+  stored: a server slow to confirm an APPEND, or a client that dies before the answer
+  comes. It may be changed while connections are open (it applies to answers still to come).
 
 ::
 
@@ -56,18 +60,21 @@ class _Pair:
         self.server = server
         self.idling = False
         self.examine_tags: set[bytes] = set()
+        self.append_tags: set[bytes] = set()
 
 
 class ImapFilterProxy:
     def __init__(self, target_port: int, *, strip_uidnext: bool = False, mute_idle: bool = False,
                  refuse_examine: str | None = None, modseq_shift: int = 0,
-                 hide_fetch: dict[int, int] | None = None) -> None:
+                 hide_fetch: dict[int, int] | None = None, hold_append: bool = False) -> None:
         self.target_port = target_port
         self.strip_uidnext = strip_uidnext
         self.mute_idle = mute_idle
         self.refuse_examine = refuse_examine
         self.modseq_shift = modseq_shift
         self.hide_fetch = dict(hide_fetch or {})
+        self.hold_append = hold_append
+        self.held_append = threading.Event()
         self.raised: list[bytes] = []  # client lines whose modseq was raised, as the client sent them
         self.dropped: list[bytes] = []  # every server line held back, in order
         self._lock = threading.Lock()
@@ -111,6 +118,8 @@ class ImapFilterProxy:
                     pair.idling = True
                 elif len(words) > 1 and words[1].upper() == b"EXAMINE":
                     pair.examine_tags.add(words[0])
+                elif len(words) > 1 and words[1].upper() == b"APPEND":
+                    pair.append_tags.add(words[0])
                 shifted = _shifted(_CLIENT_MODSEQ, line, self.modseq_shift)
                 if shifted != line:
                     with self._lock:
@@ -135,6 +144,13 @@ class ImapFilterProxy:
                     pair.client.sendall(line + reader.read(int(literal.group(1))))
                     continue
                 tag = line.split(b" ", 1)[0]
+                if tag in pair.append_tags:
+                    pair.append_tags.discard(tag)
+                    if self.hold_append:
+                        with self._lock:
+                            self.dropped.append(line)
+                        self.held_append.set()
+                        continue
                 if tag in pair.examine_tags:
                     pair.examine_tags.discard(tag)
                     if self.refuse_examine is not None:

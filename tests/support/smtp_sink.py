@@ -3,6 +3,8 @@
 For tests that must show that *nothing* is sent to a server: it records every connection
 and every command line (a message body only as the count of DATA transactions), so "no
 connection at all" is a checkable fact, stronger than "no message in some mailbox".
+``auth=True`` offers ``AUTH PLAIN`` and takes any credentials (an account may then send
+through it, with ``tls.allowPlaintextAuth``); :attr:`messages` counts the messages taken.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ _REPLIES = {b"EHLO": b"250-sink\r\n250 8BITMIME\r\n", b"HELO": b"250 sink\r\n", 
 
 
 class SmtpSink:
-    def __init__(self) -> None:
+    def __init__(self, *, auth: bool = False) -> None:
+        self.auth = auth
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port: int = self._listener.getsockname()[1]
         self.connections = 0
@@ -44,6 +47,19 @@ class SmtpSink:
                 self.connections += 1
             threading.Thread(target=self._talk, args=(connection,), daemon=True).start()
 
+    @property
+    def messages(self) -> int:
+        """Messages the sink took (DATA transactions)."""
+        with self._lock:
+            return sum(1 for command in self.commands if command.upper() == "DATA")
+
+    def _reply(self, verb: bytes) -> bytes:
+        if self.auth and verb == b"EHLO":
+            return b"250-sink\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+        if self.auth and verb == b"AUTH":
+            return b"235 2.7.0 accepted\r\n"
+        return _REPLIES.get(verb, b"250 ok\r\n")
+
     def _talk(self, connection: socket.socket) -> None:
         with connection, connection.makefile("rb") as lines:
             connection.sendall(b"220 sink ESMTP\r\n")
@@ -57,7 +73,7 @@ class SmtpSink:
                 verb = line.split(b" ", 1)[0].strip().upper()
                 with self._lock:
                     self.commands.append(line.decode("latin-1").rstrip("\r\n"))
-                connection.sendall(_REPLIES.get(verb, b"250 ok\r\n"))
+                connection.sendall(self._reply(verb))
                 in_data = verb == b"DATA"
                 if verb == b"QUIT":
                     return

@@ -19,7 +19,7 @@ def test_given_sets_and_labels_when_encoded_then_decoded_identically():
     checkpoint = MailboxCheckpoint(path="INBOX", uidvalidity=1, uidnext=10, uids=UidSet([1, 2, 5]),
                                    flags={"\\Seen": UidSet([1, 5]), "$Label1": UidSet([2])},
                                    labels={"Work/Ünïcode": UidSet([5])})
-    uids, flags, labels = MailboxCheckpoint.decode_sets(checkpoint.encode_sets())
+    uids, flags, labels, *_ = MailboxCheckpoint.decode_sets(checkpoint.encode_sets())
     assert (uids, flags, labels) == (checkpoint.uids, dict(checkpoint.flags), dict(checkpoint.labels))
 
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from chalicelib.errors import AccountNotFoundError
+from chalicelib.imap.capabilities import Capabilities
 from chalicelib.imap.limits import ResponseTooLargeError
 from chalicelib.imap.watch import CommandFailedError
 from chalicelib.services import accounts as account_service
@@ -77,8 +78,7 @@ class ListSink:
 class FakeConnection:
     """A logged-in connection to a server without NOTIFY; nothing is ever read from it."""
 
-    notify = False
-    idle = True
+    capabilities = Capabilities(frozenset({"IDLE"}))
     idling = False
 
     def close(self) -> None:
@@ -191,7 +191,7 @@ def test_after_a_read_cap_a_catch_up_is_not_enough_a_connection_that_held_is(mon
     account = watch(sink)
     flooded_after_login(monkeypatch, account)
     account.request(connect=True)
-    failures = account.failures
+    failures = account.health.failures
     assert stored["state"] == "syncError"
     # When: the next catch-up completes
     monkeypatch.setattr(account.folders, "catch_up", lambda connection: None)
@@ -199,9 +199,9 @@ def test_after_a_read_cap_a_catch_up_is_not_enough_a_connection_that_held_is(mon
     account.request(connect=True)
     # Then: nothing is announced yet, and the backoff series is not reset by the catch-up alone
     assert [e.event for e in sink.events] == ["syncError"]
-    assert stored["state"] == "syncError" and account.failures == failures
+    assert stored["state"] == "syncError" and account.health.failures == failures
     # When: the connection has held for the stability period (checked at every task of the account)
-    account.connected_at = time.monotonic() - watch_plan.STABLE_CONNECTION_SECONDS
+    account.health = account.health.logged_in(time.monotonic() - watch_plan.STABLE_CONNECTION_SECONDS)
     account._confirm_recovery()
     # Then: connected is announced, once, and lastError is gone
     assert [e.event for e in sink.events] == ["syncError", "authenticationSuccess"]

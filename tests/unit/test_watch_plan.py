@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from chalicelib.sync.account_state import SYNC_ERROR_AFTER_FAILURES
 from chalicelib.sync.watch_plan import (
     HELPER_IDLE_SECONDS,
     PROMPT_AFTER_REPORTS,
     STABLE_CONNECTION_SECONDS,
+    Health,
     Heard,
     IdleLatency,
     Steps,
@@ -150,3 +154,61 @@ def test_only_a_connection_that_held_starts_a_new_backoff_series(failures, conne
 ])
 def test_after_a_read_cap_only_a_connection_that_held_is_announced(capped, connected_for, expected):
     assert recovery_due(capped, connected_for) is expected
+
+
+LOGGED_IN = Health(connected_at=100.0)
+HELD = 100.0 + STABLE_CONNECTION_SECONDS
+
+
+# (name, health before, kind, now, health after, record syncError now)
+FAILURES = [
+    ("the login failed: the backoff series grows, nothing is counted towards syncError",
+     Health(failures=2), "transient", 200.0, Health(failures=3), False),
+    ("after login, a lease that moved says nothing about the server",
+     replace(LOGGED_IN, failures=1), "not_the_server", 101.0, Health(failures=2), False),
+    ("after login, a lost connection is counted quietly",
+     LOGGED_IN, "transient", 101.0, Health(failures=1, sync_failures=1), False),
+    ("the failure that reaches the limit records syncError",
+     replace(LOGGED_IN, sync_failures=SYNC_ERROR_AFTER_FAILURES - 1), "transient", 101.0,
+     Health(failures=1, sync_failures=SYNC_ERROR_AFTER_FAILURES), True),
+    ("a failure that will repeat records syncError at once",
+     LOGGED_IN, "persistent", 101.0, Health(failures=1, sync_failures=1), True),
+    ("an answer over a read cap records syncError at once and marks the account capped",
+     LOGGED_IN, "over_read_cap", 101.0, Health(failures=1, sync_failures=1, capped=True), True),
+    ("a connection that held starts a new backoff series",
+     replace(LOGGED_IN, failures=5), "transient", HELD, Health(failures=1, sync_failures=1), False),
+    ("capped stays until a connection holds",
+     replace(LOGGED_IN, capped=True), "transient", 101.0, Health(failures=1, sync_failures=1, capped=True), False),
+]
+
+
+@pytest.mark.parametrize(("before", "kind", "now", "after", "record"), [case[1:] for case in FAILURES],
+                         ids=[case[0] for case in FAILURES])
+def test_health_after_a_failure(before, kind, now, after, record):
+    assert before.failed(kind, now) == (after, record)
+
+
+@pytest.mark.parametrize(("before", "after", "announce"), [
+    (Health(failures=3, sync_failures=2, connected_at=1.0), Health(failures=3, connected_at=1.0), True),
+    # after a read cap, the catch-up alone announces nothing (and keeps the backoff series)
+    (Health(failures=3, sync_failures=1, capped=True, connected_at=1.0),
+     Health(failures=3, capped=True, connected_at=1.0), False),
+])
+def test_health_after_a_catch_up(before, after, announce):
+    assert before.caught_up() == (after, announce)
+
+
+@pytest.mark.parametrize(("before", "now", "after", "announce"), [
+    (LOGGED_IN, HELD, LOGGED_IN, False),  # nothing to recover from
+    (replace(LOGGED_IN, capped=True), HELD - 0.1, replace(LOGGED_IN, capped=True), False),
+    (replace(LOGGED_IN, capped=True), HELD, LOGGED_IN, True),  # held: announced once
+    (Health(capped=True), HELD, Health(capped=True), False),  # not connected
+])
+def test_health_while_connected(before, now, after, announce):
+    assert before.confirmed(now) == (after, announce)
+
+
+def test_health_connection_times():
+    health = Health(failures=2).logged_in(50.0)
+    assert health.connected_for(80.0) == 30.0
+    assert health.closed() == Health(failures=2) and health.closed().connected_for(80.0) is None

@@ -29,6 +29,8 @@ connections and checkpoints are only ever touched by one thread at a time.
   and then moves the state (conditional write, with its ``lastError``), see
   :mod:`chalicelib.sync.account_state`. Failures after a good login are counted: repeated,
   they make the account ``syncError``; only a complete catch-up makes it ``connected`` again.
+  The counters and those decisions (backoff series, syncError now or later, announce
+  ``connected``) are the plan's :class:`~chalicelib.sync.watch_plan.Health`.
 - Connections: one (IDLE + NOTIFY) on servers with NOTIFY; without NOTIFY a second one
   sweeps STATUS of the other folders every ``watcher_status_poll_seconds`` (when the
   per-account budget allows two; otherwise the sweep borrows the IDLE connection), and of
@@ -43,48 +45,28 @@ from dataclasses import fields
 from datetime import UTC, datetime
 
 from chalicelib.errors import AccountNotFoundError, ConflictError, MailServerError
-from chalicelib.events.publisher import PublishError
-from chalicelib.imap.limits import RESPONSE_TOO_LARGE
-from chalicelib.imap.watch import CommandFailedError, ConnectionLostError, WatchConnection
+from chalicelib.imap.watch import ConnectionLostError, WatchConnection
 from chalicelib.imap.watch_responses import Hints
 from chalicelib.incarnations import LEGACY
 from chalicelib.services import accounts as account_service
 from chalicelib.store import accounts as account_store
-from chalicelib.store.checkpoints import CheckpointConflictError
-from chalicelib.sync.account_state import LoginOutcome, last_error, sync_error_due, transition_event
+from chalicelib.sync.account_state import LoginOutcome, last_error, transition_event
 from chalicelib.sync.watch_plan import (
     Finder,
+    Health,
     Heard,
     IdleLatency,
     Steps,
     Wake,
     WatchState,
-    failures_before,
     fired_timers,
     plan_steps,
     reconnect_delay,
-    recovery_due,
 )
 from workers.watch import logger
 from workers.watch.context import WatchContext
+from workers.watch.failures import RECOVERABLE, classify_failure
 from workers.watch.mailbox_sync import MailboxSync
-
-
-def sync_failure(exc: BaseException, *, unexpected: bool = False) -> LoginOutcome:
-    """What a failure after login says, as the account's syncError (code, message, the server's words)."""
-    if unexpected:
-        return LoginOutcome(ok=False, stage="sync", code="InternalError",
-                            message="the watcher could not process the server's answers")
-    if isinstance(exc, CommandFailedError):
-        return LoginOutcome(ok=False, stage="sync", code="CommandFailed", response=exc.server_response,
-                            message=str(exc))
-    if isinstance(exc, MailServerError):
-        return LoginOutcome(ok=False, stage="sync", code=exc.code, response=exc.server_response, message=exc.message)
-    return LoginOutcome(ok=False, stage="sync", code="ConnectionLost", message=str(exc)[:200])
-
-
-RECOVERABLE = (ConnectionLostError, CommandFailedError, MailServerError, PublishError, CheckpointConflictError,
-               OSError)
 
 
 class AccountWatch:
@@ -104,10 +86,7 @@ class AccountWatch:
         self.helper: WatchConnection | None = None
         self.helper_used_at = 0.0
         self.folders = MailboxSync(account, context)
-        self.failures = 0
-        self.sync_failures = 0  # failures after a successful login, since the last complete catch-up
-        self.connected_at: float | None = None  # when the current connection logged in
-        self.capped = False  # the last sync failure was an answer over a read cap
+        self.health = Health()
         self.user: str | None = None
         self.idle_latency = IdleLatency()
         self._lock = threading.Lock()
@@ -280,21 +259,21 @@ class AccountWatch:
                                             message=exc.message))
             raise
         self.listener = listener
-        self.connected_at = time.monotonic()
+        self.health = self.health.logged_in(time.monotonic())
         self.user = credentials.imap.user
         self._record_login(LoginOutcome(ok=True, user=credentials.imap.user))
         self.folders.load()
-        self.idle_latency = IdleLatency(supported=listener.idle,
+        self.idle_latency = IdleLatency(supported=listener.capabilities.idle,
                                         reported_in_a_row=self.idle_latency.reported_in_a_row)
-        if listener.notify:
+        if listener.capabilities.notify:
             listener.set_notify()
         self.folders.catch_up(listener)
-        if not listener.notify or not listener.idle:
+        if not listener.capabilities.notify or not listener.capabilities.idle:
             self.sweep_at = time.monotonic() + self.settings.watcher_status_poll_seconds
-        self.sync_failures = 0
         # Every folder is current: the state leaves syncError here (a login alone does not),
         # unless the server went over a read cap: then a connection that holds says so (_do).
-        if not self.capped:
+        self.health, announce = self.health.caught_up()
+        if announce:
             self._record_login(LoginOutcome(ok=True, user=credentials.imap.user, stage="sync"))
         self._idle(listener)
 
@@ -351,7 +330,7 @@ class AccountWatch:
                 self._pending = self._pending.merge(Wake(carried=True))
             return
         self.reissue_at = time.monotonic() + self.settings.watcher_idle_reissue_seconds
-        if not listener.idle:
+        if not listener.capabilities.idle:
             return  # a server without IDLE: the sweep and the re-issue timer do its work
         if listener.start_idle():
             with self._lock:
@@ -361,40 +340,26 @@ class AccountWatch:
         self.context.scheduler.watch_idle(self, listener)
 
     def _fail(self, exc: BaseException, *, unexpected: bool = False) -> None:
-        logged_in = self.listener is not None
-        self.failures = failures_before(self.failures, self._connected_for()) + 1
+        failure = classify_failure(exc, unexpected=unexpected)
+        self.health, record_sync_error = self.health.failed(failure.kind, time.monotonic())
         self._close()
-        delay = reconnect_delay(self.failures, minimum=self.settings.watcher_reconnect_min_seconds,
+        delay = reconnect_delay(self.health.failures, minimum=self.settings.watcher_reconnect_min_seconds,
                                 maximum=self.settings.watcher_reconnect_max_seconds)
         self.retry_at = time.monotonic() + delay
         if not unexpected:
             logger.info("watch interrupted; retrying", extra={"account": self.account, "error": type(exc).__name__,
                                                               "detail": str(exc)[:200], "retry_in": round(delay, 2)})
-        # A lease that moved (checkpoint conflict) or an events queue that failed says nothing
-        # about the account's server; everything else after a good login does. (A failed login
-        # was recorded by the connect itself.)
-        if not logged_in or isinstance(exc, (CheckpointConflictError, PublishError)):
-            return
-        self.sync_failures += 1
-        # An answer over a read cap (chalicelib/imap/limits.py) will be over it again on the
-        # next try: say so at once. As a syncError, the next good login announces nothing, so
-        # such a server does not flap between authenticationSuccess and an error every retry.
-        too_large = isinstance(exc, MailServerError) and exc.code == RESPONSE_TOO_LARGE
-        self.capped = self.capped or too_large
-        if too_large or sync_error_due(self.sync_failures):
+        if record_sync_error:
             try:
-                self._record_login(sync_failure(exc, unexpected=unexpected))
+                self._record_login(failure.outcome)
             except Exception:  # noqa: BLE001 - the retry is scheduled; the next failure tries again
                 logger.exception("could not record the sync error", extra={"account": self.account})
 
     def _confirm_recovery(self) -> None:
         """After an answer over a read cap, announce ``connected`` once a connection has held."""
-        if recovery_due(self.capped, self._connected_for()):
-            self.capped = False
+        self.health, announce = self.health.confirmed(time.monotonic())
+        if announce:
             self._record_login(LoginOutcome(ok=True, user=self.user, stage="sync"))
-
-    def _connected_for(self) -> float | None:
-        return None if self.connected_at is None else time.monotonic() - self.connected_at
 
     def _close(self) -> None:
         self.context.scheduler.forget(self)
@@ -402,7 +367,7 @@ class AccountWatch:
             if connection is not None:
                 connection.close()
         self.listener = self.helper = None
-        self.connected_at = None
+        self.health = self.health.closed()
         self.reissue_at = self.sweep_at = None
         self._early = False
         self._carried = Hints()

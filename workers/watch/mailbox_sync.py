@@ -172,7 +172,7 @@ class MailboxSync:
         Returns the paths synced here (the new ones).
         """
         self.listed = connection.list_mailboxes()
-        if connection.gmail:
+        if connection.capabilities.gmail:
             self.watch_path = next((p for p, m in self.listed.items() if m.special_use == "\\All"), "INBOX")
         changes = diff_mailboxes(set(self.checkpoints.mailboxes), self.listed)
         for path in changes.deleted:

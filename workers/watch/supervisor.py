@@ -190,6 +190,10 @@ class Watcher:
         self.owned.clear()
         self.epochs.clear()
         self._owner_reads.invalidate()
+        # The accounts just stopped must start again when the same shards come back: without
+        # this, those shards equal the last reconciled ones and nothing restarts the accounts
+        # until the next full account scan (up to IMAPLESS_WATCHER_FULL_SCAN_SECONDS later).
+        self._reconciled_for = None
 
     def _shard_owners(self, live: list[str]) -> dict[str, str]:
         now = time.monotonic()
