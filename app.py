@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import accounts, mailboxes, messages, system, tokens
+from chalicelib.api import accounts, mailboxes, messages, oauth2, system, tokens
 from chalicelib.api import sending as sending_api  # sending
 from chalicelib.api import stats as stats_api  # operations
 from chalicelib.api import webhooks as webhook_api  # webhooks
@@ -23,6 +23,7 @@ app.register_middleware(normalize_chalice_errors, "http")
 app.register_blueprint(system.blueprint)
 app.register_blueprint(accounts.blueprint)
 app.register_blueprint(tokens.blueprint)
+app.register_blueprint(oauth2.blueprint)
 # -- mail API blueprints --
 app.register_blueprint(mailboxes.blueprint)
 app.register_blueprint(messages.blueprint)

@@ -112,6 +112,16 @@ class ConflictError(ApiError):
     code = "Conflict"
 
 
+class OAuth2AppNotFoundError(NotFoundError):
+    code = "OAuth2AppNotFound"
+
+
+class OAuth2AppInUseError(ConflictError):
+    """Accounts still log in through this OAuth2 application; ``details.accounts`` names some."""
+
+    code = "OAuth2AppInUse"
+
+
 class UnprocessableError(ApiError):
     """Schema-valid, but its values cannot be acted on (see the module docstring)."""
 

@@ -78,12 +78,23 @@ def register_accounts(base_url: str, headers: dict[str, str], dovecot, user: Mai
         assert created.status_code == 200, created.text
 
 
+def register_app(base_url: str, headers: dict[str, str]) -> str:
+    """An OAuth2 application for the path parameter that names one (no account uses it)."""
+    created = requests.post(f"{base_url}/v1/oauth2", headers=headers, timeout=30, json={
+        "name": "Fuzzing", "provider": "gmail", "clientId": "fuzz-client", "clientSecret": "fuzz-secret",
+        "redirectUrl": "https://api.example.test/oauth"})
+    assert created.status_code == 200, created.text
+    return created.json()["id"]
+
+
 def real_ids(base_url: str, headers: dict[str, str]) -> dict[str, list[str]]:
-    """Ids of the mail in the real account, for path parameters that name a message or its parts."""
+    """Ids of the mail in the real account, for path parameters that name a message or its parts,
+    and of an OAuth2 application."""
     listed = requests.get(f"{base_url}/v1/account/{REAL_ACCOUNT}/messages", headers=headers, timeout=30)
     assert listed.status_code == 200, listed.text
     messages = listed.json()["messages"]
-    return {"message": [m["id"] for m in messages],
+    return {"app": [register_app(base_url, headers)],
+            "message": [m["id"] for m in messages],
             "text": [m["text"]["id"] for m in messages],
             "attachment": [a["id"] for m in messages for a in m["attachments"]]}
 
