@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, PageQuery, StrictModel
+from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
 MASKED_PASSWORD = "******"  # noqa: S105 - the mask shown instead of a password or an access token
@@ -189,13 +189,57 @@ class ImapSettingsUpdate(ServerSettingsUpdate):
     disabled: bool | None = Field(None, description=DISABLED_DESCRIPTION)
 
 
+REFRESH_TOKEN_MAX_CHARS = 4096
+RefreshToken = Annotated[SecretStr, Field(min_length=1, max_length=REFRESH_TOKEN_MAX_CHARS,
+                                          json_schema_extra={"format": "password", "writeOnly": True}),
+                         AfterValidator(check_credential_text)]
+APP_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+OAUTH2_LOGIN_HELP = ("Log in with OAuth2 tokens this service refreshes through an OAuth2 application "
+                     "(`POST /v1/oauth2`): the IMAP and SMTP servers are the application's provider's.")
+
+
+class OAuth2User(StrictModel):
+    user: CredentialUser
+
+
+class OAuth2UserUpdate(StrictModel):
+    user: CredentialUser | None = None
+
+
+class OAuth2Login(StrictModel):
+    provider: str = Field(pattern=APP_ID_PATTERN, description="The id of the OAuth2 application")
+    auth: OAuth2User
+    refreshToken: RefreshToken = Field(description="Sealed at rest, never shown")
+    accessToken: CredentialAccessToken | None = Field(None, description="A current access token, if you have one")
+    expires: IsoDateTime | None = Field(None, description="When accessToken expires")
+
+
+class OAuth2LoginUpdate(StrictModel):
+    """A new ``refreshToken`` re-authorizes the account (after a revocation, a new consent)."""
+
+    provider: str | None = Field(None, pattern=APP_ID_PATTERN)
+    auth: OAuth2UserUpdate | None = None
+    refreshToken: RefreshToken | None = None
+    accessToken: CredentialAccessToken | None = None
+    expires: IsoDateTime | None = None
+
+
 class AccountCreate(StrictModel):
     account: AccountId | None = Field(None, description="Generated when omitted")
     name: str | None = Field(None, max_length=256)
     email: EmailAddress
-    imap: ImapSettings
+    imap: ImapSettings | None = Field(None, description="Required unless oauth2 is given")
     smtp: ServerSettings | None = None
+    oauth2: OAuth2Login | None = Field(None, description=OAUTH2_LOGIN_HELP + " Excludes imap and smtp.")
     verify: bool = Field(True, description="Check the IMAP (and SMTP) login before saving")
+
+    @model_validator(mode="after")
+    def _one_login(self) -> AccountCreate:
+        if self.oauth2 is None and self.imap is None:
+            raise ValueError("give imap (with smtp if the account sends) or oauth2")
+        if self.oauth2 is not None and (self.imap is not None or self.smtp is not None):
+            raise ValueError("oauth2 takes its servers from the OAuth2 application: leave imap and smtp out")
+        return self
 
 
 class AccountUpdate(StrictModel):
@@ -203,6 +247,7 @@ class AccountUpdate(StrictModel):
     email: EmailAddress | None = None
     imap: ImapSettingsUpdate | None = None
     smtp: ServerSettingsUpdate | None = None
+    oauth2: OAuth2LoginUpdate | None = Field(None, description="OAuth2 accounts only")
     verify: bool = True
     # -- webhooks: per-account override --
     webhooks: WebhookUrl | None = Field(
@@ -247,6 +292,19 @@ class AccountError(OutputModel):
     since: datetime = Field(description="When the account entered this state")
 
 
+class OAuth2UserOut(OutputModel):
+    user: str
+
+
+class OAuth2Out(OutputModel):
+    """An OAuth2 account's login, never a token."""
+
+    provider: str = Field(description="The OAuth2 application's id")
+    auth: OAuth2UserOut
+    expires: datetime | None = Field(None, description="When the current access token expires")
+    scopes: list[str] | None = None
+
+
 class AccountOut(OutputModel):
     account: str
     name: str | None = None
@@ -254,6 +312,7 @@ class AccountOut(OutputModel):
     state: AccountState
     imap: ImapSettingsOut | None = None
     smtp: ServerSettingsOut | None = None
+    oauth2: OAuth2Out | None = None
     createdAt: datetime
     updatedAt: datetime
     lastError: AccountError | None = Field(None, description="Set while the state is an error; cleared on "

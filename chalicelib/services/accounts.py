@@ -9,10 +9,12 @@ Invariants:
       kind          sealed secret                       login              refreshed
       password      the password                        LOGIN / AUTH PLAIN  -
       accessToken   an access token the caller manages  XOAUTH2            never (a PUT brings a new one)
+      oauth2App     refresh + access token, in          XOAUTH2            by us, through the OAuth2
+                    ``sealed_oauth2`` (not the secrets)                     application (services.oauth2_tokens)
 
-  A kind whose tokens we refresh ourselves (an OAuth2 application's refresh token) is one more
-  row: its sealed secret is the refresh token, resolved to a current access token before the
-  adapters log in exactly as for ``accessToken`` (``MailServer.login == "oauth2"``).
+  An ``oauth2App`` account's IMAP and SMTP settings come from its application's provider
+  (``app`` in the stored settings names it); its tokens resolve to a current access token
+  before the adapters log in exactly as for ``accessToken`` (``MailServer.login == "oauth2"``).
 - Registration and credential changes verify the IMAP (and SMTP) login first unless the
   caller passes ``verify: false``; a failed verification stores nothing.
 - A stored secret only ever goes to the server it was given for: an update that changes
@@ -39,11 +41,13 @@ from chalicelib.errors import (
     AccountExistsError,
     CredentialsRequiredError,
     MailServerError,
+    OAuth2AppNotFoundError,
     RateLimitedError,
     ValidationError,
 )
 from chalicelib.imap import session as imap_session
 from chalicelib.incarnations import LEGACY, new_incarnation
+from chalicelib.oauth2.refresh_rules import refresh_needed
 from chalicelib.schemas.accounts import (
     MASKED_PASSWORD,
     AccountCreate,
@@ -52,6 +56,8 @@ from chalicelib.schemas.accounts import (
     AccountState,
     AccountUpdate,
     ImapSettingsOut,
+    OAuth2Out,
+    OAuth2UserOut,
     ServerAuth,
     ServerAuthOut,
     ServerAuthUpdate,
@@ -65,12 +71,13 @@ from chalicelib.schemas.accounts import (
 )
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.security.transport import LoginMethod, MailServer, TlsOptions
-from chalicelib.services import account_records, webhook_settings
+from chalicelib.services import account_records, oauth2_apps, oauth2_tokens, webhook_settings
 from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
 from chalicelib.store import accounts as account_store
 from chalicelib.store import rate_limits
 from chalicelib.store.accounts import StoredAccount
+from chalicelib.store.oauth2_apps import StoredApp
 from chalicelib.sync import account_state
 
 Verifier = Callable[[MailServer, str], Any]
@@ -89,18 +96,27 @@ class AccountCredentials:
     smtp: MailServer | None
     smtp_secret: str | None = field(repr=False)
     incarnation: str = LEGACY
+    # The secrets are access tokens we refresh: after a server refuses one, ask again with
+    # ``load_credentials(account, rejected=that token)`` for a refreshed one.
+    refreshable: bool = False
 
 
-CredentialKind = Literal["password", "accessToken"]
+CredentialKind = Literal["password", "accessToken", "oauth2App"]
 PASSWORD: CredentialKind = "password"  # noqa: S105 - a credential kind, not a password
 ACCESS_TOKEN: CredentialKind = "accessToken"  # noqa: S105 - a credential kind, not a token
-_LOGIN_METHODS: dict[str, LoginMethod] = {PASSWORD: "password", ACCESS_TOKEN: "oauth2"}
+OAUTH2_APP: CredentialKind = "oauth2App"
+_LOGIN_METHODS: dict[str, LoginMethod] = {PASSWORD: "password", ACCESS_TOKEN: "oauth2", OAUTH2_APP: "oauth2"}
 # What the API calls each kind's secret (field names of ``auth``).
 _SECRET_FIELDS: dict[str, str] = {PASSWORD: "pass", ACCESS_TOKEN: "accessToken"}
 
 
 def _credential_kind(config: dict[str, Any] | None) -> CredentialKind:
-    return ACCESS_TOKEN if (config or {}).get("credentials") == ACCESS_TOKEN else PASSWORD
+    kind = (config or {}).get("credentials")
+    return kind if kind in (ACCESS_TOKEN, OAUTH2_APP) else PASSWORD
+
+
+def is_oauth2_app(stored: StoredAccount) -> bool:
+    return _credential_kind(stored.imap) == OAUTH2_APP
 
 
 def _set_credential_kind(config: dict[str, Any], kind: CredentialKind) -> None:
@@ -169,8 +185,77 @@ def new_account_id() -> str:
     return "acc_" + secrets.token_hex(8)
 
 
+def _app_of(app_id: str) -> StoredApp:
+    try:
+        return oauth2_apps.get_app(app_id)
+    except OAuth2AppNotFoundError:
+        raise ValidationError(f"OAuth2 application {app_id!r} does not exist",
+                              details={"oauth2.provider": "no such OAuth2 application"}) from None
+
+
+def _app_configs(app: StoredApp, user: str, disabled: bool = False) -> dict[str, dict[str, Any] | None]:
+    """The account's IMAP and SMTP settings: the application provider's servers."""
+    provider = oauth2_apps.provider_settings(app)
+    configs: dict[str, dict[str, Any] | None] = {"imap": None, "smtp": None}
+    for protocol, endpoint in (("imap", provider.imap), ("smtp", provider.smtp)):
+        if endpoint is not None:
+            configs[protocol] = {"host": endpoint.host, "port": endpoint.port, "secure": endpoint.secure,
+                                 "user": user, "tls": TlsSettings().model_dump(), "credentials": OAUTH2_APP,
+                                 "app": app.id}
+    if disabled and configs["imap"] is not None:
+        configs["imap"]["disabled"] = True
+    return configs
+
+
+def _usable_tokens(app: StoredApp, tokens: oauth2_tokens.Tokens,
+                   scopes: list[str] | None) -> tuple[oauth2_tokens.Tokens, list[str] | None]:
+    """The tokens to verify with: the given access token while it is good, else a refreshed one."""
+    if tokens.access_token and not refresh_needed(tokens.state(), datetime.now(UTC),
+                                                  ahead_seconds=get_settings().oauth2_refresh_ahead_seconds):
+        return tokens, scopes
+    granted, granted_scopes = oauth2_tokens.request_tokens(app, tokens)
+    return granted, granted_scopes or scopes
+
+
+def _verify_oauth2(app: StoredApp, configs: dict[str, dict[str, Any] | None], tokens: oauth2_tokens.Tokens,
+                   scopes: list[str] | None) -> tuple[oauth2_tokens.Tokens, list[str] | None]:
+    tokens, scopes = _usable_tokens(app, tokens, scopes)
+    assert tokens.access_token is not None
+    for protocol, config in configs.items():
+        if config is not None:
+            _verify(protocol, _mail_server(config), tokens.access_token)
+    return tokens, scopes
+
+
+def _create_oauth2_account(account_id: str, request: AccountCreate) -> StoredAccount:
+    login = request.oauth2
+    assert login is not None
+    app = _app_of(login.provider)
+    configs = _app_configs(app, login.auth.user)
+    tokens = oauth2_tokens.Tokens(login.refreshToken.get_secret_value(),
+                                  login.accessToken.get_secret_value() if login.accessToken else None,
+                                  login.expires)
+    scopes: list[str] | None = list(oauth2_apps.provider_settings(app).scopes)
+    if request.verify:
+        if account_store.account_exists(account_id):
+            raise AccountExistsError(f"account {account_id!r} already exists", details={"account": account_id})
+        tokens, scopes = _verify_oauth2(app, configs, tokens, scopes)
+    now = datetime.now(UTC)
+    stored = StoredAccount(
+        account=account_id, name=request.name, email=request.email, state=_state_after_edit(configs["imap"]),
+        imap=configs["imap"], smtp=configs["smtp"],
+        sealed_secrets=seal_secret(json.dumps({}), _encryption_context(account_id)),
+        created_at=now, updated_at=now, incarnation=new_incarnation(),
+        oauth2=oauth2_tokens.metadata(app.id, login.auth.user, tokens.expires, scopes),
+        sealed_oauth2=oauth2_tokens.seal_tokens(account_id, tokens))
+    return account_store.insert_account(stored)
+
+
 def create_account(request: AccountCreate) -> StoredAccount:
     account_id = request.account or new_account_id()
+    if request.oauth2 is not None:
+        return _create_oauth2_account(account_id, request)
+    assert request.imap is not None  # AccountCreate: imap or oauth2
     passwords = {"imap": _required_secret(request.imap.auth)[1]}
     configs = {"imap": _server_config(request.imap), "smtp": None}
     if request.smtp is not None:
@@ -193,8 +278,10 @@ def create_account(request: AccountCreate) -> StoredAccount:
 
 
 def _server_fields(config: dict) -> dict:
-    auth = (ServerAuthOut(user=config["user"], password=None, accessToken=MASKED_PASSWORD)
-            if _credential_kind(config) == ACCESS_TOKEN else ServerAuthOut(user=config["user"]))
+    kind = _credential_kind(config)
+    auth = (ServerAuthOut(user=config["user"], password=None, accessToken=MASKED_PASSWORD) if kind == ACCESS_TOKEN
+            else ServerAuthOut(user=config["user"], password=None) if kind == OAUTH2_APP
+            else ServerAuthOut(user=config["user"]))
     return {"host": config["host"], "port": config["port"], "secure": config["secure"],
             "auth": auth, "tls": TlsSettings.model_validate(config.get("tls") or {})}
 
@@ -207,11 +294,20 @@ def _imap_out(config: dict | None) -> ImapSettingsOut | None:
     return ImapSettingsOut(**_server_fields(config), disabled=bool(config.get("disabled"))) if config else None
 
 
+def _oauth2_out(meta: dict[str, Any] | None) -> OAuth2Out | None:
+    if not meta:
+        return None
+    expires = meta.get("expires")
+    return OAuth2Out(provider=meta["app"], auth=OAuth2UserOut(user=meta["user"]),
+                     expires=datetime.fromisoformat(expires) if expires else None, scopes=meta.get("scopes"))
+
+
 def account_out(stored: StoredAccount) -> AccountOut:
     # The store keeps the state as a plain string; the models validate it.
     return AccountOut(account=stored.account, name=stored.name, email=stored.email,
                       state=cast(AccountState, stored.state),
                       imap=_imap_out(stored.imap), smtp=_server_out(stored.smtp),
+                      oauth2=_oauth2_out(stored.oauth2) if is_oauth2_app(stored) else None,
                       createdAt=stored.created_at, updatedAt=stored.updated_at,
                       lastError=AccountError(**stored.last_error) if stored.last_error else None,
                       webhooks=stored.webhooks, webhookEvents=stored.webhook_events,
@@ -314,6 +410,8 @@ def update_account(account_id: str, request: AccountUpdate, *,
     verification counts against the same per-token allowance; a PUT is no way around it.
     """
     stored = account_store.get_account(account_id)
+    if is_oauth2_app(stored) or request.oauth2 is not None:
+        return _update_oauth2_account(stored, request, metered_token=metered_token)
     passwords: dict[str, str] = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     changed_protocols: list[str] = []
     was_disabled = bool((stored.imap or {}).get("disabled"))
@@ -348,9 +446,75 @@ def update_account(account_id: str, request: AccountUpdate, *,
     return replaced, webhook_secret
 
 
-def load_credentials(account_id: str) -> AccountCredentials:
-    """Decrypt an account's credentials for a mail session (kept in memory only)."""
+def _update_oauth2_account(stored: StoredAccount, request: AccountUpdate, *,
+                           metered_token: str | None) -> tuple[StoredAccount, str | None]:
+    """PUT on an OAuth2 account (or one becoming one): ``oauth2`` changes the login (a new
+    ``refreshToken`` re-authorizes it); ``imap`` may only switch ``disabled``; servers come
+    from the application."""
+    account_id = stored.account
+    imap = request.imap
+    if request.smtp is not None or (imap is not None and imap.model_fields_set - {"disabled"}):
+        raise ValidationError("an OAuth2 account's servers come from its OAuth2 application",
+                              details={"imap" if request.smtp is None else "smtp": "only imap.disabled may change"})
+    login = request.oauth2
+    current = stored.oauth2 if is_oauth2_app(stored) else None
+    app_id = (login.provider if login and login.provider else None) or (current or {}).get("app")
+    user = (login.auth.user if login and login.auth and login.auth.user else None) or (current or {}).get("user")
+    refresh = login.refreshToken.get_secret_value() if login and login.refreshToken else None
+    if app_id is None or user is None:
+        raise ValidationError("oauth2 settings are incomplete",
+                              details={f"oauth2.{name}": "field required"
+                                       for name, value in (("provider", app_id), ("auth.user", user)) if value is None})
+    if refresh is None and (current is None or app_id != current.get("app") or user != current.get("user")):
+        # A refresh token belongs to one client and one user.
+        raise CredentialsRequiredError("a new OAuth2 application or user needs a new refresh token: send "
+                                       "oauth2.refreshToken with it",
+                                       details={"oauth2.refreshToken": "required when provider or auth.user changes"})
+    app = _app_of(app_id)
+    disabled = bool((stored.imap or {}).get("disabled")) if imap is None or imap.disabled is None else imap.disabled
+    was_disabled = bool((stored.imap or {}).get("disabled"))
+    configs = _app_configs(app, user, disabled)
+    login_changed = login is not None and bool(login.model_fields_set - {"auth"} or refresh or user !=
+                                               (current or {}).get("user"))
+    if login_changed:
+        old = oauth2_tokens.open_tokens(stored) if current is not None else None
+        tokens = oauth2_tokens.Tokens(refresh or (old.refresh_token if old else ""),
+                                      login.accessToken.get_secret_value() if login and login.accessToken else None,
+                                      login.expires if login else None)
+        scopes: list[str] | None = list(oauth2_apps.provider_settings(app).scopes)
+        if request.verify:
+            if metered_token is not None:
+                take_verification_allowance(metered_token)
+            tokens, scopes = _verify_oauth2(app, configs, tokens, scopes)
+        stored.oauth2 = oauth2_tokens.metadata(app.id, user, tokens.expires, scopes)
+        stored.sealed_oauth2 = oauth2_tokens.seal_tokens(account_id, tokens)
+    stored.imap, stored.smtp = configs["imap"], configs["smtp"]
+    if "name" in request.model_fields_set:
+        stored.name = request.name
+    if request.email is not None:
+        stored.email = request.email
+    webhook_secret = webhook_settings.apply_account_override(stored, request)  # -- webhooks: per-account override --
+    if login_changed or was_disabled != disabled:
+        stored.state = _state_after_edit(stored.imap)
+        stored.last_error = None  # the error was about the login it replaces
+    replaced = account_store.replace_account(stored)
+    account_records.forget_account(account_id)  # -- mail API: cached reads --
+    return replaced, webhook_secret
+
+
+def load_credentials(account_id: str, *, rejected: str | None = None) -> AccountCredentials:
+    """Decrypt an account's credentials for a mail session (kept in memory only).
+
+    An OAuth2 account's secret is a current access token, refreshed first when due, or when
+    ``rejected`` (the access token a server just refused) is still the stored one.
+    """
     stored = account_store.get_account(account_id)
+    if is_oauth2_app(stored):
+        token = oauth2_tokens.access_token(account_id, rejected=rejected)
+        return AccountCredentials(
+            account=account_id, imap=_mail_server(stored.imap) if stored.imap else None, imap_secret=token,
+            smtp=_mail_server(stored.smtp) if stored.smtp else None, smtp_secret=token,
+            incarnation=stored.incarnation, refreshable=True)
     passwords = json.loads(open_secret(stored.sealed_secrets, _encryption_context(account_id)))
     return AccountCredentials(
         account=account_id,

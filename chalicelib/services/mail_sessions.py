@@ -58,11 +58,21 @@ def _fingerprint(imap: dict, sealed_secrets: str) -> str:
 
 def _open(account_id: str, seconds: float) -> ImapSession:
     settings = get_settings()
-    credentials = accounts.load_credentials(account_id)
-    if credentials.imap is None or credentials.imap_secret is None:
-        raise ApiError("the account has no IMAP settings", code="NoImapSettings", status=400)
     try:
-        return imap_session.connect(credentials.imap, credentials.imap_secret,
+        credentials = accounts.load_credentials(account_id)  # an OAuth2 token refresh may fail here
+        if credentials.imap is None or credentials.imap_secret is None:
+            raise ApiError("the account has no IMAP settings", code="NoImapSettings", status=400)
+        try:
+            return imap_session.connect(credentials.imap, credentials.imap_secret,
+                                        connect_timeout=min(settings.connect_timeout_seconds, seconds),
+                                        command_timeout=min(settings.command_timeout_seconds, seconds))
+        except MailServerError as exc:
+            if exc.code != "AuthenticationFailed" or not credentials.refreshable:
+                raise
+        # A refreshed access token refused before its expiry: refresh at once and try once more.
+        fresh = accounts.load_credentials(account_id, rejected=credentials.imap_secret)
+        assert fresh.imap is not None and fresh.imap_secret is not None
+        return imap_session.connect(fresh.imap, fresh.imap_secret,
                                     connect_timeout=min(settings.connect_timeout_seconds, seconds),
                                     command_timeout=min(settings.command_timeout_seconds, seconds))
     except MailServerError as exc:

@@ -49,6 +49,9 @@ class StoredAccount:
     sealed_webhook_secret: str | None = None  # the override endpoint's own signing secrets
     # -- watcher: the error behind an error state, None when connected or new --
     last_error: dict[str, Any] | None = None
+    # -- OAuth2 tokens we manage: metadata {app, user, expires, scopes} and the sealed tokens --
+    oauth2: dict[str, Any] | None = None
+    sealed_oauth2: str | None = None
 
 
 def _from_item(item: AccountItem) -> StoredAccount:
@@ -58,7 +61,8 @@ def _from_item(item: AccountItem) -> StoredAccount:
                          webhooks=item.webhooks,
                          webhook_events=list(item.webhook_events) if item.webhook_events is not None else None,
                          sealed_webhook_secret=item.sealed_webhook_secret,
-                         incarnation=item.incarnation or LEGACY, last_error=item.last_error)
+                         incarnation=item.incarnation or LEGACY, last_error=item.last_error,
+                         oauth2=item.oauth2, sealed_oauth2=item.sealed_oauth2)
 
 
 def _is_conditional_failure(exc: Exception) -> bool:
@@ -73,7 +77,8 @@ def insert_account(account: StoredAccount) -> StoredAccount:
                        created_at=account.created_at, updated_at=account.updated_at,
                        webhooks=account.webhooks, webhook_events=account.webhook_events,
                        sealed_webhook_secret=account.sealed_webhook_secret,
-                       incarnation=account.incarnation or None)
+                       incarnation=account.incarnation or None,
+                       oauth2=account.oauth2, sealed_oauth2=account.sealed_oauth2)
     try:
         # VersionAttribute makes a first save conditional on the item not existing.
         item.save()
@@ -125,7 +130,8 @@ def replace_account(account: StoredAccount) -> StoredAccount:
                        created_at=account.created_at, updated_at=datetime.now(UTC),
                        webhooks=account.webhooks, webhook_events=account.webhook_events,
                        sealed_webhook_secret=account.sealed_webhook_secret,
-                       incarnation=account.incarnation or None, last_error=account.last_error)
+                       incarnation=account.incarnation or None, last_error=account.last_error,
+                       oauth2=account.oauth2, sealed_oauth2=account.sealed_oauth2)
     item.version = account.version
     try:
         item.save()

@@ -4,7 +4,8 @@ Table names come from settings at import time (pynamodb reads ``Meta`` when the 
 is built), so tests and the local runner set the environment before importing.
 
 Invariant: no attribute holds a secret in the clear. Mailbox passwords and access tokens live only inside
-``AccountItem.sealed_secrets`` (see :mod:`chalicelib.security.envelope`); API tokens are
+``AccountItem.sealed_secrets`` (and OAuth2 tokens we refresh inside ``sealed_oauth2``; see
+:mod:`chalicelib.security.envelope`); API tokens are
 stored as SHA-256 digests.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pynamodb.attributes import (
     JSONAttribute,
     ListAttribute,
+    NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
@@ -53,6 +55,13 @@ class AccountItem(Model):
     sealed_webhook_secret = UnicodeAttribute(null=True, attr_name="sealedWebhookSecret")
     # -- watcher: why the account is in an error state ({code, message, serverResponse, since}) --
     last_error = JSONAttribute(null=True, attr_name="lastError")
+    # -- OAuth2 tokens we manage ("credentials": "oauth2App"): {app, user, expires, scopes}, no secret --
+    oauth2 = JSONAttribute(null=True)
+    # Sealed JSON {"refreshToken", "accessToken"}, bound to the account id; rewritten on every refresh.
+    sealed_oauth2 = UnicodeAttribute(null=True, attr_name="sealedOAuth2")
+    # The refresh lease: who refreshes the tokens now, and until when (epoch seconds).
+    oauth2_lease_owner = UnicodeAttribute(null=True, attr_name="oauth2LeaseOwner")
+    oauth2_lease_until = NumberAttribute(null=True, attr_name="oauth2LeaseUntil")
 
 
 class TokenItem(Model):

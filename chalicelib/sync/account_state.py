@@ -45,6 +45,9 @@ CONNECT_ERROR: Final = "connectError"
 SYNC_ERROR: Final = "syncError"
 DISABLED = "disabled"
 WATCHABLE_STATES = frozenset({"new", CONNECTED, AUTHENTICATION_ERROR, CONNECT_ERROR, SYNC_ERROR})
+# Codes that mean the login itself is refused until someone acts (a new password, token or
+# authorization); anything else (AuthenticationUnavailable included) is connectError and retried.
+AUTHENTICATION_CODES = frozenset({"AuthenticationFailed", "OAuthTokenRevoked", "OAuthAppInvalid"})
 # Failures after a successful login, in a row, before the account is said to be in syncError
 # (one lost connection or refused command is retried quietly).
 SYNC_ERROR_AFTER_FAILURES = 3
@@ -71,7 +74,7 @@ class LoginOutcome:
             return CONNECTED
         if self.stage == "sync":
             return SYNC_ERROR
-        return AUTHENTICATION_ERROR if self.code == "AuthenticationFailed" else CONNECT_ERROR
+        return AUTHENTICATION_ERROR if self.code in AUTHENTICATION_CODES else CONNECT_ERROR
 
 
 def next_state(previous_state: str, outcome: LoginOutcome) -> StateAfter | None:

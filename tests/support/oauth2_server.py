@@ -19,7 +19,8 @@ Invariants:
 - ``rotate_refresh_tokens``: each refresh returns a new refresh token and the old one stays valid
   (what Microsoft does); otherwise the refresh token is kept (what Google does).
 - Test controls: :meth:`issue` (tokens for a user without any flow), :meth:`revoke_user`,
-  :meth:`expire_access_tokens`, :meth:`outage` (the token or introspection endpoint answers 503). Every request is
+  :meth:`expire_access_tokens`, :meth:`outage` (the token or introspection endpoint answers 503),
+  :meth:`slow_token_answers`, :meth:`rotating_refresh_tokens`. Every request is
   counted in :attr:`requests`.
 
 Failure answers are the standard ones Authlib produces: an unknown or revoked refresh token is
@@ -206,12 +207,14 @@ class OAuth2Server:
         self._by_refresh: dict[str, IssuedToken] = {}
         self._by_user: dict[str, list[IssuedToken]] = defaultdict(list)
         self._unavailable: dict[str, float] = {}
+        self._token_delay_seconds = 0.0
         self._authlib = _Authlib(self)
         self._authlib.register_token_generator("default", BearerTokenGenerator(
             access_token_generator=lambda **_: secrets.token_urlsafe(32),
             refresh_token_generator=lambda **_: secrets.token_urlsafe(48),
             expires_generator=lambda client, grant_type: self.access_token_seconds))
         grant = type("RefreshTokenGrant", (_RefreshTokenGrant,), {"INCLUDE_NEW_REFRESH_TOKEN": rotate_refresh_tokens})
+        self._refresh_grant = grant
         self._authlib.register_grant(grant)
         self._authlib.register_endpoint(_Introspection)
         self._http: ThreadingHTTPServer | None = None
@@ -303,6 +306,26 @@ class OAuth2Server:
             for token in self._by_access.values():
                 token.expires_in = min(token.expires_in, int(time.time() - token.issued_at) - 1)
 
+    @contextmanager
+    def slow_token_answers(self, seconds: float) -> Iterator[None]:
+        """Within the block, the token endpoint waits ``seconds`` before answering (a slow
+        provider: it widens the window in which two clients could both refresh)."""
+        self._token_delay_seconds = seconds
+        try:
+            yield
+        finally:
+            self._token_delay_seconds = 0.0
+
+    @contextmanager
+    def rotating_refresh_tokens(self) -> Iterator[None]:
+        """Within the block, each refresh returns a new refresh token (as Microsoft does)."""
+        before = self._refresh_grant.INCLUDE_NEW_REFRESH_TOKEN
+        self._refresh_grant.INCLUDE_NEW_REFRESH_TOKEN = True
+        try:
+            yield
+        finally:
+            self._refresh_grant.INCLUDE_NEW_REFRESH_TOKEN = before
+
     def is_active(self, access_token: str) -> bool:
         token = self.by_access_token(access_token)
         return token is not None and not token.is_expired() and not token.is_revoked()
@@ -325,6 +348,7 @@ class OAuth2Server:
             return 503, b'{"error": "temporarily_unavailable"}', [("Content-Type", "application/json")]
         request = _Request("POST", self.base_url + path, headers, form)
         if path == "/token":
+            time.sleep(self._token_delay_seconds)
             return self._authlib.create_token_response(request)
         if path == "/introspect":
             return self._authlib.create_endpoint_response(_Introspection.ENDPOINT_NAME, request)

@@ -248,12 +248,13 @@ class AccountWatch:
     # -- connecting ------------------------------------------------------------------------
 
     def _connect_and_catch_up(self) -> None:
-        credentials = account_service.load_credentials(self.account)
-        if credentials.imap is None or credentials.imap_secret is None:
-            raise AccountNotFoundError(f"account {self.account!r} has no IMAP settings")
-        self.incarnation = self.folders.incarnation = credentials.incarnation
         try:
-            listener = self.context.open_connection(credentials.imap, credentials.imap_secret)
+            # An OAuth2 account's access token may be refreshed here, and the refresh refused.
+            credentials = account_service.load_credentials(self.account)
+            if credentials.imap is None or credentials.imap_secret is None:
+                raise AccountNotFoundError(f"account {self.account!r} has no IMAP settings")
+            self.incarnation = self.folders.incarnation = credentials.incarnation
+            listener = self._open_listener(credentials)
         except MailServerError as exc:
             self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.server_response,
                                             message=exc.message))
@@ -276,6 +277,19 @@ class AccountWatch:
         if announce:
             self._record_login(LoginOutcome(ok=True, user=credentials.imap.user, stage="sync"))
         self._idle(listener)
+
+    def _open_listener(self, credentials: account_service.AccountCredentials) -> WatchConnection:
+        assert credentials.imap is not None and credentials.imap_secret is not None
+        try:
+            return self.context.open_connection(credentials.imap, credentials.imap_secret)
+        except MailServerError as exc:
+            if exc.code != "AuthenticationFailed" or not credentials.refreshable:
+                raise
+        # A refreshed access token refused before its expiry (revoked and granted again, a
+        # clock ahead of the provider's): refresh at once and try once more.
+        fresh = account_service.load_credentials(self.account, rejected=credentials.imap_secret)
+        assert fresh.imap is not None and fresh.imap_secret is not None
+        return self.context.open_connection(fresh.imap, fresh.imap_secret)
 
     def _record_login(self, outcome: LoginOutcome) -> None:
         if transition_event(self.account, self.state, self.version, outcome, incarnation=self.incarnation) is None:
