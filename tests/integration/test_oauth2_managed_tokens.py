@@ -306,3 +306,27 @@ def test_a_token_endpoint_outage_is_temporary_for_the_watcher(api, app_id, oauth
                         what="mail after the outage")
         assert _count(events, account, "authenticationError") == 0
         assert api.get(f"/v1/account/{account}").json["state"] == "connected"
+
+
+def test_an_application_the_provider_refuses_is_an_authentication_error_on_each_of_its_accounts(
+        api, app_id, oauth2_server, dovecot, make_mail_user, events, prefix):
+    users = [make_mail_user(), make_mail_user()]
+    accounts = [prefix + "appbad0", prefix + "appbad1"]
+    with running_watcher(events, prefix, prefix + "ns", extra_env=WATCHER_ENVIRONMENT):
+        for user, account in zip(users, accounts, strict=True):
+            _watched(api, app_id, events, user, account, oauth2_server.issue(user.email).refresh_token)
+        # When the application's client secret is no longer the provider's (rotated at the provider)
+        assert api.put(f"/v1/oauth2/{app_id}", {"clientSecret": "not-the-secret"}).status == 200
+        oauth2_server.expire_access_tokens()
+        for user in users:
+            dovecot.kick(user.email)
+        # Then every account of the application says so, once
+        for account in accounts:
+            events.wait_for(lambda ev, account=account: _count(events, account, "authenticationError"),
+                            timeout=15, what=f"authenticationError of {account}")
+            shown = api.get(f"/v1/account/{account}").json
+            assert (shown["state"], shown["lastError"]["code"]) == ("authenticationError", "OAuthAppInvalid")
+            assert "invalid_client" in shown["lastError"]["serverResponse"]
+        # And the API's own reads say the same, as the mail server's failure they are
+        answer = api.get(f"/v1/account/{accounts[0]}/mailboxes")
+        assert (answer.status, answer.json["code"]) == (502, "OAuthAppInvalid")
