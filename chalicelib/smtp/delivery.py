@@ -32,8 +32,9 @@ from chalicelib.smtp.compose import Envelope
 from chalicelib.smtp.pool import PooledSession, SmtpLogin, SmtpPool, get_pool
 
 # Connection-level failures that say "not now" rather than "never".
+# AuthenticationUnavailable: the server, or our OAuth2 token endpoint, could not check the login now.
 TEMPORARY_CONNECT_CODES = frozenset({"ConnectionRefused", "ConnectionTimeout", "ConnectionClosed", "ConnectError",
-                                     "ServiceNotAvailable", "HostNotFound"})
+                                     "ServiceNotAvailable", "HostNotFound", "AuthenticationUnavailable"})
 
 
 class DeliveryFailure(Exception):  # noqa: N818 - an outcome the caller branches on, raised as one

@@ -12,7 +12,7 @@ from chalicelib.security.transport import MailServer
 from chalicelib.services.send_attempts import retry_delay_seconds
 from chalicelib.smtp import providers
 from chalicelib.smtp.compose import Envelope
-from chalicelib.smtp.delivery import DeliveryFailure, deliver
+from chalicelib.smtp.delivery import DeliveryFailure, deliver, failure_from_connect_error
 from chalicelib.smtp.pool import SmtpLogin, SmtpPool
 
 SERVER = MailServer(host="smtp.example.com", port=587, secure=False, user="ann@example.com")
@@ -240,3 +240,16 @@ def test_retry_delays_double_with_jitter_up_to_the_cap(attempts, jitter, expecte
     ("smtp.fastmail.com", False), ("localhost", False)])
 def test_providers_that_file_sent_mail_themselves_are_recognized(host, stores):
     assert providers.stores_sent_copy(host) is stores
+
+
+@pytest.mark.parametrize(("code", "server_response", "temporary"), [
+    # An OAuth2 token endpoint that did not answer: no SMTP reply at all, still temporary.
+    ("AuthenticationUnavailable", "temporarily_unavailable", True),
+    ("AuthenticationUnavailable", "454 4.7.0 Temporary authentication failure", True),
+    ("OAuthTokenRevoked", "invalid_grant: Token has been expired or revoked.", False),
+    ("AuthenticationFailed", "535 5.7.8 Authentication failed", False),
+])
+def test_a_login_failure_before_the_transaction_is_temporary_only_when_it_says_so(code, server_response, temporary):
+    failure = failure_from_connect_error(MailServerError("login failed", code=code, protocol="smtp",
+                                                         server_response=server_response))
+    assert (failure.code, failure.temporary) == (code, temporary)
