@@ -488,6 +488,8 @@ def _update_oauth2_account(stored: StoredAccount, request: AccountUpdate, *,
             tokens, scopes = _verify_oauth2(app, configs, tokens, scopes)
         stored.oauth2 = oauth2_tokens.metadata(app.id, user, tokens.expires, scopes)
         stored.sealed_oauth2 = oauth2_tokens.seal_tokens(account_id, tokens)
+        if current is None:  # a password account becoming an OAuth2 one keeps no password
+            stored.sealed_secrets = seal_secret(json.dumps({}), _encryption_context(account_id))
     stored.imap, stored.smtp = configs["imap"], configs["smtp"]
     if "name" in request.model_fields_set:
         stored.name = request.name

@@ -20,7 +20,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from chalicelib.security.envelope import open_secret
 from chalicelib.services import oauth2_tokens
+from chalicelib.services.accounts import load_credentials
 from chalicelib.store import accounts as account_store
 from chalicelib.store import oauth2_tokens as token_store
 from tests.integration.mail_api_support import make_message
@@ -169,7 +171,9 @@ def test_token_endpoint_outage_is_temporary_for_the_api(api, app_id, oauth2_serv
 REFRESH_IN_A_PROCESS = """
 import sys
 import time
+from chalicelib.security.envelope import open_secret
 from chalicelib.services import oauth2_tokens
+from chalicelib.services.accounts import load_credentials
 print(len(oauth2_tokens.access_token(sys.argv[1])))
 """
 
@@ -330,3 +334,28 @@ def test_an_application_the_provider_refuses_is_an_authentication_error_on_each_
         # And the API's own reads say the same, as the mail server's failure they are
         answer = api.get(f"/v1/account/{accounts[0]}/mailboxes")
         assert (answer.status, answer.json["code"]) == (502, "OAuthAppInvalid")
+
+
+def test_a_password_account_becomes_an_oauth2_one_and_keeps_no_password(api, app_id, oauth2_server, dovecot,
+                                                                       mail_user):
+    account = "pw-" + secrets.token_hex(6)
+    created = api.post("/v1/account", {"account": account, "email": mail_user.email, "imap": {
+        "host": dovecot.hostname, "port": dovecot.imap_port, "auth": {"user": mail_user.email,
+                                                                      "pass": mail_user.password}}})
+    assert created.status == 200, created.body
+    # A move to OAuth2 without a refresh token is refused, naming it
+    refused = api.put(f"/v1/account/{account}", {"oauth2": {"provider": app_id, "auth": {"user": mail_user.email}}})
+    assert (refused.status, refused.json["code"]) == (422, "CredentialsRequired")
+    assert "oauth2.refreshToken" in refused.json["details"]
+    moved = api.put(f"/v1/account/{account}", {"oauth2": {
+        "provider": app_id, "auth": {"user": mail_user.email},
+        "refreshToken": oauth2_server.issue(mail_user.email).refresh_token}})
+    assert moved.status == 200, moved.body
+    assert moved.json["oauth2"]["provider"] == app_id and moved.json["imap"]["auth"] == {"user": mail_user.email}
+    stored = account_store.get_account(account)
+    assert json.loads(open_secret(stored.sealed_secrets, {"purpose": "account-credentials",
+                                                          "account": account})) == {}
+    assert load_credentials(account).refreshable
+    assert api.get(f"/v1/account/{account}/mailboxes").status == 200
+    # Servers of an OAuth2 account come from its application
+    assert api.put(f"/v1/account/{account}", {"imap": {"host": "elsewhere.example.test"}}).status == 422
