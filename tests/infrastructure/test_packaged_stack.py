@@ -232,7 +232,8 @@ def test_watcher_role_can_publish_events_and_checkpoint_but_not_manage_tokens(pa
     assert checkpoint_writes & {"dynamodb:PutItem", "dynamodb:UpdateItem"}, checkpoint_writes
     tokens_arn = repr({"Fn::GetAtt": ["TokensTable", "Arn"]})
     assert not [pair for pair in allowed if pair[1] == tokens_arn]
-    assert "kms:GenerateDataKey" not in {a for a, _, c in allowed if c == "None"}  # it only opens credentials
+    # It opens credentials, and seals the OAuth2 tokens it refreshes (services/oauth2_tokens.py).
+    assert "kms:GenerateDataKey" in {a for a, _, c in allowed if c == "None"}
 
 
 def test_api_role_can_find_and_delete_an_accounts_idempotency_records(packaged_stack):
