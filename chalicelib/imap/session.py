@@ -46,7 +46,14 @@ from imapclient.imapclient import SocketTimeout
 from chalicelib.errors import MailServerError
 from chalicelib.imap import wire
 from chalicelib.imap.capabilities import Capabilities, shared_capabilities
-from chalicelib.imap.errors import refused_greeting, server_text, server_words
+from chalicelib.imap.errors import (
+    MAILBOX_NOT_CONNECTED,
+    is_not_connected,
+    login_refusal_code,
+    refused_greeting,
+    server_text,
+    server_words,
+)
 from chalicelib.imap.flags import canonical, message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
 from chalicelib.imap.limits import BoundedReads, ResponseTooLargeError, exceeded
@@ -71,6 +78,9 @@ READ_BUFFER_BYTES = 1024
 # Connections to one server share one capability list; keep one copy of each (three
 # copies per connection otherwise, ~8 KB). Bounded: distinct servers are few.
 SHARED_CAPABILITIES_MAX = 1024
+# Only Exchange Online (Microsoft 365, Outlook.com) names this capability after login; it is
+# the server that can accept a login it cannot serve (see _check_mailbox_connected).
+EXCHANGE_ONLINE_CAPABILITY = "CLIENTACCESSRULES"
 _shared_capabilities: dict[object, object] = {}
 StoreAction = Literal["set", "add", "remove"]
 
@@ -451,6 +461,8 @@ def connect(server: MailServer, secret: str, *, connect_timeout: float | None = 
                     code="TLSUnavailable", protocol=PROTOCOL)
         _log_in(client, server, secret, capabilities)
         capabilities = _capabilities(client)
+        if EXCHANGE_ONLINE_CAPABILITY in capabilities:
+            _check_mailbox_connected(client, server)
         return ImapSession(client, capabilities)
     except MailServerError:
         _discard(client)
@@ -499,14 +511,34 @@ def _log_in(client: IMAPClient, server: MailServer, secret: str, capabilities: C
         raise _refused(server, server_text(exc)[1] or None, exchange.challenge) from None
 
 
+def _check_mailbox_connected(client: IMAPClient, server: MailServer) -> None:
+    """Exchange Online answers AUTHENTICATE with OK and then ``BAD User is authenticated but not
+    connected.`` to every mailbox command (IMAP off for the mailbox, or a passing backend fault;
+    CAPABILITY still works). One NAMESPACE finds out while this is still the login, so the watcher
+    records a temporary connectError rather than failing its first sync, and the API answers 503."""
+    try:
+        client.namespace()
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        words = server_text(exc)[1] or None
+        if not is_not_connected(words):
+            raise
+        raise MailServerError(f"{server.host}:{server.port} accepted the login but cannot open the mailbox "
+                              "(IMAP may be turned off for it); retry later", code=MAILBOX_NOT_CONNECTED,
+                              protocol=PROTOCOL, server_response=words, status=503) from None
+
+
 def _refused(server: MailServer, words: str | None, challenge: str | None) -> MailServerError:
-    """The error for a refused login: temporary for ``[UNAVAILABLE]``, else ``AuthenticationFailed``."""
+    """The error for a refused login: ``AuthenticationFailed``, or temporary (:func:`login_refusal_code`)."""
     where = f"{server.host}:{server.port}"
-    if words is not None and words.upper().startswith("[UNAVAILABLE]"):
-        # The watcher must retry this, never mark the account authenticationError.
-        return MailServerError(f"{where} cannot check credentials right now, retry later",
-                               code="AuthenticationUnavailable", protocol=PROTOCOL, server_response=words,
-                               status=503)
+    code = login_refusal_code(words)
+    if code != "AuthenticationFailed":
+        # The watcher must retry these, never mark the account authenticationError.
+        message = ("is limiting connections to this account" if code == "LoginThrottled"
+                   else "cannot check credentials right now")
+        return MailServerError(f"{where} {message}, retry later", code=code, protocol=PROTOCOL,
+                               server_response=words, status=503)
     error = MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
                            protocol=PROTOCOL, server_response=words)
     if challenge is not None:
