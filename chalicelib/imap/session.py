@@ -58,7 +58,7 @@ from chalicelib.imap.flags import canonical, message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
 from chalicelib.imap.limits import BoundedReads, ResponseTooLargeError, exceeded
 from chalicelib.imap.responses import Untagged, parse_untagged
-from chalicelib.security.bearer import BearerExchange, choose_mechanism
+from chalicelib.security.bearer import BearerExchange, choose_mechanism, encoded_length
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -81,6 +81,11 @@ SHARED_CAPABILITIES_MAX = 1024
 # Only Exchange Online (Microsoft 365, Outlook.com) names this capability after login; it is
 # the server that can accept a login it cannot serve (see _check_mailbox_connected).
 EXCHANGE_ONLINE_CAPABILITY = "CLIENTACCESSRULES"
+# Servers bound a command line: Dovecot drops the connection on an AUTHENTICATE response over
+# 8 KB (measured: a base64 login string of 8,064 characters passes, 8,732 is cut off), without
+# a word. A drop after a login string past this is reported as the token's size, not a network
+# fault: retrying cannot help. (Microsoft's tokens are 1.5-3 KB, Google's under 300 characters.)
+IMAP_LOGIN_LINE_MAX_CHARS = 8192
 _shared_capabilities: dict[object, object] = {}
 StoreAction = Literal["set", "add", "remove"]
 
@@ -501,7 +506,12 @@ def _log_in(client: IMAPClient, server: MailServer, secret: str, capabilities: C
         if (too_large := exceeded(exc)) is not None:
             raise too_large.mail_server_error() from None
         raise _refused(server, server_words(exc), None) from None
-    except imaplib.IMAP4.abort:
+    except (imaplib.IMAP4.abort, OSError):
+        if exchange is not None and encoded_length(exchange.mechanism, server.user, secret) > IMAP_LOGIN_LINE_MAX_CHARS:
+            raise MailServerError(
+                f"{server.host}:{server.port} closed the connection on a login string of "
+                f"{encoded_length(exchange.mechanism, server.user, secret)} characters: the access token is longer "
+                "than this server accepts", code="AccessTokenTooLarge", protocol=PROTOCOL) from None
         raise  # the connection broke: connect() classifies it
     except imaplib.IMAP4.error as exc:
         # AUTHENTICATE answered NO/BAD: imaplib passes the server's text as it came.

@@ -46,6 +46,10 @@ _THROTTLED = re.compile(r"too many login attempts", re.IGNORECASE)
 # the Tenant" (or the Mailbox, or "user is locked by your organization's security defaults policy").
 # An admin setting, not the token: a new token fails the same way until the tenant allows SMTP AUTH.
 _SMTP_AUTH_DISABLED = re.compile(r"\b5\.7\.139\b")
+# A login string past the server's bound even after the 334 prompt: Postfix answers "500 5.5.6
+# SASL response limit exceeded" (measured: a 9,000-character token passes, 12,000 does not),
+# Dovecot submission "500 Line too long". The token's size, not its validity: no retry helps.
+_TOO_LONG = re.compile(r"SASL response limit exceeded|line too long", re.IGNORECASE)
 
 
 class _PinnedSocketMixin:
@@ -179,6 +183,11 @@ def _log_in(client: smtplib.SMTP, server: MailServer, secret: str) -> None:
             raise MailServerError(f"{where} cannot check credentials right now, retry later",
                                   code="AuthenticationUnavailable", protocol=PROTOCOL, server_response=reply,
                                   status=503) from None
+        if exchange is not None and _TOO_LONG.search(reply or ""):
+            raise MailServerError(f"{where} refused a login string of "
+                                  f"{encoded_length(exchange.mechanism, server.user, secret)} characters: the access "
+                                  "token is longer than this server accepts", code="AccessTokenTooLarge",
+                                  protocol=PROTOCOL, server_response=reply) from None
         if _SMTP_AUTH_DISABLED.search(reply or ""):
             raise MailServerError(f"{where} does not allow SMTP AUTH for this mailbox or organization; an "
                                   "administrator must turn it on", code="SMTPAuthDisabled", protocol=PROTOCOL,
