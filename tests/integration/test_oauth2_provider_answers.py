@@ -76,9 +76,10 @@ GMAIL_IMAP = {
                                     "LoginThrottled", 503, "connectError", "Too many simultaneous connections"),
     "alert: bandwidth limits": (["{tag} NO [ALERT] Account exceeded command or bandwidth limits. (Failure)"],
                                 "LoginThrottled", 503, "connectError", "exceeded command or bandwidth limits"),
-    "unavailable": (["{tag} NO [UNAVAILABLE] Temporary System Error"],
-                    "AuthenticationUnavailable", 503, "connectError", "[UNAVAILABLE] Temporary System Error"),
-    "serverbug": (["{tag} NO [SERVERBUG] Internal error occurred. (Failure)"],
+    "unavailable": (["{tag} NO [UNAVAILABLE] Account is temporarily unavailable."],
+                    "AuthenticationUnavailable", 503, "connectError", "Account is temporarily unavailable."),
+    # RFC 5530's code for a server fault, as any server may send it to a login.
+    "serverbug": (["{tag} NO [SERVERBUG] Internal error occurred."],
                   "AuthenticationUnavailable", 503, "connectError", "[SERVERBUG]"),
     "system error": (["{tag} NO System Error (Failure)"],
                      "AuthenticationUnavailable", 503, "connectError", "System Error (Failure)"),
