@@ -195,7 +195,7 @@ class ScriptedImapLogin:
     ``answers`` (``{tag}`` is the command's tag), so ``["+ eyJ...", "{tag} NO [AUTHENTICATIONFAILED]
     ..."]`` is Gmail refusing a token. After an ``OK``, every command but ``CAPABILITY`` and
     ``LOGOUT`` gets ``after_login`` (Exchange Online's ``BAD User is authenticated but not
-    connected.``), else ``OK``. One connection at a time (the script is not per connection).
+    connected.``), else ``OK``. One connection at a time (the script restarts with each login).
     """
 
     def __init__(self, answers: Sequence[str], *, capabilities: str = "IMAP4rev1 AUTH=XOAUTH2 AUTH=PLAIN",
@@ -217,7 +217,7 @@ class ScriptedImapLogin:
         tag, _, rest = line.partition(" ")
         command = rest.split(" ", 1)[0].upper()
         if command == "AUTHENTICATE":
-            self._tag = tag
+            self._tag, self._step = tag, 0  # each login (a reconnect) replays the script
             return ["+ "]
         if command == "CAPABILITY":
             return [f"* CAPABILITY {self._capabilities}", f"{tag} OK done"]
