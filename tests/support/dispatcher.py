@@ -1,7 +1,12 @@
 """``python -m local.dispatcher`` as a subprocess of a test, against the session's moto.
 
 :func:`dispatcher_process` starts it (waits for its "dispatcher started" line) and always
-kills it afterwards; tests that check a clean stop signal it themselves before the block ends.
+stops it afterwards: SIGTERM, and SIGKILL if it does not end in time. Tests that check a
+clean stop signal it themselves before the block ends.
+
+Why the stop waits: a receive the process left open keeps running in moto's server after
+the process is gone (as in SQS), and takes whatever the *next* test publishes during its
+long poll. A clean stop ends its polls first; after a SIGKILL the block waits one poll out.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 10
 # A process under test shares two cores with the tests: a longer schedule than the
 # in-process tests' (slots are anchored to the queue time, see chalicelib/webhooks/policy.py).
 DISPATCHER_ENVIRONMENT = {"IMAPLESS_DISPATCHER_CONCURRENCY": "4", "PYTHONUNBUFFERED": "1",
-                          "IMAPLESS_WEBHOOK_RETRY_SCHEDULE": "2,2,2,2,2", "IMAPLESS_WEBHOOK_CONFIG_CACHE_SECONDS": "1"}
+                          "IMAPLESS_WEBHOOK_RETRY_SCHEDULE": "2,2,2,2,2"}
 
 
 @contextmanager
@@ -36,6 +42,19 @@ def dispatcher_process(log_path: Path, extra_env: dict[str, str] | None = None) 
                 time.sleep(0.05)
             yield process
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """End the dispatcher so that none of its long polls outlives the block (see the module doc)."""
+    from local.dispatcher import RECEIVE_WAIT_SECONDS
+
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        time.sleep(RECEIVE_WAIT_SECONDS + 0.5)
