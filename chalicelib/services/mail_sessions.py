@@ -11,8 +11,8 @@ store read (within the cache TTL) and no KMS call. Failures to connect are repor
 *this* request: 504 ``UpstreamTimeout`` when the server did not answer in time, 503 with
 the code of a temporary refusal (``AuthenticationUnavailable``, ``LoginThrottled``,
 ``MailboxNotConnected``: retry later), 502 with the stable connection code
-(``AuthenticationFailed``, ``ConnectionRefused``, ``TLSError``, ...) otherwise. (Registration reports the same codes with 400: there the settings are the
-caller's input.)
+(``AuthenticationFailed``, ``ConnectionRefused``, ``TLSError``, ...) otherwise.
+(Registration reports the same codes with 4xx: there the settings are the caller's input.)
 """
 
 from __future__ import annotations
