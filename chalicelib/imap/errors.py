@@ -23,7 +23,18 @@ API must not reveal its SSH or HTTP banner.
     NO [LIMIT]                                          -> 400 ServerLimit
     NO [SERVERBUG]                                      -> 502 ServerError
     any other NO                                        -> 400 ServerRejected
+    BAD "User is authenticated but not connected."      -> 503 MailboxNotConnected (Exchange Online, see below)
     BAD                                                 -> 502 ProtocolError (our command or the server is wrong)
+
+A refused login (:func:`login_refusal_code`) is one of three things, and only the first is
+the credentials' fault (the watcher's ``authenticationError``; the others are retried)::
+
+    NO [AUTHENTICATIONFAILED] / [ALERT] Invalid credentials / NO AUTHENTICATE failed. / ...
+                                                        -> AuthenticationFailed
+    NO [UNAVAILABLE] / [SERVERBUG] / Gmail's "System Error (Failure)"
+                                                        -> AuthenticationUnavailable (temporary)
+    Gmail's "[ALERT] Too many simultaneous connections." / "Account exceeded command or
+    bandwidth limits." / NO [LIMIT]                     -> LoginThrottled (temporary)
 """
 
 from __future__ import annotations
@@ -132,6 +143,9 @@ def error_from_response(exc: BaseException, *, command: str, mailbox: str | None
     details: dict[str, str] = {"serverResponse": text, "command": command}
     if mailbox is not None:
         details["path"] = mailbox
+    if kind == "BAD" and is_not_connected(text):
+        return ApiError(f"the mail server let the login in but cannot open the mailbox, retry later: {text}",
+                        code=MAILBOX_NOT_CONNECTED, status=503, details=details)
     if kind == "BAD":
         return ApiError(f"the mail server rejected the {command} command as malformed", code="ProtocolError",
                         status=502, details=details)
@@ -158,6 +172,35 @@ def error_from_response(exc: BaseException, *, command: str, mailbox: str | None
         return ApiError(f"the mail server failed: {text}", code="ServerError", status=502, details=details)
     return ApiError(f"the mail server refused {command}: {text}", code="ServerRejected", status=422,
                     details=details)
+
+
+# Refusals of a login that say nothing about the credentials. Gmail puts its throttling under
+# [ALERT] (the code it also uses for "Invalid credentials"), so the words decide.
+_LOGIN_THROTTLED = re.compile(
+    r"^\[(LIMIT|THROTTLED)\]|too many simultaneous connections|exceeded command or bandwidth limits"
+    r"|too many login attempts", re.IGNORECASE)
+_LOGIN_UNAVAILABLE = re.compile(r"^\[(UNAVAILABLE|SERVERBUG)\]|^system error\b|temporary system (error|problem)",
+                                re.IGNORECASE)
+# Exchange Online accepts the login, then answers every mailbox command with this BAD: IMAP is
+# turned off for the mailbox, the token's user cannot open it, or a backend fault that passes.
+# Not the token's fault, and not our command's: temporary.
+_NOT_CONNECTED = re.compile(r"authenticated but not connected", re.IGNORECASE)
+MAILBOX_NOT_CONNECTED = "MailboxNotConnected"
+
+
+def login_refusal_code(words: str | None) -> str:
+    """``AuthenticationFailed``, or the temporary ``AuthenticationUnavailable`` / ``LoginThrottled``,
+    for the server's words refusing a LOGIN or AUTHENTICATE (see the table above)."""
+    if words is not None and _LOGIN_THROTTLED.search(words):
+        return "LoginThrottled"
+    if words is not None and _LOGIN_UNAVAILABLE.search(words):
+        return "AuthenticationUnavailable"
+    return "AuthenticationFailed"
+
+
+def is_not_connected(words: str | None) -> bool:
+    """Exchange Online's ``BAD User is authenticated but not connected.``"""
+    return words is not None and bool(_NOT_CONNECTED.search(words))
 
 
 def is_timeout(exc: BaseException) -> bool:

@@ -46,12 +46,19 @@ from imapclient.imapclient import SocketTimeout
 from chalicelib.errors import MailServerError
 from chalicelib.imap import wire
 from chalicelib.imap.capabilities import Capabilities, shared_capabilities
-from chalicelib.imap.errors import refused_greeting, server_text, server_words
+from chalicelib.imap.errors import (
+    MAILBOX_NOT_CONNECTED,
+    is_not_connected,
+    login_refusal_code,
+    refused_greeting,
+    server_text,
+    server_words,
+)
 from chalicelib.imap.flags import canonical, message_flags, text
 from chalicelib.imap.folders import ListEntry, MailboxStatus, SelectedMailbox, parse_lists, parse_statuses
 from chalicelib.imap.limits import BoundedReads, ResponseTooLargeError, exceeded
 from chalicelib.imap.responses import Untagged, parse_untagged
-from chalicelib.security.bearer import BearerExchange, choose_mechanism
+from chalicelib.security.bearer import BearerExchange, choose_mechanism, encoded_length
 from chalicelib.security.netguard import ResolvedAddress
 from chalicelib.security.transport import (
     MailServer,
@@ -71,6 +78,14 @@ READ_BUFFER_BYTES = 1024
 # Connections to one server share one capability list; keep one copy of each (three
 # copies per connection otherwise, ~8 KB). Bounded: distinct servers are few.
 SHARED_CAPABILITIES_MAX = 1024
+# Only Exchange Online (Microsoft 365, Outlook.com) names this capability after login; it is
+# the server that can accept a login it cannot serve (see _check_mailbox_connected).
+EXCHANGE_ONLINE_CAPABILITY = "CLIENTACCESSRULES"
+# Servers bound a command line: Dovecot drops the connection on an AUTHENTICATE response over
+# 8 KB (measured: a base64 login string of 8,064 characters passes, 8,732 is cut off), without
+# a word. A drop after a login string past this is reported as the token's size, not a network
+# fault: retrying cannot help. (Microsoft's tokens are 1.5-3 KB, Google's under 300 characters.)
+IMAP_LOGIN_LINE_MAX_CHARS = 8192
 _shared_capabilities: dict[object, object] = {}
 StoreAction = Literal["set", "add", "remove"]
 
@@ -451,6 +466,8 @@ def connect(server: MailServer, secret: str, *, connect_timeout: float | None = 
                     code="TLSUnavailable", protocol=PROTOCOL)
         _log_in(client, server, secret, capabilities)
         capabilities = _capabilities(client)
+        if EXCHANGE_ONLINE_CAPABILITY in capabilities:
+            _check_mailbox_connected(client, server)
         return ImapSession(client, capabilities)
     except MailServerError:
         _discard(client)
@@ -489,7 +506,12 @@ def _log_in(client: IMAPClient, server: MailServer, secret: str, capabilities: C
         if (too_large := exceeded(exc)) is not None:
             raise too_large.mail_server_error() from None
         raise _refused(server, server_words(exc), None) from None
-    except imaplib.IMAP4.abort:
+    except (imaplib.IMAP4.abort, OSError):
+        if exchange is not None and encoded_length(exchange.mechanism, server.user, secret) > IMAP_LOGIN_LINE_MAX_CHARS:
+            raise MailServerError(
+                f"{server.host}:{server.port} closed the connection on a login string of "
+                f"{encoded_length(exchange.mechanism, server.user, secret)} characters: the access token is longer "
+                "than this server accepts", code="AccessTokenTooLarge", protocol=PROTOCOL) from None
         raise  # the connection broke: connect() classifies it
     except imaplib.IMAP4.error as exc:
         # AUTHENTICATE answered NO/BAD: imaplib passes the server's text as it came.
@@ -499,14 +521,34 @@ def _log_in(client: IMAPClient, server: MailServer, secret: str, capabilities: C
         raise _refused(server, server_text(exc)[1] or None, exchange.challenge) from None
 
 
+def _check_mailbox_connected(client: IMAPClient, server: MailServer) -> None:
+    """Exchange Online answers AUTHENTICATE with OK and then ``BAD User is authenticated but not
+    connected.`` to every mailbox command (IMAP off for the mailbox, or a passing backend fault;
+    CAPABILITY still works). One NAMESPACE finds out while this is still the login, so the watcher
+    records a temporary connectError rather than failing its first sync, and the API answers 503."""
+    try:
+        client.namespace()
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        words = server_text(exc)[1] or None
+        if not is_not_connected(words):
+            raise
+        raise MailServerError(f"{server.host}:{server.port} accepted the login but cannot open the mailbox "
+                              "(IMAP may be turned off for it); retry later", code=MAILBOX_NOT_CONNECTED,
+                              protocol=PROTOCOL, server_response=words, status=503) from None
+
+
 def _refused(server: MailServer, words: str | None, challenge: str | None) -> MailServerError:
-    """The error for a refused login: temporary for ``[UNAVAILABLE]``, else ``AuthenticationFailed``."""
+    """The error for a refused login: ``AuthenticationFailed``, or temporary (:func:`login_refusal_code`)."""
     where = f"{server.host}:{server.port}"
-    if words is not None and words.upper().startswith("[UNAVAILABLE]"):
-        # The watcher must retry this, never mark the account authenticationError.
-        return MailServerError(f"{where} cannot check credentials right now, retry later",
-                               code="AuthenticationUnavailable", protocol=PROTOCOL, server_response=words,
-                               status=503)
+    code = login_refusal_code(words)
+    if code != "AuthenticationFailed":
+        # The watcher must retry these, never mark the account authenticationError.
+        message = ("is limiting connections to this account" if code == "LoginThrottled"
+                   else "cannot check credentials right now")
+        return MailServerError(f"{where} {message}, retry later", code=code, protocol=PROTOCOL,
+                               server_response=words, status=503)
     error = MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
                            protocol=PROTOCOL, server_response=words)
     if challenge is not None:

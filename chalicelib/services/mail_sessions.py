@@ -8,10 +8,11 @@
 
 The password is decrypted only when a new connection is opened; a warm request costs no
 store read (within the cache TTL) and no KMS call. Failures to connect are reported as upstream failures of
-*this* request: 504 ``UpstreamTimeout`` when the server did not answer in time, 502 with
-the stable connection code (``AuthenticationFailed``, ``ConnectionRefused``, ``TLSError``,
-...) otherwise. (Registration reports the same codes with 400: there the settings are the
-caller's input.)
+*this* request: 504 ``UpstreamTimeout`` when the server did not answer in time, 503 with
+the code of a temporary refusal (``AuthenticationUnavailable``, ``LoginThrottled``,
+``MailboxNotConnected``: retry later), 502 with the stable connection code
+(``AuthenticationFailed``, ``ConnectionRefused``, ``TLSError``, ...) otherwise.
+(Registration reports the same codes with 4xx: there the settings are the caller's input.)
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def _open(account_id: str, seconds: float) -> ImapSession:
         if exc.code == "ConnectionTimeout":
             raise UpstreamTimeoutError(f"the mail server did not answer in time: {exc.message}",
                                        details={"command": "connect"}) from None
-        exc.status = 502
+        if exc.status != 503:  # a temporary refusal ("retry later") stays one
+            exc.status = 502
         raise
 
 

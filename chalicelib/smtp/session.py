@@ -16,6 +16,7 @@ transaction on a session is :mod:`chalicelib.smtp.delivery`.
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import socket
 import ssl
@@ -38,6 +39,17 @@ PROTOCOL = "smtp"
 SMTP_REPLY_CODES = range(200, 600)
 # The longest base64 login string sent on the AUTH line itself (see _log_in).
 SMTP_INITIAL_RESPONSE_MAX_CHARS = 1000
+# Gmail: "454 4.7.0 Too many login attempts, please try again later." (temporary, like any 4xx,
+# but its own code: the cure is fewer logins, not waiting for a fault to pass).
+_THROTTLED = re.compile(r"too many login attempts", re.IGNORECASE)
+# Microsoft 365: "535 5.7.139 Authentication unsuccessful, SmtpClientAuthentication is disabled for
+# the Tenant" (or the Mailbox, or "user is locked by your organization's security defaults policy").
+# An admin setting, not the token: a new token fails the same way until the tenant allows SMTP AUTH.
+_SMTP_AUTH_DISABLED = re.compile(r"\b5\.7\.139\b")
+# A login string past the server's bound even after the 334 prompt: Postfix answers "500 5.5.6
+# SASL response limit exceeded" (measured: a 9,000-character token passes, 12,000 does not),
+# Dovecot submission "500 Line too long". The token's size, not its validity: no retry helps.
+_TOO_LONG = re.compile(r"SASL response limit exceeded|line too long", re.IGNORECASE)
 
 
 class _PinnedSocketMixin:
@@ -144,7 +156,10 @@ def _log_in(client: smtplib.SMTP, server: MailServer, secret: str) -> None:
     """AUTH PLAIN/LOGIN with a password, AUTH XOAUTH2/OAUTHBEARER with an access token.
 
     A 4xx answer (``454 4.7.0 Temporary authentication failure``: Postfix when Dovecot's
-    auth, or its token introspection, is down) is temporary, never wrong credentials.
+    auth, or its token introspection, is down) is temporary, never wrong credentials;
+    Gmail's ``454 4.7.0 Too many login attempts`` is the temporary ``LoginThrottled``.
+    Microsoft's ``535 5.7.139`` (SMTP AUTH turned off for the tenant or mailbox) is the
+    permanent ``SMTPAuthDisabled``: no token will do until an administrator allows it.
     """
     where = f"{server.host}:{server.port}"
     exchange: BearerExchange | None = None
@@ -161,10 +176,22 @@ def _log_in(client: smtplib.SMTP, server: MailServer, secret: str) -> None:
             client.login(server.user, secret)
     except smtplib.SMTPAuthenticationError as exc:
         reply = _reply_text(exc.smtp_code, exc.smtp_error)
+        if _THROTTLED.search(reply or ""):
+            raise MailServerError(f"{where} is limiting logins to this account, retry later", code="LoginThrottled",
+                                  protocol=PROTOCOL, server_response=reply, status=503) from None
         if 400 <= exc.smtp_code < 500:
             raise MailServerError(f"{where} cannot check credentials right now, retry later",
                                   code="AuthenticationUnavailable", protocol=PROTOCOL, server_response=reply,
                                   status=503) from None
+        if exchange is not None and _TOO_LONG.search(reply or ""):
+            raise MailServerError(f"{where} refused a login string of "
+                                  f"{encoded_length(exchange.mechanism, server.user, secret)} characters: the access "
+                                  "token is longer than this server accepts", code="AccessTokenTooLarge",
+                                  protocol=PROTOCOL, server_response=reply) from None
+        if _SMTP_AUTH_DISABLED.search(reply or ""):
+            raise MailServerError(f"{where} does not allow SMTP AUTH for this mailbox or organization; an "
+                                  "administrator must turn it on", code="SMTPAuthDisabled", protocol=PROTOCOL,
+                                  server_response=reply) from None
         error = MailServerError(f"{where} rejected the credentials", code="AuthenticationFailed",
                                 protocol=PROTOCOL, server_response=reply)
         if exchange is not None and exchange.challenge is not None:

@@ -207,3 +207,18 @@ def test_auth_that_contradicts_the_document_is_a_400_naming_the_field(api, auth,
     assert (answer.status, answer.json["code"]) == (400, "ValidationError"), answer.body
     assert field in answer.json["details"]
     assert "not a bearer token" not in _raw(answer)
+
+
+def test_the_mail_api_answers_a_token_check_outage_with_503(api, dovecot, oauth2_server, make_mail_user):
+    # Given an account with an access token, and no connection of it open yet
+    user = make_mail_user()
+    created = _register(api, dovecot, None, user, oauth2_server.issue(user.email).access_token, smtp=False)
+    assert created.status == 200, created.body
+    account = created.json["account"]
+    # When Dovecot cannot reach the authorization server while a request logs in
+    with oauth2_server.outage("/introspect"):
+        answer = api.get(f"/v1/account/{account}/messages?path=INBOX")
+    # Then the request says "retry later" (503), not "your settings are wrong" (502)
+    assert (answer.status, answer.json["code"]) == (503, "AuthenticationUnavailable"), answer.body
+    # And once it answers again, the same token reads the mailbox
+    assert api.get(f"/v1/account/{account}/messages?path=INBOX").status == 200

@@ -134,6 +134,10 @@ class LineServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        # close() alone does not wake a thread blocked in accept() on Linux: shutdown does
+        # (otherwise every exit waited out the join timeout).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             for conn in self._connections:
@@ -181,3 +185,70 @@ class LineServer:
         while left > 0:
             self._send(conn, filler[:left])
             left -= len(filler)
+
+
+class ScriptedImapLogin:
+    """An IMAP server whose answers to ``AUTHENTICATE`` are a script: a provider's failure, line for line.
+
+    ``AUTHENTICATE`` gets the empty continuation ``+ ``; each line the client sends after it
+    (the login string, then the empty answer to an error challenge) gets the next entry of
+    ``answers`` (``{tag}`` is the command's tag), so ``["+ eyJ...", "{tag} NO [AUTHENTICATIONFAILED]
+    ..."]`` is Gmail refusing a token. After an ``OK``, every command but ``CAPABILITY`` and
+    ``LOGOUT`` gets ``after_login`` (Exchange Online's ``BAD User is authenticated but not
+    connected.``), else ``OK``. One connection at a time (the script restarts with each login).
+    """
+
+    def __init__(self, answers: Sequence[str], *, capabilities: str = "IMAP4rev1 AUTH=XOAUTH2 AUTH=PLAIN",
+                 after_login: str = "{tag} OK done") -> None:
+        self.greeting = f"* OK [CAPABILITY {capabilities}] ready"
+        self._capabilities = capabilities
+        self._answers = list(answers)
+        self._after_login = after_login
+        self._tag: str | None = None
+        self._step = 0
+
+    def __call__(self, line: str) -> list[str]:
+        if self._tag is not None:
+            answer = self._answers[self._step].format(tag=self._tag)
+            self._step += 1
+            if not answer.startswith("+"):
+                self._tag = None
+            return [answer]
+        tag, _, rest = line.partition(" ")
+        command = rest.split(" ", 1)[0].upper()
+        if command == "AUTHENTICATE":
+            self._tag, self._step = tag, 0  # each login (a reconnect) replays the script
+            return ["+ "]
+        if command == "CAPABILITY":
+            return [f"* CAPABILITY {self._capabilities}", f"{tag} OK done"]
+        if command == "LOGOUT":
+            return ["* BYE bye", f"{tag} OK done"]
+        answer = self._after_login.format(tag=tag)
+        if command == "NAMESPACE" and answer.startswith(f"{tag} OK"):
+            return ['* NAMESPACE (("" "/")) NIL NIL', answer]
+        return [answer]
+
+
+class ScriptedSmtpAuth:
+    """An SMTP server (no STARTTLS) offering ``auth``; ``AUTH`` and each line after it get the
+    next entry of ``answers`` until one that is not a ``334`` challenge (Gmail: ``334 eyJ...``,
+    then ``535-5.7.8 ...``). Multi-line replies are one entry with ``\\n`` between lines."""
+
+    def __init__(self, answers: Sequence[str], *, auth: str = "LOGIN PLAIN XOAUTH2 OAUTHBEARER") -> None:
+        self._answers = list(answers)
+        self._auth = auth
+        self._in_auth = False
+        self._step = 0
+
+    def __call__(self, line: str) -> list[str]:
+        command = line.split(" ", 1)[0].upper()
+        if self._in_auth or command == "AUTH":
+            answer = self._answers[self._step]
+            self._step += 1
+            self._in_auth = answer.startswith("334")
+            return answer.split("\n")
+        if command == "EHLO":
+            return ["250-mx.test", f"250 AUTH {self._auth}"]
+        if command == "QUIT":
+            return ["221 bye"]
+        return ["502 5.5.1 no"]

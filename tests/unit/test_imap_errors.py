@@ -40,6 +40,9 @@ def no(command: str, text: str) -> IMAPClientError:
     (no("delete", "INBOX can't be deleted (0.001 + 0.000 secs)."), "INBOX", 422, "ServerRejected"),
     (imaplib.IMAP4.error("FETCH command error: BAD [b'Error in IMAP command UID FETCH: Unknown parameter: EMAILID "
                          "(0.001 + 0.000 secs).']"), None, 502, "ProtocolError"),
+    # Exchange Online, after a login it accepted: temporary, not a malformed command.
+    (imaplib.IMAP4.error("SELECT command error: BAD [b'User is authenticated but not connected.']"), "INBOX", 503,
+     "MailboxNotConnected"),
 ])
 def test_server_answers_map_to_stable_codes(error, mailbox, status, code):
     mapped = error_from_response(error, command="X", mailbox=mailbox)
