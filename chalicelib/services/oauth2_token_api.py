@@ -22,7 +22,7 @@ from datetime import datetime
 
 from chalicelib.errors import ApiError, ForbiddenError, MailServerError
 from chalicelib.schemas.oauth2 import OAuth2TokenOut
-from chalicelib.services import accounts, oauth2_tokens
+from chalicelib.services import accounts, oauth2_app_health, oauth2_tokens
 from chalicelib.settings import get_settings
 from chalicelib.store import accounts as account_store
 
@@ -42,6 +42,7 @@ def current_token(account_id: str) -> OAuth2TokenOut:
     try:
         token = oauth2_tokens.access_token(account_id)
     except MailServerError as exc:
+        oauth2_app_health.mark_app_invalid(account_id, exc)
         if exc.status != 503:  # a refusal by the provider, not by the caller's request
             exc.status = 502
         raise

@@ -322,9 +322,9 @@ def test_an_application_the_provider_refuses_is_an_authentication_error_on_each_
         # When the application's client secret is no longer the provider's (rotated at the provider)
         assert api.put(f"/v1/oauth2/{app_id}", {"clientSecret": "not-the-secret"}).status == 200
         oauth2_server.expire_access_tokens()
-        for user in users:
-            dovecot.kick(user.email)
-        # Then every account of the application says so, once
+        # and only the first account has to log in again (the second's connection is still open)
+        dovecot.kick(users[0].email)
+        # Then every account of the application says so at once, once
         for account in accounts:
             events.wait_for(lambda ev, account=account: _count(events, account, "authenticationError"),
                             timeout=15, what=f"authenticationError of {account}")
@@ -334,6 +334,47 @@ def test_an_application_the_provider_refuses_is_an_authentication_error_on_each_
         # And the API's own reads say the same, as the mail server's failure they are
         answer = api.get(f"/v1/account/{accounts[0]}/mailboxes")
         assert (answer.status, answer.json["code"]) == (502, "OAuthAppInvalid")
+
+        # When the application is fixed with the provider's client secret
+        succeeded = {account: _count(events, account, "authenticationSuccess") for account in accounts}
+        fixed = api.put(f"/v1/oauth2/{app_id}", {"clientSecret": oauth2_server.client.client_secret})
+        assert fixed.status == 200, fixed.body
+        # Then every account logs in again and says so
+        for account in accounts:
+            events.wait_for(lambda ev, account=account: _count(events, account, "authenticationSuccess")
+                            > succeeded[account], timeout=30, what=f"authenticationSuccess of {account}")
+        for account in accounts:
+            assert _count(events, account, "authenticationError") == 1
+            deadline = time.monotonic() + 5  # the watcher announces first, then writes the state
+            while (shown := api.get(f"/v1/account/{account}").json)["state"] != "connected" \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert shown["state"] == "connected" and "lastError" not in shown, shown
+
+
+def test_an_application_the_provider_refuses_stops_all_its_accounts_until_it_is_fixed(api, app_id, oauth2_server,
+                                                                                     make_mail_user):
+    # Given two accounts of one application, used through the API only
+    users = [make_mail_user(), make_mail_user()]
+    accounts = [_register(api, app_id, user, oauth2_server.issue(user.email).refresh_token).json["account"]
+                for user in users]
+    # When the provider no longer takes the application's client secret, and the first account refreshes
+    assert api.put(f"/v1/oauth2/{app_id}", {"clientSecret": "not-the-secret"}).status == 200
+    oauth2_server.expire_access_tokens()
+    answer = api.get(f"/v1/account/{accounts[0]}/mailboxes")
+    assert (answer.status, answer.json["code"]) == (502, "OAuthAppInvalid"), answer.body
+    # Then both accounts are marked at once, the second without having tried
+    for account in accounts:
+        shown = api.get(f"/v1/account/{account}").json
+        assert (shown["state"], shown["lastError"]["code"]) == ("authenticationError", "OAuthAppInvalid"), shown
+        assert "invalid_client" in shown["lastError"]["serverResponse"]
+    # When the application is fixed with the provider's client secret
+    assert api.put(f"/v1/oauth2/{app_id}", {"clientSecret": oauth2_server.client.client_secret}).status == 200
+    # Then the accounts may log in again (state new: the watcher reconnects them) and do
+    for account in accounts:
+        shown = api.get(f"/v1/account/{account}").json
+        assert shown["state"] == "new" and "lastError" not in shown, shown
+        assert api.get(f"/v1/account/{account}/mailboxes").status == 200
 
 
 def test_a_password_account_becomes_an_oauth2_one_and_keeps_no_password(api, app_id, oauth2_server, dovecot,
