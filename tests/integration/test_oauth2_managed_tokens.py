@@ -23,6 +23,7 @@ import pytest
 from chalicelib.security.envelope import open_secret
 from chalicelib.services import oauth2_tokens
 from chalicelib.services.accounts import load_credentials
+from chalicelib.settings import reset_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import oauth2_tokens as token_store
 from tests.integration.mail_api_support import make_message
@@ -157,6 +158,65 @@ def test_a_rejected_token_is_refreshed_at_once(api, app_id, oauth2_server, mail_
     assert oauth2_server.requests["/token"] == before + 1
 
 
+def test_a_token_smtp_refuses_before_its_expiry_is_refreshed_once_while_sending(api, app_id, oauth2_server,
+                                                                                  dovecot, mail_user, make_mail_user):
+    issued = oauth2_server.issue(mail_user.email)
+    account = _register(api, app_id, mail_user, issued.refresh_token).json["account"]
+    # Given a stored access token the servers no longer take, though its expiry is an hour away
+    oauth2_server.expire_access_tokens()
+    before = oauth2_server.requests["/token"]
+    # When the account sends
+    recipient = make_mail_user()
+    sent = api.post(f"/v1/account/{account}/submit", {"to": [{"address": recipient.email}],
+                                                     "subject": "refreshed-send", "text": "Sent after a refresh.\n"})
+    # Then Postfix's refusal made one refresh, and the message went out with the new token
+    assert sent.status == 200, sent.body
+    assert Mailbox(dovecot, recipient).wait_for(sent.json["messageId"])
+    assert oauth2_server.requests["/token"] == before + 1
+    assert oauth2_server.is_active(_sealed_tokens(account).access_token or "")
+
+
+def test_verify_account_tries_an_application_and_a_refresh_token_and_stores_nothing(api, app_id, oauth2_server,
+                                                                                     mail_user, monkeypatch):
+    # Four verifications here; the other tests' share of the token's allowance must not make a 429
+    monkeypatch.setenv("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", "1000")
+    reset_settings()
+    try:
+        _verify_through_an_application(api, app_id, oauth2_server, mail_user)
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+
+
+def _verify_through_an_application(api, app_id, oauth2_server, mail_user) -> None:
+    issued = oauth2_server.issue(mail_user.email)
+    accounts_before = api.get("/v1/accounts?pageSize=1000").json["total"]
+    before = oauth2_server.requests["/token"]
+    body = {"oauth2": {"provider": app_id, "auth": {"user": mail_user.email}, "refreshToken": issued.refresh_token}}
+    # When a refresh token is verified through its application
+    answer = api.post("/v1/verifyAccount", body)
+    # Then an access token was obtained and both of the application's servers took it
+    assert answer.status == 200, answer.body
+    assert answer.json == {"imap": {"success": True}, "smtp": {"success": True}}
+    assert oauth2_server.requests["/token"] == before + 1
+    assert issued.refresh_token not in _raw(answer)
+    # And nothing was stored
+    assert api.get("/v1/accounts?pageSize=1000").json["total"] == accounts_before
+    # A revoked refresh token is each server's failure, with the provider's words
+    oauth2_server.revoke_user(mail_user.email)
+    refused = api.post("/v1/verifyAccount", body)
+    assert refused.status == 200, refused.body
+    for protocol in ("imap", "smtp"):
+        assert (refused.json[protocol]["success"], refused.json[protocol]["code"]) == (False, "OAuthTokenRevoked")
+        assert "invalid_grant" in refused.json[protocol]["serverResponse"]
+    # An unknown application, or oauth2 beside imap, cannot be verified
+    unknown = api.post("/v1/verifyAccount", {"oauth2": {**body["oauth2"], "provider": "app_0000000000000000"}})
+    assert (unknown.status, unknown.json["code"]) == (422, "ValidationError"), unknown.body
+    both = api.post("/v1/verifyAccount", {**body, "imap": {"host": "x.example.test", "port": 993,
+                                                            "auth": {"user": "u", "pass": "p"}}})
+    assert both.status == 422, both.body
+
+
 def test_token_endpoint_outage_is_temporary_for_the_api(api, app_id, oauth2_server, mail_user):
     account = _register(api, app_id, mail_user, oauth2_server.issue(mail_user.email).refresh_token).json["account"]
     oauth2_server.expire_access_tokens()
@@ -174,6 +234,7 @@ import time
 from chalicelib.security.envelope import open_secret
 from chalicelib.services import oauth2_tokens
 from chalicelib.services.accounts import load_credentials
+from chalicelib.settings import reset_settings
 print(len(oauth2_tokens.access_token(sys.argv[1])))
 """
 
