@@ -58,10 +58,12 @@ def mark_app_invalid(account_id: str, failure: MailServerError, *, sink: EventSi
     if failure.code != APP_INVALID:
         return 0
     try:
-        app_id = (account_store.get_account(account_id).oauth2 or {}).get("app")
+        trigger = account_store.get_account(account_id)
     except ApiError:
         return 0
-    if not app_id:
+    app_id = (trigger.oauth2 or {}).get("app")
+    if not app_id or _already_marked(trigger):
+        # Marked already: whoever marked it marked them all (retries do not scan the accounts again).
         return 0
     sink = sink or SqsEventSink()
     outcome = LoginOutcome(ok=False, code=APP_INVALID, response=failure.server_response, message=failure.message)

@@ -257,10 +257,11 @@ class AccountWatch:
             self.incarnation = self.folders.incarnation = credentials.incarnation
             listener = self._open_listener(credentials)
         except MailServerError as exc:
+            # An application the provider refuses stops every account of it: say so for all now
+            # (this one included: the login record below then finds it said already).
+            oauth2_app_health.mark_app_invalid(self.account, exc, sink=self.context.sink)
             self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.server_response,
                                             message=exc.message))
-            # An application the provider refuses stops every account of it: say so for all now.
-            oauth2_app_health.mark_app_invalid(self.account, exc, sink=self.context.sink)
             raise
         self.listener = listener
         self.health = self.health.logged_in(time.monotonic())
