@@ -37,10 +37,12 @@ def test_the_endpoint_is_off_unless_enabled(api, app_id, oauth2_server, mail_use
 
 
 def test_an_unbound_token_gets_the_current_access_token(api, app_id, oauth2_server, mail_user,  # noqa: F811
-                                                        enabled):
+                                                        enabled, caplog):
+    caplog.set_level("DEBUG")
     # Given an account whose tokens we manage
     account = _register(api, app_id, mail_user, oauth2_server.issue(mail_user.email).refresh_token).json["account"]
     before = oauth2_server.requests["/token"]
+    caplog.clear()  # (the tests' own authorization server logs what it issues)
     # When an unbound token asks for its access token
     answer = api.get(f"/v1/account/{account}/oauth-token")
     # Then it is the stored one (not due: no token request), usable at the provider, and not cacheable
@@ -52,6 +54,8 @@ def test_an_unbound_token_gets_the_current_access_token(api, app_id, oauth2_serv
     assert answer.json["provider"] == app_id and answer.json["scopes"] == ["mail"]
     assert datetime.fromisoformat(answer.json["expires"]) > datetime.now(UTC) + timedelta(minutes=30)
     assert oauth2_server.requests["/token"] == before
+    # And the token is in no log line
+    assert answer.json["accessToken"] not in caplog.text
 
 
 def test_a_due_token_is_refreshed_before_it_is_handed_out(api, app_id, oauth2_server, mail_user,  # noqa: F811
