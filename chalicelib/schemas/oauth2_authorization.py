@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.schemas.accounts import APP_ID_PATTERN
 from chalicelib.schemas.common import AccountId, EmailAddress, OutputModel, StrictModel
@@ -21,3 +21,15 @@ class AuthenticationForm(StrictModel):
 
 class AuthenticationFormOut(OutputModel):
     url: str = Field(description="Send the user's browser here: the provider's consent page")
+
+
+class OAuthCallbackQuery(BaseModel):
+    """What a provider appends to the redirect URI (RFC 6749 4.1.2). Other parameters some
+    providers add (Google's ``scope``, ``authuser``, ``hd``; Microsoft's ``session_state``) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    state: str = Field(max_length=512, description="The state the form's URL carried")
+    code: str | None = Field(None, max_length=4096, description="The authorization code, on consent")
+    error: str | None = Field(None, max_length=256, description="The provider's error code, e.g. access_denied")
+    error_description: str | None = Field(None, max_length=2048)

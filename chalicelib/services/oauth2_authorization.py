@@ -106,17 +106,17 @@ def _error_code(text: str) -> str:
     return cleaned or "authorizationFailed"
 
 
-def complete_authorization(params: dict[str, str], now: float | None = None) -> str:
+def complete_authorization(state: str, *, code: str | None, error: str | None, now: float | None = None) -> str:
     """Where to send the browser back after the provider's redirect (raises AuthorizationRefusedError
     only when there is no trustworthy destination)."""
     key = deployment_key()
     moment = time.time() if now is None else now
     try:
-        carried = open_state(params.get("state") or "", moment, key=key)
+        carried = open_state(state, moment, key=key)
     except AuthorizationStateError as exc:
         if exc.reason != "expired":
             raise AuthorizationRefusedError(exc.reason) from None
-        carried = open_state(params.get("state") or "", 0, key=key)  # verified; only late
+        carried = open_state(state, 0, key=key)  # verified; only late
         pending = pending_store.get_authorization(carried.id)
         if pending is None:
             raise AuthorizationRefusedError("unknown") from None
@@ -127,10 +127,10 @@ def complete_authorization(params: dict[str, str], now: float | None = None) -> 
     back = pending["redirectUrl"]
     if not pending_store.use_authorization(carried.id):
         return _with_query(back, {"error": "alreadyUsed"})
-    if params.get("error") or not params.get("code"):
-        return _with_query(back, {"error": _error_code(params.get("error") or "missingCode")})
+    if error or not code:
+        return _with_query(back, {"error": _error_code(error or "missingCode")})
     try:
-        account_id, which = _connect(pending, params["code"], pkce_verifier(carried.id, key))
+        account_id, which = _connect(pending, code, pkce_verifier(carried.id, key))
     except _ConnectError as exc:
         return _with_query(back, {"error": exc.code})
     return _with_query(back, {"account": account_id, "state": which})

@@ -137,12 +137,12 @@ def test_a_state_is_single_use_and_a_forged_one_leads_nowhere(api, app_id, oauth
     assert _back(_callback(api, location))["state"] == ["new"]
     # When the same callback comes again (a replay, a double click)
     assert _back(_callback(api, location))["error"] == ["alreadyUsed"]
-    # When the state is tampered with: 400, no redirect anywhere (no destination can be trusted)
+    # When the state is tampered with: 422, no redirect anywhere (no destination can be trusted)
     parts = urlsplit(location)
     state = parse_qs(parts.query)["state"][0]
     forged = state[:-2] + ("AA" if not state.endswith("AA") else "BB")
     refused = api.get(f"/oauth?code=x&state={forged}", token=None)
-    assert (refused.status, refused.json["code"]) == (400, "InvalidOAuthState"), refused.body
+    assert (refused.status, refused.json["code"]) == (422, "InvalidOAuthState"), refused.body
     assert "Location" not in refused.headers and "location" not in refused.headers
     assert api.get("/oauth", token=None).status == 400
 
@@ -198,4 +198,4 @@ def test_the_form_checks_its_input(api, app_id):
 def test_a_state_signed_with_another_key_is_refused(api):
     state, _ = new_state(time.time(), 600, key=bytes(32) if deployment_key() != bytes(32) else b"\1" * 32)
     refused = api.get(f"/oauth?code=x&state={state}", token=None)
-    assert refused.status == 400 and refused.json["code"] == "InvalidOAuthState"
+    assert refused.status == 422 and refused.json["code"] == "InvalidOAuthState"
