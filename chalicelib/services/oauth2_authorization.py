@@ -45,6 +45,7 @@ from chalicelib.services.cursors import deployment_key
 from chalicelib.store import accounts as account_store
 from chalicelib.store import oauth2_authorizations as pending_store
 from chalicelib.store.accounts import StoredAccount
+from chalicelib.store.oauth2_apps import StoredApp
 
 AUTHORIZATION_SECONDS = 15 * 60  # time for the user to consent; a state is refused after it
 _SAFE_ERROR_CHARS = 64
@@ -57,7 +58,7 @@ class AuthorizationRefusedError(Exception):
     reason: str
 
 
-def _app(app_id: str) -> Any:
+def _app(app_id: str) -> StoredApp:
     try:
         app = oauth2_apps.get_app(app_id)
     except OAuth2AppNotFoundError:
