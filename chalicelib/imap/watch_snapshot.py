@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -210,16 +210,22 @@ def _fetch_identities(connection: WatchConnection, uids: UidSet) -> dict[int, Me
     for chunk in _chunks(uids, FETCH_CHUNK_UIDS):
         found = connection.command(b"UID FETCH " + chunk.to_imap().encode()
                                    + b" (UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])", fetching=chunk)
-        for response in found:
-            if response.kind != "FETCH":
-                continue
-            for item in parse_fetch_response(response.parts).values():
-                uid = item.get(b"UID")
-                if uid is None or uid not in chunk:
-                    continue
-                summary = summary_from_fetch(uid, item)
-                identities[uid] = _identity(summary.internal_date, summary.headers)
+        for _, uid, item in _fetched_in(found, chunk):
+            summary = summary_from_fetch(uid, item)
+            identities[uid] = _identity(summary.internal_date, summary.headers)
     return identities
+
+
+def _fetched_in(found: Iterable[Any], chunk: UidSet) -> Iterator[tuple[Any, int, dict[bytes, Any]]]:
+    """(response, UID, items) of each FETCH answer in ``found`` for a UID of ``chunk``;
+    a server's unsolicited FETCH of another message is not ours to read here."""
+    for response in found:
+        if response.kind != "FETCH":
+            continue
+        for item in parse_fetch_response(response.parts).values():
+            uid = item.get(b"UID")
+            if uid is not None and uid in chunk:
+                yield response, uid, item
 
 
 def _identity(internal_date: datetime | None, headers: bytes) -> MessageIdentity:
@@ -252,18 +258,12 @@ def _fetch_summaries(connection: WatchConnection, uids: UidSet, changed: dict[in
         found = connection.command(b"UID FETCH " + chunk.to_imap().encode() + b" (" + " ".join(items).encode()
                                    + b")", fetching=chunk)
         fetched: dict[int, dict[str, bytes]] = {}
-        for response in found:
-            if response.kind != "FETCH":
-                continue
-            for item in parse_fetch_response(response.parts).values():
-                uid = item.get(b"UID")
-                if uid is None or uid not in chunk:
-                    continue
-                summaries[uid] = summary_from_fetch(uid, item)
-                fetched[uid] = body_sections(item)
-                state = responses.fetched_states([response]).get(uid)
-                if state is not None:
-                    changed[uid] = state.state
+        for response, uid, item in _fetched_in(found, chunk):
+            summaries[uid] = summary_from_fetch(uid, item)
+            fetched[uid] = body_sections(item)
+            state = responses.fetched_states([response]).get(uid)
+            if state is not None:
+                changed[uid] = state.state
         if content is not None:
             _fetch_text(connection, content, {uid: summaries[uid] for uid in fetched}, fetched)
             for uid, sections in fetched.items():
