@@ -47,7 +47,7 @@ from pathlib import Path
 
 from watcher_stack import AwsStack, percentile, raise_open_file_limit, register_accounts, summary
 from watcher_stack.floor_client import FloorClient
-from watcher_stack.scale import Collector, ScaleDovecot
+from watcher_stack.scale import Collector, ScaleDovecot, raised_inotify_instances
 
 from tests.integration.watcher_support import WatcherProcess
 from tests.support.certs import make_test_pki
@@ -315,7 +315,10 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=15, help="latency samples per kind and stage")
     arguments = parser.parse_args()
     raise_open_file_limit(arguments.accounts * 6 + 1000)
-    report(arguments.accounts, run(arguments.accounts, arguments.samples))
+    with raised_inotify_instances(arguments.accounts * 4 + 1000) as inotify_note:
+        results = run(arguments.accounts, arguments.samples)
+    print(f"inotify instances: {inotify_note}")
+    report(arguments.accounts, results)
 
 
 if __name__ == "__main__":

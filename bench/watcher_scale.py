@@ -51,14 +51,13 @@ from watcher_stack import (
     register_accounts,
     summary,
 )
-from watcher_stack.scale import Collector, ScaleDovecot
+from watcher_stack.scale import Collector, ScaleDovecot, raised_inotify_instances
 
 from chalicelib.settings import get_settings
 from tests.integration.watcher_support import WatcherProcess
 from tests.support.certs import make_test_pki
 from tests.support.mailservers import Dovecot, live_processes_in_group
 
-INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 REISSUE_SECONDS = get_settings().watcher_idle_reissue_seconds
 LATE_AFTER_SECONDS = 15  # a sample slower than this is counted as late (reported), not timed
 WATCHER_ENVIRONMENT = {"IMAPLESS_WATCHER_CONNECT_RATE": "400", "IMAPLESS_WATCHER_POOL_SIZE": "16",
@@ -181,24 +180,13 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = [int(s) for s in arguments.accounts.split(",")]
     files = raise_open_file_limit(max(sizes) * 3 + 1000)
-    previous_inotify = INOTIFY_INSTANCES.read_text().strip() if INOTIFY_INSTANCES.exists() else None
-    inotify_note = "unchanged"
-    try:
-        INOTIFY_INSTANCES.write_text(str(max(sizes) * 2 + 1000))
-        inotify_note = f"raised {previous_inotify} -> {max(sizes) * 2 + 1000}"
-    except OSError as exc:
-        inotify_note = f"could not raise ({exc.strerror}): Dovecot polls every 1 s"
     pki = make_test_pki(Path(tempfile.mkdtemp(prefix="bench-pki-")))
     os.environ["SSL_CERT_FILE"] = str(pki.ca_file)
     results = []
-    try:
+    with raised_inotify_instances(max(sizes) * 2 + 1000) as inotify_note:
         for size in sizes:
             results.append(run_size(size, arguments.samples, pki))
             print(f"{size} accounts: {results[-1]}", flush=True)  # each size's figures, as soon as known
-    finally:
-        if previous_inotify is not None:
-            with contextlib.suppress(OSError):
-                INOTIFY_INSTANCES.write_text(previous_inotify)
     print(f"\nwatcher scale (one process; open files {files}; inotify instances {inotify_note})")
     print(f"{'accounts':>8} {'connect all':>11} {'RSS':>8} {'RSS/acct':>9} {'idle CPU':>9} | "
           f"{'ours p50':>8} {'p95':>6} {'max':>6} | {'floor p50':>9} {'p95':>6} {'max':>6} | "

@@ -4,12 +4,36 @@ and a queue collector that drains events in a thread (watcher_scale, oauth2_refr
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 from tests.integration.watcher_support import EventQueue
 from tests.support.mailservers import Dovecot
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+@contextlib.contextmanager
+def raised_inotify_instances(wanted: int) -> Iterator[str]:
+    """Raise the inotify instance limit for the block (each Dovecot IDLE watches its mailbox
+    with one; without one left Dovecot polls every second, which sets the floor at ~1 s);
+    yields what was done, for the report."""
+    previous = INOTIFY_INSTANCES.read_text().strip() if INOTIFY_INSTANCES.exists() else None
+    try:
+        INOTIFY_INSTANCES.write_text(str(wanted))
+        note = f"raised {previous} -> {wanted}"
+    except OSError as exc:
+        note = f"could not raise ({exc.strerror}): Dovecot polls every 1 s"
+    try:
+        yield note
+    finally:
+        if previous is not None:
+            with contextlib.suppress(OSError):
+                INOTIFY_INSTANCES.write_text(previous)
 
 
 class ScaleDovecot(Dovecot):
