@@ -2,7 +2,7 @@
 
 from chalice import Chalice
 
-from chalicelib.api import accounts, mailboxes, messages, oauth2, system, tokens
+from chalicelib.api import accounts, mailboxes, messages, oauth2, oauth2_authorization, system, tokens
 from chalicelib.api import sending as sending_api  # sending
 from chalicelib.api import stats as stats_api  # operations
 from chalicelib.api import webhooks as webhook_api  # webhooks
@@ -24,6 +24,7 @@ app.register_blueprint(system.blueprint)
 app.register_blueprint(accounts.blueprint)
 app.register_blueprint(tokens.blueprint)
 app.register_blueprint(oauth2.blueprint)
+app.register_blueprint(oauth2_authorization.blueprint)
 # -- mail API blueprints --
 app.register_blueprint(mailboxes.blueprint)
 app.register_blueprint(messages.blueprint)

@@ -27,6 +27,9 @@ IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE        ``10``             ``POST /v1/verifyAc
                                                              Retry-After. At least 1.
 IMAPLESS_OAUTH2_REFRESH_AHEAD_SECONDS     ``300``            Refresh an OAuth2 account's access token when it expires
                                                              within this many seconds (0 or more).
+IMAPLESS_OAUTH2_TOKEN_ENDPOINT_ENABLED    ``false``          Enable ``GET /v1/account/{account}/oauth-token`` (an
+                                                             account's current access token, for unbound tokens);
+                                                             off: 403 ``ApiEndpointDisabled``.
 IMAPLESS_LOG_LEVEL                        ``INFO``           Log level of the Powertools logger.
 -- what one IMAP server can make us read (API and watcher; see chalicelib/imap/limits.py) --
 IMAPLESS_IMAP_MAX_LINE_BYTES              ``16777216``       Longest response line (a SEARCH answer without ESEARCH
@@ -208,6 +211,7 @@ class Settings:
     max_body_bytes: int
     verify_account_per_minute: int
     oauth2_refresh_ahead_seconds: int
+    oauth2_token_endpoint_enabled: bool
     log_level: str
     aws_region: str
     # -- what one IMAP server can make us read --
@@ -283,6 +287,7 @@ def load_settings() -> Settings:
         max_body_bytes=_env_int("IMAPLESS_MAX_BODY_BYTES", 5 * 1024 * 1024),
         verify_account_per_minute=_env_int_at_least("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", 10, 1),
         oauth2_refresh_ahead_seconds=_env_int_at_least("IMAPLESS_OAUTH2_REFRESH_AHEAD_SECONDS", 300, 0),
+        oauth2_token_endpoint_enabled=_env_bool("IMAPLESS_OAUTH2_TOKEN_ENDPOINT_ENABLED", False),
         log_level=os.environ.get("IMAPLESS_LOG_LEVEL", "INFO").upper(),
         aws_region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         # -- what one IMAP server can make us read --

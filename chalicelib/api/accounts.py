@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import cast
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
-from chalicelib.api.routing import Access, Call, api_route
+from chalicelib.api.routing import Access, Call, api_route, json_response
 from chalicelib.schemas.accounts import (
     AccountCreate,
     AccountCreated,
@@ -20,7 +20,8 @@ from chalicelib.schemas.accounts import (
     VerifyResponse,
 )
 from chalicelib.schemas.common import DeletedResponse
-from chalicelib.services import account_deletion, accounts
+from chalicelib.schemas.oauth2 import OAuth2TokenOut
+from chalicelib.services import account_deletion, accounts, oauth2_token_api
 
 blueprint = Blueprint(__name__)
 TAG = "Accounts"
@@ -70,3 +71,12 @@ def delete_account(call: Call) -> DeletedResponse:
 def verify_account(call: Call) -> VerifyResponse:
     assert call.principal is not None  # Access.API: only a public route runs without a token
     return accounts.verify_account(call.body, call.principal.token_id)
+
+
+@api_route(blueprint, "/v1/account/{account}/oauth-token", "GET",
+           summary="The account's current OAuth2 access token (off unless enabled; unbound tokens only)",
+           tag=TAG, access=Access.API, response=OAuth2TokenOut, errors=(403, 404, 409, 502, 503))
+def get_oauth_token(call: Call) -> Response:
+    token = oauth2_token_api.current_token(call.params["account"])
+    # A bearer token for the provider's own API: no shared cache may keep it.
+    return json_response(token, headers={"Cache-Control": "no-store"})

@@ -14,7 +14,7 @@ from chalicelib.schemas.oauth2 import (
     OAuth2AppOut,
     OAuth2AppUpdate,
 )
-from chalicelib.services import oauth2_apps
+from chalicelib.services import oauth2_app_health, oauth2_apps
 
 blueprint = Blueprint(__name__)
 TAG = "OAuth2 applications"
@@ -44,7 +44,7 @@ def get_app(call: Call) -> OAuth2AppOut:
            summary="Update an OAuth2 application (a new token endpoint or client id needs the client secret again)",
            tag=TAG, access=Access.API, body=OAuth2AppUpdate, response=OAuth2AppCreated, errors=(400, 404, 422))
 def update_app(call: Call) -> OAuth2AppCreated:
-    return OAuth2AppCreated(id=oauth2_apps.update_app(call.params["app"], call.body).id)
+    return OAuth2AppCreated(id=oauth2_app_health.update_app(call.params["app"], call.body).id)
 
 
 @api_route(blueprint, "/v1/oauth2/{app}", "DELETE",

@@ -260,6 +260,15 @@ class AccountUpdate(StrictModel):
 class VerifyRequest(StrictModel):
     imap: ImapSettings | None = None
     smtp: ServerSettings | None = None
+    oauth2: OAuth2Login | None = Field(None, description="Obtain an access token through the OAuth2 application "
+                                       "and log in to its provider's servers (nothing is stored). Excludes imap "
+                                       "and smtp.")
+
+    @model_validator(mode="after")
+    def _one_login(self) -> VerifyRequest:
+        if self.oauth2 is not None and (self.imap is not None or self.smtp is not None):
+            raise ValueError("give imap and smtp, or oauth2 (its application names the servers)")
+        return self
 
 
 class ServerAuthOut(OutputModel):

@@ -133,3 +133,14 @@ class OAuth2AppList(OutputModel):
 
 class OAuth2AppListQuery(PageQuery):
     pass
+
+
+class OAuth2TokenOut(OutputModel):
+    """An account's current access token (``GET /v1/account/{account}/oauth-token``)."""
+
+    account: str
+    user: str
+    accessToken: str = Field(description="Current access token; refreshed first when it was due")
+    provider: str = Field(description="The OAuth2 application's id")
+    expires: datetime | None = None
+    scopes: list[str] | None = None

@@ -56,6 +56,7 @@ from chalicelib.schemas.accounts import (
     AccountState,
     AccountUpdate,
     ImapSettingsOut,
+    OAuth2Login,
     OAuth2Out,
     OAuth2UserOut,
     ServerAuth,
@@ -542,9 +543,39 @@ def take_verification_allowance(token_id: str) -> None:
 def verify_account(request: VerifyRequest, token_id: str) -> VerifyResponse:
     """Try the logins of ``request`` for the caller holding ``token_id``, within its allowance."""
     take_verification_allowance(token_id)
+    if request.oauth2 is not None:
+        return verify_oauth2_login(request.oauth2)
     return VerifyResponse(
         imap=verify_settings("imap", request.imap) if request.imap else None,
         smtp=verify_settings("smtp", request.smtp) if request.smtp else None)
+
+
+def verify_oauth2_login(login: OAuth2Login) -> VerifyResponse:
+    """Obtain an access token through the application (unless a good one is given) and log in to
+    each of its provider's servers with it; report each outcome, store nothing."""
+    app = _app_of(login.provider)
+    configs = _app_configs(app, login.auth.user)
+    tokens = oauth2_tokens.Tokens(login.refreshToken.get_secret_value(),
+                                  login.accessToken.get_secret_value() if login.accessToken else None,
+                                  login.expires)
+    results: dict[str, VerifyResult] = {}
+    try:
+        tokens, _ = _usable_tokens(app, tokens, None)
+    except MailServerError as exc:
+        # No access token, no login: each server's result is the token endpoint's refusal.
+        failed = VerifyResult(success=False, code=exc.code, error=exc.message, serverResponse=exc.server_response)
+        return VerifyResponse(**{protocol: failed for protocol, config in configs.items() if config is not None})
+    assert tokens.access_token is not None
+    for protocol, config in configs.items():
+        if config is None:
+            continue
+        try:
+            _verify(protocol, _mail_server(config), tokens.access_token)
+            results[protocol] = VerifyResult(success=True)
+        except MailServerError as exc:
+            results[protocol] = VerifyResult(success=False, code=exc.code, error=exc.message,
+                                             serverResponse=exc.server_response)
+    return VerifyResponse(**results)
 
 
 def verify_settings(protocol: str, settings: ServerSettings) -> VerifyResult:

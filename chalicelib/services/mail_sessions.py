@@ -28,7 +28,7 @@ from chalicelib.imap import session as imap_session
 from chalicelib.imap.connection import Deadline, ImapConnection
 from chalicelib.imap.pool import ConnectionPool, PoolLimits
 from chalicelib.imap.session import ImapSession
-from chalicelib.services import account_records, accounts
+from chalicelib.services import account_records, accounts, oauth2_app_health
 from chalicelib.settings import get_settings
 from chalicelib.store.connection_leases import DynamoLeaseBroker
 
@@ -77,6 +77,7 @@ def _open(account_id: str, seconds: float) -> ImapSession:
                                     connect_timeout=min(settings.connect_timeout_seconds, seconds),
                                     command_timeout=min(settings.command_timeout_seconds, seconds))
     except MailServerError as exc:
+        oauth2_app_health.mark_app_invalid(account_id, exc)
         if exc.code == "ConnectionTimeout":
             raise UpstreamTimeoutError(f"the mail server did not answer in time: {exc.message}",
                                        details={"command": "connect"}) from None

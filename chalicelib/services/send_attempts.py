@@ -129,9 +129,9 @@ def smtp_login(account_id: str, stored: StoredAccount) -> SmtpLogin:
     material = json.dumps(stored.smtp, sort_keys=True, default=str) + "\0" + stored.sealed_secrets
     fingerprint = hashlib.sha256(material.encode()).hexdigest()
 
-    def credentials() -> tuple[MailServer, str]:
+    def credentials(rejected: str | None = None) -> tuple[MailServer, str]:
         try:
-            opened = accounts.load_credentials(account_id)
+            opened = accounts.load_credentials(account_id, rejected=rejected)
         except AccountNotFoundError:
             raise DeliveryFailure(f"account {account_id!r} no longer exists", code="AccountNotFound",
                                   temporary=False, stage="prepare") from None
@@ -140,7 +140,8 @@ def smtp_login(account_id: str, stored: StoredAccount) -> SmtpLogin:
                                   temporary=False, stage="prepare")
         return opened.smtp, opened.smtp_secret
 
-    return SmtpLogin(str(stored.smtp["host"]), int(stored.smtp["port"]), f"{account_id}:{fingerprint}", credentials)
+    return SmtpLogin(str(stored.smtp["host"]), int(stored.smtp["port"]), f"{account_id}:{fingerprint}", credentials,
+                     refreshed=credentials if accounts.is_oauth2_app(stored) else None)
 
 
 def _stored_account(job: SendJob, stored: StoredAccount | None) -> StoredAccount:

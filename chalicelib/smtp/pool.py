@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from chalicelib.errors import MailServerError
 from chalicelib.security.transport import MailServer
 from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
@@ -61,6 +62,9 @@ class SmtpLogin:
     port: int
     key: str
     credentials: Callable[[], tuple[MailServer, str]] = field(repr=False, compare=False)
+    # For refreshed OAuth2 access tokens: the credentials again after the server refused the
+    # secret ``credentials`` gave (refreshed at once, whatever the token's expiry said).
+    refreshed: Callable[[str], tuple[MailServer, str]] | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def direct(cls, server: MailServer, password: str) -> SmtpLogin:
@@ -100,7 +104,7 @@ class SmtpPool:
         key = login.key
         lease = None if fresh else self._checkout(key)
         if lease is None:
-            lease = PooledSession(self._connect(*login.credentials()))
+            lease = PooledSession(self._open(login))
         try:
             yield lease
         except BaseException:
@@ -109,6 +113,17 @@ class SmtpPool:
         finally:
             lease.uses += 1
             self._release(key, lease)
+
+    def _open(self, login: SmtpLogin) -> smtplib.SMTP:
+        server, secret = login.credentials()
+        try:
+            return self._connect(server, secret)
+        except MailServerError as exc:
+            if exc.code != "AuthenticationFailed" or login.refreshed is None:
+                raise
+        # A refreshed access token refused before its expiry (revoked and granted again, a clock
+        # ahead of the provider's): refresh at once and log in once more, as the IMAP paths do.
+        return self._connect(*login.refreshed(secret))
 
     def idle_count(self) -> int:
         with self._lock:

@@ -23,6 +23,7 @@ import pytest
 from chalicelib.security.envelope import open_secret
 from chalicelib.services import oauth2_tokens
 from chalicelib.services.accounts import load_credentials
+from chalicelib.settings import reset_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store import oauth2_tokens as token_store
 from tests.integration.mail_api_support import make_message
@@ -157,6 +158,65 @@ def test_a_rejected_token_is_refreshed_at_once(api, app_id, oauth2_server, mail_
     assert oauth2_server.requests["/token"] == before + 1
 
 
+def test_a_token_smtp_refuses_before_its_expiry_is_refreshed_once_while_sending(api, app_id, oauth2_server,
+                                                                                  dovecot, mail_user, make_mail_user):
+    issued = oauth2_server.issue(mail_user.email)
+    account = _register(api, app_id, mail_user, issued.refresh_token).json["account"]
+    # Given a stored access token the servers no longer take, though its expiry is an hour away
+    oauth2_server.expire_access_tokens()
+    before = oauth2_server.requests["/token"]
+    # When the account sends
+    recipient = make_mail_user()
+    sent = api.post(f"/v1/account/{account}/submit", {"to": [{"address": recipient.email}],
+                                                     "subject": "refreshed-send", "text": "Sent after a refresh.\n"})
+    # Then Postfix's refusal made one refresh, and the message went out with the new token
+    assert sent.status == 200, sent.body
+    assert Mailbox(dovecot, recipient).wait_for(sent.json["messageId"])
+    assert oauth2_server.requests["/token"] == before + 1
+    assert oauth2_server.is_active(_sealed_tokens(account).access_token or "")
+
+
+def test_verify_account_tries_an_application_and_a_refresh_token_and_stores_nothing(api, app_id, oauth2_server,
+                                                                                     mail_user, monkeypatch):
+    # Four verifications here; the other tests' share of the token's allowance must not make a 429
+    monkeypatch.setenv("IMAPLESS_VERIFY_ACCOUNT_PER_MINUTE", "1000")
+    reset_settings()
+    try:
+        _verify_through_an_application(api, app_id, oauth2_server, mail_user)
+    finally:
+        monkeypatch.undo()
+        reset_settings()
+
+
+def _verify_through_an_application(api, app_id, oauth2_server, mail_user) -> None:
+    issued = oauth2_server.issue(mail_user.email)
+    accounts_before = api.get("/v1/accounts?pageSize=1000").json["total"]
+    before = oauth2_server.requests["/token"]
+    body = {"oauth2": {"provider": app_id, "auth": {"user": mail_user.email}, "refreshToken": issued.refresh_token}}
+    # When a refresh token is verified through its application
+    answer = api.post("/v1/verifyAccount", body)
+    # Then an access token was obtained and both of the application's servers took it
+    assert answer.status == 200, answer.body
+    assert answer.json == {"imap": {"success": True}, "smtp": {"success": True}}
+    assert oauth2_server.requests["/token"] == before + 1
+    assert issued.refresh_token not in _raw(answer)
+    # And nothing was stored
+    assert api.get("/v1/accounts?pageSize=1000").json["total"] == accounts_before
+    # A revoked refresh token is each server's failure, with the provider's words
+    oauth2_server.revoke_user(mail_user.email)
+    refused = api.post("/v1/verifyAccount", body)
+    assert refused.status == 200, refused.body
+    for protocol in ("imap", "smtp"):
+        assert (refused.json[protocol]["success"], refused.json[protocol]["code"]) == (False, "OAuthTokenRevoked")
+        assert "invalid_grant" in refused.json[protocol]["serverResponse"]
+    # An unknown application, or oauth2 beside imap, cannot be verified
+    unknown = api.post("/v1/verifyAccount", {"oauth2": {**body["oauth2"], "provider": "app_0000000000000000"}})
+    assert (unknown.status, unknown.json["code"]) == (422, "ValidationError"), unknown.body
+    both = api.post("/v1/verifyAccount", {**body, "imap": {"host": "x.example.test", "port": 993,
+                                                            "auth": {"user": "u", "pass": "p"}}})
+    assert both.status == 422, both.body
+
+
 def test_token_endpoint_outage_is_temporary_for_the_api(api, app_id, oauth2_server, mail_user):
     account = _register(api, app_id, mail_user, oauth2_server.issue(mail_user.email).refresh_token).json["account"]
     oauth2_server.expire_access_tokens()
@@ -174,6 +234,7 @@ import time
 from chalicelib.security.envelope import open_secret
 from chalicelib.services import oauth2_tokens
 from chalicelib.services.accounts import load_credentials
+from chalicelib.settings import reset_settings
 print(len(oauth2_tokens.access_token(sys.argv[1])))
 """
 
@@ -287,7 +348,7 @@ def test_a_revoked_refresh_token_is_one_authentication_error_until_reauthorized(
         _no_secret_in(watcher, events, account, issued.refresh_token, renewed.refresh_token, renewed.access_token)
 
 
-OUTAGE_SECONDS = 10
+OUTAGE_SECONDS = 30  # as long as the outage the watcher must ride out without an authenticationError
 
 
 def test_a_token_endpoint_outage_is_temporary_for_the_watcher(api, app_id, oauth2_server, dovecot, make_mail_user,
@@ -296,7 +357,7 @@ def test_a_token_endpoint_outage_is_temporary_for_the_watcher(api, app_id, oauth
     account = prefix + "tokenoutage"
     with running_watcher(events, prefix, prefix + "ns", extra_env=WATCHER_ENVIRONMENT):
         _watched(api, app_id, events, user, account, oauth2_server.issue(user.email).refresh_token)
-        # When the access token stops working while the token endpoint is down, for 10 s
+        # When the access token stops working while the token endpoint is down, for OUTAGE_SECONDS
         oauth2_server.expire_access_tokens()
         started = time.monotonic()
         with oauth2_server.outage("/token"):
@@ -322,9 +383,9 @@ def test_an_application_the_provider_refuses_is_an_authentication_error_on_each_
         # When the application's client secret is no longer the provider's (rotated at the provider)
         assert api.put(f"/v1/oauth2/{app_id}", {"clientSecret": "not-the-secret"}).status == 200
         oauth2_server.expire_access_tokens()
-        for user in users:
-            dovecot.kick(user.email)
-        # Then every account of the application says so, once
+        # and only the first account has to log in again (the second's connection is still open)
+        dovecot.kick(users[0].email)
+        # Then every account of the application says so at once, once
         for account in accounts:
             events.wait_for(lambda ev, account=account: _count(events, account, "authenticationError"),
                             timeout=15, what=f"authenticationError of {account}")
@@ -334,6 +395,47 @@ def test_an_application_the_provider_refuses_is_an_authentication_error_on_each_
         # And the API's own reads say the same, as the mail server's failure they are
         answer = api.get(f"/v1/account/{accounts[0]}/mailboxes")
         assert (answer.status, answer.json["code"]) == (502, "OAuthAppInvalid")
+
+        # When the application is fixed with the provider's client secret
+        succeeded = {account: _count(events, account, "authenticationSuccess") for account in accounts}
+        fixed = api.put(f"/v1/oauth2/{app_id}", {"clientSecret": oauth2_server.client.client_secret})
+        assert fixed.status == 200, fixed.body
+        # Then every account logs in again and says so
+        for account in accounts:
+            events.wait_for(lambda ev, account=account: _count(events, account, "authenticationSuccess")
+                            > succeeded[account], timeout=30, what=f"authenticationSuccess of {account}")
+        for account in accounts:
+            assert _count(events, account, "authenticationError") == 1
+            deadline = time.monotonic() + 5  # the watcher announces first, then writes the state
+            while (shown := api.get(f"/v1/account/{account}").json)["state"] != "connected" \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert shown["state"] == "connected" and "lastError" not in shown, shown
+
+
+def test_an_application_the_provider_refuses_stops_all_its_accounts_until_it_is_fixed(api, app_id, oauth2_server,
+                                                                                     make_mail_user):
+    # Given two accounts of one application, used through the API only
+    users = [make_mail_user(), make_mail_user()]
+    accounts = [_register(api, app_id, user, oauth2_server.issue(user.email).refresh_token).json["account"]
+                for user in users]
+    # When the provider no longer takes the application's client secret, and the first account refreshes
+    assert api.put(f"/v1/oauth2/{app_id}", {"clientSecret": "not-the-secret"}).status == 200
+    oauth2_server.expire_access_tokens()
+    answer = api.get(f"/v1/account/{accounts[0]}/mailboxes")
+    assert (answer.status, answer.json["code"]) == (502, "OAuthAppInvalid"), answer.body
+    # Then both accounts are marked at once, the second without having tried
+    for account in accounts:
+        shown = api.get(f"/v1/account/{account}").json
+        assert (shown["state"], shown["lastError"]["code"]) == ("authenticationError", "OAuthAppInvalid"), shown
+        assert "invalid_client" in shown["lastError"]["serverResponse"]
+    # When the application is fixed with the provider's client secret
+    assert api.put(f"/v1/oauth2/{app_id}", {"clientSecret": oauth2_server.client.client_secret}).status == 200
+    # Then the accounts may log in again (state new: the watcher reconnects them) and do
+    for account in accounts:
+        shown = api.get(f"/v1/account/{account}").json
+        assert shown["state"] == "new" and "lastError" not in shown, shown
+        assert api.get(f"/v1/account/{account}/mailboxes").status == 200
 
 
 def test_a_password_account_becomes_an_oauth2_one_and_keeps_no_password(api, app_id, oauth2_server, dovecot,

@@ -7,8 +7,11 @@ against the real Dovecot (and Postfix through Dovecot's SASL) of the test suite:
       client    ──POST /token ─────────────▶ │ OAuth2Server (a thread, in memory)
                   (grant_type=refresh_token,  │   opaque bearer access tokens, short-lived
                    client_secret_basic/post)  │   refresh tokens, optionally rotated
-      Dovecot   ──POST /introspect ────────▶ ┘   (RFC 7662, Basic auth as the resource server)
-      (oauth2 passdb)
+      Dovecot   ──POST /introspect ────────▶ │   (RFC 7662, Basic auth as the resource server)
+      (oauth2 passdb)                         │
+      browser   ──GET /authorize ──────────▶ ┘   consents at once for ``login_hint`` (or
+                  302 redirect_uri?code&state     :attr:`consenting_user`); PKCE S256 required,
+                                                  the verifier checked at POST /token
 
 Invariants:
 - Tokens are opaque random strings: a token is valid exactly while :meth:`introspect` says
@@ -20,8 +23,8 @@ Invariants:
   (what Microsoft does); otherwise the refresh token is kept (what Google does).
 - Test controls: :meth:`issue` (tokens for a user without any flow), :meth:`revoke_user`,
   :meth:`expire_access_tokens`, :meth:`outage` (the token or introspection endpoint answers 503),
-  :meth:`slow_token_answers`, :meth:`rotating_refresh_tokens`. Every request is
-  counted in :attr:`requests`.
+  :meth:`slow_token_answers`, :meth:`rotating_refresh_tokens`, :meth:`denying_consent` (the
+  authorize endpoint answers ``error=access_denied``). Every request is counted in :attr:`requests`.
 
 Failure answers are the standard ones Authlib produces: an unknown or revoked refresh token is
 ``400 {"error": "invalid_grant"}``, a wrong client secret ``401 {"error": "invalid_client"}``.
@@ -47,6 +50,7 @@ from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin, grants
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 
 from tests.support.daemons import HOST
@@ -62,7 +66,7 @@ os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
 class OAuth2Client:
     client_id: str
     client_secret: str = field(repr=False)
-    grant_types: tuple[str, ...] = ("refresh_token",)
+    grant_types: tuple[str, ...] = ("refresh_token", "authorization_code")
 
 
 class _Client(ClientMixin):
@@ -83,6 +87,33 @@ class _Client(ClientMixin):
 
     def check_grant_type(self, grant_type: str) -> bool:
         return grant_type in self.client.grant_types
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return True  # any redirect URI: each test registers its own application
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+
+@dataclass
+class AuthorizationCode:
+    """A code handed out by GET /authorize, redeemed once at POST /token."""
+
+    code: str = field(repr=False)
+    client_id: str
+    username: str
+    redirect_uri: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return SCOPE
 
 
 @dataclass
@@ -117,14 +148,16 @@ class IssuedToken(TokenMixin):
 
 
 class _Request(OAuth2Request):
-    def __init__(self, method: str, uri: str, headers: dict[str, str], form: dict[str, str]) -> None:
+    def __init__(self, method: str, uri: str, headers: dict[str, str], form: dict[str, str],
+                 args: dict[str, str] | None = None) -> None:
         super().__init__(method, uri, headers=headers)
         self._form = form
-        self.payload = BasicOAuth2Payload(form)
+        self._args = args or {}
+        self.payload = BasicOAuth2Payload({**self._args, **form})
 
     @property
     def args(self) -> dict[str, str]:
-        return {}
+        return self._args
 
     @property
     def form(self) -> dict[str, str]:
@@ -144,6 +177,29 @@ class _RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def revoke_old_credential(self, refresh_token: IssuedToken) -> None:
         """Microsoft and Google both leave the old refresh token valid after a refresh."""
+
+
+class _AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        owner: OAuth2Server = self.server.owner
+        owner.codes[code] = AuthorizationCode(
+            code=code, client_id=request.client.get_client_id(), username=request.user,
+            redirect_uri=request.payload.redirect_uri, code_challenge=request.payload.data.get("code_challenge"),
+            code_challenge_method=request.payload.data.get("code_challenge_method"))
+
+    def query_authorization_code(self, code: str, client: ClientMixin) -> AuthorizationCode | None:
+        owner: OAuth2Server = self.server.owner
+        found = owner.codes.get(code)
+        return found if found is not None and found.client_id == client.get_client_id() else None
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        owner: OAuth2Server = self.server.owner
+        owner.codes.pop(authorization_code.code, None)
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> str:
+        return authorization_code.username
 
 
 class _Introspection(IntrospectionEndpoint):
@@ -216,7 +272,11 @@ class OAuth2Server:
         grant = type("RefreshTokenGrant", (_RefreshTokenGrant,), {"INCLUDE_NEW_REFRESH_TOKEN": rotate_refresh_tokens})
         self._refresh_grant = grant
         self._authlib.register_grant(grant)
+        self._authlib.register_grant(_AuthorizationCodeGrant, [CodeChallenge(required=True)])
         self._authlib.register_endpoint(_Introspection)
+        self.codes: dict[str, AuthorizationCode] = {}
+        self.consenting_user: str | None = None
+        self._deny_consent = False
         self._http: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -326,6 +386,24 @@ class OAuth2Server:
         finally:
             self._refresh_grant.INCLUDE_NEW_REFRESH_TOKEN = before
 
+    @contextmanager
+    def denying_consent(self) -> Iterator[None]:
+        """Within the block, the user refuses consent: GET /authorize redirects with ``error=access_denied``."""
+        self._deny_consent = True
+        try:
+            yield
+        finally:
+            self._deny_consent = False
+
+    def authorize(self, query: dict[str, str]) -> tuple[int, bytes, list]:
+        """GET /authorize: the user consents at once (no page), as ``login_hint`` or :attr:`consenting_user`."""
+        with self._lock:
+            self.requests["/authorize"] += 1
+        request = _Request("GET", self.base_url + "/authorize", {}, {}, query)
+        grant = self._authlib.get_consent_grant(request)
+        user = None if self._deny_consent else (query.get("login_hint") or self.consenting_user or "").lower()
+        return self._authlib.create_authorization_response(request, grant_user=user or None, grant=grant)
+
     def is_active(self, access_token: str) -> bool:
         token = self.by_access_token(access_token)
         return token is not None and not token.is_expired() and not token.is_revoked()
@@ -364,12 +442,21 @@ class _Handler(BaseHTTPRequestHandler):
     server_owner: OAuth2Server
     protocol_version = "HTTP/1.1"
 
+    def do_GET(self) -> None:
+        path, _, query = self.path.partition("?")
+        if path != "/authorize":
+            self._send(404, b'{"error": "not_found"}', [("Content-Type", "application/json")])
+            return
+        self._send(*self.server_owner.authorize(dict(parse_qsl(query, keep_blank_values=True))))
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace")
         form = dict(parse_qsl(body, keep_blank_values=True))
         headers = {name: value for name, value in self.headers.items()}
-        status, payload, response_headers = self.server_owner.respond(self.path.split("?")[0], headers, form)
+        self._send(*self.server_owner.respond(self.path.split("?")[0], headers, form))
+
+    def _send(self, status: int, payload: bytes, response_headers: list) -> None:
         self.send_response(status)
         for name, value in response_headers:
             if name.lower() != "content-length":

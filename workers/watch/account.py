@@ -49,6 +49,7 @@ from chalicelib.imap.watch import ConnectionLostError, WatchConnection
 from chalicelib.imap.watch_responses import Hints
 from chalicelib.incarnations import LEGACY
 from chalicelib.services import accounts as account_service
+from chalicelib.services import oauth2_app_health
 from chalicelib.store import accounts as account_store
 from chalicelib.sync.account_state import LoginOutcome, last_error, transition_event
 from chalicelib.sync.watch_plan import (
@@ -256,6 +257,9 @@ class AccountWatch:
             self.incarnation = self.folders.incarnation = credentials.incarnation
             listener = self._open_listener(credentials)
         except MailServerError as exc:
+            # An application the provider refuses stops every account of it: say so for all now
+            # (this one included: the login record below then finds it said already).
+            oauth2_app_health.mark_app_invalid(self.account, exc, sink=self.context.sink)
             self._record_login(LoginOutcome(ok=False, code=exc.code, response=exc.server_response,
                                             message=exc.message))
             raise
