@@ -39,7 +39,6 @@ import random
 import secrets
 import ssl
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -52,89 +51,17 @@ from watcher_stack import (
     register_accounts,
     summary,
 )
+from watcher_stack.scale import Collector, ScaleDovecot, raised_inotify_instances
 
 from chalicelib.settings import get_settings
-from tests.integration.watcher_support import EventQueue, WatcherProcess
+from tests.integration.watcher_support import WatcherProcess
 from tests.support.certs import make_test_pki
 from tests.support.mailservers import Dovecot, live_processes_in_group
 
-INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
 REISSUE_SECONDS = get_settings().watcher_idle_reissue_seconds
 LATE_AFTER_SECONDS = 15  # a sample slower than this is counted as late (reported), not timed
 WATCHER_ENVIRONMENT = {"IMAPLESS_WATCHER_CONNECT_RATE": "400", "IMAPLESS_WATCHER_POOL_SIZE": "16",
                        "IMAPLESS_LOG_LEVEL": os.environ.get("BENCH_WATCHER_LOG_LEVEL", "WARNING")}
-
-
-class ScaleDovecot(Dovecot):
-    """The test Dovecot with limits for thousands of concurrent IDLE connections."""
-
-    CONNECTIONS = 12000
-    CLIENTS_PER_IMAP = 50
-    TLS_CLIENTS_PER_LOGIN = 1500
-
-    def _render_config(self) -> str:
-        limit = self.CONNECTIONS
-        config = super()._render_config()
-        # TLS sessions stay in the imap-login process that accepted them (it proxies the
-        # decrypted stream to imap): one login process for 5,000 TLS clients grew past its
-        # 512 MB vsz limit and stopped answering (every IDLE DONE timed out). Spread them over
-        # several, each with room, as Dovecot's "high-performance mode" advises.
-        config = config.replace("  client_limit = 1000\n", f"  client_limit = {self.TLS_CLIENTS_PER_LOGIN}\n"
-                                "  process_min_avail = 4\n  vsz_limit = 2G\n")
-        # One imap process per connection costs ~5 MB each: 5,000 of them would not fit next
-        # to everything else in 24 GB. All mail runs as one uid, so an imap process can
-        # safely serve many connections.
-        shared = f"service imap {{\n  process_limit = {limit}\n  client_limit = {self.CLIENTS_PER_IMAP}\n"
-        config = config.replace("service imap {\n  process_limit = 1024\n", shared)
-        config = config.replace("mail_max_userip_connections = 1000", f"mail_max_userip_connections = {limit}")
-        config = config.replace("service anvil {\n", f"service anvil {{\n  client_limit = {limit + 2000}\n")
-        return config + (f"default_client_limit = {limit}\ndefault_process_limit = {limit}\n"
-                         f"default_vsz_limit = 512M\nservice stats {{\n  client_limit = {limit + 2000}\n}}\n"
-                         f"service auth {{\n  client_limit = {limit + 2000}\n}}\n")
-
-
-class Collector(EventQueue):
-    """Drains the queue in a thread; keeps what the measurements need."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.initialized_at: dict[str, float] = {}
-        self.calls = 0  # our own requests to the emulator, subtracted from the watcher's
-        self.new_at: dict[str, list[float]] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-
-    def _drain(self) -> None:
-        from chalicelib.events.model import Event
-
-        while not self._stop.is_set():
-            try:
-                # Long polling: an empty queue costs the emulator one call a second, not a hundred.
-                self.calls += 1
-                answer = self.client.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10,
-                                                     AttributeNames=["SentTimestamp"], WaitTimeSeconds=1)
-            except Exception as exc:  # noqa: BLE001 - report, keep draining
-                print(f"queue receive failed: {exc}", flush=True)
-                time.sleep(0.5)
-                continue
-            messages = answer.get("Messages", [])
-            if not messages:
-                continue
-            for message in messages:
-                event = Event.from_json(message["Body"])
-                sent = int(message["Attributes"]["SentTimestamp"]) / 1000
-                if event.event == "accountInitialized":
-                    self.initialized_at[event.account] = sent
-                elif event.event == "messageNew":
-                    self.new_at.setdefault(event.account, []).append(sent)
-            self.calls += 1
-            self.client.delete_message_batch(QueueUrl=self.url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def floor_client(dovecot: Dovecot, email: str, password: str) -> IMAPClient:
@@ -253,24 +180,13 @@ def main() -> None:
     arguments = parser.parse_args()
     sizes = [int(s) for s in arguments.accounts.split(",")]
     files = raise_open_file_limit(max(sizes) * 3 + 1000)
-    previous_inotify = INOTIFY_INSTANCES.read_text().strip() if INOTIFY_INSTANCES.exists() else None
-    inotify_note = "unchanged"
-    try:
-        INOTIFY_INSTANCES.write_text(str(max(sizes) * 2 + 1000))
-        inotify_note = f"raised {previous_inotify} -> {max(sizes) * 2 + 1000}"
-    except OSError as exc:
-        inotify_note = f"could not raise ({exc.strerror}): Dovecot polls every 1 s"
     pki = make_test_pki(Path(tempfile.mkdtemp(prefix="bench-pki-")))
     os.environ["SSL_CERT_FILE"] = str(pki.ca_file)
     results = []
-    try:
+    with raised_inotify_instances(max(sizes) * 2 + 1000) as inotify_note:
         for size in sizes:
             results.append(run_size(size, arguments.samples, pki))
             print(f"{size} accounts: {results[-1]}", flush=True)  # each size's figures, as soon as known
-    finally:
-        if previous_inotify is not None:
-            with contextlib.suppress(OSError):
-                INOTIFY_INSTANCES.write_text(previous_inotify)
     print(f"\nwatcher scale (one process; open files {files}; inotify instances {inotify_note})")
     print(f"{'accounts':>8} {'connect all':>11} {'RSS':>8} {'RSS/acct':>9} {'idle CPU':>9} | "
           f"{'ours p50':>8} {'p95':>6} {'max':>6} | {'floor p50':>9} {'p95':>6} {'max':>6} | "
