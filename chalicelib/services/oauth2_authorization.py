@@ -28,7 +28,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pydantic import SecretStr
 
 from chalicelib.errors import ApiError, OAuth2AppNotFoundError, ValidationError
-from chalicelib.oauth2.authorization_state import AuthorizationStateError, new_state, open_state, pkce_verifier
 from chalicelib.oauth2.code_exchange import authorize_url, exchange_code
 from chalicelib.observability import logger
 from chalicelib.schemas.accounts import (
@@ -42,6 +41,7 @@ from chalicelib.schemas.accounts import (
 from chalicelib.schemas.oauth2_authorization import AuthenticationForm
 from chalicelib.services import accounts, oauth2_apps
 from chalicelib.services.cursors import deployment_key
+from chalicelib.services.oauth2_authorization_state import AuthorizationStateError, new_state, open_state, pkce_verifier
 from chalicelib.store import accounts as account_store
 from chalicelib.store import oauth2_authorizations as pending_store
 from chalicelib.store.accounts import StoredAccount

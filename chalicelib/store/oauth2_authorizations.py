@@ -5,7 +5,7 @@ Invariants: an authorization is used at most once: :func:`use_authorization` mar
 used on the condition that it was not (one conditional update), so of two callbacks with the
 same ``state`` (a replay, a double click) only one proceeds; the other still learns where to
 send the user back (the item stays). Nothing secret is stored here (the PKCE verifier is
-derived, see :mod:`chalicelib.oauth2.authorization_state`). Items carry their ``expires``;
+derived, see :mod:`chalicelib.services.oauth2_authorization_state`). Items carry their ``expires``;
 they are small and are not cleaned up yet.
 """
 

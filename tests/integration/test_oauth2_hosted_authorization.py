@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from chalicelib.oauth2.authorization_state import new_state
 from chalicelib.services.cursors import deployment_key
+from chalicelib.services.oauth2_authorization_state import new_state
 from chalicelib.store import accounts as account_store
 from tests.integration.mail_api_support import make_message
 

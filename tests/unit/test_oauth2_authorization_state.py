@@ -8,8 +8,8 @@ import re
 import pytest
 from authlib.oauth2.rfc7636.challenge import CODE_VERIFIER_PATTERN
 
-from chalicelib.oauth2.authorization_state import AuthorizationStateError, new_state, open_state, pkce_verifier
 from chalicelib.oauth2.code_exchange import authorize_url
+from chalicelib.services.oauth2_authorization_state import AuthorizationStateError, new_state, open_state, pkce_verifier
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
