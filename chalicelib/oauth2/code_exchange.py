@@ -13,14 +13,11 @@ answer goes to :func:`chalicelib.oauth2.refresh_rules.classify_token_answer`.
 
 from __future__ import annotations
 
-import urllib3
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from chalicelib.oauth2.refresh_rules import TokenAnswer, classify_token_answer
-from chalicelib.webhooks.client import get_pool_manager
-
-MAX_ANSWER_BYTES = 64 * 1024
+from chalicelib.oauth2.refresh_rules import TokenAnswer
+from chalicelib.oauth2.token_endpoint import post_token_request
 
 
 def authorize_url(authorization_url: str, *, client_id: str, redirect_uri: str, scopes: tuple[str, ...],
@@ -40,17 +37,4 @@ def exchange_code(token_url: str, *, client_id: str, client_secret: str, code: s
                   verifier: str, timeout_seconds: float = 10.0) -> TokenAnswer:
     body = prepare_token_request("authorization_code", code=code, redirect_uri=redirect_uri, client_id=client_id,
                                  client_secret=client_secret, code_verifier=verifier)
-    try:
-        response = get_pool_manager().request(
-            "POST", token_url, body=body.encode(), retries=False, redirect=False,
-            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds), preload_content=False)
-    except (urllib3.exceptions.HTTPError, OSError):
-        return classify_token_answer(None, None)
-    try:
-        answer = response.read(MAX_ANSWER_BYTES)
-    except (urllib3.exceptions.HTTPError, OSError):
-        return classify_token_answer(None, None)
-    finally:
-        response.release_conn()
-    return classify_token_answer(response.status, answer)
+    return post_token_request(token_url, body, timeout_seconds)

@@ -1,4 +1,5 @@
-"""The one request we make to an OAuth2 token endpoint: ``grant_type=refresh_token`` (RFC 6749 6).
+"""Requests to an OAuth2 token endpoint: ``grant_type=refresh_token`` (RFC 6749 6), and the
+POST that the code exchange (:mod:`chalicelib.oauth2.code_exchange`) shares.
 
 A plain form POST through the webhook client's guarded pool (:func:`chalicelib.webhooks.client.
 get_pool_manager`): the host is resolved and checked against the outbound address policy at
@@ -29,9 +30,14 @@ def refresh_access_token(token_url: str, *, client_id: str, client_secret: str, 
             "client_secret": client_secret}
     if scopes:
         form["scope"] = " ".join(scopes)
+    return post_token_request(token_url, urlencode(form), timeout_seconds)
+
+
+def post_token_request(token_url: str, form: str, timeout_seconds: float) -> TokenAnswer:
+    """POST an url-encoded ``form`` to the token endpoint; its answer, classified (never raises)."""
     try:
         response = get_pool_manager().request(
-            "POST", token_url, body=urlencode(form).encode(), retries=False, redirect=False,
+            "POST", token_url, body=form.encode(), retries=False, redirect=False,
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
             timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds), preload_content=False)
     except (urllib3.exceptions.HTTPError, OSError):
