@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-unit explore fuzz typecheck lint bench mail-servers clean token package deploy watcher-image
+.PHONY: run test test-unit explore fuzz typecheck lint bench mail-servers browser clean token package deploy watcher-image
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@scripts/ensure-venv.sh "$(PYTHON)" "$(VENV)"
@@ -15,8 +15,8 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m local.run
 
-## Install what the tests need (Python packages, Dovecot, Postfix, Cyrus, Courier), lint and type-check, and run every test.
-test: $(STAMP) lint mail-servers
+## Install what the tests need (Python packages, Dovecot, Postfix, Cyrus, Courier, Chromium), lint and type-check, and run every test.
+test: $(STAMP) lint mail-servers browser
 	$(PY) -m pytest
 
 ## Only the tests that need no mail server.
@@ -38,6 +38,10 @@ fuzz: $(STAMP) mail-servers
 
 mail-servers:
 	@scripts/install-mail-servers.sh
+
+## Debian's chromium for the browser tests (Playwright drives it; no browser download).
+browser:
+	@scripts/install-browser.sh
 
 ## Static types (mypy; what it checks is in pyproject.toml).
 typecheck: $(STAMP)

@@ -11,7 +11,8 @@ import os
 from hypothesis import settings
 
 pytest_plugins = ["tests.support.aws", "tests.support.fixtures", "tests.support.webhooks",
-                  "tests.support.sending", "tests.support.fault_table"]
+                  "tests.support.sending", "tests.support.fault_table",
+                  "tests.support.browser"]
 
 settings.register_profile("deterministic", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", derandomize=False, print_blob=True)
