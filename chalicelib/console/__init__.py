@@ -84,7 +84,7 @@ class AssetNotFoundError(LookupError):
 
 
 def read_page() -> tuple[str, str]:
-    """``(text, content type)`` of the shell, ``index.html`` (served at ``/admin`` only: its URLs are relative to it)."""
+    """``(text, content type)`` of the shell, ``index.html``: served at ``/admin`` only (its URLs are relative)."""
     return (STATIC_DIR / INDEX_FILE).read_text(encoding="utf-8"), CONTENT_TYPES["html"]
 
 
