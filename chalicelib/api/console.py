@@ -7,6 +7,8 @@ a 404 included, carries the console's security headers.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from chalice import Blueprint, Response
 
 from chalicelib.api.routing import error_response
@@ -22,6 +24,14 @@ def _served(text: str, content_type: str) -> Response:
 
 @blueprint.route("/admin", methods=["GET"])
 def console_page() -> Response:
+    request = blueprint.current_request
+    if str(request.context.get("path", "")).endswith("/"):
+        # "/admin/" reaches this route too (API Gateway and chalice local ignore the slash), but the
+        # page's relative URLs would then resolve under /admin/admin/: send the browser to "/admin",
+        # relatively, so the stage prefix stays (the query too: the OAuth2 form returns with one).
+        query = urlencode(dict(request.query_params or {}))
+        return Response(body="", status_code=308,
+                        headers={"Location": "../admin" + (f"?{query}" if query else ""), **SECURITY_HEADERS})
     return _served(*read_page())
 
 

@@ -112,6 +112,8 @@ def test_the_console_is_served_with_a_strict_policy_and_a_token_signs_in_and_out
     with offline_page(browser, system.base_url) as opened:
         page = opened.page
         page.goto(system.console_url)
+        page.wait_for_selector("#sign-in:not([hidden])")
+        assert not page.is_visible("#sign-out")
         opened.screenshot("console-sign-in")
         # When a wrong token is given, the API's refusal shows in the form
         page.fill("#token", "not-a-token")

@@ -88,13 +88,19 @@ function editForm(account, reload) {
     h("div", {class: "row"}, h("button", {type: "submit"}, "Save (logins are verified again)")), result);
 }
 
+// INBOX first, then the server's order (Dovecot lists INBOX last).
+function inboxFirst(mailboxes) {
+  const isInbox = (box) => box.path.toUpperCase() === "INBOX";
+  return [...mailboxes.filter(isInbox), ...mailboxes.filter((box) => !isInbox(box))];
+}
+
 function folderList(mailboxes, selected, onSelect) {
-  return h("ul", {class: "folders", id: "folders"}, mailboxes.map((box) => h("li", {},
+  return h("ul", {class: "folders", id: "folders"}, inboxFirst(mailboxes).map((box) => h("li", {},
     h("button", {type: "button", class: box.path === selected ? "active" : null, disabled: box.noSelect,
                  dataset: {path: box.path}, onclick: () => onSelect(box.path)},
       h("span", {}, box.path, box.specialUse ? h("span", {class: "use"}, " ", box.specialUse) : null),
-      h("span", {class: "muted"}, box.messages === null || box.messages === undefined ? ""
-        : `${box.unseen || 0} / ${box.messages}`)))));
+      h("span", {class: "muted counters", title: "unseen / messages"},
+        box.messages === null || box.messages === undefined ? "" : `${box.unseen || 0} / ${box.messages}`)))));
 }
 
 function sender(address) {
@@ -106,7 +112,7 @@ function messageTable(account, messages, onOpen) {
   if (!messages.length) return h("p", {class: "muted"}, "No messages in this folder.");
   return h("div", {class: "table-wrap"}, h("table", {class: "stack", id: "messages"},
     h("thead", {}, h("tr", {}, ["Subject", "From", "Date", "Flags"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, messages.map((message) => h("tr", {dataset: {message: message.id}},
+    h("tbody", {}, messages.map((message) => h("tr", {dataset: {message: message.id}, class: message.unseen ? "unseen" : null},
       h("td", {"data-label": "Subject"}, h("a", {href: "#", class: "subject", onclick: (event) => {
         event.preventDefault(); onOpen(message.id);
       }}, message.subject || "(no subject)")),
@@ -194,7 +200,7 @@ async function render(view, args, {isCurrent}) {
     h("p", {}, h("a", {href: link("accounts")}, "← Accounts")),
     headerCard,
     h("section", {class: "split"},
-      h("div", {class: "card"}, h("h2", {}, "Folders"), folders),
+      h("div", {class: "card"}, h("h2", {}, "Folders"), h("p", {class: "muted legend"}, "unseen / messages"), folders),
       h("div", {class: "card"}, h("h2", {id: "folder-title"}, "Messages"), messages, reader)),
     h("section", {class: "card"}, h("h2", {}, "Recent events"), events));
 
