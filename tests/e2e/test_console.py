@@ -74,8 +74,9 @@ def system(dovecot, tmp_path_factory) -> Iterator[ConsoleSystem]:
 
 
 @contextmanager
-def signed_in(browser, system: ConsoleSystem, token: str | None = None, width: int = 1280) -> Iterator[OfflinePage]:
-    with offline_page(browser, system.base_url, width=width) as opened:
+def signed_in(browser, system: ConsoleSystem, token: str | None = None, width: int = 1280,
+              also_allowed: tuple[str, ...] = ()) -> Iterator[OfflinePage]:
+    with offline_page(browser, system.base_url, *also_allowed, width=width) as opened:
         page = opened.page
         page.goto(system.console_url)
         page.fill("#token", token or system.admin_token)
@@ -294,3 +295,35 @@ def test_a_token_made_in_the_console_bound_to_one_account_sees_only_that_account
         while system.api("GET", "/v1/accounts", token=bound).status_code != 401:
             assert time.monotonic() < deadline, "the revoked token still works"
             time.sleep(0.2)
+
+
+def test_an_account_is_connected_through_an_oauth2_application_and_the_console_says_so(browser, system,
+                                                                                      oauth2_server):
+    # Given an OAuth2 application whose provider is the tests' authorization server (it consents at once)
+    email, _ = system.new_user()
+    created = system.api("POST", "/v1/oauth2", json={
+        "name": "Test IdP", "provider": "generic", "clientId": oauth2_server.client.client_id,
+        "clientSecret": oauth2_server.client.client_secret, "redirectUrl": f"{system.base_url}/oauth",
+        "authorizationUrl": oauth2_server.base_url + "/authorize", "tokenUrl": oauth2_server.token_url,
+        "scopes": ["mail"], "imap": {"host": system.dovecot.hostname, "port": system.dovecot.imap_port,
+                                     "secure": False}})
+    assert created.status_code == 200, created.text
+    account = "c-oauth-" + secrets.token_hex(3)
+    try:
+        with signed_in(browser, system, also_allowed=(oauth2_server.base_url,)) as opened:
+            page = opened.page
+            # When the add form's OAuth2 part is filled and sent
+            page.click("#show-add")
+            page.wait_for_selector("#oauth-account")
+            page.select_option("#oauth-account [name=oauthApp]", created.json()["id"])
+            page.fill("#oauth-account [name=oauthAccount]", account)
+            page.fill("#oauth-account [name=oauthEmail]", email)
+            page.click("#oauth-account button[type=submit]")
+            # Then the browser goes to the provider and back, and the console opens the new account's page
+            page.wait_for_selector("#account-title", timeout=WAIT_MS)
+            assert f"Account {account} authorized (new)" in page.text_content("#notice")
+            assert "?" not in page.url  # the provider's answer is not left in the address bar
+            assert system.api("GET", f"/v1/account/{account}").json()["oauth2"]["auth"] == {"user": email}
+    finally:
+        system.api("DELETE", f"/v1/account/{account}")
+        assert system.api("DELETE", f"/v1/oauth2/{created.json()['id']}").status_code == 200
