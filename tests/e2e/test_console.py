@@ -277,24 +277,33 @@ def test_a_token_made_in_the_console_bound_to_one_account_sees_only_that_account
         page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
         assert no_horizontal_overflow(page)
     # Then signed in with it, the accounts page lists that account only, and the other one's page is refused
-    with signed_in(browser, system, token=bound) as opened:
-        page = opened.page
+    with signed_in(browser, system, token=bound) as bound_view:
+        page = bound_view.page
         page.wait_for_selector("#accounts tbody tr")
         assert [row.get_attribute("data-account") for row in page.locator("#accounts tbody tr").all()] == [mine]
+        # ... the admin pages are not offered
+        assert page.locator("#nav a").all_text_contents() == ["Accounts"]
         page.goto(f"{system.console_url}#/account/{other}")
         page.wait_for_selector("#view .error")
         assert "Forbidden" in page.text_content("#view .error")
-    # When revoked in the console, the token no longer works
-    with signed_in(browser, system) as opened:
-        page = opened.page
-        page.goto(f"{system.console_url}#/tokens")
-        token_id = next(t["id"] for t in system.api("GET", "/v1/tokens").json()["tokens"] if t.get("account") == mine)
-        page.click(f"#tokens tr[data-token='{token_id}'] button.danger")
-        page.click(f"#tokens tr[data-token='{token_id}'] .confirm button.danger")
+
+        # When an admin revokes it in the console (asked twice)
+        with signed_in(browser, system) as admin_view:
+            admin_view.page.goto(f"{system.console_url}#/tokens")
+            listed = system.api("GET", "/v1/tokens").json()["tokens"]
+            token_id = next(t["id"] for t in listed if t.get("account") == mine)
+            admin_view.page.click(f"#tokens tr[data-token='{token_id}'] button.danger")
+            admin_view.page.click(f"#tokens tr[data-token='{token_id}'] .confirm button.danger")
+            admin_view.page.wait_for_selector(f"#tokens tr[data-token='{token_id}']", state="detached")
         deadline = time.monotonic() + 10
         while system.api("GET", "/v1/accounts", token=bound).status_code != 401:
             assert time.monotonic() < deadline, "the revoked token still works"
             time.sleep(0.2)
+        # Then the console signed in with it signs out at its next request, and says why
+        page.goto(f"{system.console_url}#/accounts")
+        page.wait_for_selector("#sign-in:not([hidden])")
+        assert "refused the token" in page.text_content("#notice")
+        assert page.evaluate("sessionStorage.length") == 0
 
 
 def test_an_account_is_connected_through_an_oauth2_application_and_the_console_says_so(browser, system,

@@ -186,6 +186,7 @@ async function render(view, args, {isCurrent}) {
       account = await api("GET", `/v1/account/${enc(id)}`);
     } catch { /* the next render shows the error */ }
     if (!isCurrent()) return;
+    if (headerCard.querySelector("#edit-holder:not([hidden])")) { setTimeout(follow, STATE_POLL_MS); return; }
     const fresh = header(account, reload);
     headerCard.replaceWith(fresh);
     headerCard = fresh;

@@ -13,8 +13,7 @@ const LIST_PAGE_SIZE = 1000;
 const EVENT_LOG_SIZE = 200;
 
 async function loadAccounts() {
-  const list = await api("GET", "/v1/accounts", {query: {pageSize: LIST_PAGE_SIZE}});
-  return list.accounts;
+  return api("GET", "/v1/accounts", {query: {pageSize: LIST_PAGE_SIZE}});
 }
 
 // The newest logged event of each account, from the webhook delivery log (one request for all).
@@ -194,16 +193,19 @@ async function render(view, args, {isCurrent}) {
     }
   });
 
-  let accounts;
+  let list;
   let latest;
   try {
-    [accounts, latest] = await Promise.all([loadAccounts(), latestEvents()]);
+    [list, latest] = await Promise.all([loadAccounts(), latestEvents()]);
   } catch (error) {
     fill(listHolder, errorBox(error));
     return;
   }
   if (!isCurrent()) return;
-  const redraw = () => fill(listHolder,
+  const accounts = list.accounts;
+  const partial = list.total > accounts.length
+    ? h("p", {class: "muted"}, `The filter and search cover the first ${accounts.length} of ${list.total} accounts.`) : null;
+  const redraw = () => fill(listHolder, partial,
     accountTable(accounts.filter((a) => matches(a, stateSelect.value, search.value.trim())), latest));
   stateSelect.addEventListener("change", redraw);
   search.addEventListener("input", redraw);

@@ -133,4 +133,4 @@ async function render(view, args, {isCurrent}) {
   await load();
 }
 
-export default {name: "settings", title: "Settings", nav: true, render};
+export default {name: "settings", title: "Settings", nav: true, admin: true, render};
