@@ -9,8 +9,10 @@ Screenshots of every page go to test-artifacts/screenshots/console-*.png.
 
 from __future__ import annotations
 
+import http.server
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -87,6 +89,49 @@ def signed_in(browser, system: ConsoleSystem, token: str | None = None, width: i
         assert opened.blocked == []
         assert opened.dialogs == []
         assert [e for e in opened.console_errors if "Content Security Policy" in e] == []
+
+
+STAGE = "/dev"
+
+
+class _StagePrefixProxy(http.server.BaseHTTPRequestHandler):
+    """API Gateway's stage prefix in front of the local API: /dev/x -> /x; anything else is 403."""
+
+    upstream = ""
+    seen: list[str] = []
+
+    def _forward(self) -> None:
+        self.seen.append(self.path)
+        if not self.path.startswith(STAGE + "/"):
+            self.send_response(403)
+            self.end_headers()
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        answer = requests.request(self.command, self.upstream + self.path[len(STAGE):], timeout=30,
+                                  data=self.rfile.read(length) if length else None, allow_redirects=False,
+                                  headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def staged_url(system) -> Iterator[tuple[str, list[str]]]:
+    seen: list[str] = []
+    handler = type("Proxy", (_StagePrefixProxy,), {"upstream": system.base_url, "seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
 
 
 def no_horizontal_overflow(page) -> bool:
@@ -336,3 +381,23 @@ def test_an_account_is_connected_through_an_oauth2_application_and_the_console_s
     finally:
         system.api("DELETE", f"/v1/account/{account}")
         assert system.api("DELETE", f"/v1/oauth2/{created.json()['id']}").status_code == 200
+
+
+def test_behind_a_stage_prefix_every_request_stays_under_it(browser, system, staged_url):
+    # Given the API behind a gateway that serves it under /dev only
+    origin, seen = staged_url
+    with offline_page(browser, origin) as opened:
+        page = opened.page
+        # When the console is opened there with a trailing slash, signed in, and an account page visited
+        page.goto(f"{origin}{STAGE}/admin/")
+        page.fill("#token", system.admin_token)
+        page.click("#sign-in-form button[type=submit]")
+        page.wait_for_selector("#view[data-page=accounts] h1")
+        page.goto(f"{origin}{STAGE}/admin#/tokens")
+        page.wait_for_selector("#tokens")
+        # Then every file and API call was asked for under the prefix
+        assert page.url == f"{origin}{STAGE}/admin#/tokens"
+        assert {path.split("?")[0] for path in seen} >= {
+            f"{STAGE}/admin/", f"{STAGE}/admin", f"{STAGE}/admin/main.js", f"{STAGE}/v1/accounts", f"{STAGE}/v1/tokens"}
+        assert [path for path in seen if not path.startswith(STAGE + "/")] == []
+        assert opened.blocked == [] and opened.dialogs == []
