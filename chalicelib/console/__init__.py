@@ -14,6 +14,7 @@ Layout (no build step, no framework, no Node; every file is committed as served)
       router.js      the tiny router: "#/<page>/<arg>/<arg>" -> page.render(view, args)
       api.js         api(method, path, body): fetch with the bearer token, errors as ApiError
       dom.js         h(tag, attrs, ...children): DOM built with textContent, never innerHTML
+      webhook-parts.js  what Settings and an account's page share (secret shown once, test event)
       <page>.js      one ES module per page (accounts.js, account.js, settings.js, tokens.js)
 
 URLs are relative everywhere (the HTML asks for ``admin/main.js``; ``api.js`` resolves

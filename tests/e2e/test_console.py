@@ -328,6 +328,17 @@ def test_a_token_made_in_the_console_bound_to_one_account_sees_only_that_account
         assert [row.get_attribute("data-account") for row in page.locator("#accounts tbody tr").all()] == [mine]
         # ... the admin pages are not offered
         assert page.locator("#nav a").all_text_contents() == ["Accounts"]
+        # ... its own account's page sets the account's webhook URL and sends it a test event
+        with WebhookReceiver() as receiver:
+            page.click(f"#accounts tr[data-account='{mine}'] a")
+            page.wait_for_selector("#account-webhook-url")
+            page.fill("#account-webhook-url", receiver.url())
+            page.click("#save-account-webhook")
+            page.wait_for_selector("#account-webhook-result .secret, #account-webhook-result .success")
+            page.click("#send-test")
+            page.wait_for_selector("#test-result .success", timeout=WAIT_MS)
+            received = json.loads(receiver.wait_for(1, timeout=10)[0].body)
+            assert (received["event"], received["account"]) == ("test", mine)
         page.goto(f"{system.console_url}#/account/{other}")
         page.wait_for_selector("#view .error")
         assert "Forbidden" in page.text_content("#view .error")
