@@ -340,8 +340,8 @@ def test_a_token_made_in_the_console_bound_to_one_account_sees_only_that_account
             received = json.loads(receiver.wait_for(1, timeout=10)[0].body)
             assert (received["event"], received["account"]) == ("test", mine)
         page.goto(f"{system.console_url}#/account/{other}")
-        page.wait_for_selector("#view .error")
-        assert "Forbidden" in page.text_content("#view .error")
+        page.wait_for_selector("#view > .error")
+        assert "Forbidden" in page.text_content("#view > .error")
 
         # When an admin revokes it in the console (asked twice)
         with signed_in(browser, system) as admin_view:
