@@ -75,7 +75,9 @@ async function signIn(event) {
   input.value = "";
   setToken(token);
   notice("");
-  if (!location.hash) location.hash = link(current().name);
+  // replaceState, not location.hash: a hashchange would render the page a second time, replacing
+  // the first rendering under the operator's (or a test's) first click.
+  if (!location.hash) history.replaceState(null, "", link(current().name));
   await route();
 }
 

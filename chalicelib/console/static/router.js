@@ -34,6 +34,7 @@ export async function show(view, onShown) {
   const ticket = ++renderCount;
   view.replaceChildren();
   view.dataset.page = name;
+  view.dataset.render = String(ticket); // how many pages this document has rendered (tests read it)
   document.title = `${page.title} · imapless console`;
   if (onShown) onShown(name);
   await page.render(view, args, {isCurrent: () => ticket === renderCount});
