@@ -13,7 +13,6 @@ from tests.integration.test_local_api_server import api_url, send, server_log  #
 from tests.support.browser import offline_page
 
 
-
 class _Urls(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
