@@ -105,11 +105,12 @@ def settings_out() -> SettingsOut:
                        notifyHeaders=list(current.notify_headers), disabledWebhookEndpoints=disabled_endpoints())
 
 
-def update_settings(request: SettingsUpdate) -> SettingsUpdated:
-    """Apply the keys present in ``request``; generate the secret on first configuration."""
+def update_settings(request: SettingsUpdate, url_field: str = "webhooks") -> SettingsUpdated:
+    """Apply the keys present in ``request``; generate the secret on first configuration.
+    A refused URL is named ``url_field`` in the error (the field the caller sent)."""
     given = request.model_fields_set
     if "webhooks" in given and request.webhooks is not None:
-        checked_url(request.webhooks, "webhooks")
+        checked_url(request.webhooks, url_field)
     changes: dict[str, Any] = {name: getattr(request, name) for name in configuration.SETTING_NAMES
                                if name in given}
     configuration.save_settings(changes)
@@ -149,7 +150,7 @@ def update_webhooks(request: WebhooksUpdate) -> WebhooksUpdated:
     fields: dict[str, Any] = {"webhooks": request.url, "webhooksEnabled": True}
     if "events" in request.model_fields_set:
         fields["webhookEvents"] = request.events
-    done = update_settings(SettingsUpdate.model_validate(fields))
+    done = update_settings(SettingsUpdate.model_validate(fields), url_field="url")
     return WebhooksUpdated(**webhooks_out(done.settings).model_dump(), webhookSecret=done.webhookSecret)
 
 

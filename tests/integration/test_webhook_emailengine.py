@@ -80,6 +80,8 @@ def test_post_webhooks_is_refused_like_the_settings(webhooks, api, body, setting
     expected = api.post("/v1/settings", settings_body)
     assert expected.status in (400, 422)
     assert (response.status, response.json["code"]) == (expected.status, expected.json["code"]), response.body
+    named = "url" if "webhooks" in settings_body else "events"
+    assert [field.split(".")[0] for field in response.json["details"]] == [named]
     assert api.get("/v1/settings").json == before
 
 
