@@ -51,6 +51,8 @@ function toggle(active) {
 
 function render(view, activity, window) {
   const spec = WINDOWS[window];
+  // The charts are drawn at the width they are shown at: the view's, less a card's padding and border.
+  const width = view.clientWidth - 34;
   const buckets = activity.buckets;
   const labels = buckets.map((bucket) => clock(bucket.start));
   const eventTotals = totalsOf(buckets, "events");
@@ -78,13 +80,13 @@ function render(view, activity, window) {
     section(`Events per ${spec.per}`,
       h("div", {id: "events-chart"}, stackedBars({
         title: `Events per ${spec.per}, ${spec.label.toLowerCase()}: ${activity.totalEvents} events${describe(eventTotals)}`,
-        columns: buckets.map((bucket, index) => ({label: labels[index], parts: bucket.events})), keys: types})),
+        columns: buckets.map((bucket, index) => ({label: labels[index], parts: bucket.events})), keys: types, width})),
       types.length ? legend(types) : h("p", {class: "muted"}, "No events in this window.")),
     section("Webhook deliveries",
       h("div", {id: "deliveries-chart"}, stackedBars({
         title: `Webhook deliveries per ${spec.per} by status${describe(deliveryTotals)}`,
         columns: buckets.map((bucket, index) => ({label: labels[index], parts: bucket.deliveries})),
-        keys: STATUSES, colors: STATUS_COLORS})),
+        keys: STATUSES, colors: STATUS_COLORS, width})),
       legend(STATUSES, STATUS_COLORS),
       h("p", {class: "muted"}, "Each event counts in the bucket it was detected in, with its status now: ",
         h("a", {href: link("deliveries")}, "see the delivery log"), ".")),
@@ -93,13 +95,13 @@ function render(view, activity, window) {
         title: `95th percentile of webhook POST time per ${spec.per}; over the window p50 ${formatNumber(latency.p50)} ms, ` +
                `p95 ${formatNumber(latency.p95)} ms, p99 ${formatNumber(latency.p99)} ms (${latency.samples} POSTs)`,
         points: buckets.map((bucket, index) => ({label: labels[index], value: bucket.latencyP95Ms ?? null})),
-        color: PALETTE[0], unit: " ms"})),
+        color: PALETTE[0], unit: " ms", width})),
       h("p", {class: "muted"}, `p95 per ${spec.per}, from the last POST of each event (${latency.samples} in the window).`)),
     section("Accounts by state",
       states.length
         ? h("div", {id: "accounts-chart"}, horizontalBars({
             title: `Accounts by state: ${accountsTotal} accounts${describe(Object.fromEntries(states))}`,
-            items: states.map(([state, count]) => ({label: state, value: count, color: STATE_COLORS[state] || "#b42318"}))}))
+            items: states.map(([state, count]) => ({label: state, value: count, color: STATE_COLORS[state] || "#b42318"})), width}))
         : h("p", {class: "muted"}, "No accounts.")));
 }
 

@@ -5,13 +5,17 @@
 // shows in words (totals included), and every bar segment has its own <title>: screen readers and
 // a mouse hover get the numbers.
 //
-//   stackedBars({title, columns: [{label, parts: {key: n}}], keys, colors})   one bar per column
-//   lineChart({title, points: [{label, value | null}], color, unit})          null: no sample, a gap
-//   horizontalBars({title, items: [{label, value, color}]})                    one bar per item
-//   legend(keys, colors)                                                       an HTML <ul>
+//   stackedBars({title, columns: [{label, parts: {key: n}}], keys, colors, width})   one bar per column
+//   lineChart({title, points: [{label, value | null}], color, unit, width})          null: no sample, a gap
+//   horizontalBars({title, items: [{label, value, color}], width})                    one bar per item
+//   legend(keys, colors)                                                              an HTML <ul>
+//
+// `width` is the width the chart will be shown at, in CSS pixels (the caller measures its container):
+// the viewBox is then 1:1, so text keeps its size from a phone to a wide screen.
 
 const SVG = "http://www.w3.org/2000/svg";
-const WIDTH = 480;
+const DEFAULT_WIDTH = 480;
+const MIN_WIDTH = 240;
 const HEIGHT = 170;
 const PAD = {left: 34, right: 8, top: 8, bottom: 22};
 const FONT = 11;
@@ -30,8 +34,8 @@ function node(tag, attrs = {}, text) {
   return element;
 }
 
-function frame(title, height = HEIGHT) {
-  const svg = node("svg", {viewBox: `0 0 ${WIDTH} ${height}`, role: "img", class: "chart",
+function frame(title, width, height = HEIGHT) {
+  const svg = node("svg", {viewBox: `0 0 ${width} ${height}`, role: "img", class: "chart",
                            preserveAspectRatio: "xMidYMid meet"});
   svg.appendChild(node("title", {}, title));
   return svg;
@@ -47,22 +51,22 @@ export function niceMax(value) {
   return 10 * power;
 }
 
-function yAxis(svg, top, unit = "") {
+function yAxis(svg, width, top, unit = "") {
   const bottom = HEIGHT - PAD.bottom;
   for (const [value, y] of [[top, PAD.top], [top / 2, (PAD.top + bottom) / 2], [0, bottom]]) {
-    svg.appendChild(node("line", {x1: PAD.left, x2: WIDTH - PAD.right, y1: y, y2: y, stroke: GRID, "stroke-width": 1}));
+    svg.appendChild(node("line", {x1: PAD.left, x2: width - PAD.right, y1: y, y2: y, stroke: GRID, "stroke-width": 1}));
     svg.appendChild(node("text", {x: PAD.left - 4, y: y + FONT / 3, "text-anchor": "end", "font-size": FONT, fill: AXIS},
                          `${formatNumber(value)}${unit}`));
   }
 }
 
 // Labels under the first, middle and last column (all of them would overlap at 96 columns).
-function xLabels(svg, labels, columnWidth) {
+function xLabels(svg, width, labels, columnWidth) {
   const picks = labels.length > 2 ? [0, Math.floor(labels.length / 2), labels.length - 1] : labels.map((_, i) => i);
   for (const index of picks) {
     const x = PAD.left + columnWidth * (index + 0.5);
     const anchor = index === 0 ? "start" : index === labels.length - 1 ? "end" : "middle";
-    svg.appendChild(node("text", {x: anchor === "start" ? PAD.left : anchor === "end" ? WIDTH - PAD.right : x,
+    svg.appendChild(node("text", {x: anchor === "start" ? PAD.left : anchor === "end" ? width - PAD.right : x,
                                   y: HEIGHT - 6, "text-anchor": anchor, "font-size": FONT, fill: AXIS}, labels[index]));
   }
 }
@@ -73,12 +77,17 @@ export function formatNumber(value) {
   return Number.isInteger(value) ? String(value) : String(Math.round(value * 10) / 10);
 }
 
-export function stackedBars({title, columns, keys, colors = PALETTE}) {
-  const svg = frame(title);
+function widthOf(width) {
+  return Math.max(MIN_WIDTH, Math.round(width || DEFAULT_WIDTH));
+}
+
+export function stackedBars({title, columns, keys, colors = PALETTE, width: shown}) {
+  const width = widthOf(shown);
+  const svg = frame(title, width);
   const totals = columns.map((column) => keys.reduce((sum, key) => sum + (column.parts[key] || 0), 0));
   const top = niceMax(Math.max(0, ...totals));
-  yAxis(svg, top);
-  const plotWidth = WIDTH - PAD.left - PAD.right;
+  yAxis(svg, width, top);
+  const plotWidth = width - PAD.left - PAD.right;
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;
   const columnWidth = plotWidth / Math.max(1, columns.length);
   const gap = columnWidth > 4 ? 1 : 0;
@@ -99,16 +108,17 @@ export function stackedBars({title, columns, keys, colors = PALETTE}) {
     });
     svg.appendChild(group);
   });
-  xLabels(svg, columns.map((column) => column.label), columnWidth);
+  xLabels(svg, width, columns.map((column) => column.label), columnWidth);
   return svg;
 }
 
-export function lineChart({title, points, color = PALETTE[0], unit = ""}) {
-  const svg = frame(title);
+export function lineChart({title, points, color = PALETTE[0], unit = "", width: shown}) {
+  const width = widthOf(shown);
+  const svg = frame(title, width);
   const values = points.map((point) => point.value).filter((value) => value !== null && value !== undefined);
   const top = niceMax(Math.max(0, ...values));
-  yAxis(svg, top, unit);
-  const plotWidth = WIDTH - PAD.left - PAD.right;
+  yAxis(svg, width, top, unit);
+  const plotWidth = width - PAD.left - PAD.right;
   const plotHeight = HEIGHT - PAD.top - PAD.bottom;
   const columnWidth = plotWidth / Math.max(1, points.length);
   // One path, broken where a bucket has no sample (a gap, not a drop to zero).
@@ -126,26 +136,27 @@ export function lineChart({title, points, color = PALETTE[0], unit = ""}) {
   });
   if (path) svg.insertBefore(node("path", {d: path.trim(), fill: "none", stroke: color, "stroke-width": 1.5}),
                              svg.querySelector("circle"));
-  xLabels(svg, points.map((point) => point.label), columnWidth);
+  xLabels(svg, width, points.map((point) => point.label), columnWidth);
   return svg;
 }
 
-export function horizontalBars({title, items}) {
+export function horizontalBars({title, items, width: shown}) {
+  const width = widthOf(shown);
   const rowHeight = 22;
   const height = Math.max(1, items.length) * rowHeight + 8;
-  const svg = frame(title, height);
-  const labelWidth = 150;
+  const svg = frame(title, width, height);
+  const labelWidth = Math.min(150, Math.round(width * 0.4));
   const top = Math.max(1, ...items.map((item) => item.value));
   items.forEach((item, index) => {
     const y = 4 + index * rowHeight;
-    const width = Math.max(1, (item.value / top) * (WIDTH - labelWidth - 50));
+    const barWidth = Math.max(1, (item.value / top) * (width - labelWidth - 50));
     svg.appendChild(node("text", {x: labelWidth - 6, y: y + 14, "text-anchor": "end", "font-size": 12, fill: "#1d2430"},
                          item.label));
-    const rect = node("rect", {x: labelWidth, y: y + 3, width, height: rowHeight - 6, fill: item.color || PALETTE[0],
+    const rect = node("rect", {x: labelWidth, y: y + 3, width: barWidth, height: rowHeight - 6, fill: item.color || PALETTE[0],
                                class: "bar", "data-key": item.label, "data-count": item.value});
     rect.appendChild(node("title", {}, `${item.label}: ${item.value}`));
     svg.appendChild(rect);
-    svg.appendChild(node("text", {x: labelWidth + width + 6, y: y + 14, "font-size": 12, fill: AXIS}, item.value));
+    svg.appendChild(node("text", {x: labelWidth + barWidth + 6, y: y + 14, "font-size": 12, fill: AXIS}, item.value));
   });
   return svg;
 }

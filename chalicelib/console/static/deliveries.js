@@ -40,7 +40,7 @@ function attemptList(delivery) {
         h("span", {}, milliseconds(attempt.durationMs)),
         h("span", {class: "muted"}, formatDate(attempt.at))),
       attempt.error ? h("div", {class: "attempt-error"}, attempt.error) : null,
-      attempt.answer ? h("pre", {class: "answer", "aria-label": "Receiver's answer"}, attempt.answer) : null)));
+      attempt.answer ? [h("div", {class: "muted"}, "Receiver's answer:"), h("pre", {class: "answer"}, attempt.answer)] : null)));
 }
 
 function replayOne(delivery, status) {
@@ -114,10 +114,14 @@ function rangeReplay(values) {
       fill(result, errorBox(error));
     }
   };
+  // The button asks once more in place, and is itself again after each run.
+  const control = h("div", {class: "row"});
+  const ready = () => fill(control, confirmButton("Replay matching events", "Queue them all again?",
+    async () => { await run(undefined); ready(); }, {id: "replay-range"}));
+  ready();
   return h("section", {class: "card"}, h("h2", {}, "Replay a time range"),
     h("p", {class: "muted"}, "Sends every logged event matching the filters above again, oldest first, with the same ids."),
-    confirmButton("Replay matching events", "Queue them all again?", () => run(undefined), {id: "replay-range"}),
-    result);
+    control, result);
 }
 
 export default {
