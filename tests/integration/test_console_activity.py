@@ -96,10 +96,17 @@ def test_delivered_events_show_in_the_activity_charts(browser, base_url, webhook
         assert page.text_content("#total-delivered .figure-value") == "4"
         assert page.text_content("#latency-p95 .figure-value") != "–"
         assert page.locator("#latency-chart circle.point").count() >= 1
-        assert "Accounts by state: 1 accounts" in page.text_content("#accounts-chart svg > title")
+        assert "Accounts by state: 1 account (new 1)" in page.text_content("#accounts-chart svg > title")
         # ... and the screen has no horizontal scroll
         assert no_horizontal_overflow(page)
         opened.screenshot("console-activity")
+
+        # When one more event is delivered and the operator refreshes
+        webhooks.publish(webhooks.event(account, "messageNew"))
+        webhooks.run_until(lambda: len(receiver.requests) >= 5 and webhooks.queue_counts() == (0, 0))
+        page.click("#refresh-activity")
+        # Then the chart counts it
+        page.wait_for_selector("#events-chart svg > title:text-matches('5 events')", state="attached", timeout=WAIT_MS)
 
         # When the 24-hour window is chosen
         page.click("[data-window='24h']")
@@ -107,7 +114,7 @@ def test_delivered_events_show_in_the_activity_charts(browser, base_url, webhook
         page.wait_for_selector("#events-chart svg", timeout=WAIT_MS)
         # Then the same events are counted in 15-minute bars
         title = page.text_content("#events-chart svg > title")
-        assert title.startswith("Events per 15 minutes") and "4 events" in title
+        assert title.startswith("Events per 15 minutes") and "5 events" in title
 
     # And at phone width nothing scrolls sideways
     with console_page(browser, base_url, token, "#/activity", width=PHONE_WIDTH) as opened:

@@ -19,6 +19,8 @@ function clock(iso) {
   return new Date(iso).toISOString().slice(11, 16);
 }
 
+function plural(count, noun) { return `${count} ${noun}${count === 1 ? "" : "s"}`; }
+
 function sum(values) { return values.reduce((total, value) => total + value, 0); }
 
 function totalsOf(buckets, part) {
@@ -42,11 +44,14 @@ function section(title, ...content) {
   return h("section", {class: "card chart-card"}, h("h2", {}, title), content);
 }
 
+let refresh = () => {};
+
 function toggle(active) {
   return h("div", {class: "row window-toggle", role: "group", "aria-label": "Time window"},
     Object.entries(WINDOWS).map(([name, spec]) =>
       h("a", {href: link("activity", name), class: `button${name === active ? "" : " quiet"}`,
-              "aria-pressed": name === active ? "true" : "false", dataset: {window: name}}, spec.label)));
+              "aria-pressed": name === active ? "true" : "false", dataset: {window: name}}, spec.label)),
+    h("button", {type: "button", class: "quiet", id: "refresh-activity", onclick: () => refresh()}, "Refresh"));
 }
 
 function render(view, activity, window) {
@@ -79,7 +84,7 @@ function render(view, activity, window) {
       figure("p99 ms", formatNumber(latency.p99), "latency-p99")),
     section(`Events per ${spec.per}`,
       h("div", {id: "events-chart"}, stackedBars({
-        title: `Events per ${spec.per}, ${spec.label.toLowerCase()}: ${activity.totalEvents} events${describe(eventTotals)}`,
+        title: `Events per ${spec.per}, ${spec.label.toLowerCase()}: ${plural(activity.totalEvents, "event")}${describe(eventTotals)}`,
         columns: buckets.map((bucket, index) => ({label: labels[index], parts: bucket.events})), keys: types, width})),
       types.length ? legend(types) : h("p", {class: "muted"}, "No events in this window.")),
     section("Webhook deliveries",
@@ -100,7 +105,7 @@ function render(view, activity, window) {
     section("Accounts by state",
       states.length
         ? h("div", {id: "accounts-chart"}, horizontalBars({
-            title: `Accounts by state: ${accountsTotal} accounts${describe(Object.fromEntries(states))}`,
+            title: `Accounts by state: ${plural(accountsTotal, "account")}${describe(Object.fromEntries(states))}`,
             items: states.map(([state, count]) => ({label: state, value: count, color: STATE_COLORS[state] || "#b42318"})), width}))
         : h("p", {class: "muted"}, "No accounts.")));
 }
@@ -109,8 +114,10 @@ export default {
   name: "activity",
   title: "Activity",
   nav: true,
-  async render(view, args, {isCurrent} = {isCurrent: () => true}) {
+  async render(view, args, context = {isCurrent: () => true}) {
+    const {isCurrent} = context;
     const window = WINDOWS[args[0]] ? args[0] : "1h";
+    refresh = () => this.render(view, args, context);
     fill(view, h("h1", {}, "Activity"), toggle(window), h("p", {class: "muted"}, "Loading…"));
     try {
       const activity = await api("GET", "/v1/stats/activity", {query: {window}});
