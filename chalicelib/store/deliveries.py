@@ -65,7 +65,6 @@ ORIGINAL_RUN = "original"  # run id of an event's first journey through the queu
 _SORT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 ATTEMPT_HISTORY = 5  # POSTs kept per event: enough to see a retry pattern, small next to the body
 ANSWER_CHARS = 200  # of the receiver's answer, per attempt
-ACTIVITY_PAGE_SIZE = 500
 # What an activity read needs of an item (never the body: it may carry message text).
 _ACTIVITY_ATTRIBUTES = ["eventId", "account", "event", "eventDate", "status", "attempts", "lastDurationMs"]
 
@@ -407,8 +406,9 @@ def read_activity(since: datetime, until: datetime, account: str | None, limit: 
 
     def options() -> dict[str, Any]:
         # One more than the limit tells "exactly full" from "more left".
+        # No page size of our own: DynamoDB ends a page at 1 MB read, so each request asks for all.
         return {"scan_index_forward": False, "attributes_to_get": _ACTIVITY_ATTRIBUTES,
-                "page_size": min(ACTIVITY_PAGE_SIZE, limit + 1), "limit": limit + 1 - len(rows)}
+                "page_size": limit + 1 - len(rows), "limit": limit + 1 - len(rows)}
 
     # Each query names its index in the code: deploy/aws_actions.py derives the Query grants from it.
     partitions = ([DeliveryItem.by_account.query(account, condition, **options())] if account is not None
