@@ -141,6 +141,18 @@ def test_a_failed_delivery_is_highlighted_and_a_replay_delivers_it(browser, base
     webhooks.publish(good)
     webhooks.run_until(lambda: getattr(webhooks.delivery(good.id), "status", None) == "delivered")
 
+    # When the operator follows the Activity page's failed count
+    with console_page(browser, base_url, token, "#/activity") as opened:
+        page = opened.page
+        page.wait_for_selector("#total-failed", timeout=WAIT_MS)
+        assert page.text_content("#total-failed .figure-value") == "2"
+        page.click("#total-failed")
+        # Then the delivery log opens on the failed events only
+        page.wait_for_selector("#deliveries tbody tr", timeout=WAIT_MS)
+        assert page.input_value("#delivery-filters select[name=status]") == "failed"
+        shown = page.eval_on_selector_all("#deliveries tbody tr", "rows => rows.map(r => r.dataset.id)")
+        assert sorted(shown) == sorted(e.id for e in failing)
+
     with console_page(browser, base_url, token, "#/deliveries") as opened:
         page = opened.page
         page.wait_for_selector("#deliveries tbody tr", timeout=WAIT_MS)

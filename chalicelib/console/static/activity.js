@@ -36,8 +36,9 @@ function describe(totals) {
   return parts.length ? ` (${parts.join(", ")})` : "";
 }
 
-function figure(label, value, id) {
-  return h("div", {class: "figure", id}, h("span", {class: "figure-value"}, value), h("span", {class: "figure-label"}, label));
+function figure(label, value, id, href) {
+  const parts = [h("span", {class: "figure-value"}, value), h("span", {class: "figure-label"}, label)];
+  return href ? h("a", {class: "figure", id, href}, parts) : h("div", {class: "figure", id}, parts);
 }
 
 function section(title, ...content) {
@@ -77,8 +78,8 @@ function render(view, activity, window) {
     h("div", {class: "figures"},
       figure("events", formatNumber(activity.totalEvents), "total-events"),
       figure("delivered", formatNumber(deliveryTotals.delivered || 0), "total-delivered"),
-      figure("failed", formatNumber(deliveryTotals.failed || 0), "total-failed"),
-      figure("retrying", formatNumber(deliveryTotals.pending || 0), "total-pending"),
+      figure("failed", formatNumber(deliveryTotals.failed || 0), "total-failed", link("deliveries", "failed")),
+      figure("retrying", formatNumber(deliveryTotals.pending || 0), "total-pending", link("deliveries", "pending")),
       figure("p50 ms", formatNumber(latency.p50), "latency-p50"),
       figure("p95 ms", formatNumber(latency.p95), "latency-p95"),
       figure("p99 ms", formatNumber(latency.p99), "latency-p99")),

@@ -1,7 +1,7 @@
 // Deliveries: the webhook delivery log (GET /v1/webhooks/deliveries, 14 days, newest first) filtered by
 // status, account, event type and time; each event's last POSTs with status code, duration and the
 // receiver's answer; replay of one event (POST /v1/webhooks/replay/{id}) or of everything the filters
-// match in a time range (POST /v1/webhooks/replay). Failed events are the dead-lettered ones: the row
+// match in a time range (POST /v1/webhooks/replay). "#/deliveries/<status>" opens it filtered by a status. Failed events are the dead-lettered ones: the row
 // is marked. The receiver's answer and error texts are the receiver's words: text nodes only.
 
 import {api} from "./api.js";
@@ -78,9 +78,10 @@ function table(rows) {
     rows));
 }
 
-function filterForm(onApply) {
+function filterForm(onApply, presetStatus) {
   const inputs = {
-    status: h("select", {name: "status"}, h("option", {value: ""}, "any"), STATUSES.map((s) => h("option", {value: s}, s))),
+    status: h("select", {name: "status"}, h("option", {value: ""}, "any"),
+      STATUSES.map((s) => h("option", {value: s, selected: s === presetStatus}, s))),
     account: h("input", {name: "account", spellcheck: "false", placeholder: "any"}),
     event: h("select", {name: "event"}, h("option", {value: ""}, "any"), EVENTS.map((e) => h("option", {value: e}, e))),
     since: h("input", {name: "since", type: "datetime-local", step: "1"}),
@@ -150,7 +151,8 @@ export default {
         if (isCurrent()) fill(list, errorBox(error));
       }
     };
-    const filters = filterForm(() => load(undefined));
+    // "#/deliveries/failed": the log opened on one status (the Activity page links there).
+    const filters = filterForm(() => load(undefined), STATUSES.includes(args[0]) ? args[0] : undefined);
     fill(view, h("h1", {}, "Deliveries"),
       h("p", {class: "muted"}, "Every event of the last 14 days and what its webhook endpoint answered. Failed events were dead-lettered."),
       filters.form, list, more, rangeReplay(filters.values));
