@@ -141,6 +141,19 @@ def test_a_failed_delivery_is_highlighted_and_a_replay_delivers_it(browser, base
     webhooks.publish(good)
     webhooks.run_until(lambda: getattr(webhooks.delivery(good.id), "status", None) == "delivered")
 
+    # ... and an entry logged before each POST was recorded (attempts, but no attempt log)
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from chalicelib.store import deliveries
+
+    legacy = webhooks.event(account, "messageDeleted")
+    entry = deliveries.apply_outcome(None, deliveries.LoggedEvent(legacy.id, account, "messageDeleted", legacy.date,
+                                                                  legacy.to_json()),
+                                     deliveries.DeliveryOutcome(status="delivered", run_id="original", attempted=True,
+                                                                status_code=204), datetime.now(UTC))
+    deliveries.put_deliveries([dataclasses.replace(entry, attempt_log=(), last_duration_ms=None)])
+
     # When the operator follows the Activity page's failed count
     with console_page(browser, base_url, token, "#/activity") as opened:
         page = opened.page
@@ -169,6 +182,9 @@ def test_a_failed_delivery_is_highlighted_and_a_replay_delivers_it(browser, base
         assert page.locator("#deliveries img").count() == 0
         assert "500" in page.text_content(f"tr[data-id='{failing[0].id}'] .attempt strong")
         assert "ms" in page.text_content(f"tr[data-id='{failing[0].id}'] .attempt")
+        page.click(f"tr[data-id='{legacy.id}'] summary")
+        assert "204" in page.text_content(f"tr[data-id='{legacy.id}'] .attempt strong")
+        assert "not recorded one by one" in page.text_content(f"tr[data-id='{legacy.id}'] .attempt")
         assert no_horizontal_overflow(page)
         opened.screenshot("console-deliveries")
 

@@ -32,6 +32,12 @@ function milliseconds(value) {
 
 function attemptList(delivery) {
   const attempts = delivery.attemptLog || [];
+  if (!attempts.length && delivery.attempts > 0) {
+    // Logged before the log kept each POST: only the last one's code and error are known.
+    return h("div", {class: "attempt"}, h("strong", {class: "code"}, delivery.lastStatusCode ?? "no answer"),
+      delivery.lastError ? h("div", {class: "attempt-error"}, delivery.lastError) : null,
+      h("div", {class: "muted"}, "Earlier POSTs were not recorded one by one."));
+  }
   if (!attempts.length) return h("p", {class: "muted"}, delivery.reason ? `Not sent: ${delivery.reason}` : "No POST yet.");
   return h("ol", {class: "attempts"}, attempts.map((attempt) =>
     h("li", {class: "attempt"},
