@@ -14,6 +14,7 @@ Layout (no build step, no framework, no Node; every file is committed as served)
       router.js      the tiny router: "#/<page>/<arg>/<arg>" -> page.render(view, args)
       api.js         api(method, path, body): fetch with the bearer token, errors as ApiError
       dom.js         h(tag, attrs, ...children): DOM built with textContent, never innerHTML
+      webhook-parts.js  what Settings and an account's page share (secret shown once, test event)
       charts.js      SVG charts (stacked bars, a line, horizontal bars) built with createElementNS
       <page>.js      one ES module per page (accounts.js, account.js, activity.js, deliveries.js,
                      settings.js, tokens.js)
@@ -28,7 +29,9 @@ How a page is added:
    ``{name: "<name>", title: "<Title>", nav: true, render(view, args)}``: ``render`` fills
    the ``view`` element (build DOM with ``dom.h``; API calls with ``api.api``); ``args`` are
    the hash's further segments (``#/account/ada`` -> ``["ada"]``); ``nav: false`` keeps the
-   page out of the navigation bar;
+   page out of the navigation bar, ``admin: true`` keeps it out for tokens that are not admin
+   (the API would answer them 403); a third argument ``{isCurrent}`` tells a slow render
+   whether the operator has moved on;
 2. import it in ``static/main.js`` and add it to ``PAGES`` (the order is the navigation's);
 3. nothing on the Python side: any ``static/`` file whose name matches :data:`ASSET_NAME`
    is served (``.js``, ``.css``), other names are 404.

@@ -9,8 +9,10 @@ Screenshots of every page go to test-artifacts/screenshots/console-*.png.
 
 from __future__ import annotations
 
+import http.server
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -74,8 +76,9 @@ def system(dovecot, tmp_path_factory) -> Iterator[ConsoleSystem]:
 
 
 @contextmanager
-def signed_in(browser, system: ConsoleSystem, token: str | None = None, width: int = 1280) -> Iterator[OfflinePage]:
-    with offline_page(browser, system.base_url, width=width) as opened:
+def signed_in(browser, system: ConsoleSystem, token: str | None = None, width: int = 1280,
+              also_allowed: tuple[str, ...] = ()) -> Iterator[OfflinePage]:
+    with offline_page(browser, system.base_url, *also_allowed, width=width) as opened:
         page = opened.page
         page.goto(system.console_url)
         page.fill("#token", token or system.admin_token)
@@ -86,6 +89,49 @@ def signed_in(browser, system: ConsoleSystem, token: str | None = None, width: i
         assert opened.blocked == []
         assert opened.dialogs == []
         assert [e for e in opened.console_errors if "Content Security Policy" in e] == []
+
+
+STAGE = "/dev"
+
+
+class _StagePrefixProxy(http.server.BaseHTTPRequestHandler):
+    """API Gateway's stage prefix in front of the local API: /dev/x -> /x; anything else is 403."""
+
+    upstream = ""
+    seen: list[str] = []
+
+    def _forward(self) -> None:
+        self.seen.append(self.path)
+        if not self.path.startswith(STAGE + "/"):
+            self.send_response(403)
+            self.end_headers()
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        answer = requests.request(self.command, self.upstream + self.path[len(STAGE):], timeout=30,
+                                  data=self.rfile.read(length) if length else None, allow_redirects=False,
+                                  headers={k: v for k, v in self.headers.items() if k.lower() != "host"})
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection", "content-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def staged_url(system) -> Iterator[tuple[str, list[str]]]:
+    seen: list[str] = []
+    handler = type("Proxy", (_StagePrefixProxy,), {"upstream": system.base_url, "seen": seen})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
 
 
 def no_horizontal_overflow(page) -> bool:
@@ -276,21 +322,93 @@ def test_a_token_made_in_the_console_bound_to_one_account_sees_only_that_account
         page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
         assert no_horizontal_overflow(page)
     # Then signed in with it, the accounts page lists that account only, and the other one's page is refused
-    with signed_in(browser, system, token=bound) as opened:
-        page = opened.page
+    with signed_in(browser, system, token=bound) as bound_view:
+        page = bound_view.page
         page.wait_for_selector("#accounts tbody tr")
         assert [row.get_attribute("data-account") for row in page.locator("#accounts tbody tr").all()] == [mine]
+        # ... the admin pages are not offered
+        assert page.locator("#nav a").all_text_contents() == ["Accounts"]
+        # ... its own account's page sets the account's webhook URL and sends it a test event
+        with WebhookReceiver() as receiver:
+            page.click(f"#accounts tr[data-account='{mine}'] a")
+            page.wait_for_selector("#account-webhook-url")
+            page.fill("#account-webhook-url", receiver.url())
+            page.click("#save-account-webhook")
+            page.wait_for_selector("#account-webhook-result .secret, #account-webhook-result .success")
+            page.click("#send-test")
+            page.wait_for_selector("#test-result .success", timeout=WAIT_MS)
+            received = json.loads(receiver.wait_for(1, timeout=10)[0].body)
+            assert (received["event"], received["account"]) == ("test", mine)
         page.goto(f"{system.console_url}#/account/{other}")
         page.wait_for_selector("#view .error")
         assert "Forbidden" in page.text_content("#view .error")
-    # When revoked in the console, the token no longer works
-    with signed_in(browser, system) as opened:
-        page = opened.page
-        page.goto(f"{system.console_url}#/tokens")
-        token_id = next(t["id"] for t in system.api("GET", "/v1/tokens").json()["tokens"] if t.get("account") == mine)
-        page.click(f"#tokens tr[data-token='{token_id}'] button.danger")
-        page.click(f"#tokens tr[data-token='{token_id}'] .confirm button.danger")
+
+        # When an admin revokes it in the console (asked twice)
+        with signed_in(browser, system) as admin_view:
+            admin_view.page.goto(f"{system.console_url}#/tokens")
+            listed = system.api("GET", "/v1/tokens").json()["tokens"]
+            token_id = next(t["id"] for t in listed if t.get("account") == mine)
+            admin_view.page.click(f"#tokens tr[data-token='{token_id}'] button.danger")
+            admin_view.page.click(f"#tokens tr[data-token='{token_id}'] .confirm button.danger")
+            admin_view.page.wait_for_selector(f"#tokens tr[data-token='{token_id}']", state="detached")
         deadline = time.monotonic() + 10
         while system.api("GET", "/v1/accounts", token=bound).status_code != 401:
             assert time.monotonic() < deadline, "the revoked token still works"
             time.sleep(0.2)
+        # Then the console signed in with it signs out at its next request, and says why
+        page.goto(f"{system.console_url}#/accounts")
+        page.wait_for_selector("#sign-in:not([hidden])")
+        assert "refused the token" in page.text_content("#notice")
+        assert page.evaluate("sessionStorage.length") == 0
+
+
+def test_an_account_is_connected_through_an_oauth2_application_and_the_console_says_so(browser, system,
+                                                                                      oauth2_server):
+    # Given an OAuth2 application whose provider is the tests' authorization server (it consents at once)
+    email, _ = system.new_user()
+    created = system.api("POST", "/v1/oauth2", json={
+        "name": "Test IdP", "provider": "generic", "clientId": oauth2_server.client.client_id,
+        "clientSecret": oauth2_server.client.client_secret, "redirectUrl": f"{system.base_url}/oauth",
+        "authorizationUrl": oauth2_server.base_url + "/authorize", "tokenUrl": oauth2_server.token_url,
+        "scopes": ["mail"], "imap": {"host": system.dovecot.hostname, "port": system.dovecot.imap_port,
+                                     "secure": False}})
+    assert created.status_code == 200, created.text
+    account = "c-oauth-" + secrets.token_hex(3)
+    try:
+        with signed_in(browser, system, also_allowed=(oauth2_server.base_url,)) as opened:
+            page = opened.page
+            # When the add form's OAuth2 part is filled and sent
+            page.click("#show-add")
+            page.wait_for_selector("#oauth-account")
+            page.select_option("#oauth-account [name=oauthApp]", created.json()["id"])
+            page.fill("#oauth-account [name=oauthAccount]", account)
+            page.fill("#oauth-account [name=oauthEmail]", email)
+            page.click("#oauth-account button[type=submit]")
+            # Then the browser goes to the provider and back, and the console opens the new account's page
+            page.wait_for_selector("#account-title", timeout=WAIT_MS)
+            assert f"Account {account} authorized (new)" in page.text_content("#notice")
+            assert "?" not in page.url  # the provider's answer is not left in the address bar
+            assert system.api("GET", f"/v1/account/{account}").json()["oauth2"]["auth"] == {"user": email}
+    finally:
+        system.api("DELETE", f"/v1/account/{account}")
+        assert system.api("DELETE", f"/v1/oauth2/{created.json()['id']}").status_code == 200
+
+
+def test_behind_a_stage_prefix_every_request_stays_under_it(browser, system, staged_url):
+    # Given the API behind a gateway that serves it under /dev only
+    origin, seen = staged_url
+    with offline_page(browser, origin) as opened:
+        page = opened.page
+        # When the console is opened there with a trailing slash, signed in, and an account page visited
+        page.goto(f"{origin}{STAGE}/admin/")
+        page.fill("#token", system.admin_token)
+        page.click("#sign-in-form button[type=submit]")
+        page.wait_for_selector("#view[data-page=accounts] h1")
+        page.goto(f"{origin}{STAGE}/admin#/tokens")
+        page.wait_for_selector("#tokens")
+        # Then every file and API call was asked for under the prefix
+        assert page.url == f"{origin}{STAGE}/admin#/tokens"
+        assert {path.split("?")[0] for path in seen} >= {
+            f"{STAGE}/admin/", f"{STAGE}/admin", f"{STAGE}/admin/main.js", f"{STAGE}/v1/accounts", f"{STAGE}/v1/tokens"}
+        assert [path for path in seen if not path.startswith(STAGE + "/")] == []
+        assert opened.blocked == [] and opened.dialogs == []

@@ -9,6 +9,7 @@
 import {api} from "./api.js";
 import {ago, confirmButton, errorBox, field, fill, formatDate, h, statePill} from "./dom.js";
 import {go, link} from "./router.js";
+import {shownOnce, testEventButton} from "./webhook-parts.js";
 
 const MESSAGE_PAGE_SIZE = 20;
 const STATE_POLL_MS = 2000; // while an account is new or connecting, its header follows the watcher
@@ -92,6 +93,36 @@ function editForm(account, reload) {
 function inboxFirst(mailboxes) {
   const isInbox = (box) => box.path.toUpperCase() === "INBOX";
   return [...mailboxes.filter(isInbox), ...mailboxes.filter((box) => !isInbox(box))];
+}
+
+// The account's own webhook URL (overrides the global one), its secret, and a test event to it.
+function webhookCard(account, reload) {
+  const url = h("input", {id: "account-webhook-url", type: "url", value: account.webhooks || "",
+                          placeholder: "empty: the global webhook", spellcheck: "false"});
+  const result = h("div", {id: "account-webhook-result"});
+  async function save(event) {
+    event.preventDefault();
+    try {
+      const saved = await api("PUT", `/v1/account/${enc(account.account)}`, {body: {webhooks: url.value.trim() || null}});
+      fill(result, saved.webhookSecret ? shownOnce("Generated signing secret", saved.webhookSecret)
+        : h("div", {class: "success"}, "Saved."));
+    } catch (error) { fill(result, errorBox(error)); }
+  }
+  async function rotate() {
+    try {
+      const rotated = await api("POST", `/v1/account/${enc(account.account)}/webhooks/secret/rotate`);
+      fill(result, shownOnce("New signing secret", rotated.webhookSecret));
+    } catch (error) { fill(result, errorBox(error)); }
+  }
+  return h("section", {class: "card", id: "account-webhook"}, h("h2", {}, "Webhook"),
+    h("p", {class: "muted"}, account.webhooks ? "This account's events go to its own URL."
+      : "This account's events go to the global webhook (Settings)."),
+    h("form", {onsubmit: save},
+      field("This account's own URL", url),
+      h("div", {class: "row"}, h("button", {type: "submit", class: "quiet", id: "save-account-webhook"}, "Save URL"),
+        account.webhooks ? h("button", {type: "button", class: "quiet", onclick: rotate}, "Rotate its secret") : null)),
+    result,
+    h("div", {class: "test-event"}, testEventButton(account.account)));
 }
 
 function folderList(mailboxes, selected, onSelect) {
@@ -186,6 +217,7 @@ async function render(view, args, {isCurrent}) {
       account = await api("GET", `/v1/account/${enc(id)}`);
     } catch { /* the next render shows the error */ }
     if (!isCurrent()) return;
+    if (headerCard.querySelector("#edit-holder:not([hidden])")) { setTimeout(follow, STATE_POLL_MS); return; }
     const fresh = header(account, reload);
     headerCard.replaceWith(fresh);
     headerCard = fresh;
@@ -202,7 +234,8 @@ async function render(view, args, {isCurrent}) {
     h("section", {class: "split"},
       h("div", {class: "card"}, h("h2", {}, "Folders"), h("p", {class: "muted legend"}, "unseen / messages"), folders),
       h("div", {class: "card"}, h("h2", {id: "folder-title"}, "Messages"), messages, reader)),
-    h("section", {class: "card"}, h("h2", {}, "Recent events"), events));
+    h("section", {class: "card"}, h("h2", {}, "Recent events"), events),
+    webhookCard(account, reload));
 
   let selected = null;
   let mailboxes = [];

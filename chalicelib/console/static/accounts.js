@@ -1,5 +1,6 @@
 // Accounts: every account the token sees, with its state, last error and latest event; a filter by
-// state and a search (done here in the browser: GET /v1/accounts has no filter parameters yet);
+// state and a search (in the browser while every account fits in one page; beyond that the API's
+// own `state` / `query` parameters of GET /v1/accounts, when the server has them);
 // adding an account with a password (verified first, same error codes as the API) or through an
 // OAuth2 application's hosted authorization form.
 
@@ -12,9 +13,18 @@ const STATES = ["new", "connecting", "connected", "authenticationError", "connec
 const LIST_PAGE_SIZE = 1000;
 const EVENT_LOG_SIZE = 200;
 
-async function loadAccounts() {
-  const list = await api("GET", "/v1/accounts", {query: {pageSize: LIST_PAGE_SIZE}});
-  return list.accounts;
+let serverFilters = true; // until the API refuses `state` / `query` once (a server without them)
+
+async function loadAccounts(state, text) {
+  if (serverFilters && (state || text)) {
+    try {
+      return await api("GET", "/v1/accounts", {query: {pageSize: LIST_PAGE_SIZE, state, query: text}});
+    } catch (error) {
+      if (error.status !== 400) throw error;
+      serverFilters = false;
+    }
+  }
+  return api("GET", "/v1/accounts", {query: {pageSize: LIST_PAGE_SIZE}});
 }
 
 // The newest logged event of each account, from the webhook delivery log (one request for all).
@@ -194,20 +204,38 @@ async function render(view, args, {isCurrent}) {
     }
   });
 
-  let accounts;
+  let list;
   let latest;
   try {
-    [accounts, latest] = await Promise.all([loadAccounts(), latestEvents()]);
+    [list, latest] = await Promise.all([loadAccounts("", ""), latestEvents()]);
   } catch (error) {
     fill(listHolder, errorBox(error));
     return;
   }
   if (!isCurrent()) return;
-  const redraw = () => fill(listHolder,
-    accountTable(accounts.filter((a) => matches(a, stateSelect.value, search.value.trim())), latest));
+  const everything = list.total <= list.accounts.length;
+  let shown = list;
+  let asked = 0;
+  // The browser filters what it was sent in every case: right whether the server filtered it or,
+  // lacking `state` / `query` (it answers 400 to them), sent its first page unfiltered.
+  const draw = () => fill(listHolder,
+    shown.total > shown.accounts.length
+      ? h("p", {class: "muted"}, `Showing ${shown.accounts.length} of ${shown.total} accounts.`) : null,
+    accountTable(shown.accounts.filter((a) => matches(a, stateSelect.value, search.value.trim())), latest));
+  const redraw = async () => {
+    if (!everything) {
+      const ticket = ++asked;
+      try {
+        const answer = await loadAccounts(stateSelect.value, search.value.trim());
+        if (ticket !== asked || !isCurrent()) return;
+        shown = answer;
+      } catch (error) { fill(listHolder, errorBox(error)); return; }
+    }
+    draw();
+  };
   stateSelect.addEventListener("change", redraw);
   search.addEventListener("input", redraw);
-  redraw();
+  draw();
 }
 
 export default {name: "accounts", title: "Accounts", nav: true, render};

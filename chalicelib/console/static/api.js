@@ -17,11 +17,11 @@ export class ApiError extends Error {
 
 export function getToken() { return sessionStorage.getItem(TOKEN_KEY); }
 export function setToken(token) { sessionStorage.setItem(TOKEN_KEY, token); }
-export function clearToken() {
+export function clearToken(reason) {
   sessionStorage.removeItem(TOKEN_KEY);
-  for (const listener of listeners) listener();
+  for (const listener of listeners) listener(reason);
 }
-// Called when the token is cleared (sign-out, or the server answered 401).
+// listener(reason) runs when the token is cleared: sign-out, or the API refusing it (401, with a reason).
 export function onSignedOut(listener) { listeners.add(listener); }
 
 export function apiUrl(path, query) {
@@ -52,7 +52,7 @@ export async function api(method, path, {body, query, token} = {}) {
   let parsed = null;
   try { parsed = text ? JSON.parse(text) : null; } catch { parsed = {error: text.slice(0, 300)}; }
   if (!response.ok) {
-    if (response.status === 401 && !token) clearToken();
+    if (response.status === 401 && !token) clearToken("The API refused the token (revoked or expired): sign in again.");
     throw new ApiError(response.status, parsed);
   }
   return parsed;

@@ -163,7 +163,7 @@ export function horizontalBars({title, items, width: shown}) {
 
 export function legend(keys, colors = PALETTE) {
   const list = document.createElement("ul");
-  list.className = "legend";
+  list.className = "chart-legend";
   keys.forEach((key, index) => {
     const item = document.createElement("li");
     const swatch = document.createElementNS(SVG, "svg");

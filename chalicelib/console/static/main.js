@@ -14,6 +14,19 @@ import deliveries from "./deliveries.js";
 const PAGES = [accounts, account, activity, deliveries, settings, tokens];
 
 const $ = (id) => document.getElementById(id);
+// Whether the token may use admin-only pages (page.admin): learned once per sign-in from the API
+// itself (GET /v1/settings answers 403 to other tokens), kept in memory only.
+let isAdmin = null;
+
+async function learnRole() {
+  if (isAdmin !== null) return;
+  try {
+    await api("GET", "/v1/settings");
+    isAdmin = true;
+  } catch (error) {
+    isAdmin = error.status === 403 ? false : null; // anything else: ask again on the next page
+  }
+}
 
 function notice(text) {
   const box = $("notice");
@@ -22,7 +35,7 @@ function notice(text) {
 }
 
 function renderNav(active) {
-  fill($("nav"), allPages().filter((page) => page.nav).map((page) =>
+  fill($("nav"), allPages().filter((page) => page.nav && (!page.admin || isAdmin !== false)).map((page) =>
     h("a", {href: link(page.name), class: page.name === active ? "active" : null,
             "aria-current": page.name === active ? "page" : null}, page.title)));
 }
@@ -43,6 +56,7 @@ async function route() {
   }
   $("sign-in").hidden = true;
   $("sign-out").hidden = false;
+  await learnRole();
   await show(view, renderNav);
 }
 
@@ -80,7 +94,11 @@ function oauthReturn() {
 for (const page of PAGES) register(page);
 $("sign-in-form").addEventListener("submit", signIn);
 $("sign-out").addEventListener("click", () => { clearToken(); notice("Signed out."); });
-onSignedOut(() => { route(); });
+onSignedOut((reason) => {
+  isAdmin = null;
+  if (reason) notice(reason);
+  route();
+});
 window.addEventListener("hashchange", () => { route(); });
 oauthReturn();
 route();

@@ -1,6 +1,7 @@
 // The tiny router: the location hash names the page and its arguments, "#/<page>/<arg>/<arg>".
 // Arguments are URI-encoded segments (account ids can hold any character the API allows).
-// A page is {name, title, nav, render(view, args)}; render may be async. The hash never holds a token.
+// A page is {name, title, nav, admin, render(view, args, {isCurrent})}: nav puts it in the navigation
+// bar, admin hides it there from tokens that are not admin; render may be async. The hash never holds a token.
 
 const pages = new Map();
 let fallback = null;

@@ -4,16 +4,11 @@
 
 import {api} from "./api.js";
 import {errorBox, field, fill, formatDate, h} from "./dom.js";
+import {shownOnce, testEventButton} from "./webhook-parts.js";
 
 const EVENTS = ["messageNew", "messageDeleted", "messageUpdated", "mailboxNew", "mailboxDeleted", "mailboxReset",
                 "authenticationError", "authenticationSuccess", "connectError", "syncError", "accountInitialized",
                 "messageSent", "messageDeliveryError", "messageFailed"];
-
-function shownOnce(label, secret, extra) {
-  return h("div", {class: "secret", id: "secret-once"},
-    h("div", {}, h("strong", {}, label), " (shown once: copy it now)"),
-    h("code", {class: "secret-value"}, secret), extra ? h("div", {class: "muted"}, extra) : null);
-}
 
 function webhookForm(settings, onSaved) {
   const url = h("input", {id: "webhook-url", type: "url", value: settings.webhooks || "", placeholder: "https://…", spellcheck: "false"});
@@ -88,22 +83,9 @@ function secretSection(settings, onChanged) {
 }
 
 function testSection() {
-  const result = h("div", {id: "test-result"});
-  async function send() {
-    fill(result, h("p", {class: "muted"}, "Sending…"));
-    try {
-      const answer = await api("POST", "/v1/webhooks/test", {body: {}});
-      fill(result, h("div", {class: answer.success ? "success" : "error"},
-        h("strong", {}, answer.success ? "Delivered" : "Not delivered"),
-        ` to ${answer.url}`, answer.statusCode ? ` — HTTP ${answer.statusCode}` : "",
-        ` in ${Math.round(answer.durationMs)} ms`,
-        answer.code ? h("div", {}, h("strong", {class: "code"}, answer.code), " ", answer.error || "") : null,
-        answer.response ? h("pre", {class: "receiver-answer"}, answer.response) : null));
-    } catch (error) { fill(result, errorBox(error)); }
-  }
   return h("section", {class: "card"}, h("h2", {}, "Test"),
     h("p", {class: "muted"}, "POST a signed test event to the webhook URL and show the receiver's answer."),
-    h("button", {type: "button", id: "send-test", onclick: send}, "Send a test event"), result);
+    testEventButton(null));
 }
 
 function disabledEndpoints(list) {
@@ -133,4 +115,4 @@ async function render(view, args, {isCurrent}) {
   await load();
 }
 
-export default {name: "settings", title: "Settings", nav: true, render};
+export default {name: "settings", title: "Settings", nav: true, admin: true, render};

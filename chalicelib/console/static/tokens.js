@@ -64,4 +64,4 @@ async function render(view, args, {isCurrent}) {
   await load();
 }
 
-export default {name: "tokens", title: "Tokens", nav: true, render};
+export default {name: "tokens", title: "Tokens", nav: true, admin: true, render};
