@@ -15,7 +15,9 @@ Layout (no build step, no framework, no Node; every file is committed as served)
       api.js         api(method, path, body): fetch with the bearer token, errors as ApiError
       dom.js         h(tag, attrs, ...children): DOM built with textContent, never innerHTML
       webhook-parts.js  what Settings and an account's page share (secret shown once, test event)
-      <page>.js      one ES module per page (accounts.js, account.js, settings.js, tokens.js)
+      charts.js      SVG charts (stacked bars, a line, horizontal bars) built with createElementNS
+      <page>.js      one ES module per page (accounts.js, account.js, activity.js, deliveries.js,
+                     settings.js, tokens.js)
 
 URLs are relative everywhere (the HTML asks for ``admin/main.js``; ``api.js`` resolves
 ``../v1/...`` against its own URL), so the console works behind API Gateway's stage prefix

@@ -50,7 +50,8 @@ def test_the_shell_has_no_inline_script_or_style():
 
 @pytest.mark.parametrize("path", sorted(STATIC_DIR.iterdir()), ids=lambda p: p.name)
 def test_no_file_asks_for_anything_outside_this_origin(path):
-    text = path.read_text()
+    # An XML namespace name (createElementNS) is an identifier the browser never fetches.
+    text = path.read_text().replace('"http://www.w3.org/2000/svg"', '""')
     assert re.findall(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text) == []
     assert "@import" not in text and "url(" not in text
 

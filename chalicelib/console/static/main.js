@@ -8,8 +8,10 @@ import accounts from "./accounts.js";
 import account from "./account.js";
 import settings from "./settings.js";
 import tokens from "./tokens.js";
+import activity from "./activity.js";
+import deliveries from "./deliveries.js";
 
-const PAGES = [accounts, account, settings, tokens];
+const PAGES = [accounts, account, activity, deliveries, settings, tokens];
 
 const $ = (id) => document.getElementById(id);
 // Whether the token may use admin-only pages (page.admin): learned once per sign-in from the API
