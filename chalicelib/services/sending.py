@@ -1,7 +1,9 @@
-"""Sending use cases: submit a new message, a reply or forward, or an existing draft.
+"""Sending use cases: submit a new message, a reply or forward, a caller's raw message, or a draft.
 
     request ──▶ build (defaults, reference: fetch the original, thread, quote, forward)
             ──▶ compose (exact bytes + envelope)          400 naming the field on bad input
+               (raw: the caller's bytes, Bcc out, Date/Message-ID when missing; envelope given or
+                from its headers)
             ──▶ dryRun? return the bytes
             ──▶ sendAt in the future? outbox, 202
             ──▶ first attempt now (send_attempts.attempt)
@@ -21,6 +23,7 @@ during them (the API records it on the request's Idempotency-Key,
 
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 import secrets
 import time
@@ -32,16 +35,31 @@ from typing import Any
 from chalicelib.errors import ApiError, ConflictError, ValidationError
 from chalicelib.mime.decode import html_to_text
 from chalicelib.mime.headers import decode_header_value, parse_address_list
-from chalicelib.schemas.sending import DeliveryOptions, DraftSubmitRequest, SendAddress, SendAttachment, SubmitRequest
+from chalicelib.schemas.sending import (
+    MESSAGE_FIELDS,
+    DeliveryOptions,
+    DraftSubmitRequest,
+    SendAddress,
+    SendAttachment,
+    SubmitEnvelope,
+    SubmitRequest,
+)
 from chalicelib.services import accounts, outbox, sent_mail
 from chalicelib.services.after_send import Acceptance
 from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
 from chalicelib.settings import get_settings
 from chalicelib.smtp import replies
-from chalicelib.smtp.addresses import Mailbox
-from chalicelib.smtp.compose import AttachmentSpec, ComposedMessage, ComposeError, OutgoingMessage, compose
+from chalicelib.smtp.addresses import AddressEncodingError, Mailbox
+from chalicelib.smtp.compose import (
+    AttachmentSpec,
+    ComposedMessage,
+    ComposeError,
+    Envelope,
+    OutgoingMessage,
+    compose,
+)
 from chalicelib.smtp.delivery import DeliveryFailure, DeliveryResult
-from chalicelib.smtp.drafts import prepare_draft, split_message
+from chalicelib.smtp.drafts import prepare_draft, prepare_raw, split_message
 from chalicelib.store.accounts import StoredAccount
 
 QUEUED_RESPONSE = "Queued for delivery"
@@ -243,11 +261,61 @@ def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOpt
     return _answer_for(outcome, composed, queue_id)
 
 
+def _envelope(given: SubmitEnvelope) -> Envelope:
+    """The caller's SMTP envelope, in its wire form (A-label domains unless SMTPUTF8 is needed)."""
+    mailboxes = [Mailbox("", address) for address in (given.from_, *given.to) if address]
+    smtputf8 = any(m.needs_smtputf8 for m in mailboxes)
+    try:
+        return Envelope(mail_from=Mailbox("", given.from_).envelope_address(smtputf8=smtputf8) if given.from_ else "",
+                        recipients=tuple(dict.fromkeys(Mailbox("", a).envelope_address(smtputf8=smtputf8)
+                                                       for a in given.to)),
+                        smtputf8=smtputf8)
+    except AddressEncodingError as exc:
+        raise ValidationError(str(exc), details={"envelope": str(exc)}) from None
+
+
+def _subject_of(raw: bytes) -> str | None:
+    subjects = [field.value for field in split_message(raw)[0] if field.name == "subject"]
+    return decode_header_value(subjects[0]) if subjects else None
+
+
+def _check_size(composed: ComposedMessage, field: str, what: str) -> None:
+    if len(composed.raw) > get_settings().send_max_message_bytes:
+        raise ValidationError(f"the {what} is larger than the message size limit", code="MessageTooLarge",
+                              details={field: f"{len(composed.raw)} bytes"})
+
+
+def prepare_raw_submit(request: SubmitRequest) -> ComposedMessage:
+    """``raw`` as it will be sent. Nothing that builds a message may come with it: EmailEngine
+    would quietly rewrite the message's headers from such fields; here the caller learns (400
+    ``RawWithMessageFields``) that its message is sent as given."""
+    assert request.raw is not None
+    given = request.model_fields_set  # field names: "from" is from_
+    beside = [name for name in MESSAGE_FIELDS if name in given or f"{name}_" in given]
+    if beside:
+        raise ValidationError(f"raw is the whole message; it cannot come with {', '.join(beside)}",
+                              code="RawWithMessageFields", status=400,
+                              details={name: "not allowed with raw" for name in beside})
+    envelope = _envelope(request.envelope) if request.envelope is not None else None
+    try:
+        composed = prepare_raw(request.raw, parse_mailboxes, envelope=envelope)
+    except ComposeError as exc:
+        raise ValidationError(str(exc), details={exc.field: str(exc)}) from None
+    _check_size(composed, "raw", "message")
+    return composed
+
+
 def submit(account_id: str, request: SubmitRequest,
            on_sent: Callable[[SubmitAnswer], None] | None = None) -> SubmitAnswer:
     stored = accounts.get_account(account_id)
+    if request.raw is not None:
+        composed = prepare_raw_submit(request)
+        return _send(stored, composed, request, subject=_subject_of(composed.raw), on_sent=on_sent)
     message, reference = build_message(stored, request)
-    return _send(stored, _compose(message), request, subject=message.subject or None, reference=reference,
+    composed = _compose(message)
+    if request.envelope is not None:
+        composed = dataclasses.replace(composed, envelope=_envelope(request.envelope))
+    return _send(stored, composed, request, subject=message.subject or None, reference=reference,
                  on_sent=on_sent)
 
 
@@ -259,10 +327,6 @@ def submit_draft(account_id: str, message_id: str, request: DraftSubmitRequest,
         composed = prepare_draft(raw, parse_mailboxes)
     except ComposeError as exc:
         raise ValidationError(str(exc), details={exc.field: str(exc)}) from None
-    if len(composed.raw) > get_settings().send_max_message_bytes:
-        raise ValidationError("the draft is larger than the message size limit", code="MessageTooLarge",
-                              details={"draft": f"{len(composed.raw)} bytes"})
-    subjects = [field.value for field in split_message(composed.raw)[0] if field.name == "subject"]
-    subject = decode_header_value(subjects[0]) if subjects else None
-    return _send(stored, composed, request, subject=subject,
+    _check_size(composed, "draft", "draft")
+    return _send(stored, composed, request, subject=_subject_of(composed.raw),
                  draft={"message": message_id, "delete": request.deleteDraft}, on_sent=on_sent)
