@@ -41,6 +41,7 @@ from chalicelib.schemas.messages import (
     MoveRequest,
     SearchListQuery,
     SearchRequest,
+    SearchUrlQuery,
     TextOnly,
     TextQuery,
 )
@@ -100,6 +101,15 @@ def list_messages(call: Call) -> MessageList:
 def search_messages(call: Call) -> MessageList:
     query: SearchListQuery = call.query
     return messages.search_messages(call.params["account"], query.path, call.body.search.criteria(),
+                                    page=query.page, page_size=query.pageSize, cursor=query.cursor)
+
+
+@api_route(blueprint, "/v1/account/{account}/search", "GET",
+           summary="Search messages with search[field]=value query keys (the POST body's search)", tag=TAG,
+           query=SearchUrlQuery, response=MessageList, errors=(*READ_ERRORS, 409))
+def search_messages_by_url(call: Call) -> MessageList:
+    query: SearchUrlQuery = call.query
+    return messages.search_messages(call.params["account"], query.path, query.search.criteria(),
                                     page=query.page, page_size=query.pageSize, cursor=query.cursor)
 
 

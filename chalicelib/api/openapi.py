@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from chalicelib.api.routing import ROUTES, Access, RouteSpec
+from chalicelib.api.routing import ROUTES, Access, RouteSpec, object_query_fields
 from chalicelib.schemas.common import ErrorBody, OutputModel
 
 API_VERSION = "1.0.0"
@@ -28,8 +28,14 @@ _ERROR_TEXT = {400: "The request contradicts this document", 401: "Missing or in
 def _query_parameters(spec: RouteSpec, schema: dict[str, Any]) -> list[dict[str, Any]]:
     parameters = []
     required = set(schema.get("required", []))
+    objects = object_query_fields(spec.query) if spec.query is not None else {}
     for name, prop in schema.get("properties", {}).items():
-        parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+        parameter = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if name in objects:
+            # name[key]=value (routing.parse_query); the object's schema is a component
+            parameter.update(style="deepObject", explode=True,
+                             schema={"$ref": f"#/components/schemas/{objects[name].__name__}"})
+        parameters.append(parameter)
     return parameters
 
 
@@ -62,6 +68,8 @@ def openapi_document() -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorBody}
     for spec in ROUTES:
         models.update(m for m in (spec.body, spec.response) if m is not None)
+        if spec.query is not None:
+            models.update(object_query_fields(spec.query).values())
     keyed: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in models]
     schema_map, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
     output_models = _output_model_names()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -223,6 +223,22 @@ class SearchRequest(StrictModel):
 
 class SearchListQuery(MessageListQuery):
     pass
+
+
+class SearchUrlQuery(SearchListQuery):
+    """GET /search: the POST body's ``search`` object as ``search[from]=...`` query keys."""
+
+    search: SearchQuery = Field(default_factory=SearchQuery,
+                                description="search[from]=..., search[header][X-Foo]=...; none: every message")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_header(cls, data: Any) -> Any:
+        # ``search[header]=`` with no name is how a query string writes an empty object.
+        search = data.get("search") if isinstance(data, dict) else None
+        if isinstance(search, dict) and search.get("header") == "":
+            data = {**data, "search": {k: v for k, v in search.items() if k != "header"}}
+        return data
 
 
 # -- bulk ------------------------------------------------------------------------------------
