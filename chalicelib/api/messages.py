@@ -47,6 +47,7 @@ from chalicelib.schemas.messages import (
 )
 from chalicelib.services import downloads, message_actions, messages
 from chalicelib.services.downloads import Download
+from chalicelib.services.message_rendering import HtmlOptions
 
 blueprint = Blueprint(__name__)
 TAG = "Messages"
@@ -118,7 +119,8 @@ def search_messages_by_url(call: Call) -> MessageList:
 def get_message(call: Call) -> Response:
     query: MessageGetQuery = call.query
     detail = messages.get_message(call.params["account"], call.params["message"], text_type=query.textType,
-                                  max_bytes=query.maxBytes, mark_as_seen=query.markAsSeen)
+                                  max_bytes=query.maxBytes, mark_as_seen=query.markAsSeen,
+                                  html_options=HtmlOptions.resolve(query.webSafeHtml, query.embedAttachedImages))
     return large_json_response(call.params["account"], detail)
 
 

@@ -107,18 +107,24 @@ class TextContent(TextSummary):
     plain: str | None = None
     html: str | None = None
     hasMore: bool = Field(description="A text was cut at maxBytes")
+    webSafe: bool | None = Field(None, description="html was sanitized for display in a browser (webSafeHtml)")
 
 
 class MessageDetail(MessageEntry):
     headers: dict[str, list[str]] = Field(description="Lower-case names, decoded values, in message order")
     text: TextContent
     references: list[str] = Field(default_factory=list)
+    warnings: list[str] | None = Field(None, description="What could not be done as asked (an image not embedded)")
 
 
 class MessageGetQuery(StrictModel):
     textType: Literal["plain", "html", "*"] = "*"
     maxBytes: int = Field(2_000_000, ge=0, le=5_000_000, description="Per text type, UTF-8 bytes")
     markAsSeen: bool = False
+    webSafeHtml: bool = Field(False, description="Sanitize the HTML for display in a browser (made from the "
+                                                 "plain text when there is none); reads both text types")
+    embedAttachedImages: bool | None = Field(None, description="Inline cid: images as data: URLs (bounded); "
+                                                               "absent: as webSafeHtml")
 
 
 class TextQuery(StrictModel):
