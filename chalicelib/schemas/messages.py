@@ -10,6 +10,7 @@ from pydantic import AfterValidator, Field, model_validator
 
 from chalicelib.schemas.common import Cursor, EmailAddress, IsoDateTime, IsoDay, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.mailboxes import MailboxPath
+from chalicelib.schemas.sending import MAX_CUSTOM_HEADERS, SendReference
 
 # RFC 3501 flag: a system flag (\Seen) or a keyword atom ($Forwarded, Work). No "\*", no
 # characters that end an atom. Checked here so a bad flag is a 400 naming the field, not a BAD.
@@ -307,12 +308,17 @@ class MessageUpload(StrictModel):
     html: str | None = None
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
     messageId: str | None = Field(None, max_length=998)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=MAX_CUSTOM_HEADERS,
+                                    description="Extra header fields of the built message")
+    reference: SendReference | None = Field(None, description="Draft a reply to, or a forward of, this message: "
+                                                              "threading headers, subject prefix, recipients and "
+                                                              "quote as POST /submit builds them")
 
     @model_validator(mode="after")
     def raw_or_fields(self) -> MessageUpload:
         built = {"from_": self.from_, "subject": self.subject, "text": self.text, "html": self.html,
                  "to": self.to, "cc": self.cc, "bcc": self.bcc, "attachments": self.attachments,
-                 "messageId": self.messageId}
+                 "messageId": self.messageId, "headers": self.headers, "reference": self.reference}
         used = [name.rstrip("_") for name, value in built.items() if value]
         if self.raw is not None and used:
             raise ValueError(f"give either raw or message fields, not both (also given: {', '.join(used)})")

@@ -41,6 +41,7 @@ from chalicelib.schemas.sending import (
     DraftSubmitRequest,
     SendAddress,
     SendAttachment,
+    SendReference,
     SubmitEnvelope,
     SubmitRequest,
 )
@@ -124,46 +125,63 @@ def _compose(message: OutgoingMessage) -> ComposedMessage:
         raise ValidationError(str(exc), code=exc.code, details={exc.field: str(exc)}) from None
 
 
+@dataclass(frozen=True)
+class MessageParts:
+    """What a reply or forward changes in a message being built (submit and upload alike)."""
+
+    subject: str | None
+    to: tuple[Mailbox, ...]
+    cc: tuple[Mailbox, ...]
+    text: str | None
+    html: str | None
+    attachments: tuple[AttachmentSpec, ...]
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+
+
+def apply_reference(account_id: str, ref: SendReference, parts: MessageParts, own: set[str]) -> MessageParts:
+    """``parts`` as a reply to, or forward of, the referenced message: threading headers, the
+    prefixed subject, reply recipients (unless given; never ``own`` addresses), and with
+    ``inline`` the quote or forwarded body and its inline images."""
+    original = sent_mail.fetch_original(account_id, ref.message, with_attachments=ref.forwardAttachments or ref.inline)
+    in_reply_to, references = replies.threading_headers(original)
+    subject = replies.prefixed_subject(parts.subject if parts.subject is not None else original.subject, ref.action)
+    to, cc, text, html, attachments = parts.to, parts.cc, parts.text, parts.html, list(parts.attachments)
+    if ref.action != "forward":
+        reply_to, reply_cc = replies.reply_recipients(original, ref.action, own)
+        to = to or tuple(reply_to)
+        cc = cc or tuple(reply_cc)
+    if ref.inline:
+        quote = replies.inline_forward if ref.action == "forward" else replies.quote_reply
+        text, html = quote(original, text, html, html_to_text)
+        if html is not None:
+            attachments.extend(replies.inline_images(original))
+    if ref.action == "forward" and ref.forwardAttachments:
+        attachments.extend(replies.forwarded_attachments(original))
+    return MessageParts(subject=subject, to=to, cc=cc, text=text, html=html, attachments=tuple(attachments),
+                        in_reply_to=in_reply_to, references=references)
+
+
 def build_message(stored: StoredAccount, request: SubmitRequest) -> tuple[OutgoingMessage, dict[str, str] | None]:
     """The message to compose and, for replies and forwards, the reference to flag afterwards."""
-    account_id = stored.account
     if request.from_ is not None:
         sender = _mailbox(request.from_)
     elif stored.email:
         sender = Mailbox(stored.name or "", stored.email)
     else:
         raise ValidationError("the account has no email address; set 'from'", details={"from": "field required"})
-    text, html = request.text, request.html
-    to, cc = _mailboxes(request.to), _mailboxes(request.cc)
-    subject = request.subject
-    attachments = [_attachment(i, a) for i, a in enumerate(request.attachments)]
-    headers = tuple(request.headers.items())
-    in_reply_to: str | None = None
-    references: tuple[str, ...] = ()
+    parts = MessageParts(subject=request.subject, to=_mailboxes(request.to), cc=_mailboxes(request.cc),
+                         text=request.text, html=request.html,
+                         attachments=tuple(_attachment(i, a) for i, a in enumerate(request.attachments)))
     reference = None
     if request.reference is not None:
-        ref = request.reference
-        original = sent_mail.fetch_original(account_id, ref.message,
-                                            with_attachments=ref.forwardAttachments or ref.inline)
-        in_reply_to, references = replies.threading_headers(original)
-        subject = replies.prefixed_subject(subject if subject is not None else original.subject, ref.action)
-        if ref.action != "forward":
-            own = {stored.email or "", sender.address}
-            reply_to, reply_cc = replies.reply_recipients(original, ref.action, own)
-            to = to or tuple(reply_to)
-            cc = cc or tuple(reply_cc)
-        if ref.inline:
-            quote = replies.inline_forward if ref.action == "forward" else replies.quote_reply
-            text, html = quote(original, text, html, html_to_text)
-            if html is not None:
-                attachments.extend(replies.inline_images(original))
-        if ref.action == "forward" and ref.forwardAttachments:
-            attachments.extend(replies.forwarded_attachments(original))
-        reference = {"message": ref.message, "action": ref.action}
-    message = OutgoingMessage(sender=sender, to=to, cc=cc, bcc=_mailboxes(request.bcc),
-                              reply_to=_mailboxes(request.replyTo), subject=subject or "", text=text, html=html,
-                              attachments=tuple(attachments), headers=headers, message_id=request.messageId,
-                              in_reply_to=in_reply_to, references=references)
+        parts = apply_reference(stored.account, request.reference, parts, {stored.email or "", sender.address})
+        reference = {"message": request.reference.message, "action": request.reference.action}
+    message = OutgoingMessage(sender=sender, to=parts.to, cc=parts.cc, bcc=_mailboxes(request.bcc),
+                              reply_to=_mailboxes(request.replyTo), subject=parts.subject or "", text=parts.text,
+                              html=parts.html, attachments=parts.attachments, headers=tuple(request.headers.items()),
+                              message_id=request.messageId, in_reply_to=parts.in_reply_to,
+                              references=parts.references)
     return message, reference
 
 
