@@ -22,6 +22,7 @@ from typing import Any
 from chalicelib.errors import ValidationError
 
 MAX_DEPTH = 3  # root[a][b]: the deepest search criterion (header names) plus one
+_ROOT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*")
 _KEY = re.compile(r"^(?P<root>[A-Za-z_][A-Za-z0-9_]*)(?P<path>(?:\[[^\[\]]+\])+)$")
 _SEGMENT = re.compile(r"\[([^\[\]]+)\]")
 
@@ -36,7 +37,8 @@ def nest_bracketed(params: Mapping[str, str], roots: Iterable[str]) -> dict[str,
     roots = frozenset(roots)
     nested: dict[str, Any] = {}
     for key, value in params.items():
-        root = key.split("[", 1)[0]
+        found = _ROOT.match(key)
+        root = found.group(0) if found else ""
         if root not in roots:
             nested[key] = value
             continue
