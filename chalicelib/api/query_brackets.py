@@ -8,9 +8,11 @@ builders write them::
         -> {"search": {"from": "ann@example.com", "header": {"X-Foo": "bar"}}}
 
 Only keys starting with one of ``roots`` are read; everything else is left as it is. A key
-that starts with a root but is not ``root[name]...`` (``search``, ``search[``, ``search[]``,
-``search[a]b``), or that makes one name both a value and an object, is a 400
-``InvalidQueryKey`` naming the key: never silently a criterion dropped.
+that starts with a root but is not ``root[name]`` or ``root[name][key]`` (``search``,
+``search[``, ``search[a]b``), or that makes one name both a value and an object, is a 400
+``InvalidQueryKey`` naming the key: never silently a criterion dropped. Names the object does
+not have (``search[]``, ``search[a][b][c]`` reads as member ``a`` with key ``b][c``) are
+left for the model to refuse, as the same names in a JSON body are.
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from typing import Any
 
 from chalicelib.errors import ValidationError
 
-MAX_DEPTH = 3  # root[a][b]: the deepest search criterion (header names) plus one
 _ROOT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*")
-_KEY = re.compile(r"^(?P<root>[A-Za-z_][A-Za-z0-9_]*)(?P<path>(?:\[[^\[\]]+\])+)$")
-_SEGMENT = re.compile(r"\[([^\[\]]+)\]")
+# root[name] or root[name][key]: ``key`` runs to the last "]", brackets and all, because it is
+# a header name there (search[header][X-Foo]) and RFC 5322 lets a field name contain them.
+_KEY = re.compile(r"^(?P<root>[A-Za-z_][A-Za-z0-9_]*)\[(?P<name>[^\[\]]*)\](?:\[(?P<key>.*)\])?$", re.DOTALL)
 
 
 def _bad_key(key: str, why: str) -> ValidationError:
@@ -33,7 +35,7 @@ def _bad_key(key: str, why: str) -> ValidationError:
 
 
 def nest_bracketed(params: Mapping[str, str], roots: Iterable[str]) -> dict[str, Any]:
-    """``params`` with each ``root[a][b]=v`` moved into ``{root: {a: {b: v}}}``."""
+    """``params`` with each ``root[a]=v`` / ``root[a][b]=v`` moved into ``{root: {a: v}}`` / ``{root: {a: {b: v}}}``."""
     roots = frozenset(roots)
     nested: dict[str, Any] = {}
     for key, value in params.items():
@@ -44,16 +46,16 @@ def nest_bracketed(params: Mapping[str, str], roots: Iterable[str]) -> dict[str,
             continue
         match = _KEY.match(key)
         if match is None:
-            raise _bad_key(key, f"is not written as {root}[name] or {root}[name][name]")
-        segments = _SEGMENT.findall(match.group("path"))
-        if len(segments) > MAX_DEPTH - 1:
-            raise _bad_key(key, "is nested deeper than any search criterion")
+            raise _bad_key(key, f"is not written as {root}[name] or {root}[name][key]")
         target = nested.setdefault(root, {})
-        for segment in segments[:-1]:
-            target = target.setdefault(segment, {})
-            if not isinstance(target, dict):
-                raise _bad_key(key, f"makes {segment!r} both a value and an object")
-        if isinstance(target.get(segments[-1]), dict):
-            raise _bad_key(key, f"makes {segments[-1]!r} both a value and an object")
-        target[segments[-1]] = value
+        name, inner = match.group("name"), match.group("key")
+        if inner is None:
+            if isinstance(target.get(name), dict):
+                raise _bad_key(key, f"makes {name!r} both a value and an object")
+            target[name] = value
+            continue
+        member = target.setdefault(name, {})
+        if not isinstance(member, dict):
+            raise _bad_key(key, f"makes {name!r} both a value and an object")
+        member[inner] = value
     return nested
