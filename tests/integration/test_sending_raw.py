@@ -94,6 +94,17 @@ class TestRawDelivery:
         assert received["To"] == shown.email
         assert Mailbox(dovecot, shown).uids("INBOX", ["ALL"]) == []
 
+    def test_an_envelope_also_steers_a_built_message(self, api, dovecot, account, sender, recipient_user,
+                                                     make_mail_user):
+        shown = make_mail_user()
+        response = api.post(f"/v1/account/{account}/submit", {
+            "to": shown.email, "subject": "built", "text": "x", "envelope": {"from": "", "to": [recipient_user.email]}})
+        assert response.status == 200, response.body
+        assert response.json["envelope"] == {"from": "", "to": [recipient_user.email]}
+        _, received = Mailbox(dovecot, recipient_user).received(response.json["messageId"])
+        assert received["To"] == shown.email and received["Return-Path"] == "<>"
+        assert Mailbox(dovecot, shown).uids("INBOX", ["ALL"]) == []
+
     def test_a_scheduled_raw_message_goes_out_through_the_outbox_unchanged(
             self, api, dovecot, account, sender, recipient_user):
         raw = own_message(sender.email, recipient_user.email, subject="raw later")
