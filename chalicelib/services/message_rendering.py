@@ -25,7 +25,6 @@ from chalicelib.imap import messages as imap_messages
 from chalicelib.imap.connection import ImapConnection
 from chalicelib.mime.model import AttachmentInfo, MessageStructure
 from chalicelib.mime.transfer import decode_transfer_encoding
-from chalicelib.mime.webhtml import InlineImage, cid_images, embed_cid_images, web_safe_html
 
 DATA_URL_PREFIX_BYTES = len("data:;base64,")
 
@@ -85,6 +84,11 @@ def render_html(conn: ImapConnection, uid: int, structure: MessageStructure, tex
                 options: HtmlOptions, *, budget: int) -> RenderedHtml:
     """The ``html`` to return for ``texts`` under ``options`` (fetching inlined images on ``conn``)."""
     html = texts.get("html")
+    if not options.web_safe and not options.embed_images:
+        return RenderedHtml(html, False)
+    # Imported here: a plain read (the common case, and every cold start) never pays for it.
+    from chalicelib.mime.webhtml import InlineImage, cid_images, embed_cid_images, web_safe_html
+
     if options.web_safe:
         html = web_safe_html(html, texts.get("plain"))
     if not options.embed_images or not html:
