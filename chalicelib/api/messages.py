@@ -128,7 +128,7 @@ def get_message(call: Call) -> Response:
            tag=TAG, query=TextQuery, response=TextOnly, errors=READ_ERRORS)
 def get_text(call: Call) -> TextOnly:
     return messages.get_text(call.params["account"], call.params["text"], text_type=call.query.textType,
-                             max_bytes=call.query.maxBytes)
+                             max_bytes=call.query.maxBytes, web_safe=call.query.webSafeHtml)
 
 
 @api_route(blueprint, "/v1/account/{account}/message/{message}/source", "GET",

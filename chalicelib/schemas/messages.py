@@ -131,12 +131,15 @@ class MessageGetQuery(StrictModel):
 class TextQuery(StrictModel):
     textType: Literal["plain", "html", "*"] = "*"
     maxBytes: int = Field(2_000_000, ge=0, le=5_000_000)
+    webSafeHtml: bool = Field(False, description="One sanitized html (made from the plain text when there is no "
+                                                 "HTML) and no plain")
 
 
 class TextOnly(OutputModel):
     plain: str | None = None
     html: str | None = None
     hasMore: bool
+    webSafe: bool | None = Field(None, description="html was sanitized for display in a browser (webSafeHtml)")
 
 
 # -- changes ---------------------------------------------------------------------------------

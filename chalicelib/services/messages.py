@@ -220,8 +220,12 @@ def get_message(account_id: str, message_id: str, *, text_type: str, max_bytes: 
                          warnings=list(rendered.warnings) or None)
 
 
-def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int) -> TextOnly:
+def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int, web_safe: bool = False) -> TextOnly:
+    """The text parts of ``text_id``; with ``web_safe``, as EmailEngine's text route answers it:
+    one sanitized ``html`` (from the plain text when there is no HTML) and no ``plain``."""
     ref = decode_text_id(text_id)
+    html_options = HtmlOptions(web_safe=web_safe)
+    text_type = html_options.text_type(text_type)
     with mail_connection(account_id) as conn:
         open_message(conn, ref.message)
         answer = conn.run("UID FETCH", lambda: conn.session.fetch([ref.message.uid], ["BODYSTRUCTURE"]))
@@ -232,6 +236,9 @@ def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int) -
                 for kind, parts in text_refs(structure, text_type).items()}
         texts, has_more = decode_texts(refs, _fetch_texts(conn, ref.message.uid, refs, max_bytes), structure,
                                        max_bytes)
+        rendered = render_html(conn, ref.message.uid, structure, texts, html_options, budget=0)
+    if web_safe:
+        return TextOnly(html=rendered.html, hasMore=has_more, webSafe=True)
     return TextOnly(plain=texts.get("plain"), html=texts.get("html"), hasMore=has_more)
 
 

@@ -230,3 +230,22 @@ class TestEmbeddedImages:
         assert sources[0].startswith("data:image/png;base64,") and sources[1] == "cid:big@test"
         [warning] = message["warnings"]
         assert "cid:big@test" in warning and "5000" in warning
+
+
+class TestWebSafeText:
+    def test_the_text_route_answers_one_sanitized_html_and_no_plain(self, api, account, imap):
+        # Given a hostile HTML message and a plain-only one
+        hostile = read(api, account, imap, html_message(HOSTILE["script"] + HOSTILE["onerror"]), "textType=plain")
+        plain = read(api, account, imap, plain_message("only <plain> text\n"), "textType=plain")
+
+        # When their texts are read with webSafeHtml, even asking for plain only
+        answers = [api.get(f"/v1/account/{account}/text/{message['text']['id']}?webSafeHtml=true&textType=plain")
+                   for message in (hostile, plain)]
+
+        # Then each is one sanitized html, as EmailEngine's text route answers it
+        for response in answers:
+            assert response.status == 200, response.body
+            assert "plain" not in response.json and response.json["webSafe"] is True
+            assert audit(response.json["html"]) == []
+        assert "<p>a</p>" in answers[0].json["html"]
+        assert "only &lt;plain&gt; text" in answers[1].json["html"]
