@@ -188,10 +188,9 @@ class AwsEmulator:
         if self._client is None:
             raise RuntimeError("start() the emulator before restore()")
         tables = self._read_snapshot()
-        assert self._server is not None
-        # The count before restoring: its own writes (and the template's tables created just
-        # before) make the first interval scan once, which records the tables as moto has them.
-        self._saved_changes = self._server.changes.count
+        # No save covers moto's state yet (the template's tables, the restored items): the first
+        # interval scans once and records the tables as moto has them, as before any change signal.
+        self._saved_changes = -1
         restored = 0
         for table in tables:
             try:
