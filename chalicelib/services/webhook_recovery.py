@@ -204,8 +204,8 @@ def send_test(account: str | None) -> WebhookTestResult:
     event = Event(id=event_id("test", secrets.token_hex(8)), account=account or "", event="test", date=moment,
                   data={"message": "a test delivery from imapless"})
     body = event.to_json().encode()
-    result = post_webhook(target.url, body, signed_headers(target.secrets.keys(moment), event.id, body),
-                          get_settings().webhook_timeout_seconds)
+    headers = signed_headers(target.secrets.keys(moment), event.id, body, service_secret=target.service_secret)
+    result = post_webhook(target.url, body, headers, get_settings().webhook_timeout_seconds)
     return WebhookTestResult(success=result.succeeded, url=target.url, eventId=event.id,
                              statusCode=result.status_code, durationMs=round(result.duration_ms, 1),
                              code=result.error_code, error=result.error,

@@ -10,6 +10,7 @@
        |                                    -- not sent? --> log "skipped" (replayable later)
        v
     receive count 1:  sign (Standard Webhooks, the endpoint's own secrets) -> POST once                        (direct)
+                      (+ X-EE-Wh-Signature with the service secret when webhooksSignature is "emailengine")
     receive count >1: the same inside a Powertools idempotent attempt (key = event id + run;
                       INPROGRESS lock, record kept 14 days) ---- already delivered -> done
        v
@@ -117,8 +118,9 @@ class QueuedMessage:
 
 
 def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, keys: tuple[bytes, ...],
-                 nonce: str, posted: list[PostResult] | None = None) -> dict[str, Any]:
-    headers = signed_headers(keys, attempt["eventId"], body)
+                 nonce: str, service_secret: str | None = None,
+                 posted: list[PostResult] | None = None) -> dict[str, Any]:
+    headers = signed_headers(keys, attempt["eventId"], body, service_secret=service_secret)
     result = post_webhook(url, body, headers, get_settings().webhook_timeout_seconds)
     record_webhook_attempt(result.succeeded)
     if posted is not None:  # seen by the caller even when Powertools then fails to store the record
@@ -210,7 +212,7 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog,
         logger.info("event of a deleted account with the same id dropped", extra={"eventId": event.id})
         return "stale"
     logged = LoggedEvent(event.id, event.account, event.event, event_date, message.body)
-    skip_reason = target.skip_reason(event.event)
+    skip_reason = target.skip_reason(event)
     if skip_reason is not None:
         log.record(message.message_id, logged, DeliveryOutcome(status="skipped", run_id=message.run_id,
                                                                attempted=False, reason=skip_reason), now)
@@ -228,7 +230,8 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     posted: list[PostResult] = []
     try:
         answer = post(attempt={"eventId": event.id, "runId": message.run_id}, url=url, body=message.body.encode(),
-                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce, posted=posted)
+                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce, service_secret=target.service_secret,
+                      posted=posted)
         result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
         attempted = answer["nonce"] == nonce
     except _AttemptFailedError as failure:
