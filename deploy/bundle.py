@@ -6,6 +6,7 @@ This step rewrites that zip in place::
 
     deployment.zip (chalice)                          deployment.zip (deployed)
       botocore/data/<455 services>/  18.9 MB    ->      botocore/data/<services we call>/
+      swagger_ui_bundle/vendor/*     12.3 MB    ->      the 3 files /docs serves (1.7 MB)
       *.py                                      ->      *.py, and for every module the functions
                                                         import: __pycache__/*.cpython-3XX.pyc
                                                         (unchecked-hash, paths under /var/task)
@@ -20,6 +21,10 @@ function calls. The services kept are those the code creates clients for (read f
 source by deploy/aws_actions.py, so a new ``boto3.client("sns")`` is kept without editing
 this file) plus :data:`LIBRARY_SERVICES`, the clients libraries create on their own.
 
+Why only three files of Swagger UI: the package ships every build of it (ES modules,
+standalone preset, source maps); /docs serves the names in
+``chalicelib.services.docs_assets.ASSETS``, read from the same module.
+
 Why bytecode: without it every cold start compiles each imported module (Lambda's
 /var/task is read-only, so nothing is cached between sandboxes). A .pyc is specific to a
 Python minor version: it is compiled by the interpreter running this step, which must be
@@ -33,9 +38,10 @@ rest of the libraries (Powertools' utilities we do not use, pydantic.v1, ...) wo
 compiled in memory when imported, as every module is today.
 
 Invariants: every entry of the input zip is in the output with the same bytes, except
-the service models dropped; a service some code needs is never dropped (a missing model
-would fail at run time with UnknownServiceError); a module the code imports that the bundle
-lacks, or an app that does not import from the bundle alone, fails the package.
+the files dropped; a service some code needs is never dropped (a missing model would fail
+at run time with UnknownServiceError); a module the code imports that the bundle lacks, a
+docs asset it cannot read, or an app that does not import from the bundle alone, fails the
+package.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ from deploy.finalize_template import functions, load_template
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the bundle: the source paths tracebacks show
 BOTOCORE_DATA = "botocore/data/"
+SWAGGER_UI_VENDOR = "swagger_ui_bundle/vendor/"
 # Clients created by libraries, not by our code (which deploy/aws_actions.py reads):
 LIBRARY_SERVICES = frozenset({
     "dynamodb",  # pynamodb models and Powertools' idempotency persistence layer
@@ -101,24 +108,34 @@ def check_interpreter(runtime: str) -> None:
                           f"run `make package` with a {runtime} venv")
 
 
-def dropped(name: str, services: Iterable[str]) -> bool:
-    """True for a botocore service model directory entry no kept service needs."""
+def served_swagger_ui_files() -> frozenset[str]:
+    """The Swagger UI files /docs serves (by file name)."""
+    from chalicelib.services.docs_assets import ASSETS
+
+    return frozenset(asset.name for asset in ASSETS.values() if asset.in_swagger_ui)
+
+
+def dropped(name: str, services: Iterable[str], swagger_ui_files: Iterable[str] = ()) -> bool:
+    """True for a botocore model no kept service needs, or a Swagger UI file /docs does not serve."""
+    if name.startswith(SWAGGER_UI_VENDOR):
+        return name.rpartition("/")[2] not in set(swagger_ui_files)
     if not name.startswith(BOTOCORE_DATA):
         return False
     parts = name[len(BOTOCORE_DATA):].split("/")
     return len(parts) > 1 and parts[0] not in set(services)  # files directly in data/ are shared
 
 
-def build(bundle: Path, runtime: str, services: Iterable[str]) -> Probe:
-    """Rewrite ``bundle``: drop unneeded service models, add bytecode of what the functions import."""
+def build(bundle: Path, runtime: str, services: Iterable[str], swagger_ui_files: Iterable[str]) -> Probe:
+    """Rewrite ``bundle``: drop unneeded service models and Swagger UI files, add bytecode of what is imported."""
     check_interpreter(runtime)
     kept = set(services)
+    served = set(swagger_ui_files)
     with tempfile.TemporaryDirectory(prefix="bundle-") as scratch:
         tree = Path(scratch) / "task"
         modes: dict[str, int] = {}
         with zipfile.ZipFile(bundle) as source:
             for info in source.infolist():
-                if info.is_dir() or dropped(info.filename, kept):
+                if info.is_dir() or dropped(info.filename, kept, served):
                     continue
                 modes[info.filename] = info.external_attr
                 source.extract(info, tree)
@@ -174,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     services = code_services() | LIBRARY_SERVICES
     bundle = arguments.package_dir / "deployment.zip"
     try:
-        probe = build(bundle, template_runtime(template), services)
+        probe = build(bundle, template_runtime(template), services, served_swagger_ui_files())
     except BundleError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -5,11 +5,12 @@ site-packages, no repository, only the standard library and the unzipped bundle 
 sys.path. It imports app.py (the module every function's Handler names), every module of
 chalicelib, and every module those name in any import statement, module level or inside a
 function (the lazy imports of a request: authlib, ...); then creates a client of each
-service. It prints JSON: the files of the bundle that were opened or imported, the
-modules imported, those imported from source for want of bytecode, and the imports that
-failed (a missing dependency: imports under ``if TYPE_CHECKING:`` are not tried).
+service and reads every file /docs serves. It prints JSON: the files of the bundle that
+were opened or imported, the modules imported, those imported from source for want of
+bytecode, and the imports that failed (a missing dependency: imports under
+``if TYPE_CHECKING:`` are not tried).
 
-Standard library only: this file runs without the repository's environment.
+Standard library only, besides the bundle: this file runs without the repository's environment.
 """
 
 import ast
@@ -77,6 +78,12 @@ import boto3  # noqa: E402 - after the app, as a function imports it
 
 for service in services:
     boto3.client(service, region_name="us-east-1")
+
+# The files the API reads at run time: /docs serves them from the bundle.
+from chalicelib.services import docs_assets  # noqa: E402
+
+for asset_name in docs_assets.ASSETS:
+    docs_assets.read_asset(asset_name)
 
 loaded = set(opened)
 modules = []

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from chalicelib.services.docs_assets import SWAGGER_UI_VERSION
 from deploy import bundle
 from deploy.bundle import BundleError
 from tests.infrastructure.conftest import PackagedStack
@@ -72,6 +73,14 @@ def test_the_bundle_beyond_what_the_functions_import_stays_within_budget(unzippe
     assert total - used <= UNUSED_BYTES_BUDGET, f"{(total - used) / 1e6:.1f} MB unused of {total / 1e6:.1f} MB"
 
 
+def test_of_swagger_ui_only_the_files_docs_serves_are_kept(packaged_stack, probe):
+    with zipfile.ZipFile(packaged_stack.directory / "deployment.zip") as archive:
+        kept = {name.rpartition("/")[2] for name in archive.namelist() if name.startswith(bundle.SWAGGER_UI_VENDOR)}
+    assert kept == bundle.served_swagger_ui_files() == {"swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"}
+    # and the probe read each of them from the bundle (it fails on a missing one)
+    assert f"{bundle.SWAGGER_UI_VENDOR}swagger-ui-{SWAGGER_UI_VERSION}/swagger-ui-bundle.js" in probe.loaded
+
+
 def test_only_the_botocore_models_of_services_the_code_calls_are_kept(packaged_stack):
     with zipfile.ZipFile(packaged_stack.directory / "deployment.zip") as archive:
         services = {name.split("/")[2] for name in archive.namelist()
@@ -102,6 +111,10 @@ def test_every_module_the_functions_import_has_unchecked_hash_bytecode_for_the_r
 
 
 @pytest.mark.parametrize(("name", "is_dropped"), [
+    ("swagger_ui_bundle/vendor/swagger-ui-5.31.0/swagger-ui-bundle.js", False),
+    ("swagger_ui_bundle/vendor/swagger-ui-5.31.0/swagger-ui-bundle.js.map", True),
+    ("swagger_ui_bundle/vendor/swagger-ui-5.31.0/swagger-ui-es-bundle.js", True),
+    ("swagger_ui_bundle/__init__.py", False),
     ("botocore/data/ec2/2016-11-15/service-2.json.gz", True),
     ("botocore/data/sqs/2012-11-05/service-2.json.gz", False),
     ("botocore/data/endpoints.json", False),  # shared by every client
@@ -109,8 +122,8 @@ def test_every_module_the_functions_import_has_unchecked_hash_bytecode_for_the_r
     ("botocore/client.py", False),
     ("boto3/data/ec2/2016-11-15/resources-1.json", False),  # boto3's own data is small and not a model
 ])
-def test_only_other_services_models_are_dropped(name, is_dropped):
-    assert bundle.dropped(name, {"sqs", "dynamodb"}) is is_dropped
+def test_only_other_services_models_and_swagger_ui_files_docs_does_not_serve_are_dropped(name, is_dropped):
+    assert bundle.dropped(name, {"sqs", "dynamodb"}, {"swagger-ui-bundle.js"}) is is_dropped
 
 
 def _template(*runtimes: str | None) -> dict:
