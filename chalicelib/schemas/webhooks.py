@@ -134,6 +134,14 @@ class DeliveryListQuery(StrictModel):
     cursor: Cursor | None = Field(None, description="nextCursor of the previous page")
 
 
+class AttemptOut(OutputModel):
+    at: datetime
+    statusCode: int | None = None
+    durationMs: float | None = None
+    error: str | None = None
+    answer: str | None = Field(None, description="The start of the receiver's answer (its text, as received)")
+
+
 class DeliveryOut(OutputModel):
     id: str
     account: str
@@ -148,6 +156,9 @@ class DeliveryOut(OutputModel):
     deliveredAt: datetime | None = None
     reason: str | None = Field(None, description="Why it was skipped or failed")
     replay: bool = Field(False, description="The latest run was a replay")
+    lastDurationMs: float | None = Field(None, description="How long the last POST took")
+    attemptLog: list[AttemptOut] = Field(default_factory=list,
+                                         description="The last POSTs (up to 5), oldest first")
 
 
 class DeliveryList(OutputModel):

@@ -232,8 +232,10 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
         answer = post(attempt={"eventId": event.id, "runId": message.run_id}, url=url, body=message.body.encode(),
                       keys=endpoint_secrets.keys(utc_now()), nonce=nonce, service_secret=target.service_secret,
                       posted=posted)
-        result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
         attempted = answer["nonce"] == nonce
+        # This pass POSTed (its nonce came back): keep what the receiver said and how long it took.
+        result = posted[-1] if attempted and posted else PostResult(status_code=answer["statusCode"],
+                                                                     duration_ms=0.0)
     except _AttemptFailedError as failure:
         result, attempted = failure.result, True
     except IdempotencyPersistenceLayerError as exc:
@@ -251,7 +253,9 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     decision = policy.decide(result.status_code, result.retry_after_seconds, queued_at=message.queued_at, now=now,
                              schedule=get_settings().webhook_retry_schedule)
     outcome = functools.partial(DeliveryOutcome, run_id=message.run_id, attempted=attempted,
-                                status_code=result.status_code, error=_error_text(result))
+                                status_code=result.status_code, error=_error_text(result),
+                                duration_ms=round(result.duration_ms, 1) if attempted else None,
+                                answer=result.response_excerpt or None)
 
     def record(done: DeliveryOutcome) -> None:
         log.record(message.message_id, logged, done, now)
