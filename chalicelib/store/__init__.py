@@ -12,4 +12,4 @@ from pynamodb.connection import base as _pynamodb_connection
 
 from chalicelib import aws_clients
 
-_pynamodb_connection.get_session = aws_clients.session  # type: ignore[assignment]
+_pynamodb_connection.get_session = aws_clients.session
