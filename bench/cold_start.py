@@ -27,6 +27,7 @@ ours and the baseline; medians are printed.
     RSS                 the API process's peak RSS after its first answer, against the
                         bare client's; the goal is 70 MB
 
+``--code CHECKOUT`` times another checkout's code against the same servers (before/after).
 Our code runs from a temporary copy of app.py, chalicelib/ and workers/, twice: as source
 (no __pycache__, ``-B``: every module compiled on import) and as compiled bytecode
 (``compileall``, what ``make package`` ships). Libraries are the virtualenv's in both.
@@ -53,7 +54,7 @@ from pathlib import Path
 from watcher_stack import ROOT, AwsStack, process_rss_kb, register_accounts
 
 os.environ["IMAPLESS_KEY_PROVIDER"] = "kms"  # as on AWS: the first request unwraps the account's key
-from api_latency import build_messages, fill_mailbox, setup_aws  # noqa: E402 - after the environment
+from api_latency import build_messages, fill_mailbox, setup_aws
 
 IMPORT_GOAL_MS = 300
 RSS_GOAL_MB = 70
@@ -122,12 +123,12 @@ print(json.dumps({"import_ms": (time.perf_counter() - started) * 1000}), flush=T
 class CodeCopy:
     """app.py, chalicelib/ and workers/ in a temp dir, as source or compiled to bytecode."""
 
-    def __init__(self, compiled: bool) -> None:
+    def __init__(self, compiled: bool, source: Path = ROOT) -> None:
         self.compiled = compiled
         self.path = Path(tempfile.mkdtemp(prefix="bench-cold-"))
-        shutil.copy2(ROOT / "app.py", self.path)
+        shutil.copy2(source / "app.py", self.path)
         for package in ("chalicelib", "workers"):
-            shutil.copytree(ROOT / package, self.path / package, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(source / package, self.path / package, ignore=shutil.ignore_patterns("__pycache__"))
         if compiled:
             subprocess.run([sys.executable, "-m", "compileall", "-q", str(self.path)], check=True,
                            stdout=subprocess.DEVNULL)
@@ -202,7 +203,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5, help="fresh processes per row and side (median)")
     parser.add_argument("--profile", metavar="FILE", help="instead of measuring: profile one compiled API first "
                         "request (cProfile stats to FILE; read with python -m pstats FILE)")
+    parser.add_argument("--code", type=Path, default=ROOT, metavar="CHECKOUT",
+                        help="time the app.py, chalicelib/ and workers/ of another checkout (before/after)")
     args = parser.parse_args()
+
+    from imapclient import IMAPClient
 
     from chalicelib.events import queue
     from chalicelib.events.publisher import SqsEventSink
@@ -211,7 +216,6 @@ def main() -> None:
     from chalicelib.services import webhook_settings
     from chalicelib.settings import get_settings
     from chalicelib.webhooks.signing import generate_secret
-    from imapclient import IMAPClient
     from local.dispatcher import lambda_sqs_event
     from tests.support.certs import make_test_pki
     from tests.support.mailservers import Dovecot
@@ -222,7 +226,7 @@ def main() -> None:
     os.environ["SSL_CERT_FILE"] = str(pki.ca_file)
     dovecot = Dovecot(pki)
     dovecot.start()
-    codes = [CodeCopy(compiled=False), CodeCopy(compiled=True)]
+    codes = [CodeCopy(compiled=False, source=args.code), CodeCopy(compiled=True, source=args.code)]
     try:
         with AwsStack(), WebhookReceiver() as receiver:
             user, password = "cold@example.test", secrets.token_urlsafe(12)
@@ -279,7 +283,8 @@ def main() -> None:
                     return seconds
 
                 def bare_webhook() -> float:
-                    body = json.dumps({"id": f"baseline-{index}", "event": "messageNew", "account": ACCOUNT})
+                    body = json.dumps({"id": f"baseline-{secrets.token_hex(4)}", "event": "messageNew",
+                                       "account": ACCOUNT})
                     return run_child([sys.executable, "-c", WEBHOOK_BASELINE_CHILD],
                                      {**bare, "BENCH_BODY": body, "BENCH_URL": receiver.url("/baseline"),
                                       "BENCH_TABLE": get_settings().table_name("webhook-deliveries")},

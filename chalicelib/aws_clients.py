@@ -93,7 +93,8 @@ def _new_session() -> Session:
                                              verify=verify, endpoint_url=endpoint_url, config=config, **more)
             explicit = (aws_access_key_id, aws_secret_access_key, aws_session_token)
             with _lock:
-                if any(explicit) or more:  # someone else's credentials: not one to share
+                if any(explicit) or any(value is not None for value in more.values()):
+                    # Someone else's credentials or account: not a client to share.
                     return super().create_client(service_name, aws_access_key_id=aws_access_key_id,
                                                  aws_secret_access_key=aws_secret_access_key,
                                                  aws_session_token=aws_session_token, **arguments)

@@ -83,3 +83,15 @@ def test_a_client_variant_is_its_own_client_and_reset_forgets_them():
     assert aws_clients.client("s3", config=Config(s3={"addressing_style": "path"})) is path_style
     aws_clients.reset()
     assert aws_clients.client("s3") is not plain
+
+
+def test_the_tracer_is_built_only_where_powertools_traces():
+    # Outside Lambda (tests, make run, the watcher container) Powertools would not trace: no tracer, no X-Ray SDK.
+    loaded = _modules_after("from chalicelib import observability; assert observability.get_tracer() is None")
+    assert not [name for name in loaded if name.startswith("aws_xray_sdk")]
+
+    # On Lambda it is built on first use (and patches botocore, as before).
+    on_lambda = ("import os; os.environ['LAMBDA_TASK_ROOT'] = '/var/task'; from chalicelib import observability; "
+                 "tracer = observability.get_tracer(); "
+                 "assert tracer is not None and observability.get_tracer() is tracer")
+    assert "aws_xray_sdk.core" in _modules_after(on_lambda)
