@@ -1,6 +1,6 @@
 """Cold start: a fresh process to its first answer, against a bare client doing the same work.
 
-    .venv/bin/python bench/cold_start.py [--samples 5]
+    .venv/bin/python bench/cold_start.py [--samples 3] [--code CHECKOUT] [--profile FILE]
 
 Starts Dovecot (temp dir, loopback), the moto server process of bench/watcher_stack with
 the stack's tables and queues, a KMS key (accounts are sealed with the ``kms`` provider,
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import secrets
 import shutil
 import signal
@@ -51,7 +50,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from watcher_stack import ROOT, AwsStack, process_rss_kb, register_accounts
+from watcher_stack import ROOT, AwsStack, process_cpu_seconds, register_accounts
 
 os.environ["IMAPLESS_KEY_PROVIDER"] = "kms"  # as on AWS: the first request unwraps the account's key
 from api_latency import build_messages, fill_mailbox, setup_aws
@@ -63,27 +62,33 @@ ACCOUNT = "cold"
 MESSAGES = 20
 
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child would report the parent's.
-PEAK_RSS = """
+# CPU: user + system seconds of the whole process, interpreter start included.
+CHILD_METERS = """
+import os
 def peak_rss_mb():
     status = open("/proc/self/status").read().split("VmHWM:")[1]
     return int(status.split()[0]) / 1024
+def cpu_ms():
+    times = os.times()
+    return (times.user + times.system) * 1000
 """
 
-API_CHILD = PEAK_RSS + """
+API_CHILD = CHILD_METERS + """
 import json, os, time, uuid
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), cpu_ms()
 import app
-imported = time.perf_counter()
+imported, imported_cpu = time.perf_counter(), cpu_ms()
 class Context:
     function_name = os.environ["BENCH_FUNCTION"]; memory_limit_in_mb = 1024; aws_request_id = str(uuid.uuid4())
     invoked_function_arn = "arn:aws:lambda:local:000000000000:function:" + function_name
     def get_remaining_time_in_millis(self): return 30_000
 answer = getattr(app, os.environ["BENCH_HANDLER"])(json.loads(os.environ["BENCH_EVENT"]), Context())
 assert os.environ["BENCH_HANDLER"] != "app" or answer["statusCode"] == 200, answer
-print(json.dumps({"import_ms": (imported - started) * 1000, "rss_mb": peak_rss_mb()}), flush=True)
+print(json.dumps({"import_ms": (imported - started) * 1000, "import_cpu_ms": imported_cpu - started_cpu,
+                  "rss_mb": peak_rss_mb(), "cpu_ms": cpu_ms()}), flush=True)
 """
 
-IMAP_BASELINE_CHILD = PEAK_RSS + """
+IMAP_BASELINE_CHILD = CHILD_METERS + """
 import json, os, ssl
 from imapclient import IMAPClient
 client = IMAPClient("localhost", port=int(os.environ["BENCH_IMAP_PORT"]), ssl=False, timeout=30)
@@ -95,10 +100,10 @@ if os.environ["BENCH_IDLE"]:
 else:
     client.select_folder("INBOX", readonly=True)
     assert len(client.fetch(list(range(1, 21)), json.loads(os.environ["BENCH_ITEMS"]))) == 20
-print(json.dumps({"rss_mb": peak_rss_mb()}), flush=True)
+print(json.dumps({"rss_mb": peak_rss_mb(), "cpu_ms": cpu_ms()}), flush=True)
 """
 
-WEBHOOK_BASELINE_CHILD = PEAK_RSS + """
+WEBHOOK_BASELINE_CHILD = CHILD_METERS + """
 import base64, hashlib, hmac, json, os, time
 import boto3, urllib3
 body = os.environ["BENCH_BODY"].encode()
@@ -109,14 +114,15 @@ answer = urllib3.PoolManager().request("POST", os.environ["BENCH_URL"], body=bod
 assert answer.status == 200
 boto3.client("dynamodb").put_item(TableName=os.environ["BENCH_TABLE"], Item={
     "eventId": {"S": "baseline-" + stamp + os.urandom(4).hex()}, "statusCode": {"N": "200"}})
-print(json.dumps({"rss_mb": peak_rss_mb()}), flush=True)
+print(json.dumps({"rss_mb": peak_rss_mb(), "cpu_ms": cpu_ms()}), flush=True)
 """
 
-IMPORT_CHILD = """
+IMPORT_CHILD = CHILD_METERS + """
 import json, sys, time
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), cpu_ms()
 __import__(sys.argv[1])
-print(json.dumps({"import_ms": (time.perf_counter() - started) * 1000}), flush=True)
+print(json.dumps({"import_ms": (time.perf_counter() - started) * 1000, "cpu_ms": cpu_ms() - started_cpu}),
+      flush=True)
 """
 
 
@@ -163,7 +169,7 @@ def run_child(command: list[str], environment: dict[str, str], cwd: Path) -> tup
 
 
 def watcher_first_idle(code: CodeCopy) -> tuple[float, float]:
-    """Spawn ``python -m workers.watcher`` -> its first "idling" line: seconds, RSS MB then."""
+    """Spawn ``python -m workers.watcher`` -> its first "idling" line: seconds, and its CPU seconds then."""
     environment = code.environment(IMAPLESS_LOG_LEVEL="DEBUG")
     started = time.perf_counter()
     process = subprocess.Popen(code.command("-m", "workers.watcher"), env=environment, cwd=code.path,
@@ -174,7 +180,7 @@ def watcher_first_idle(code: CodeCopy) -> tuple[float, float]:
         for line in process.stdout:
             seen.append(line)
             if '"idling"' in line:
-                return time.perf_counter() - started, process_rss_kb(process.pid) / 1024
+                return time.perf_counter() - started, process_cpu_seconds(process.pid)
         raise RuntimeError("the watcher exited before its first IDLE:\n" + "".join(seen[-30:]))
     finally:
         process.send_signal(signal.SIGTERM)  # a clean stop releases its shard leases for the next sample
@@ -200,7 +206,7 @@ def api_event(account: str, token: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=5, help="fresh processes per row and side (median)")
+    parser.add_argument("--samples", type=int, default=3, help="fresh processes per row and side (median)")
     parser.add_argument("--profile", metavar="FILE", help="instead of measuring: profile one compiled API first "
                         "request (cProfile stats to FILE; read with python -m pstats FILE)")
     parser.add_argument("--code", type=Path, default=ROOT, metavar="CHECKOUT",
@@ -269,55 +275,58 @@ def main() -> None:
                                            BENCH_EVENT=json.dumps(api_event(ACCOUNT, token))), code.path)
                 return
 
-            results: dict[str, dict[str, list[float]]] = {}
+            # row -> side -> [(wall seconds, CPU seconds)]
+            results: dict[str, dict[str, list[tuple[float, float]]]] = {}
 
-            def sample(key: str, side: str, measure: Callable[[], float]) -> None:
+            def sample(key: str, side: str, measure: Callable[[], tuple[float, float]]) -> None:
                 results.setdefault(key, {}).setdefault(side, []).append(measure())
 
             rss: dict[str, list[float]] = {}
             for index in range(args.samples):
-                def bare_imap(idle: bool) -> float:
+                def bare_imap(idle: bool) -> tuple[float, float]:
                     seconds, line = run_child([sys.executable, "-c", IMAP_BASELINE_CHILD],
                                               {**bare, "BENCH_IDLE": "1" if idle else ""}, baseline_cwd)
                     rss.setdefault("baseline", []).append(line["rss_mb"])
-                    return seconds
+                    return seconds, line["cpu_ms"] / 1000
 
-                def bare_webhook() -> float:
+                def bare_webhook() -> tuple[float, float]:
                     body = json.dumps({"id": f"baseline-{secrets.token_hex(4)}", "event": "messageNew",
                                        "account": ACCOUNT})
-                    return run_child([sys.executable, "-c", WEBHOOK_BASELINE_CHILD],
-                                     {**bare, "BENCH_BODY": body, "BENCH_URL": receiver.url("/baseline"),
-                                      "BENCH_TABLE": get_settings().table_name("webhook-deliveries")},
-                                     baseline_cwd)[0]
+                    seconds, line = run_child([sys.executable, "-c", WEBHOOK_BASELINE_CHILD],
+                                              {**bare, "BENCH_BODY": body, "BENCH_URL": receiver.url("/baseline"),
+                                               "BENCH_TABLE": get_settings().table_name("webhook-deliveries")},
+                                              baseline_cwd)
+                    return seconds, line["cpu_ms"] / 1000
 
                 sample("api", "baseline", lambda: bare_imap(False))
                 sample("consumer", "baseline", bare_webhook)
                 sample("watcher", "baseline", lambda: bare_imap(True))
                 for code in codes:
-                    def ours_api(code: CodeCopy = code) -> float:
+                    def ours_api(code: CodeCopy = code) -> tuple[float, float]:
                         seconds, line = run_child(code.command("-c", API_CHILD), code.environment(
                             BENCH_HANDLER="app", BENCH_FUNCTION="api_handler",
                             BENCH_EVENT=json.dumps(api_event(ACCOUNT, token))), code.path)
                         rss.setdefault(code.label, []).append(line["rss_mb"])
                         results.setdefault(f"import app ({code.label})", {}).setdefault("ours", []).append(
-                            line["import_ms"] / 1000)
-                        return seconds
+                            (line["import_ms"] / 1000, line["import_cpu_ms"] / 1000))
+                        return seconds, line["cpu_ms"] / 1000
 
-                    def ours_consumer(code: CodeCopy = code) -> float:
+                    def ours_consumer(code: CodeCopy = code) -> tuple[float, float]:
                         event = one_sqs_event()
-                        seconds, _ = run_child(code.command("-c", API_CHILD), code.environment(
+                        seconds, line = run_child(code.command("-c", API_CHILD), code.environment(
                             BENCH_HANDLER="deliver_webhooks", BENCH_FUNCTION="deliver_webhooks",
                             BENCH_EVENT=json.dumps(event)), code.path)
                         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=event["Records"][0]["receiptHandle"])
-                        return seconds
+                        return seconds, line["cpu_ms"] / 1000
 
-                    def ours_watcher_import(code: CodeCopy = code) -> float:
-                        return run_child(code.command("-c", IMPORT_CHILD, "workers.watcher"), code.environment(),
-                                         code.path)[1]["import_ms"] / 1000
+                    def ours_watcher_import(code: CodeCopy = code) -> tuple[float, float]:
+                        line = run_child(code.command("-c", IMPORT_CHILD, "workers.watcher"), code.environment(),
+                                         code.path)[1]
+                        return line["import_ms"] / 1000, line["cpu_ms"] / 1000
 
                     sample(f"api ({code.label})", "ours", ours_api)
                     sample(f"consumer ({code.label})", "ours", ours_consumer)
-                    sample(f"watcher ({code.label})", "ours", lambda code=code: watcher_first_idle(code)[0])
+                    sample(f"watcher ({code.label})", "ours", lambda code=code: watcher_first_idle(code))
                     sample(f"import workers.watcher ({code.label})", "ours", ours_watcher_import)
                 print(f"sample {index + 1}/{args.samples} done", file=sys.stderr, flush=True)
             delivered = [r for r in receiver.requests if r.path != "/baseline"]
@@ -331,30 +340,40 @@ def main() -> None:
     print_table(results, rss, args.samples)
 
 
-def print_table(results: dict[str, dict[str, list[float]]], rss: dict[str, list[float]], samples: int) -> None:
-    ms = 1000
+def print_table(results: dict[str, dict[str, list[tuple[float, float]]]], rss: dict[str, list[float]],
+                samples: int) -> None:
+    def median_ms(values: list[tuple[float, float]], which: int) -> float:
+        return statistics.median(value[which] for value in values) * 1000
+
     rows = []
     names = {"api": "API first request", "consumer": "webhook consumer first batch", "watcher": "watcher first IDLE"}
     for variant in ("source", "compiled"):
         for key, name in names.items():
-            ours = statistics.median(results[f"{key} ({variant})"]["ours"]) * ms
-            baseline = statistics.median(results[key]["baseline"]) * ms
-            rows.append((f"{name} ({variant})", f"{ours:,.0f}", f"{baseline:,.0f}", ours / baseline, RATIO_GOAL))
+            ours, baseline = results[f"{key} ({variant})"]["ours"], results[key]["baseline"]
+            rows.append((f"{name} ({variant})", *(f"{median_ms(v, 0):,.0f}" for v in (ours, baseline)),
+                         median_ms(ours, 0) / median_ms(baseline, 0),
+                         *(f"{median_ms(v, 1):,.0f}" for v in (ours, baseline)),
+                         f"{median_ms(ours, 1) / median_ms(baseline, 1):.2f}", RATIO_GOAL))
         for entry in ("import app", "import workers.watcher"):
-            ours = statistics.median(results[f"{entry} ({variant})"]["ours"]) * ms
-            rows.append((f"{entry} ({variant})", f"{ours:,.0f}", f"goal {IMPORT_GOAL_MS}", ours / IMPORT_GOAL_MS,
-                         1.0))
+            ours = results[f"{entry} ({variant})"]["ours"]
+            rows.append((f"{entry} ({variant})", f"{median_ms(ours, 0):,.0f}", f"goal {IMPORT_GOAL_MS}",
+                         median_ms(ours, 0) / IMPORT_GOAL_MS, f"{median_ms(ours, 1):,.0f}", "", "", 1.0))
         ours_rss = statistics.median(rss[variant])
         rows.append((f"API RSS after first answer, MB ({variant})", f"{ours_rss:.0f}",
-                     f"{statistics.median(rss['baseline']):.0f} (goal {RSS_GOAL_MB})", ours_rss / RSS_GOAL_MB, 1.0))
+                     f"{statistics.median(rss['baseline']):.0f}; goal {RSS_GOAL_MB}", ours_rss / RSS_GOAL_MB,
+                     "", "", "", 1.0))
     width = max(len(row[0]) for row in rows)
-    print(f"\ncold start: medians of {samples} fresh processes per row (ms unless stated); "
-          f"ratio = ours / baseline (import, RSS: ours / goal)")
-    print(f"{'':<{width}}  {'ours':>8}  {'baseline':>18}  {'ratio':>6}  goal")
-    for name, ours, baseline, ratio, goal in rows:
-        verdict = "ok" if ratio <= goal else "MISSED"
-        print(f"{name:<{width}}  {ours:>8}  {baseline:>18}  {ratio:>6.2f}  <= {goal:g} {verdict}")
-    print(f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    print(f"\ncold start: medians of {samples} fresh processes per row and side, ms unless stated; "
+          f"wall = spawn to answer, CPU = the process's user + system time; ratio = ours / baseline "
+          f"(import and RSS rows: ours / goal)")
+    print(f"{'':<{width}}  {'wall ours':>9}  {'baseline':>12}  {'ratio':>6}  {'CPU ours':>8}  {'baseline':>8}  "
+          f"{'ratio':>6}  goal (wall)")
+    for name, ours, baseline, ratio, cpu_ours, cpu_baseline, cpu_ratio, goal in rows:
+        verdict = "ok" if ratio <= goal else "missed"
+        print(f"{name:<{width}}  {ours:>9}  {baseline:>12}  {ratio:>6.2f}  {cpu_ours:>8}  {cpu_baseline:>8}  "
+              f"{cpu_ratio:>6}  <= {goal:g} {verdict}")
+    print(f"load average at the end of the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          f"(wall times grow with it; CPU times much less)")
 
 
 if __name__ == "__main__":
