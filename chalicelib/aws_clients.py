@@ -1,27 +1,31 @@
 """The process's one botocore session and the AWS clients made from it.
 
-Invariant: a process has one botocore session (created on first use, never at import)
-and at most one client per (service, region, endpoint, config); every AWS client of the
-project comes from here, pynamodb's included (:mod:`chalicelib.store` hands it
-:func:`session`). Why: a botocore session parses endpoints.json, partitions and each
-service's model from its own loader cache; a session per client (what ``boto3.client``
-and pynamodb's per-connection sessions do) cost ~115 ms and ~10 MB each on a cold start,
-a client from an already warm session ~5 ms.
+Invariant: a process has one botocore session (created on first use, never at import),
+and every AWS client of the project is made from it: :func:`client` for our code (one
+client per service and config variant, shared by every module), and pynamodb's per-table
+clients (:mod:`chalicelib.store` hands pynamodb :func:`session`). Why: a botocore session
+parses endpoints.json, the partitions and each service's model into its own loader cache;
+a session per client (what ``boto3.client`` and pynamodb's per-connection sessions did)
+cost ~115 ms and ~10 MB each on a cold start, a client from a warm session ~5 ms.
 
-    session() ──create_client──> DynamoDB client (pynamodb's Config)  <- every pynamodb table
-              ──create_client──> DynamoDB client (default Config)      <- Powertools idempotency
-              ──create_client──> SQS, KMS, S3 (path-style), STS        <- client("sqs") ...
+    session() ──client("dynamodb")──> Powertools idempotency layers
+              ──client("sqs"), ("kms"), ("s3", path-style), ("sts")
+              ──create_client──> one DynamoDB client per pynamodb table (pynamodb's Config)
 
-botocore's session is not thread-safe while it creates clients (pynamodb keeps a session
-per thread for that reason); here creation is serialized by a lock instead, and a client
-once made is safe to share between threads (botocore's documented guarantee).
+pynamodb keeps a client per table on purpose: each has its own connection pool
+(``max_pool_connections``), which the watcher's thread pool fills; one client for all
+tables would make them queue for one pool.
+
+botocore's session is not thread-safe while it creates clients (pynamodb kept a session
+per thread for that reason); here creation is serialized by a lock instead. A client once
+made is safe to share between threads (botocore's documented guarantee).
 
 Endpoints: nothing is passed here. botocore reads ``AWS_ENDPOINT_URL`` (and
 ``AWS_ENDPOINT_URL_<SERVICE>``) itself, which is how moto is reached locally and in tests.
 
 Failure mode kept from pynamodb: a client created while no credentials could be found
-keeps none forever (botocore caches the empty answer), so such a client is never handed
-out again; the next request builds a fresh one.
+keeps none forever (botocore caches the empty answer), so such a client is not handed out
+again; the next call builds a fresh one.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
 
 _lock = threading.RLock()
 _session: Session | None = None
+_clients: dict[tuple[Any, ...], BaseClient] = {}
 
 
 def session() -> Session:
@@ -51,7 +56,13 @@ def client(service: str, *, config: Config | None = None) -> BaseClient:
     """The shared client of ``service`` in the configured region (``config`` selects a variant)."""
     from chalicelib.settings import get_settings
 
-    return session().create_client(service, region_name=get_settings().aws_region, config=config)
+    region = get_settings().aws_region
+    key = (service, region, _config_key(config))
+    with _lock:
+        made = _clients.get(key)
+        if made is None or not _has_credentials(made):
+            made = _clients[key] = session().create_client(service, region_name=region, config=config)
+        return made
 
 
 def reset() -> None:
@@ -59,6 +70,7 @@ def reset() -> None:
     global _session
     with _lock:
         _session = None
+        _clients.clear()
 
 
 def _config_key(config: Config | None) -> tuple[tuple[str, str], ...]:
@@ -77,32 +89,11 @@ def _new_session() -> Session:
     # may never reach AWS in a given process (and botocore costs ~150 ms to import).
     import botocore.session
 
-    class SharedSession(botocore.session.Session):
-        """A session whose ``create_client`` is serialized and remembers what it made."""
+    class SerializedSession(botocore.session.Session):
+        """A session whose ``create_client`` runs one call at a time (see the module docstring)."""
 
-        def __init__(self) -> None:
-            super().__init__()
-            self._clients: dict[tuple[Any, ...], BaseClient] = {}
-
-        def create_client(self, service_name: str, region_name: str | None = None, api_version: str | None = None,
-                          use_ssl: bool = True, verify: Any = None, endpoint_url: str | None = None,
-                          aws_access_key_id: str | None = None, aws_secret_access_key: str | None = None,
-                          aws_session_token: str | None = None, config: Config | None = None,
-                          **more: Any) -> BaseClient:
-            arguments: dict[str, Any] = dict(region_name=region_name, api_version=api_version, use_ssl=use_ssl,
-                                             verify=verify, endpoint_url=endpoint_url, config=config, **more)
-            explicit = (aws_access_key_id, aws_secret_access_key, aws_session_token)
+        def create_client(self, *args: Any, **kwargs: Any) -> BaseClient:
             with _lock:
-                if any(explicit) or any(value is not None for value in more.values()):
-                    # Someone else's credentials or account: not a client to share.
-                    return super().create_client(service_name, aws_access_key_id=aws_access_key_id,
-                                                 aws_secret_access_key=aws_secret_access_key,
-                                                 aws_session_token=aws_session_token, **arguments)
-                key = (service_name, region_name, api_version, use_ssl, repr(verify), endpoint_url,
-                       _config_key(config))
-                made = self._clients.get(key)
-                if made is None or not _has_credentials(made):
-                    made = self._clients[key] = super().create_client(service_name, **arguments)
-                return made
+                return super().create_client(*args, **kwargs)
 
-    return SharedSession()
+    return SerializedSession()

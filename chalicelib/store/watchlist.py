@@ -141,9 +141,10 @@ def warm_up_clients() -> None:
     pynamodb builds a connection's client lazily on the first call; when a pool of threads
     races to the first call, each would build (and keep) its own copy of the service model:
     ~9 MB per thread and table, 140 MB for a pool of 16 (measured when messageNew started
-    reading the webhook settings table from the pool). Every table's client comes from the
-    process's one session (see :mod:`chalicelib.store`); building them here first leaves
-    one client for the watcher's tables, whichever of them its code reaches.
+    reading the webhook settings table from the pool). Every table's client now comes from
+    the process's one session (see :mod:`chalicelib.store`), which parses the model once;
+    building the clients here first still leaves exactly one client per table, whichever
+    of them the watcher's code reaches first and from whichever thread.
     """
     from chalicelib.store import checkpoints, leases, models, settings  # noqa: F401 - the watcher's tables
 
