@@ -10,6 +10,7 @@ from typing import Any
 from chalice import Chalice
 
 from chalicelib.api import accounts, mailboxes, messages, oauth2, oauth2_authorization, system, tokens
+from chalicelib.api import console as console_api  # console
 from chalicelib.api import sending as sending_api  # sending
 from chalicelib.api import stats as stats_api  # operations
 from chalicelib.api import webhooks as webhook_api  # webhooks
@@ -58,3 +59,5 @@ deliver_outbox = app.on_sqs_message(queue=_get_settings().queue_name(outbox_serv
 app.register_blueprint(stats_api.blueprint)
 app.register_middleware(record_http_request, "http")
 app.register_middleware(record_sqs_batch, "sqs")
+# -- operators' console (static files; a client of the API above) --
+app.register_blueprint(console_api.blueprint)

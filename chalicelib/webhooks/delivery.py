@@ -10,6 +10,7 @@
        |                                    -- not sent? --> log "skipped" (replayable later)
        v
     receive count 1:  sign (Standard Webhooks, the endpoint's own secrets) -> POST once                        (direct)
+                      (+ X-EE-Wh-Signature with the service secret when webhooksSignature is "emailengine")
     receive count >1: the same inside a Powertools idempotent attempt (key = event id + run;
                       INPROGRESS lock, record kept 14 days) ---- already delivered -> done
        v
@@ -118,8 +119,9 @@ class QueuedMessage:
 
 
 def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, keys: tuple[bytes, ...],
-                 nonce: str, posted: list[PostResult] | None = None) -> dict[str, Any]:
-    headers = signed_headers(keys, attempt["eventId"], body)
+                 nonce: str, service_secret: str | None = None,
+                 posted: list[PostResult] | None = None) -> dict[str, Any]:
+    headers = signed_headers(keys, attempt["eventId"], body, service_secret=service_secret)
     result = post_webhook(url, body, headers, get_settings().webhook_timeout_seconds)
     record_webhook_attempt(result.succeeded)
     if posted is not None:  # seen by the caller even when Powertools then fails to store the record
@@ -213,7 +215,7 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog,
         logger.info("event of a deleted account with the same id dropped", extra={"eventId": event.id})
         return "stale"
     logged = LoggedEvent(event.id, event.account, event.event, event_date, message.body)
-    skip_reason = target.skip_reason(event.event)
+    skip_reason = target.skip_reason(event)
     if skip_reason is not None:
         log.record(message.message_id, logged, DeliveryOutcome(status="skipped", run_id=message.run_id,
                                                                attempted=False, reason=skip_reason), now)
@@ -231,9 +233,12 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     posted: list[PostResult] = []
     try:
         answer = post(attempt={"eventId": event.id, "runId": message.run_id}, url=url, body=message.body.encode(),
-                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce, posted=posted)
-        result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
+                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce, service_secret=target.service_secret,
+                      posted=posted)
         attempted = answer["nonce"] == nonce
+        # This pass POSTed (its nonce came back): keep what the receiver said and how long it took.
+        result = posted[-1] if attempted and posted else PostResult(status_code=answer["statusCode"],
+                                                                     duration_ms=0.0)
     except _AttemptFailedError as failure:
         result, attempted = failure.result, True
     except IdempotencyPersistenceLayerError as exc:
@@ -251,7 +256,9 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     decision = policy.decide(result.status_code, result.retry_after_seconds, queued_at=message.queued_at, now=now,
                              schedule=get_settings().webhook_retry_schedule)
     outcome = functools.partial(DeliveryOutcome, run_id=message.run_id, attempted=attempted,
-                                status_code=result.status_code, error=_error_text(result))
+                                status_code=result.status_code, error=_error_text(result),
+                                duration_ms=round(result.duration_ms, 1) if attempted else None,
+                                answer=result.response_excerpt or None)
 
     def record(done: DeliveryOutcome) -> None:
         log.record(message.message_id, logged, done, now)
