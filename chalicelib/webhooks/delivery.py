@@ -67,6 +67,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from chalicelib import aws_clients
 from chalicelib.events.model import Event, utc_now
 from chalicelib.lambda_budget import FixedBudget
 from chalicelib.observability import logger, record_webhook_attempt
@@ -140,7 +141,9 @@ def _idempotent_post() -> Any:
     # An attempt holds its record for at most its timeout (plus a margin), so a consumer
     # that dies mid-attempt blocks the event only until its next receive.
     config.register_lambda_context(FixedBudget(2 * settings.webhook_timeout_seconds + 5))
-    persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"))
+    # The process's shared client: Powertools would otherwise build a boto3 session of its own.
+    persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"),
+                                           boto3_client=aws_clients.client("dynamodb"))
     # Configured here, before any thread uses it: Powertools marks the layer configured
     # before it finishes configuring it, and a batch's accounts are delivered in parallel.
     persistence.configure(config, key_prefix="webhook-delivery")
