@@ -45,7 +45,7 @@ from chalicelib.schemas.messages import (
     TextOnly,
     TextQuery,
 )
-from chalicelib.services import downloads, message_actions, messages
+from chalicelib.services import downloads, messages
 from chalicelib.services.downloads import Download
 from chalicelib.services.message_rendering import HtmlOptions
 
@@ -151,12 +151,14 @@ def get_attachment(call: Call) -> Response:
 @api_route(blueprint, "/v1/account/{account}/message/{message}", "PUT", summary="Change flags or labels",
            tag=TAG, body=MessageUpdate, response=MessageUpdated, errors=CHANGE_ERRORS)
 def update_message(call: Call) -> MessageUpdated:
+    from chalicelib.services import message_actions  # changing routes only: composes mail (smtp, sending)
     return message_actions.update_message(call.params["account"], call.params["message"], call.body)
 
 
 @api_route(blueprint, "/v1/account/{account}/message/{message}/move", "PUT", summary="Move to another mailbox",
            tag=TAG, body=MoveRequest, response=MessageMoved, errors=CHANGE_ERRORS)
 def move_message(call: Call) -> MessageMoved:
+    from chalicelib.services import message_actions  # changing routes only: composes mail (smtp, sending)
     return message_actions.move_message(call.params["account"], call.params["message"], call.body.path)
 
 
@@ -164,18 +166,21 @@ def move_message(call: Call) -> MessageMoved:
            summary="Move to Trash, or expunge (in Trash already, or force=true)", tag=TAG, query=DeleteQuery,
            response=MessageDeleted, errors=CHANGE_ERRORS)
 def delete_message(call: Call) -> MessageDeleted:
+    from chalicelib.services import message_actions  # changing routes only: composes mail (smtp, sending)
     return message_actions.delete_message(call.params["account"], call.params["message"], force=call.query.force)
 
 
 @api_route(blueprint, "/v1/account/{account}/message", "POST", summary="Upload a message into a mailbox (APPEND)",
            tag=TAG, body=MessageUpload, response=MessageUploaded, errors=CHANGE_ERRORS)
 def upload_message(call: Call) -> MessageUploaded:
+    from chalicelib.services import message_actions  # changing routes only: composes mail (smtp, sending)
     return message_actions.upload_message(call.params["account"], call.body)
 
 
 @api_route(blueprint, "/v1/account/{account}/messages", "PUT", summary="Change flags of every message found",
            tag=TAG, query=BulkPathQuery, body=BulkFlagsRequest, response=BulkResult, errors=CHANGE_ERRORS)
 def bulk_update(call: Call) -> BulkResult:
+    from chalicelib.services import message_actions  # changing routes only: composes mail (smtp, sending)
     return message_actions.bulk_update_flags(call.params["account"], call.query.path, call.body.search.criteria(),
                                              call.body.flags)
 
@@ -183,6 +188,7 @@ def bulk_update(call: Call) -> BulkResult:
 @api_route(blueprint, "/v1/account/{account}/messages/move", "PUT", summary="Move every message found",
            tag=TAG, query=BulkPathQuery, body=BulkMoveRequest, response=BulkResult, errors=CHANGE_ERRORS)
 def bulk_move(call: Call) -> BulkResult:
+    from chalicelib.services import message_actions  # changing routes only: composes mail (smtp, sending)
     return message_actions.bulk_move(call.params["account"], call.query.path, call.body.search.criteria(),
                                      call.body.path)
 
@@ -191,5 +197,6 @@ def bulk_move(call: Call) -> BulkResult:
            summary="Delete every message found (to Trash, or expunge)", tag=TAG, query=BulkPathQuery,
            body=BulkDeleteRequest, response=BulkResult, errors=CHANGE_ERRORS)
 def bulk_delete(call: Call) -> BulkResult:
+    from chalicelib.services import message_actions  # changing routes only: composes mail (smtp, sending)
     return message_actions.bulk_delete(call.params["account"], call.query.path, call.body.search.criteria(),
                                        force=call.body.force)

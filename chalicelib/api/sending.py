@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Response
 
@@ -18,8 +18,10 @@ from chalicelib.schemas.sending import (
     SubmitRequest,
     SubmitResponse,
 )
-from chalicelib.services import idempotency, outbox, sending
-from chalicelib.services.sending import SubmitAnswer
+from chalicelib.services import idempotency
+
+if TYPE_CHECKING:
+    from chalicelib.services.sending import SubmitAnswer
 
 blueprint = Blueprint(__name__)
 TAG = "Sending"
@@ -32,7 +34,7 @@ def _kept_when_unstored(dry_run: bool) -> Callable[[dict], dict | None]:
     return (lambda answer: None) if dry_run else (lambda answer: answer)
 
 
-OnSent = Callable[[SubmitAnswer], None]
+OnSent = Callable[["SubmitAnswer"], None]
 
 
 def _stored(answer: SubmitAnswer) -> dict:
@@ -64,6 +66,7 @@ def _submit_response(call: Call, operation: str, work: Callable[[OnSent], Submit
            summary="Send a message, reply or forward (200 sent, 202 queued); honours Idempotency-Key",
            errors=SEND_ERRORS, also=(202,))
 def submit(call: Call) -> Response:
+    from chalicelib.services import sending  # the send routes only: composes and delivers mail (smtp)
     return _submit_response(call, "submit", lambda on_sent: sending.submit(call.params["account"], call.body,
                                                                             on_sent=on_sent))
 
@@ -72,6 +75,7 @@ def submit(call: Call) -> Response:
            response=SubmitResponse, summary="Send an existing draft (200 sent, 202 queued)", errors=SEND_ERRORS,
            also=(202,))
 def submit_draft(call: Call) -> Response:
+    from chalicelib.services import sending  # the send routes only: composes and delivers mail (smtp)
     return _submit_response(call, "submit-draft", lambda on_sent: sending.submit_draft(
         call.params["account"], call.params["message"], call.body, on_sent=on_sent), message=call.params["message"])
 
@@ -83,6 +87,7 @@ def _bound_account(call: Call) -> str | None:
 @api_route(blueprint, "/v1/outbox", "GET", summary="List queued and recently finished sends", tag=TAG,
            access=Access.ACCOUNT, query=OutboxListQuery, response=OutboxList)
 def list_outbox(call: Call) -> OutboxList:
+    from chalicelib.services import outbox  # the outbox routes only: it loads the whole sending stack
     query: OutboxListQuery = call.query
     account = call.principal.account if call.principal and call.principal.account else query.account
     entries, total, pages = outbox.list_entries(query.page, query.pageSize, account=account, state=query.state)
@@ -92,11 +97,13 @@ def list_outbox(call: Call) -> OutboxList:
 @api_route(blueprint, "/v1/outbox/{queueId}", "GET", summary="One queued or recently finished send", tag=TAG,
            access=Access.ACCOUNT, response=OutboxEntryOut, errors=(404,))
 def get_outbox_entry(call: Call) -> OutboxEntryOut:
+    from chalicelib.services import outbox  # the outbox routes only: it loads the whole sending stack
     return outbox.entry_out(outbox.get_visible_entry(call.params["queueId"], _bound_account(call)))
 
 
 @api_route(blueprint, "/v1/outbox/{queueId}", "DELETE", summary="Cancel a queued send", tag=TAG,
            access=Access.ACCOUNT, response=CancelledResponse, errors=(404, 409))
 def cancel_outbox_entry(call: Call) -> CancelledResponse:
+    from chalicelib.services import outbox  # the outbox routes only: it loads the whole sending stack
     outbox.cancel(outbox.get_visible_entry(call.params["queueId"], _bound_account(call)).queue_id)
     return CancelledResponse(deleted=True)

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, PageQuery, StrictModel
-from chalicelib.smtp.compose import normalize_message_id
 from chalicelib.smtp.headertext import header_text_problem
 
 MAX_RECIPIENTS_PER_FIELD = 500
@@ -164,6 +163,8 @@ class SubmitRequest(DeliveryOptions):
     @field_validator("messageId")
     @classmethod
     def _message_id(cls, value: str | None) -> str | None:
+        from chalicelib.smtp.compose import normalize_message_id  # an adapter: loaded by the first send, not the API's import
+
         return normalize_message_id(value) if value is not None else None
 
 

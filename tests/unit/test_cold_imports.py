@@ -27,6 +27,10 @@ NOT_AT_IMPORT = {
     "authlib": "the hosted OAuth2 authorization flow",
     "email_validator": "the first address checked",
     "boto3": "nothing: clients come from chalicelib.aws_clients (botocore)",
+    "chalicelib.services.outbox": "the deliver_outbox handler and the outbox routes",
+    "chalicelib.services.sending": "the send routes",
+    "chalicelib.services.message_actions": "the routes that change messages",
+    "chalicelib.smtp.compose": "the first message composed (a send, a draft, a messageId checked)",
 }
 
 
@@ -43,6 +47,19 @@ def test_importing_the_app_loads_nothing_the_api_does_not_use():
     heavy = {prefix: where for prefix, where in NOT_AT_IMPORT.items()
              if any(name == prefix or name.startswith(prefix + ".") for name in loaded)}
     assert heavy == {}, "imported by `import app`; these belong elsewhere"
+
+
+def test_the_outbox_handler_is_wired_as_the_outbox_module_says():
+    # app.py names the queue and batch size itself so that importing it does not load the sending stack
+    import app
+    from chalicelib.services import outbox
+    from chalicelib.settings import get_settings
+
+    config = app.app.event_sources  # one per SQS handler
+    source = next(source for source in config if source.name == "deliver_outbox")
+
+    assert source.queue == get_settings().queue_name(outbox.OUTBOX_QUEUE)
+    assert source.batch_size == outbox.BATCH_SIZE
 
 
 def test_importing_the_app_creates_no_aws_session_or_client():
