@@ -21,7 +21,7 @@ from chalicelib.schemas.accounts import (
 )
 from chalicelib.schemas.common import DeletedResponse
 from chalicelib.schemas.oauth2 import OAuth2TokenOut
-from chalicelib.services import account_deletion, accounts, oauth2_token_api
+from chalicelib.services import accounts
 
 blueprint = Blueprint(__name__)
 TAG = "Accounts"
@@ -61,6 +61,7 @@ def update_account(call: Call) -> AccountUpdated:
            summary="Delete an account and everything it owns (a retry finishes an interrupted deletion)",
            tag=TAG, response=DeletedResponse, errors=(404,))
 def delete_account(call: Call) -> DeletedResponse:
+    from chalicelib.services import account_deletion  # one route: the deletion sweep (webhook log, checkpoints)
     account_deletion.delete_account(call.params["account"])
     return DeletedResponse(deleted=True)
 
@@ -77,6 +78,7 @@ def verify_account(call: Call) -> VerifyResponse:
            summary="The account's current OAuth2 access token (off unless enabled; unbound tokens only)",
            tag=TAG, access=Access.API, response=OAuth2TokenOut, errors=(403, 404, 409, 502, 503))
 def get_oauth_token(call: Call) -> Response:
+    from chalicelib.services import oauth2_token_api  # one route: token hand-out
     token = oauth2_token_api.current_token(call.params["account"])
     # A bearer token for the provider's own API: no shared cache may keep it.
     return json_response(token, headers={"Cache-Control": "no-store"})

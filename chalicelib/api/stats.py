@@ -9,7 +9,6 @@ from chalice import Blueprint
 from chalicelib.api.routing import Access, Call, api_route
 from chalicelib.errors import ForbiddenError
 from chalicelib.schemas.stats import ActivityOut, ActivityQuery, StatsOut
-from chalicelib.services import activity, stats
 
 blueprint = Blueprint(__name__)
 TAG = "Operations"
@@ -18,6 +17,7 @@ TAG = "Operations"
 @api_route(blueprint, "/v1/stats", "GET", summary="Operations overview: accounts, queues, watchers, webhooks",
            tag=TAG, access=Access.ADMIN, response=StatsOut)
 def get_stats(call: Call) -> StatsOut:
+    from chalicelib.services import stats  # its own route only: queue and lease readers
     return stats.collect_stats()
 
 
@@ -25,6 +25,7 @@ def get_stats(call: Call) -> StatsOut:
            summary="Activity over the last hour or day: events by type, deliveries by status, webhook latency",
            tag=TAG, access=Access.ACCOUNT, query=ActivityQuery, response=ActivityOut, errors=(400, 403))
 def get_activity(call: Call) -> ActivityOut:
+    from chalicelib.services import activity  # its own route only: the delivery log's readers
     query: ActivityQuery = call.query
     bound = call.principal.account if call.principal else None
     if bound is not None and query.account not in (None, bound):

@@ -33,7 +33,7 @@ from chalicelib.schemas.webhooks import (
     WebhookTestRequest,
     WebhookTestResult,
 )
-from chalicelib.services import idempotency, webhook_recovery, webhook_settings
+from chalicelib.services import idempotency, webhook_settings
 
 blueprint = Blueprint(__name__)
 SETTINGS_TAG = "Settings"
@@ -99,6 +99,7 @@ def _one_account_or_admin(call: Call, requested: str | None) -> str | None:
 @api_route(blueprint, "/v1/webhooks/deliveries", "GET", summary="The delivery log (14 days), newest first",
            tag=TAG, access=Access.ACCOUNT, query=DeliveryListQuery, response=DeliveryList, errors=(400, 403, 422))
 def list_deliveries(call: Call) -> DeliveryList:
+    from chalicelib.services import webhook_recovery  # the delivery log's routes only (replay, test POST)
     query: DeliveryListQuery = call.query
     bound = call.principal.account if call.principal else None
     if bound is not None:
@@ -111,6 +112,7 @@ def list_deliveries(call: Call) -> DeliveryList:
 @api_route(blueprint, "/v1/webhooks/replay", "POST", summary="Send logged events again (same ids), oldest first",
            tag=TAG, access=Access.ACCOUNT, body=ReplayRequest, response=ReplayResult, errors=(400, 403, 422))
 def replay(call: Call) -> Response:
+    from chalicelib.services import webhook_recovery  # the delivery log's routes only (replay, test POST)
     request: ReplayRequest = call.body
     request = request.model_copy(update={"account": _one_account_or_admin(call, request.account)})
     # Continuations are idempotent through their cursor; a retried first request only
@@ -126,6 +128,7 @@ def replay(call: Call) -> Response:
 @api_route(blueprint, "/v1/webhooks/replay/{eventId}", "POST", summary="Send one logged event again",
            tag=TAG, access=Access.ACCOUNT, response=ReplayResult, errors=(403, 404))
 def replay_one(call: Call) -> ReplayResult:
+    from chalicelib.services import webhook_recovery  # the delivery log's routes only (replay, test POST)
     assert call.principal is not None
     return webhook_recovery.replay_one(call.params["eventId"], only_account=call.principal.account)
 
@@ -133,4 +136,5 @@ def replay_one(call: Call) -> ReplayResult:
 @api_route(blueprint, "/v1/webhooks/test", "POST", summary="POST a signed test event and report the answer",
            tag=TAG, access=Access.ACCOUNT, body=WebhookTestRequest, response=WebhookTestResult, errors=(400, 403, 409))
 def send_test(call: Call) -> WebhookTestResult:
+    from chalicelib.services import webhook_recovery  # the delivery log's routes only (replay, test POST)
     return webhook_recovery.send_test(_one_account_or_admin(call, call.body.account))

@@ -163,7 +163,7 @@ class SubmitRequest(DeliveryOptions):
     @field_validator("messageId")
     @classmethod
     def _message_id(cls, value: str | None) -> str | None:
-        from chalicelib.smtp.compose import normalize_message_id  # an adapter: loaded by the first send, not the API's import
+        from chalicelib.smtp.compose import normalize_message_id  # an adapter: loaded by a send, not at import
 
         return normalize_message_id(value) if value is not None else None
 

@@ -31,6 +31,11 @@ NOT_AT_IMPORT = {
     "chalicelib.services.sending": "the send routes",
     "chalicelib.services.message_actions": "the routes that change messages",
     "chalicelib.smtp.compose": "the first message composed (a send, a draft, a messageId checked)",
+    "chalicelib.store.deliveries": "the delivery log's routes, account deletion, the webhook consumers",
+    "chalicelib.services.webhook_recovery": "the delivery log's routes (list, replay, test POST)",
+    "chalicelib.services.account_deletion": "DELETE /v1/account/{account}",
+    "chalicelib.services.activity": "GET /v1/stats/activity",
+    "chalicelib.services.stats": "GET /v1/stats",
 }
 
 
