@@ -40,6 +40,7 @@ from chalicelib.imap.messages import (
     partial_fetch_limit,
     partial_fetch_octets,
 )
+from chalicelib.mime.headers import HEADER_NAME_PATTERN
 from chalicelib.mime.structure import parse_bodystructure
 
 ALL_HEADERS = "*"
@@ -47,7 +48,6 @@ SPECULATIVE_SECTION = "1"
 SPECULATIVE_BYTES = 16 * 1024
 # RFC 3501 atom-specials (plus ']', which ends the section): such names must be quoted.
 _ATOM = re.compile(r"^[!#$&'+-Z^-z|~]+$")
-HEADER_NAME_PATTERN = r"^[!-9;-~]+$"  # RFC 5322 field-name: printable ASCII but ':'
 _FIELD_NAME = re.compile(HEADER_NAME_PATTERN)
 
 # (section, first octet, octet count or None for all of it)

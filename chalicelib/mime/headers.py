@@ -17,6 +17,7 @@ from chalicelib.mime.encodedwords import HeaderInput, decode_header_value
 
 __all__ = ["decode_header_value", "parse_address_list", "parse_date", "parse_message_id", "parse_references"]
 
+HEADER_NAME_PATTERN = r"^[!-9;-~]+$"  # RFC 5322 field-name: printable ASCII but ':'
 _MESSAGE_ID = re.compile(r"<([^<>]*)>")
 _COMMENT = re.compile(r"\([^()]*\)")
 _MAX_OFFSET = timedelta(hours=23, minutes=59)

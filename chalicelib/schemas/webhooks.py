@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from chalicelib.events.model import DeliveryStatus, EventType
-from chalicelib.imap.message_content import HEADER_NAME_PATTERN
+from chalicelib.mime.headers import HEADER_NAME_PATTERN  # not the IMAP reader that also uses it
 from chalicelib.schemas.common import AccountId, Cursor, IsoDateTime, OutputModel, StrictModel
 from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
 from chalicelib.webhooks.signing import (

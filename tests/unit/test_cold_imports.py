@@ -36,6 +36,7 @@ NOT_AT_IMPORT = {
     "chalicelib.services.account_deletion": "DELETE /v1/account/{account}",
     "chalicelib.services.activity": "GET /v1/stats/activity",
     "chalicelib.services.stats": "GET /v1/stats",
+    "chalicelib.imap.message_content": "reading a message's parts (not the webhook schemas)",
 }
 
 
