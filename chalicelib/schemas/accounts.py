@@ -420,13 +420,35 @@ class AccountCreated(OutputModel):
 
 class AccountList(OutputModel):
     accounts: list[AccountOut]
-    total: int
+    total: int = Field(description="Accounts that match the filters")
     page: int
     pages: int
+    state: str = Field("*", description="The state filter applied, or * (EmailEngine's echo)")
+    query: str | Literal[False] = Field(False, description="The search applied, or false (EmailEngine's echo)")
+
+
+# EmailEngine's names for states this API calls otherwise, and its virtual "errors".
+STATE_ALIASES: dict[str, tuple[str, ...]] = {
+    "init": ("new",),
+    "paused": ("disabled",),
+    "errors": ("authenticationError", "connectError", "syncError"),
+}
+AccountStateFilter = Literal[AccountState, "init", "paused", "errors"]
+ACCOUNT_QUERY_MAX_CHARS = 256
 
 
 class AccountListQuery(PageQuery):
-    pass
+    state: AccountStateFilter | None = Field(
+        None, description="Only accounts in this state; `errors`: any error state; EmailEngine's `init` is `new`, "
+                          "`paused` is `disabled`")
+    query: str | None = Field(None, min_length=1, max_length=ACCOUNT_QUERY_MAX_CHARS,
+                              description="Only accounts whose id, name or email contains this text (any case)")
+
+    def states(self) -> frozenset[str] | None:
+        """The stored states the filter selects (None: every state)."""
+        if self.state is None:
+            return None
+        return frozenset(STATE_ALIASES.get(self.state, (self.state,)))
 
 
 class VerifyResult(OutputModel):
