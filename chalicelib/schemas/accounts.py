@@ -323,9 +323,10 @@ class AccountUpdate(StrictModel):
     oauth2: OAuth2LoginUpdate | None = Field(None, description="OAuth2 accounts only")
     verify: bool = True
     # -- webhooks: per-account override --
-    webhooks: WebhookUrl | None = Field(
+    # "" unsets, as in EmailEngine (its Joi schema allows the empty string).
+    webhooks: WebhookUrl | Literal[""] | None = Field(
         None, description="Send this account's events here, signed with the account's own secret (generated with "
-                          "the first URL and shown once, in this response); null: the global URL")
+                          "the first URL and shown once, in this response); null or empty: the global URL")
     webhookEvents: list[WebhookEventName] | None = Field(
         None, description="Event types to send for this account; null: the global list")
 

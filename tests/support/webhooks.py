@@ -155,9 +155,14 @@ class WebhookHarness:
 @pytest.fixture
 def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarness]:
     from chalicelib.events import queue
+    from chalicelib.events.publisher import ListEventSink
+    from chalicelib.services import account_events
     from chalicelib.settings import reset_settings
     from chalicelib.webhooks.queue_ops import DEAD_LETTER_QUEUE
 
+    # These tests publish their own events and count what arrives: the accounts they
+    # register announce themselves elsewhere (test_emailengine_accounts covers those events).
+    monkeypatch.setattr(account_events, "get_event_sink", ListEventSink)
     monkeypatch.setenv("IMAPLESS_WEBHOOK_RETRY_SCHEDULE", FAST_SCHEDULE)
     monkeypatch.setenv("IMAPLESS_WEBHOOK_TIMEOUT_SECONDS", ATTEMPT_TIMEOUT_SECONDS)
     reset_settings()
