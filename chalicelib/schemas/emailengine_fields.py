@@ -168,15 +168,9 @@ def ignored_field_warnings(*inputs: Any) -> list[dict[str, str]]:
     return [{"field": path, "reason": IGNORED_REASON} for path in seen]
 
 
-def ignores_anything(model: type[BaseModel], _seen: frozenset[type] = frozenset()) -> bool:
+def ignores_anything(model: type[BaseModel]) -> bool:
     """Whether a request part of this model (or one nested in it) accepts ignored fields."""
-    if getattr(model, "emailengine_ignored", ()):
-        return True
-    for info in model.model_fields.values():
-        for candidate in _model_types(info.annotation):
-            if candidate not in _seen and ignores_anything(candidate, _seen | {model}):
-                return True
-    return False
+    return bool(ignored_paths(model))
 
 
 def _model_types(annotation: Any) -> Iterator[type[BaseModel]]:
@@ -187,3 +181,13 @@ def _model_types(annotation: Any) -> Iterator[type[BaseModel]]:
     metadata_origin = getattr(annotation, "__origin__", None)
     if metadata_origin is not None and metadata_origin is not annotation:
         yield from _model_types(metadata_origin)
+
+
+def ignored_paths(model: type[BaseModel], prefix: str = "", _seen: frozenset[type] = frozenset()) -> list[str]:
+    """Every dotted path a request of ``model`` accepts and ignores (for documentation and tests)."""
+    paths = [prefix + name for name in getattr(model, "emailengine_ignored", ())]
+    for field_name, info in model.model_fields.items():
+        for nested in dict.fromkeys(_model_types(info.annotation)):
+            if nested not in _seen:
+                paths += ignored_paths(nested, f"{prefix}{info.alias or field_name}.", _seen | {model})
+    return list(dict.fromkeys(paths))
