@@ -313,11 +313,16 @@ class AccountCreate(StrictModel):
         return self
 
 
+def _empty_is_unchanged(value: object) -> object:
+    return None if value == "" else value  # EmailEngine reads an empty email as absent (Joi's .empty(''))
+
+
 class AccountUpdate(StrictModel):
     emailengine_ignored: ClassVar[tuple[str, ...]] = ee.ACCOUNT_UPDATE
 
     name: str | None = Field(None, max_length=256)
-    email: EmailAddress | None = None
+    email: Annotated[EmailAddress | None, BeforeValidator(_empty_is_unchanged)] = Field(
+        None, description="Empty or null: unchanged")
     imap: ImapSettingsUpdate | None = None
     smtp: ServerSettingsUpdate | None = None
     oauth2: OAuth2LoginUpdate | None = Field(None, description="OAuth2 accounts only")

@@ -102,6 +102,15 @@ class TestEmailFromTheLogin:
         assert list(response.json["details"]) == ["email"]
         assert response.json["details"]["email"].startswith("Field required")
 
+    def test_an_empty_email_in_an_update_leaves_it_unchanged(self, api, account_ids):
+        account = unique("keep-email")
+        assert api.post("/v1/account", {"account": account, "email": "kept@example.com", "verify": False, "imap": {
+            "host": "imap.example.com", "port": 993, "secure": True, "auth": {"user": "u", "pass": "p"}}}).status == 200
+        account_ids.append(account)
+        response = api.put(f"/v1/account/{account}", {"email": "", "name": "Renamed"})
+        assert response.status == 200, response.body
+        assert (response.json["email"], response.json["name"]) == ("kept@example.com", "Renamed")
+
     def test_a_given_email_wins_over_the_login(self, api, account_ids):
         account = unique("given-email")
         response = api.post("/v1/account", {
