@@ -313,25 +313,30 @@ class AccountCreate(StrictModel):
         return self
 
 
-def _empty_is_unchanged(value: object) -> object:
-    return None if value == "" else value  # EmailEngine reads an empty email as absent (Joi's .empty(''))
+def _empty_as_null(value: object) -> object:
+    return None if value == "" else value  # EmailEngine reads "" as absent (Joi's .empty('') / .allow(''))
+
+
+def _document_empty_too(schema: dict[str, Any]) -> None:
+    schema["anyOf"].insert(1, {"type": "string", "const": ""})
 
 
 class AccountUpdate(StrictModel):
     emailengine_ignored: ClassVar[tuple[str, ...]] = ee.ACCOUNT_UPDATE
 
     name: str | None = Field(None, max_length=256)
-    email: Annotated[EmailAddress | None, BeforeValidator(_empty_is_unchanged)] = Field(
+    email: Annotated[EmailAddress | None, BeforeValidator(_empty_as_null)] = Field(
         None, description="Empty or null: unchanged")
     imap: ImapSettingsUpdate | None = None
     smtp: ServerSettingsUpdate | None = None
     oauth2: OAuth2LoginUpdate | None = Field(None, description="OAuth2 accounts only")
     verify: bool = True
     # -- webhooks: per-account override --
-    # "" unsets, as in EmailEngine (its Joi schema allows the empty string).
-    webhooks: WebhookUrl | Literal[""] | None = Field(
+    # "" unsets, as in EmailEngine; read as null (a union would turn a bad URL's 422 into a 400).
+    webhooks: Annotated[WebhookUrl | None, BeforeValidator(_empty_as_null)] = Field(
         None, description="Send this account's events here, signed with the account's own secret (generated with "
-                          "the first URL and shown once, in this response); null or empty: the global URL")
+                          "the first URL and shown once, in this response); null or empty: the global URL",
+        json_schema_extra=_document_empty_too)
     webhookEvents: list[WebhookEventName] | None = Field(
         None, description="Event types to send for this account; null: the global list")
 
