@@ -545,6 +545,15 @@ def load_credentials(account_id: str, *, rejected: str | None = None) -> Account
         incarnation=stored.incarnation)
 
 
+def refreshed_imap_credentials(account_id: str, credentials: AccountCredentials,
+                               ) -> Callable[[AccountCredentials], AccountCredentials] | None:
+    """How to get ``account_id``'s credentials again after a server refused their IMAP secret
+    (:func:`chalicelib.token_refusal.login_refreshing_once`); None when they cannot be refreshed."""
+    if not credentials.refreshable:
+        return None
+    return lambda refused: load_credentials(account_id, rejected=refused.imap_secret)
+
+
 def take_verification_allowance(token_id: str) -> None:
     """Count one connection to a caller-chosen server against ``token_id``'s allowance.
 

@@ -31,6 +31,7 @@ from chalicelib.imap.session import ImapSession
 from chalicelib.services import account_records, accounts, oauth2_app_health
 from chalicelib.settings import get_settings
 from chalicelib.store.connection_leases import DynamoLeaseBroker
+from chalicelib.token_refusal import login_refreshing_once
 
 
 @functools.lru_cache(maxsize=1)
@@ -61,21 +62,15 @@ def _open(account_id: str, seconds: float) -> ImapSession:
     settings = get_settings()
     try:
         credentials = accounts.load_credentials(account_id)  # an OAuth2 token refresh may fail here
-        if credentials.imap is None or credentials.imap_secret is None:
-            raise ApiError("the account has no IMAP settings", code="NoImapSettings", status=400)
-        try:
-            return imap_session.connect(credentials.imap, credentials.imap_secret,
+
+        def login(opened: accounts.AccountCredentials) -> ImapSession:
+            if opened.imap is None or opened.imap_secret is None:
+                raise ApiError("the account has no IMAP settings", code="NoImapSettings", status=400)
+            return imap_session.connect(opened.imap, opened.imap_secret,
                                         connect_timeout=min(settings.connect_timeout_seconds, seconds),
                                         command_timeout=min(settings.command_timeout_seconds, seconds))
-        except MailServerError as exc:
-            if exc.code != "AuthenticationFailed" or not credentials.refreshable:
-                raise
-        # A refreshed access token refused before its expiry: refresh at once and try once more.
-        fresh = accounts.load_credentials(account_id, rejected=credentials.imap_secret)
-        assert fresh.imap is not None and fresh.imap_secret is not None
-        return imap_session.connect(fresh.imap, fresh.imap_secret,
-                                    connect_timeout=min(settings.connect_timeout_seconds, seconds),
-                                    command_timeout=min(settings.command_timeout_seconds, seconds))
+
+        return login_refreshing_once(login, credentials, accounts.refreshed_imap_credentials(account_id, credentials))
     except MailServerError as exc:
         oauth2_app_health.mark_app_invalid(account_id, exc)
         if exc.code == "ConnectionTimeout":

@@ -42,10 +42,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from chalicelib.errors import MailServerError
 from chalicelib.security.transport import MailServer
 from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
+from chalicelib.token_refusal import login_refreshing_once
 
 MAX_IDLE_PER_SERVER = 2
 MAX_MESSAGES_PER_SESSION = 100  # some providers (Exchange Online) cap messages per session
@@ -115,15 +115,9 @@ class SmtpPool:
             self._release(key, lease)
 
     def _open(self, login: SmtpLogin) -> smtplib.SMTP:
-        server, secret = login.credentials()
-        try:
-            return self._connect(server, secret)
-        except MailServerError as exc:
-            if exc.code != "AuthenticationFailed" or login.refreshed is None:
-                raise
-        # A refreshed access token refused before its expiry (revoked and granted again, a clock
-        # ahead of the provider's): refresh at once and log in once more, as the IMAP paths do.
-        return self._connect(*login.refreshed(secret))
+        refreshed = login.refreshed
+        return login_refreshing_once(lambda pair: self._connect(*pair), login.credentials(),
+                                     None if refreshed is None else lambda refused: refreshed(refused[1]))
 
     def idle_count(self) -> int:
         with self._lock:

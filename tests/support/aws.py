@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.tracked_connections import TracksConnections
+
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 
@@ -69,21 +71,8 @@ class MotoServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import ThreadedWSGIServer
 
-        class _TrackingServer(ThreadedWSGIServer):
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                super().__init__(*args, **kwargs)
-                self.open_connections: set[socket.socket] = set()
-                self.connections_lock = threading.Lock()
-
-            def process_request(self, request: Any, client_address: Any) -> None:
-                with self.connections_lock:
-                    self.open_connections.add(request)
-                super().process_request(request, client_address)
-
-            def shutdown_request(self, request: Any) -> None:
-                with self.connections_lock:
-                    self.open_connections.discard(request)
-                super().shutdown_request(request)
+        class _TrackingServer(TracksConnections, ThreadedWSGIServer):
+            pass
 
         self._server = _TrackingServer("127.0.0.1", MOTO_PORT, DomainDispatcherApplication(create_backend_app),
                                        handler=MotoRequestHandler)
@@ -96,11 +85,7 @@ class MotoServer:
             return
         server.shutdown()
         server.server_close()
-        with server.connections_lock:
-            connections = list(server.open_connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        server.close_open_connections()
         assert self._thread is not None
         self._thread.join()
 

@@ -88,8 +88,8 @@ class FakeConnection:
 def stored_account(monkeypatch: pytest.MonkeyPatch, state: str) -> dict:
     """The account record as the store keeps it; state changes are conditional on the old state."""
     server = SimpleNamespace(user="user@example.test")
-    monkeypatch.setattr(account_service, "load_credentials", lambda account_id: SimpleNamespace(
-        imap=server, imap_secret="pw", incarnation="i1"))
+    monkeypatch.setattr(account_service, "load_credentials", lambda account_id: account_service.AccountCredentials(
+        account=account_id, imap=server, imap_secret="pw", smtp=None, smtp_secret=None, incarnation="i1"))
     stored = {"state": state, "version": 1, "last_error": None}
     monkeypatch.setattr(account_store, "get_account",
                         lambda _: SimpleNamespace(state=stored["state"], version=stored["version"]))

@@ -64,6 +64,7 @@ from chalicelib.sync.watch_plan import (
     plan_steps,
     reconnect_delay,
 )
+from chalicelib.token_refusal import login_refreshing_once
 from workers.watch import logger
 from workers.watch.context import WatchContext
 from workers.watch.failures import RECOVERABLE, classify_failure
@@ -283,17 +284,13 @@ class AccountWatch:
         self._idle(listener)
 
     def _open_listener(self, credentials: account_service.AccountCredentials) -> WatchConnection:
-        assert credentials.imap is not None and credentials.imap_secret is not None
-        try:
-            return self.context.open_connection(credentials.imap, credentials.imap_secret)
-        except MailServerError as exc:
-            if exc.code != "AuthenticationFailed" or not credentials.refreshable:
-                raise
-        # A refreshed access token refused before its expiry (revoked and granted again, a
-        # clock ahead of the provider's): refresh at once and try once more.
-        fresh = account_service.load_credentials(self.account, rejected=credentials.imap_secret)
-        assert fresh.imap is not None and fresh.imap_secret is not None
-        return self.context.open_connection(fresh.imap, fresh.imap_secret)
+        def login(opened: account_service.AccountCredentials) -> WatchConnection:
+            if opened.imap is None or opened.imap_secret is None:
+                raise AccountNotFoundError(f"account {self.account!r} has no IMAP settings")
+            return self.context.open_connection(opened.imap, opened.imap_secret)
+
+        return login_refreshing_once(login, credentials,
+                                     account_service.refreshed_imap_credentials(self.account, credentials))
 
     def _record_login(self, outcome: LoginOutcome) -> None:
         if transition_event(self.account, self.state, self.version, outcome, incarnation=self.incarnation) is None:
