@@ -147,7 +147,8 @@ def check_no_overlap(model: type[BaseModel], ignored: tuple[str, ...]) -> None:
         raise TypeError(f"{model.__name__}: {overlap} are real fields; remove them from emailengine_ignored")
 
 
-def _ignored_paths(model: BaseModel, prefix: str) -> Iterator[str]:
+def _ignored_in(model: BaseModel, prefix: str) -> Iterator[str]:
+    """The dotted paths of the fields this validated request part (and its parts) set aside."""
     for name in getattr(model, "_ignored_fields", None) or ():
         yield prefix + name
     for field_name, info in type(model).model_fields.items():
@@ -156,7 +157,7 @@ def _ignored_paths(model: BaseModel, prefix: str) -> Iterator[str]:
         items: Iterable[Any] = value if isinstance(value, (list, tuple)) else (value,)
         for item in items:
             if isinstance(item, BaseModel):
-                yield from _ignored_paths(item, f"{prefix}{key}.")
+                yield from _ignored_in(item, f"{prefix}{key}.")
 
 
 def ignored_field_warnings(*inputs: Any) -> list[dict[str, str]]:
@@ -164,7 +165,7 @@ def ignored_field_warnings(*inputs: Any) -> list[dict[str, str]]:
     seen: dict[str, None] = {}
     for model in inputs:
         if isinstance(model, BaseModel):
-            seen.update(dict.fromkeys(_ignored_paths(model, "")))
+            seen.update(dict.fromkeys(_ignored_in(model, "")))
     return [{"field": path, "reason": IGNORED_REASON} for path in seen]
 
 
