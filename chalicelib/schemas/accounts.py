@@ -237,6 +237,10 @@ class OAuth2LoginUpdate(StrictModel):
     expires: IsoDateTime | None = None
 
 
+# EmailEngine reads an empty string as "not given" in several fields; its own schema branch
+# (a format such as `email` would otherwise call "" invalid).
+EMPTY_TEXT_SCHEMA: dict[str, Any] = {"type": "string", "const": ""}
+
 # A login name that is an address can stand in for a missing ``email`` (EmailEngine's
 # getting-started request has none). The document says so with this same pattern, so a
 # request the document accepts is never refused as "email missing".
@@ -275,7 +279,12 @@ def _email_required_unless_a_login_is_an_address(schema: dict[str, Any]) -> None
         return {"required": [part], "properties": {part: {
             "type": "object", "required": ["auth"], "properties": {"auth": auth}}}}
 
-    schema["properties"]["email"].pop("default", None)  # None is "absent", never a value
+    email = schema["properties"]["email"]
+    email.pop("default", None)  # None is "absent", never a value
+    # "" is absent too (EmailEngine's Joi .empty('')): a value the document must allow besides an address.
+    schema["properties"]["email"] = {"anyOf": [{k: v for k, v in email.items() if k not in ("description", "title")},
+                                               EMPTY_TEXT_SCHEMA],
+                                     "description": email.get("description"), "title": email.get("title")}
     schema["anyOf"] = [{"required": ["email"], "properties": {"email": {"type": "string", "minLength": 1}}},
                        *(login_is_address(part) for part in EMAIL_SOURCES)]
 
@@ -318,7 +327,7 @@ def _empty_as_null(value: object) -> object:
 
 
 def _document_empty_too(schema: dict[str, Any]) -> None:
-    schema["anyOf"].insert(1, {"type": "string", "const": ""})
+    schema["anyOf"].insert(1, EMPTY_TEXT_SCHEMA)
 
 
 class AccountUpdate(StrictModel):
@@ -326,7 +335,7 @@ class AccountUpdate(StrictModel):
 
     name: str | None = Field(None, max_length=256)
     email: Annotated[EmailAddress | None, BeforeValidator(_empty_as_null)] = Field(
-        None, description="Empty or null: unchanged")
+        None, description="Empty or null: unchanged", json_schema_extra=_document_empty_too)
     imap: ImapSettingsUpdate | None = None
     smtp: ServerSettingsUpdate | None = None
     oauth2: OAuth2LoginUpdate | None = Field(None, description="OAuth2 accounts only")
