@@ -243,8 +243,10 @@ EMPTY_TEXT_SCHEMA: dict[str, Any] = {"type": "string", "const": ""}
 
 # A login name that is an address can stand in for a missing ``email`` (EmailEngine's
 # getting-started request has none). The document says so with this same pattern, so a
-# request the document accepts is never refused as "email missing".
-ADDRESS_LIKE_PATTERN = r"^[^@\s]+@[^@\s]+$"
+# request the document accepts is never refused as "email missing". Only "one @ between two
+# non-empty parts": \s and $ mean different things in ECMA-262 (the document's dialect) and
+# in Python's re, and [^@] means the same in both.
+ADDRESS_LIKE_PATTERN = r"^[^@]+@[^@]+$"
 _ADDRESS_LIKE = re.compile(ADDRESS_LIKE_PATTERN)
 EMAIL_SOURCES = ("imap", "smtp", "oauth2")  # the first whose auth.user is an address gives it
 EMAIL_HELP = ("The account's address. When absent (or empty), the first of imap.auth.user, smtp.auth.user, "
