@@ -1,20 +1,25 @@
-"""The Chalice application: registers blueprints and middleware; no logic lives here."""
+"""The Chalice application: registers blueprints, middleware and SQS handlers; no logic lives here.
+
+Every deployed function imports this module (Chalice packages the routes as ``app.app``
+and each SQS handler as its own function), so it imports only what the API needs: each
+consumer's code is imported by its handler, on its first batch, not by the API's cold start.
+"""
+
+from typing import Any
 
 from chalice import Chalice
 
 from chalicelib.api import accounts, mailboxes, messages, oauth2, oauth2_authorization, system, tokens
+from chalicelib.api import console as console_api  # console
 from chalicelib.api import sending as sending_api  # sending
 from chalicelib.api import stats as stats_api  # operations
 from chalicelib.api import webhooks as webhook_api  # webhooks
 from chalicelib.api.middleware import normalize_chalice_errors
 from chalicelib.api.telemetry import record_http_request, record_sqs_batch  # operations
-from chalicelib.events.queue import EVENTS_QUEUE  # webhooks
+from chalicelib.events.queue import DEAD_LETTER_QUEUE, EVENTS_QUEUE, FIFO_BATCH_SIZE  # webhooks
 from chalicelib.services import outbox as outbox_service  # sending
 from chalicelib.settings import SERVICE_NAME
 from chalicelib.settings import get_settings as _get_settings  # webhooks
-from chalicelib.webhooks import consumer as webhook_consumer  # webhooks
-from chalicelib.webhooks import dead_letters as webhook_dead_letters  # webhooks
-from chalicelib.webhooks.queue_ops import DEAD_LETTER_QUEUE as EVENTS_DEAD_LETTER_QUEUE  # webhooks
 
 # configure_logs=False: Powertools' Logger owns the "imapless" logger; Chalice's own
 # handler on the same name would print every line twice.
@@ -30,11 +35,22 @@ app.register_blueprint(mailboxes.blueprint)
 app.register_blueprint(messages.blueprint)
 # -- webhook blueprints and SQS consumers --
 app.register_blueprint(webhook_api.blueprint)
-deliver_webhooks = app.on_sqs_message(queue=_get_settings().queue_name(EVENTS_QUEUE),
-                                      batch_size=webhook_consumer.BATCH_SIZE)(webhook_consumer.deliver_webhooks)
-record_webhook_dead_letters = app.on_sqs_message(
-    queue=_get_settings().queue_name(EVENTS_DEAD_LETTER_QUEUE),
-    batch_size=webhook_dead_letters.BATCH_SIZE)(webhook_dead_letters.record_webhook_dead_letters)
+
+
+@app.on_sqs_message(queue=_get_settings().queue_name(EVENTS_QUEUE), batch_size=FIFO_BATCH_SIZE)
+def deliver_webhooks(event: Any) -> Any:
+    from chalicelib.webhooks import consumer  # consumer-only code (Powertools idempotency): see the docstring
+
+    return consumer.deliver_webhooks(event)
+
+
+@app.on_sqs_message(queue=_get_settings().queue_name(DEAD_LETTER_QUEUE), batch_size=FIFO_BATCH_SIZE)
+def record_webhook_dead_letters(event: Any) -> Any:
+    from chalicelib.webhooks import dead_letters  # consumer-only code: see the docstring
+
+    return dead_letters.record_webhook_dead_letters(event)
+
+
 # -- sending blueprints and SQS consumers --
 app.register_blueprint(sending_api.blueprint)
 deliver_outbox = app.on_sqs_message(queue=_get_settings().queue_name(outbox_service.OUTBOX_QUEUE),
@@ -43,3 +59,5 @@ deliver_outbox = app.on_sqs_message(queue=_get_settings().queue_name(outbox_serv
 app.register_blueprint(stats_api.blueprint)
 app.register_middleware(record_http_request, "http")
 app.register_middleware(record_sqs_batch, "sqs")
+# -- operators' console (static files; a client of the API above) --
+app.register_blueprint(console_api.blueprint)

@@ -228,6 +228,7 @@ class Settings:
     downloads_bucket: str
     download_url_seconds: int
     max_response_bytes: int
+    embed_images_max_bytes: int
     download_chunk_bytes: int
     token_cache_seconds: float
     account_cache_seconds: float
@@ -304,6 +305,8 @@ def load_settings() -> Settings:
         downloads_bucket=os.environ.get("IMAPLESS_DOWNLOADS_BUCKET", ""),
         download_url_seconds=_env_int("IMAPLESS_DOWNLOAD_URL_SECONDS", 900),
         max_response_bytes=_env_int("IMAPLESS_MAX_RESPONSE_BYTES", 5_500_000),
+        # data: URLs of embedAttachedImages, in total per message (base64 text, as returned)
+        embed_images_max_bytes=_env_int_at_least("IMAPLESS_EMBED_IMAGES_MAX_BYTES", 2_000_000, 0),
         download_chunk_bytes=_env_int_at_least("IMAPLESS_DOWNLOAD_CHUNK_BYTES", 8 * 1024 * 1024,
                                                S3_MIN_PART_BYTES),
         token_cache_seconds=_env_float("IMAPLESS_TOKEN_CACHE_SECONDS", 5.0),

@@ -3,6 +3,7 @@
 #
 #   chalice package --merge-template template.yaml   functions, API, event sources + our resources
 #   deploy/finalize_template.py                       what a static merge cannot express (see there)
+#   deploy/bundle.py                                  deployment.zip: unused botocore models out, bytecode in
 #   deploy/invariants.py                              the stack's rules (PITR, visibility, IAM, ...)
 #   cfn-lint                                          CloudFormation/SAM schema and references
 #
@@ -17,6 +18,7 @@ AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" IMAPLESS_RESOURCE_PREFIX='
     "$venv/bin/chalice" package --stage dev --pkg-format cloudformation --template-format yaml \
     --merge-template template.yaml "$out"
 "$venv/bin/python" -m deploy.finalize_template "$out/sam.yaml"
+"$venv/bin/python" -m deploy.bundle "$out"
 "$venv/bin/python" -m deploy.invariants "$out/sam.yaml"
 "$venv/bin/cfn-lint" --non-zero-exit-code error -- "$out/sam.yaml"
 ls -l "$out"

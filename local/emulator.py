@@ -10,8 +10,14 @@ the next start.
       dynamodb.json (0600)   {"format": 1, "tables": [{definition..., "Items": [typed items]}]}
 
     start()          restore()                autosave thread                        stop()
-    moto up, empty -> snapshot loaded   -> every SAVE_INTERVAL_SECONDS: scan all -> final save,
-                      into moto            tables, hash; write only if changed      moto down
+    moto up, empty -> snapshot loaded   -> every SAVE_INTERVAL_SECONDS, if a request -> final save
+                      into moto            may have changed DynamoDB since the last   (if changed),
+                                           save: scan all tables, hash; write only    moto down
+                                           if the hash changed
+
+The change signal is a count of DynamoDB write requests kept by a WSGI middleware in front
+of moto (see :mod:`local.dynamodb_changes`): an idle system causes no scan, because a scan
+goes through the same server every local process uses and stalls it.
 
 What is durable: every DynamoDB table of the emulator's region, its definition (keys,
 indexes, billing mode, TTL attribute) and its items. What is not: SQS messages (queued or
@@ -48,7 +54,8 @@ Failure modes:
 - moto's backends are process-global: two emulators in one process would share state. The
   runner has one; tests start ``python -m local.emulator`` as a child process.
 - Saving scans everything once per interval when something changed: cheap for a
-  developer's few megabytes, not meant for large data sets.
+  developer's few megabytes, not meant for large data sets. A periodic writer (the
+  watcher's lease renewals) causes a scan per interval in which it wrote.
 """
 
 from __future__ import annotations
@@ -71,9 +78,9 @@ from typing import Any
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
 
 from local.datadir import discard_partial_writes, ensure_private_dir, resolve_data_dir, write_private_file
+from local.dynamodb_changes import CountingMotoServer
 from local.resources import LOCAL_CREDENTIALS, create_resources
 
 DEFAULT_MOTO_PORT = 4566
@@ -150,10 +157,11 @@ class AwsEmulator:
         self.region = region
         self.save_interval_seconds = save_interval_seconds
         self.snapshot_path = data_dir / SNAPSHOT_FILE_NAME
-        self._server: ThreadedMotoServer | None = None
+        self._server: CountingMotoServer | None = None
         self._client: BaseClient | None = None
         self._restored = False
         self._saved_digest: str | None = None
+        self._saved_changes = 0  # the change count the last save (or restore) covered
         self._save_lock = threading.Lock()
         self._stop_autosave = threading.Event()
         self._autosave: threading.Thread | None = None
@@ -169,7 +177,7 @@ class AwsEmulator:
         check_port_free(self.port)
         # moto's server logs every request through werkzeug at INFO.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = CountingMotoServer(ip_address="127.0.0.1", port=self.port)
         self._server.start()
         self._client = boto3.client(
             "dynamodb", endpoint_url=self.endpoint_url, region_name=self.region, **LOCAL_CREDENTIALS,
@@ -180,6 +188,9 @@ class AwsEmulator:
         if self._client is None:
             raise RuntimeError("start() the emulator before restore()")
         tables = self._read_snapshot()
+        # No save covers moto's state yet (the template's tables, the restored items): the first
+        # interval scans once and records the tables as moto has them, as before any change signal.
+        self._saved_changes = -1
         restored = 0
         for table in tables:
             try:
@@ -194,20 +205,34 @@ class AwsEmulator:
         self._autosave.start()
         return restored
 
+    @property
+    def changed_since_save(self) -> bool:
+        """True if a request that may have changed DynamoDB arrived after the last save began."""
+        return self._server is not None and self._server.changes.count != self._saved_changes
+
     def save(self) -> bool:
         """Write the snapshot now if DynamoDB changed since the last write; True if written."""
         if not self._restored:
             raise RuntimeError("refusing to save before restore(): it would overwrite the snapshot")
         with self._save_lock:
+            assert self._server is not None
+            changes = self._server.changes.count  # read before scanning: a write during the scan counts again
             tables = self._scan_tables()
             digest = _digest(tables)
             if digest == self._saved_digest:
+                self._saved_changes = changes
                 return False
             document = {"format": SNAPSHOT_FORMAT, "region": self.region,
                         "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "tables": tables}
             write_private_file(self.snapshot_path, json.dumps(document, indent=1, sort_keys=True).encode())
+            # only now: a failed write (disk full) leaves the change pending, so the next interval retries
             self._saved_digest = digest
+            self._saved_changes = changes
             return True
+
+    def save_if_changed(self) -> bool:
+        """:meth:`save`, but without scanning when no request may have changed DynamoDB."""
+        return self.changed_since_save and self.save()
 
     def stop(self) -> None:
         """Stop saving periodically, save a last time (if restored), stop moto. Idempotent."""
@@ -217,7 +242,7 @@ class AwsEmulator:
             self._autosave = None
         try:
             if self._restored and self._server is not None:
-                self.save()
+                self.save_if_changed()
         finally:
             if self._server is not None:
                 self._server.stop()
@@ -226,7 +251,7 @@ class AwsEmulator:
     def _autosave_loop(self) -> None:
         while not self._stop_autosave.wait(self.save_interval_seconds):
             try:
-                self.save()
+                self.save_if_changed()
             except Exception:  # keep trying: the next interval may succeed (disk full, moto busy)
                 logger.exception("saving the DynamoDB snapshot to %s failed", self.snapshot_path)
 

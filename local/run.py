@@ -305,6 +305,7 @@ def _print_banner(config: RunConfig, token: str, token_source: str, startup_seco
         f"imapless is running (ready in {startup_seconds:.1f} s)",
         f"  API          {config.api_url}",
         f"  API docs     {config.api_url}/docs",
+        f"  console      {config.api_url}/admin   (sign in with the admin token)",
         f"  admin token  {token}   (from {token_source})",
         f"  data dir     {config.data_dir}",
         f"  AWS (moto)   {config.moto_endpoint_url}",

@@ -41,11 +41,13 @@ from chalicelib.schemas.messages import (
     MoveRequest,
     SearchListQuery,
     SearchRequest,
+    SearchUrlQuery,
     TextOnly,
     TextQuery,
 )
 from chalicelib.services import downloads, message_actions, messages
 from chalicelib.services.downloads import Download
+from chalicelib.services.message_rendering import HtmlOptions
 
 blueprint = Blueprint(__name__)
 TAG = "Messages"
@@ -103,12 +105,22 @@ def search_messages(call: Call) -> MessageList:
                                     page=query.page, page_size=query.pageSize, cursor=query.cursor)
 
 
+@api_route(blueprint, "/v1/account/{account}/search", "GET",
+           summary="Search messages with search[field]=value query keys (the POST body's search)", tag=TAG,
+           query=SearchUrlQuery, response=MessageList, errors=(*READ_ERRORS, 409))
+def search_messages_by_url(call: Call) -> MessageList:
+    query: SearchUrlQuery = call.query
+    return messages.search_messages(call.params["account"], query.path, query.search.criteria(),
+                                    page=query.page, page_size=query.pageSize, cursor=query.cursor)
+
+
 @api_route(blueprint, "/v1/account/{account}/message/{message}", "GET", summary="Get a message with its text",
            tag=TAG, query=MessageGetQuery, response=MessageDetail, errors=READ_ERRORS)
 def get_message(call: Call) -> Response:
     query: MessageGetQuery = call.query
     detail = messages.get_message(call.params["account"], call.params["message"], text_type=query.textType,
-                                  max_bytes=query.maxBytes, mark_as_seen=query.markAsSeen)
+                                  max_bytes=query.maxBytes, mark_as_seen=query.markAsSeen,
+                                  html_options=HtmlOptions.resolve(query.webSafeHtml, query.embedAttachedImages))
     return large_json_response(call.params["account"], detail)
 
 
@@ -116,7 +128,7 @@ def get_message(call: Call) -> Response:
            tag=TAG, query=TextQuery, response=TextOnly, errors=READ_ERRORS)
 def get_text(call: Call) -> TextOnly:
     return messages.get_text(call.params["account"], call.params["text"], text_type=call.query.textType,
-                             max_bytes=call.query.maxBytes)
+                             max_bytes=call.query.maxBytes, web_safe=call.query.webSafeHtml)
 
 
 @api_route(blueprint, "/v1/account/{account}/message/{message}/source", "GET",

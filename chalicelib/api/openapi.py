@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from chalicelib.api.routing import ROUTES, Access, RouteSpec
+from chalicelib.api.routing import ROUTES, Access, RouteSpec, object_query_fields
 from chalicelib.schemas.common import ErrorBody, FieldWarning, OutputModel
 from chalicelib.schemas.emailengine_fields import ignores_anything
 
@@ -27,11 +27,31 @@ _ERROR_TEXT = {400: "The request contradicts this document", 401: "Missing or in
                507: "The mailbox is over its quota"}
 
 
+def _query_object_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The object's schema as a query string can carry it: no null (an absent key is what null
+    means in a body; a client serializing null would send the text "null")."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        options = [option for option in prop.pop("anyOf", []) if option.get("type") != "null"]
+        if len(options) == 1:
+            prop.update(options[0])
+        elif options:
+            prop["anyOf"] = options
+        if prop.get("default", 0) is None:
+            del prop["default"]
+    return schema
+
+
 def _query_parameters(spec: RouteSpec, schema: dict[str, Any]) -> list[dict[str, Any]]:
     parameters = []
     required = set(schema.get("required", []))
+    objects = object_query_fields(spec.query) if spec.query is not None else {}
     for name, prop in schema.get("properties", {}).items():
-        parameters.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+        parameter = {"name": name, "in": "query", "required": name in required, "schema": prop}
+        if name in objects:  # name[key]=value (routing.parse_query)
+            parameter.update(style="deepObject", explode=True, schema=_query_object_schema(objects[name]))
+        parameters.append(parameter)
     return parameters
 
 
@@ -87,6 +107,8 @@ def openapi_document() -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorBody, FieldWarning}
     for spec in ROUTES:
         models.update(m for m in (spec.body, spec.response) if m is not None)
+        if spec.query is not None:
+            models.update(object_query_fields(spec.query).values())
     keyed: list[tuple[type[BaseModel], JsonSchemaMode]] = [(model, "validation") for model in models]
     schema_map, definitions = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
     output_models = _output_model_names()

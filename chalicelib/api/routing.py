@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 
 from chalicelib.api.json_depth import JsonTooDeepError, check_json_depth
+from chalicelib.api.query_brackets import nest_bracketed
 from chalicelib.aws_outages import is_aws_outage
 from chalicelib.errors import ApiError, InvalidJSONError, PayloadTooLargeError, ServiceUnavailableError, ValidationError
 from chalicelib.observability import logger
@@ -175,8 +177,22 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raise _invalid("request body is invalid", exc) from None
 
 
+def object_query_fields(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """The query model's fields that are objects, written ``name[key]=value`` (OpenAPI deepObject)."""
+    found: dict[str, type[BaseModel]] = {}
+    for name, info in model.model_fields.items():
+        options = typing.get_args(info.annotation) or (info.annotation,)
+        for option in options:
+            if isinstance(option, type) and issubclass(option, BaseModel):
+                found[info.alias or name] = option
+    return found
+
+
 def parse_query(request: Request, model: type[BaseModel]) -> BaseModel:
-    params = {k: v for k, v in (request.query_params or {}).items() if k != "access_token"}
+    params: dict[str, Any] = {k: v for k, v in (request.query_params or {}).items() if k != "access_token"}
+    objects = object_query_fields(model)
+    if objects:
+        params = nest_bracketed(params, objects)
     try:
         return model.model_validate(params, strict=False)  # text to the documented types
     except PydanticValidationError as exc:

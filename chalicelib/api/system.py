@@ -6,22 +6,10 @@ from chalice import Blueprint, Response
 
 from chalicelib.api.openapi import openapi_document
 from chalicelib.api.routing import Access, Call, api_route, json_response
-from chalicelib.services import health
+from chalicelib.services import docs_assets, health
 
 blueprint = Blueprint(__name__)
 TAG = "System"
-SWAGGER_UI_VERSION = "5.17.14"
-
-DOCS_PAGE = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>imapless API</title>
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}/swagger-ui.css"></head>
-<body><div id="docs"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@{SWAGGER_UI_VERSION}/swagger-ui-bundle.js"></script>
-<script>
-  // The spec URL is relative so the page works behind API Gateway's stage prefix too.
-  SwaggerUIBundle({{url: "openapi.json", dom_id: "#docs", persistAuthorization: true}});
-</script></body></html>
-"""
 
 
 @api_route(blueprint, "/health", "GET", summary="Store and queue reachability", tag=TAG, access=Access.PUBLIC)
@@ -39,4 +27,17 @@ def get_openapi(call: Call) -> Response:
 
 @api_route(blueprint, "/docs", "GET", summary="Interactive API documentation", tag=TAG, access=Access.PUBLIC)
 def get_docs(call: Call) -> Response:
-    return Response(body=DOCS_PAGE, status_code=200, headers={"Content-Type": "text/html; charset=utf-8"})
+    return Response(body=docs_assets.docs_page(), status_code=200, headers={
+        "Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": docs_assets.DOCS_CSP,
+        "Cache-Control": "no-cache"})
+
+
+@api_route(blueprint, "/docs/assets/{name}", "GET", summary="A file of the documentation page (Swagger UI)",
+           tag=TAG, access=Access.PUBLIC, errors=(404,))
+def get_docs_asset(call: Call) -> Response:
+    asset, content = docs_assets.read_asset(call.params["name"])
+    # Text goes out as text; the PNG as bytes, which Chalice base64-encodes for the Lambda
+    # proxy (image/png is among its binary types, so API Gateway turns it back into bytes).
+    return Response(body=content if asset.binary else content.decode("utf-8"), status_code=200,
+                    headers={"Content-Type": asset.content_type, "Cache-Control": docs_assets.CACHE_FOR_A_YEAR,
+                             "X-Content-Type-Options": "nosniff"})

@@ -19,7 +19,7 @@ from chalice import Response
 from chalice.app import Request
 
 from chalicelib import observability
-from chalicelib.observability import logger, tracer
+from chalicelib.observability import logger
 
 
 def record_http_request(event: Request, get_response: Callable[[Request], Response]) -> Response:
@@ -32,12 +32,11 @@ def record_http_request(event: Request, get_response: Callable[[Request], Respon
     started = time.perf_counter()
     status = 500
     try:
-        with tracer.provider.in_subsegment(f"## {event.method} {route}") as subsegment:
+        with observability.trace_subsegment(f"## {event.method} {route}") as subsegment:
             subsegment.put_annotation("route", route)
             response = get_response(event)
             status = response.status_code
-            # aws-xray-sdk annotates numbers.Number, which type checkers do not match an int against.
-            subsegment.put_annotation("status", status)  # type: ignore[arg-type]
+            subsegment.put_annotation("status", status)
         return response
     finally:
         observability.record_api_latency(route, event.method, status, time.perf_counter() - started)
@@ -49,6 +48,7 @@ def record_http_request(event: Request, get_response: Callable[[Request], Respon
 def record_sqs_batch(event: Any, get_response: Callable[[Any], Any]) -> Any:
     context = getattr(event, "context", None)
     logger.set_correlation_id(getattr(context, "aws_request_id", None))
+    observability.get_tracer()  # where tracing is on, before the batch's AWS calls (it patches botocore)
     try:
         return get_response(event)
     finally:

@@ -27,6 +27,9 @@ from chalicelib.schemas.webhooks import (
     SettingsOut,
     SettingsUpdate,
     SettingsUpdated,
+    WebhooksOut,
+    WebhooksUpdate,
+    WebhooksUpdated,
     WebhookTestRequest,
     WebhookTestResult,
 )
@@ -49,6 +52,20 @@ def get_all_settings(call: Call) -> dict:
            tag=SETTINGS_TAG, access=Access.ADMIN, body=SettingsUpdate, response=SettingsUpdated, errors=(400, 422))
 def update_settings(call: Call) -> SettingsUpdated:
     return webhook_settings.update_settings(call.body)
+
+
+@api_route(blueprint, "/v1/webhooks", "GET", summary="The webhook URL and event filter (the settings' webhook fields)",
+           tag=SETTINGS_TAG, access=Access.ADMIN, response=WebhooksOut)
+def get_webhooks(call: Call) -> WebhooksOut:
+    return webhook_settings.webhooks_out()
+
+
+@api_route(blueprint, "/v1/webhooks", "POST",
+           summary="Set the webhook URL and event filter and enable webhooks (alias of POST /v1/settings' "
+                   "webhooks, webhookEvents, webhooksEnabled)",
+           tag=SETTINGS_TAG, access=Access.ADMIN, body=WebhooksUpdate, response=WebhooksUpdated, errors=(400, 422))
+def update_webhooks(call: Call) -> WebhooksUpdated:
+    return webhook_settings.update_webhooks(call.body)
 
 
 @api_route(blueprint, "/v1/webhooks/secret/rotate", "POST",

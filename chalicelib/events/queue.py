@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import functools
 
-import boto3
-
+from chalicelib import aws_clients
 from chalicelib.settings import get_settings
 
 EVENTS_QUEUE = "events.fifo"
+DEAD_LETTER_QUEUE = "events-dlq.fifo"  # where SQS's redrive moves events the consumer gave up on
+FIFO_BATCH_SIZE = 10  # the most a Lambda event source hands a function from a FIFO queue
 
 
-@functools.lru_cache(maxsize=1)
 def get_sqs_client():
-    return boto3.client("sqs", region_name=get_settings().aws_region)
+    return aws_clients.client("sqs")
 
 
 @functools.lru_cache(maxsize=8)
@@ -32,5 +32,5 @@ def ping() -> None:
 
 def reset_clients() -> None:
     """Forget cached clients and URLs (tests switch emulators between runs)."""
-    get_sqs_client.cache_clear()
+    aws_clients.reset()
     queue_url.cache_clear()

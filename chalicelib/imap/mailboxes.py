@@ -69,6 +69,12 @@ def list_mailboxes(conn: ImapConnection, *, with_status: bool = False) -> list[M
     status_items = STATUS_ITEMS + (("HIGHESTMODSEQ",) if caps.condstore else ())
     statuses: dict[str, MailboxStatus] = {}
     subscribed: set[str] | None = None
+    if with_status:
+        # A pooled session may still have a mailbox selected, and Dovecot answers STATUS (and
+        # LIST-STATUS) of the selected mailbox from that session's view: mail that arrived since
+        # is not counted until the session hears of it. RFC 3501 6.3.10 warns against STATUS on
+        # the selected mailbox for this reason.
+        _leave_selected_state(conn)
     if caps.list_extended:
         options = [b"SUBSCRIBED"]
         if caps.special_use:

@@ -13,15 +13,16 @@ answer goes to :func:`chalicelib.oauth2.refresh_rules.classify_token_answer`.
 
 from __future__ import annotations
 
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
-
 from chalicelib.oauth2.refresh_rules import TokenAnswer
 from chalicelib.oauth2.token_endpoint import post_token_request
 
 
 def authorize_url(authorization_url: str, *, client_id: str, redirect_uri: str, scopes: tuple[str, ...],
                   state: str, verifier: str, provider: str, login_hint: str | None = None) -> str:
+    # Authlib is imported by the hosted authorization flow only, not by every API cold start.
+    from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
     extra: dict[str, str] = {"code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"}
     if provider == "gmail":
         # Google issues a refresh token only for offline access, and only on a fresh consent.
@@ -35,6 +36,8 @@ def authorize_url(authorization_url: str, *, client_id: str, redirect_uri: str, 
 
 def exchange_code(token_url: str, *, client_id: str, client_secret: str, code: str, redirect_uri: str,
                   verifier: str, timeout_seconds: float = 10.0) -> TokenAnswer:
+    from authlib.oauth2.rfc6749.parameters import prepare_token_request  # see authorize_url
+
     body = prepare_token_request("authorization_code", code=code, redirect_uri=redirect_uri, client_id=client_id,
                                  client_secret=client_secret, code_verifier=verifier)
     return post_token_request(token_url, body, timeout_seconds)

@@ -1,12 +1,19 @@
-"""Shared building blocks of the request/response models."""
+"""Shared building blocks of the request/response models.
+
+Every model is built with ``defer_build``: pydantic compiles a model's validator and
+serializer when the model is first used, not when its class is defined. The API defines
+~150 models and a request uses a handful, so compiling all of them at import was most of
+the cost of importing the API (a cold start); the OpenAPI document builds them all when
+it is served.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar
 
-import email_validator
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,16 +31,25 @@ from pydantic_core import CoreSchema
 
 from chalicelib.schemas import emailengine_fields
 
-# RFC 6761 tells applications not to treat example.com/.test/.invalid specially, and users
-# test against exactly those domains; email-validator rejects them unless this module-level
-# list (documented as changeable by library users) is emptied.
-email_validator.SPECIAL_USE_DOMAIN_NAMES = []
-
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+@functools.cache
+def _email_validator() -> Any:
+    # Imported on the first address to check (its import, with idna and dnspython, costs
+    # ~45 ms of every cold start otherwise).
+    import email_validator
+
+    # RFC 6761 tells applications not to treat example.com/.test/.invalid specially, and users
+    # test against exactly those domains; email-validator rejects them unless this module-level
+    # list (documented as changeable by library users) is emptied.
+    email_validator.SPECIAL_USE_DOMAIN_NAMES = []
+    return email_validator
 
 
 def check_address_syntax(value: str) -> str:
     """Validate an RFC 5321/5322 address by syntax only (no DNS, no TLD list); return it normalized."""
+    email_validator = _email_validator()
     try:
         result = email_validator.validate_email(value, check_deliverability=False, globally_deliverable=False)
     except email_validator.EmailNotValidError as exc:
@@ -83,7 +99,8 @@ class StrictModel(BaseModel):
 
     # strict: a body's JSON types are the documented ones (no "0" for false, no "5" for 5);
     # query parameters, which are all text, are read with strict=False (routing.parse_query).
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, strict=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, strict=True,
+                              defer_build=True)
 
     emailengine_ignored: ClassVar[tuple[str, ...]] = ()
     _ignored_fields: tuple[str, ...] = PrivateAttr(default=())
@@ -134,7 +151,7 @@ class PageQuery(StrictModel):
 
 
 class OutputModel(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
 
 class FieldWarning(OutputModel):

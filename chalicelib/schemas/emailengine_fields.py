@@ -89,7 +89,7 @@ MESSAGE_MOVE: tuple[str, ...] = ("source",)
 
 # -- POST /v1/settings ---------------------------------------------------------------------
 # Every setting EmailEngine has except the ones implemented (webhooks, webhooksEnabled,
-# webhookEvents, notifyText, notifyTextSize, notifyHeaders, inboxNewOnly).
+# webhookEvents, notifyText, notifyTextSize, notifyHeaders, inboxNewOnly, serviceSecret).
 SETTINGS: tuple[str, ...] = (
     "webhooksCustomHeaders", "serviceUrl", "notificationBaseUrl",
     "trackSentMessages", "trackClicks", "trackOpens",
@@ -100,7 +100,7 @@ SETTINGS: tuple[str, ...] = (
     "documentStoreChatModel", "documentStoreEnabled", "documentStoreUrl", "documentStoreIndex",
     "documentStoreAuthEnabled", "documentStoreUsername", "documentStorePassword",
     "documentStoreGenerateEmbeddings", "documentStorePreProcessingEnabled",
-    "serviceSecret", "authServer", "tokenAuditLog",
+    "authServer", "tokenAuditLog",
     "proxyEnabled", "proxyUrl", "httpProxyEnabled", "httpProxyUrl", "smtpEhloName",
     "notifyWebSafeHtml", "notifyAttachments", "notifyAttachmentSize", "notifyCalendarEvents",
     "mcpEnabled", "mcpOAuthEnabled",

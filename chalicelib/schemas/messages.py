@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
 from chalicelib.schemas import emailengine_fields as ee
 from chalicelib.schemas.common import Cursor, EmailAddress, IsoDateTime, IsoDay, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.mailboxes import MailboxPath
+from chalicelib.schemas.sending import MAX_CUSTOM_HEADERS, SendReference
 
 # RFC 3501 flag: a system flag (\Seen) or a keyword atom ($Forwarded, Work). No "\*", no
 # characters that end an atom. Checked here so a bad flag is a 400 naming the field, not a BAD.
@@ -108,29 +109,38 @@ class TextContent(TextSummary):
     plain: str | None = None
     html: str | None = None
     hasMore: bool = Field(description="A text was cut at maxBytes")
+    webSafe: bool | None = Field(None, description="html was sanitized for display in a browser (webSafeHtml)")
 
 
 class MessageDetail(MessageEntry):
     headers: dict[str, list[str]] = Field(description="Lower-case names, decoded values, in message order")
     text: TextContent
     references: list[str] = Field(default_factory=list)
+    warnings: list[str] | None = Field(None, description="What could not be done as asked (an image not embedded)")
 
 
 class MessageGetQuery(StrictModel):
     textType: Literal["plain", "html", "*"] = "*"
     maxBytes: int = Field(2_000_000, ge=0, le=5_000_000, description="Per text type, UTF-8 bytes")
     markAsSeen: bool = False
+    webSafeHtml: bool = Field(False, description="Sanitize the HTML for display in a browser (made from the "
+                                                 "plain text when there is none); reads both text types")
+    embedAttachedImages: bool | None = Field(None, description="Inline cid: images as data: URLs (bounded); "
+                                                               "absent: as webSafeHtml")
 
 
 class TextQuery(StrictModel):
     textType: Literal["plain", "html", "*"] = "*"
     maxBytes: int = Field(2_000_000, ge=0, le=5_000_000)
+    webSafeHtml: bool = Field(False, description="One sanitized html (made from the plain text when there is no "
+                                                 "HTML) and no plain")
 
 
 class TextOnly(OutputModel):
     plain: str | None = None
     html: str | None = None
     hasMore: bool
+    webSafe: bool | None = Field(None, description="html was sanitized for display in a browser (webSafeHtml)")
 
 
 # -- changes ---------------------------------------------------------------------------------
@@ -228,6 +238,22 @@ class SearchListQuery(MessageListQuery):
     pass
 
 
+class SearchUrlQuery(SearchListQuery):
+    """GET /search: the POST body's ``search`` object as ``search[from]=...`` query keys."""
+
+    search: SearchQuery = Field(default_factory=SearchQuery,
+                                description="search[from]=..., search[header][X-Foo]=...; none: every message")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_header(cls, data: Any) -> Any:
+        # ``search[header]=`` with no name is how a query string writes an empty object.
+        search = data.get("search") if isinstance(data, dict) else None
+        if isinstance(search, dict) and search.get("header") == "":
+            data = {**data, "search": {k: v for k, v in search.items() if k != "header"}}
+        return data
+
+
 # -- bulk ------------------------------------------------------------------------------------
 
 
@@ -288,12 +314,17 @@ class MessageUpload(StrictModel):
     html: str | None = None
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=100)
     messageId: str | None = Field(None, max_length=998)
+    headers: dict[str, str] = Field(default_factory=dict, max_length=MAX_CUSTOM_HEADERS,
+                                    description="Extra header fields of the built message")
+    reference: SendReference | None = Field(None, description="Draft a reply to, or a forward of, this message: "
+                                                              "threading headers, subject prefix, recipients and "
+                                                              "quote as POST /submit builds them")
 
     @model_validator(mode="after")
     def raw_or_fields(self) -> MessageUpload:
         built = {"from_": self.from_, "subject": self.subject, "text": self.text, "html": self.html,
                  "to": self.to, "cc": self.cc, "bcc": self.bcc, "attachments": self.attachments,
-                 "messageId": self.messageId}
+                 "messageId": self.messageId, "headers": self.headers, "reference": self.reference}
         used = [name.rstrip("_") for name, value in built.items() if value]
         if self.raw is not None and used:
             raise ValueError(f"give either raw or message fields, not both (also given: {', '.join(used)})")

@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
 from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, PageQuery, StrictModel
 from chalicelib.smtp.compose import normalize_message_id
@@ -56,6 +56,20 @@ def _strict_base64(value: Any) -> Any:
         raise ValueError("not valid base64") from None
 
 
+def _raw_message(value: Any) -> Any:
+    """``raw``: base64 (as EmailEngine takes it) or the message text itself. A message has at
+    least one ``Name: value`` header line, and ``:`` is no base64 character, so the two never
+    read alike."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        if ":" not in value:
+            raise ValueError("expected an RFC 822 message, as base64 or as text") from None
+        return value.encode("utf-8")
+
+
 def _one_line(value: str | None) -> str | None:
     problem = header_text_problem(value) if value is not None else None
     if problem:
@@ -74,6 +88,10 @@ Address = Annotated[SendAddress, BeforeValidator(_address_from_string)]
 AddressList = Annotated[list[Address], Field(max_length=MAX_RECIPIENTS_PER_FIELD), BeforeValidator(_one_or_many)]
 Base64Content = Annotated[bytes, BeforeValidator(_strict_base64),
                           WithJsonSchema({"type": "string", "contentEncoding": "base64"})]
+RawMessage = Annotated[bytes, BeforeValidator(_raw_message), WithJsonSchema({"type": "string", "minLength": 1})]
+# What builds a message; none of them may come with ``raw``, which is the whole message already.
+MESSAGE_FIELDS = ("from", "to", "cc", "bcc", "replyTo", "subject", "text", "html", "attachments", "headers",
+                  "messageId", "reference")
 
 
 class SendAttachment(StrictModel):
@@ -113,7 +131,21 @@ class DeliveryOptions(StrictModel):
         return value
 
 
+class SubmitEnvelope(StrictModel):
+    from_: EmailAddress | Literal[""] = Field(alias="from", description="MAIL FROM; \"\" is the null sender <>")
+    to: Annotated[list[EmailAddress], Field(min_length=1, max_length=MAX_RECIPIENTS_PER_FIELD),
+                  BeforeValidator(_one_or_many)] = Field(description="RCPT TO, one or a list")
+
+
 class SubmitRequest(DeliveryOptions):
+    model_config = ConfigDict(json_schema_extra={"not": {"anyOf": [
+        {"required": ["raw", name]} for name in MESSAGE_FIELDS]}})
+
+    raw: RawMessage | None = Field(
+        None, description="A whole RFC 822 message (base64, or the text itself), sent as it is: no other field "
+                          "that builds a message may come with it. Bcc is removed from what is sent and kept in "
+                          "the Sent copy; Date and Message-ID are added only when missing")
+    envelope: SubmitEnvelope | None = Field(None, description="SMTP envelope; default: From, and To + Cc + Bcc")
     from_: Address | None = Field(None, alias="from", description="Defaults to the account's name and email")
     to: AddressList = Field(default_factory=list)
     cc: AddressList = Field(default_factory=list)

@@ -12,7 +12,14 @@ from chalicelib.imap.message_content import HEADER_NAME_PATTERN
 from chalicelib.schemas import emailengine_fields as ee
 from chalicelib.schemas.common import AccountId, Cursor, IsoDateTime, OutputModel, StrictModel
 from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
-from chalicelib.webhooks.signing import SECRET_PATTERN, parse_secret
+from chalicelib.webhooks.signing import (
+    MAX_SERVICE_SECRET_CHARS,
+    MIN_SERVICE_SECRET_CHARS,
+    SECRET_PATTERN,
+    SignatureStyle,
+    check_service_secret,
+    parse_secret,
+)
 
 WebhookUrl = Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=["https://example.com/hooks"]),
                        AfterValidator(check_url_syntax)]
@@ -22,6 +29,9 @@ WebhookSecret = Annotated[SecretStr, Field(json_schema_extra={"pattern": SECRET_
 MAX_NOTIFY_HEADERS = 50
 # A header name (or "*"): names go into the watcher's IMAP FETCH.
 HeaderName = Annotated[str, Field(min_length=1, max_length=200, pattern=HEADER_NAME_PATTERN)]
+WEBHOOK_EVENTS_DESCRIPTION = 'Event types to send; ["*"] sends every type'
+INBOX_NEW_ONLY_DESCRIPTION = ("Send messageNew only for messages in the inbox (the INBOX folder, a \\Inbox special-use "
+                              "folder, or a message with Gmail's \\Inbox label); other events are not affected")
 
 
 class SettingsUpdate(StrictModel):
@@ -30,9 +40,17 @@ class SettingsUpdate(StrictModel):
     webhooks: WebhookUrl | None = Field(None, description="Where events are POSTed; null removes the URL")
     webhooksEnabled: bool | None = Field(None, description="Master switch of webhook delivery")
     webhookEvents: list[WebhookEventName] | None = Field(
-        None, description='Event types to send; ["*"] sends every type', examples=[["messageNew", "messageDeleted"]])
+        None, description=WEBHOOK_EVENTS_DESCRIPTION, examples=[["messageNew", "messageDeleted"]])
+    inboxNewOnly: bool | None = Field(None, description=INBOX_NEW_ONLY_DESCRIPTION)
     webhookSecret: WebhookSecret | None = Field(
         None, description="Standard Webhooks secret 'whsec_<base64 of 24..64 bytes>'; generated when omitted")
+    webhooksSignature: SignatureStyle | None = Field(
+        None, description="'standard': Standard Webhooks headers only; 'emailengine': also X-EE-Wh-Signature "
+                          "(HMAC-SHA256 of the body with serviceSecret, base64url) and X-EE-Wh-Event-Id")
+    serviceSecret: SecretStr | None = Field(
+        None, min_length=MIN_SERVICE_SECRET_CHARS, max_length=MAX_SERVICE_SECRET_CHARS,
+        description="EmailEngine's serviceSecret, the key of X-EE-Wh-Signature (write-only); generated when "
+                    "webhooksSignature becomes 'emailengine' without one")
     notifyText: bool | None = Field(None, description="Include message text in messageNew events")
     notifyTextSize: int | None = Field(None, ge=0, le=1024 * 1024, description="Largest text included, in bytes")
     notifyHeaders: list[HeaderName] | None = Field(
@@ -43,6 +61,13 @@ class SettingsUpdate(StrictModel):
     def _secret_format(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
             parse_secret(value.get_secret_value())  # ValueError names the rule, never the value
+        return value
+
+    @field_validator("serviceSecret")
+    @classmethod
+    def _service_secret_format(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_service_secret(value.get_secret_value())  # ValueError names the rule, never the value
         return value
 
 
@@ -58,7 +83,10 @@ class SettingsOut(OutputModel):
     webhooks: str | None = None
     webhooksEnabled: bool = False
     webhookEvents: list[str] = Field(default_factory=lambda: ["*"])
+    inboxNewOnly: bool = False
     webhookSecretSet: bool = Field(False, description="Whether a signing secret exists (it is never shown again)")
+    webhooksSignature: SignatureStyle = "standard"
+    serviceSecretSet: bool = Field(False, description="Whether EmailEngine's serviceSecret exists (never shown again)")
     notifyText: bool = False
     notifyTextSize: int | None = None
     notifyHeaders: list[str] = Field(default_factory=list)
@@ -69,6 +97,27 @@ class SettingsOut(OutputModel):
 class SettingsUpdated(OutputModel):
     updated: list[str]
     settings: SettingsOut
+    webhookSecret: str | None = Field(None, description="The generated secret, shown only in this response")
+    serviceSecret: str | None = Field(None, description="The generated serviceSecret, shown only in this response")
+
+
+class WebhooksUpdate(StrictModel):
+    """``POST /v1/webhooks``: the settings' ``webhooks`` and ``webhookEvents``, and ``webhooksEnabled: true``."""
+
+    url: WebhookUrl = Field(description="Where events are POSTed (the setting webhooks)")
+    events: list[WebhookEventName] | None = Field(
+        None, description=WEBHOOK_EVENTS_DESCRIPTION + " (the setting webhookEvents; omitted: unchanged)",
+        examples=[["messageNew", "messageUpdated", "messageDeleted"]])
+
+
+class WebhooksOut(OutputModel):
+    url: str | None = Field(None, description="The setting webhooks")
+    events: list[str] = Field(default_factory=lambda: ["*"], description="The setting webhookEvents")
+    enabled: bool = Field(False, description="The setting webhooksEnabled")
+    webhookSecretSet: bool = Field(False, description="Whether a signing secret exists (it is never shown again)")
+
+
+class WebhooksUpdated(WebhooksOut):
     webhookSecret: str | None = Field(None, description="The generated secret, shown only in this response")
 
 
@@ -88,6 +137,14 @@ class DeliveryListQuery(StrictModel):
     cursor: Cursor | None = Field(None, description="nextCursor of the previous page")
 
 
+class AttemptOut(OutputModel):
+    at: datetime
+    statusCode: int | None = None
+    durationMs: float | None = None
+    error: str | None = None
+    answer: str | None = Field(None, description="The start of the receiver's answer (its text, as received)")
+
+
 class DeliveryOut(OutputModel):
     id: str
     account: str
@@ -102,6 +159,9 @@ class DeliveryOut(OutputModel):
     deliveredAt: datetime | None = None
     reason: str | None = Field(None, description="Why it was skipped or failed")
     replay: bool = Field(False, description="The latest run was a replay")
+    lastDurationMs: float | None = Field(None, description="How long the last POST took")
+    attemptLog: list[AttemptOut] = Field(default_factory=list,
+                                         description="The last POSTs (up to 5), oldest first")
 
 
 class DeliveryList(OutputModel):

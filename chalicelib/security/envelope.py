@@ -33,10 +33,10 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
-import boto3
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from chalicelib import aws_clients
 from chalicelib.settings import get_settings
 
 FORMAT_VERSION = 1
@@ -81,7 +81,7 @@ class KmsKeyProvider:
     @property
     def client(self):
         if self._client is None:
-            self._client = boto3.client("kms")
+            self._client = aws_clients.client("kms")
         return self._client
 
     def new_data_key(self, context: dict[str, str]) -> tuple[bytes, bytes]:

@@ -49,9 +49,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
-import boto3
-from botocore.config import Config
-
+from chalicelib import aws_clients
 from chalicelib.settings import S3_MIN_PART_BYTES, get_settings
 
 _UNSAFE_KEY_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -85,12 +83,11 @@ def content_disposition(filename: str | None, disposition: str = "attachment") -
     return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-@functools.lru_cache(maxsize=1)
 def _s3():
-    region = get_settings().aws_region
+    from botocore.config import Config  # with the client: botocore loads on the first AWS call
+
     # Path-style URLs work for every bucket name and for emulators on an IP address.
-    return boto3.client("s3", region_name=region,
-                        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+    return aws_clients.client("s3", config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,7 +95,7 @@ def bucket_name() -> str:
     settings = get_settings()
     if settings.downloads_bucket:
         return settings.downloads_bucket
-    account_id = boto3.client("sts", region_name=settings.aws_region).get_caller_identity()["Account"]
+    account_id = aws_clients.client("sts").get_caller_identity()["Account"]
     return f"{settings.resource_prefix}downloads-{account_id}-{settings.aws_region}"
 
 

@@ -95,23 +95,9 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import boto3
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
-from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
-from botocore.client import BaseClient
-
+from chalicelib import aws_clients
 from chalicelib.errors import (
     AccountNotFoundError,
     ApiError,
@@ -125,6 +111,14 @@ from chalicelib.observability import logger
 from chalicelib.services import accounts
 from chalicelib.settings import get_settings
 from chalicelib.store.idempotency_records import TABLE, load_answer, partition, store_answer
+
+if TYPE_CHECKING:
+    # Powertools' idempotency utility costs ~80 ms to import; it is imported by the first
+    # request that carries an Idempotency-Key, not by every cold start of the API.
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+    from aws_lambda_powertools.utilities.idempotency.serialization.base import BaseIdempotencySerializer
+    from botocore.client import BaseClient
 
 HEADER = "idempotency-key"              # the request header (HTTP header names are case-insensitive)
 REPLAYED_HEADER = "Idempotent-Replayed"  # set on an answer that was stored, not computed now
@@ -147,8 +141,12 @@ def _run(*, request: dict[str, Any], work: Callable[[], Answer]) -> Answer:
     return work()
 
 
-class _StoredAnswer(BaseIdempotencySerializer):
-    """How an answer goes into its record: inline, or as parts beside it (see the docstring)."""
+class _StoredAnswer:
+    """How an answer goes into its record: inline, or as parts beside it (see the docstring).
+
+    Powertools' ``BaseIdempotencySerializer`` in all but name: Powertools only calls
+    ``to_dict``/``from_dict``, and subclassing would import the utility with this module.
+    """
 
     def __init__(self, scope: str) -> None:
         self.scope = scope
@@ -204,29 +202,34 @@ class _Outcome:
 
 @functools.lru_cache(maxsize=1)
 def _config() -> IdempotencyConfig:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig  # see TYPE_CHECKING above
+
     return IdempotencyConfig(event_key_jmespath="[operation, account, key]",
                              payload_validation_jmespath="bodyHash", raise_on_no_idempotency_key=True,
                              expires_after_seconds=get_settings().idempotency_ttl_seconds, hash_function="sha256",
                              lambda_context=FixedBudget(IN_PROGRESS_SECONDS), response_hook=_mark_replay)
 
 
-@functools.lru_cache(maxsize=1)
 def _client() -> BaseClient:
     """One DynamoDB client for every scope's persistence layer, created on first use."""
-    return boto3.client("dynamodb", region_name=get_settings().aws_region)
+    return aws_clients.client("dynamodb")
 
 
 def _persistence(scope: str) -> DynamoDBPersistenceLayer:
     """A persistence layer for ``scope``'s partition (it holds one partition key, so each
     request gets its own: a few attribute assignments; the client is shared)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer  # see TYPE_CHECKING above
+
     return DynamoDBPersistenceLayer(table_name=get_settings().table_name(TABLE), static_pk_value=partition(scope),
                                     sort_key_attr="sk", boto3_client=_client())
 
 
 def _idempotent_run(scope: str, store: DynamoDBPersistenceLayer) -> Callable[..., Answer]:
     """The Powertools-wrapped runner whose records live in ``scope``'s partition."""
+    from aws_lambda_powertools.utilities.idempotency import idempotent_function  # see TYPE_CHECKING above
+
     return idempotent_function(_run, data_keyword_argument="request", persistence_store=store, config=_config(),
-                               output_serializer=_StoredAnswer(scope))
+                               output_serializer=cast("BaseIdempotencySerializer", _StoredAnswer(scope)))
 
 
 def _log_failure(message: str, exc: BaseException, **extra: Any) -> None:
@@ -265,7 +268,7 @@ def _nothing_to_record(answer: Answer) -> None:
 
 def reset() -> None:
     _config.cache_clear()
-    _client.cache_clear()
+    aws_clients.reset()
 
 
 def body_hash(body: Any) -> str:
@@ -305,6 +308,12 @@ def run_once(operation: str, account: str, key: str | None, body: Any, work: Cal
                               details={"headers.Idempotency-Key": "invalid"})
     scope = _account_scope(account)
     request = {"operation": operation, "account": scope, "key": key, "bodyHash": body_hash(body)}
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (  # see TYPE_CHECKING above
+        IdempotencyAlreadyInProgressError,
+        IdempotencyPersistenceLayerError,
+        IdempotencyValidationError,
+    )
+
     store, outcome = _persistence(scope), _Outcome()
     try:
         answer = _idempotent_run(scope, store)(request=request,

@@ -39,8 +39,10 @@ from chalicelib.schemas.messages import (
     MessageUpload,
     MessageUploaded,
 )
+from chalicelib.services import accounts
 from chalicelib.services.mail_sessions import mail_connection
 from chalicelib.services.messages import find_uids, open_message
+from chalicelib.services.sending import MessageParts, apply_reference
 from chalicelib.smtp.addresses import Mailbox
 from chalicelib.smtp.compose import AttachmentSpec, ComposeError, OutgoingMessage, compose
 
@@ -172,8 +174,9 @@ def _mailbox(address) -> Mailbox:
     return Mailbox(name=address.name or "", address=address.address)
 
 
-def build_upload(upload: MessageUpload) -> bytes:
-    """The RFC 822 bytes to APPEND: ``raw`` as given, or composed from the fields."""
+def build_upload(account_id: str, upload: MessageUpload) -> bytes:
+    """The RFC 822 bytes to APPEND: ``raw`` as given, or composed from the fields (a reply or
+    forward built from ``reference`` as :func:`sending.apply_reference` builds it for a send)."""
     if upload.raw is not None:
         raw = _b64(upload.raw, "raw")
         if not raw.strip():
@@ -184,10 +187,17 @@ def build_upload(upload: MessageUpload) -> bytes:
                        filename=item.filename, content_id=item.cid.strip("<>") if item.cid else None,
                        field=f"attachments.{index}")
         for index, item in enumerate(upload.attachments))
+    sender = _mailbox(upload.from_)
+    parts = MessageParts(subject=upload.subject, to=tuple(map(_mailbox, upload.to)),
+                         cc=tuple(map(_mailbox, upload.cc)), text=upload.text, html=upload.html,
+                         attachments=attachments)
+    if upload.reference is not None:
+        own = {accounts.get_account(account_id).email or "", sender.address}
+        parts = apply_reference(account_id, upload.reference, parts, own)
     message = OutgoingMessage(
-        sender=_mailbox(upload.from_), to=tuple(map(_mailbox, upload.to)), cc=tuple(map(_mailbox, upload.cc)),
-        bcc=tuple(map(_mailbox, upload.bcc)), subject=upload.subject or "", text=upload.text, html=upload.html,
-        attachments=attachments, message_id=upload.messageId)
+        sender=sender, to=parts.to, cc=parts.cc, bcc=tuple(map(_mailbox, upload.bcc)), subject=parts.subject or "",
+        text=parts.text, html=parts.html, attachments=parts.attachments, headers=tuple(upload.headers.items()),
+        message_id=upload.messageId, in_reply_to=parts.in_reply_to, references=parts.references)
     try:
         composed = compose(message, text_from_html=html_to_text)
     except ComposeError as exc:
@@ -198,7 +208,7 @@ def build_upload(upload: MessageUpload) -> bytes:
 
 
 def upload_message(account_id: str, upload: MessageUpload) -> MessageUploaded:
-    raw = build_upload(upload)
+    raw = build_upload(account_id, upload)
     message_id = parse_message_id(parse_headers_only(raw).get("message-id"))
     with mail_connection(account_id) as conn:
         uid_validity, uid = message_changes.append(conn, upload.path, raw, flags=tuple(upload.flags),

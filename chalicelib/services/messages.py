@@ -6,6 +6,7 @@ message count that paging and id checks need, and re-reads the mailbox state):
     list page          EXAMINE, FETCH <page by sequence number>      (+ 1 UID SEARCH COUNT with a cursor)
     search page        EXAMINE, UID SEARCH, UID FETCH <page>
     message            EXAMINE, UID FETCH (header + structure), UID FETCH <text parts, partial>
+                                                         (+ 1 UID FETCH of the images embedAttachedImages inlines)
     text               EXAMINE, UID FETCH (structure + parts)
     attachment         EXAMINE, UID FETCH (structure + BODY.PEEK[part]<0.bound>)   (+ 1 per window beyond)
     source             EXAMINE, UID FETCH BODY.PEEK[]<0.bound>                     (+ 1 per window beyond)
@@ -50,6 +51,7 @@ from chalicelib.services.cursors import (
 )
 from chalicelib.services.downloads import Download
 from chalicelib.services.mail_sessions import mail_connection
+from chalicelib.services.message_rendering import HtmlOptions, render_html
 from chalicelib.services.message_views import body_charset, entry_fields, listing_entry, text_refs
 from chalicelib.settings import get_settings
 
@@ -191,8 +193,10 @@ def _fetch_texts(conn: ImapConnection, uid: int, refs: dict[str, list[TextPartRe
 
 
 def get_message(account_id: str, message_id: str, *, text_type: str, max_bytes: int,
-                mark_as_seen: bool) -> MessageDetail:
+                mark_as_seen: bool, html_options: HtmlOptions | None = None) -> MessageDetail:
     ref = decode_message_id(message_id)
+    html_options = html_options or HtmlOptions()
+    text_type = html_options.text_type(text_type)
     with mail_connection(account_id) as conn:
         open_message(conn, ref, readonly=not mark_as_seen)
         summaries = imap_messages.fetch_summaries(conn, [ref.uid], full_headers=True)
@@ -202,6 +206,8 @@ def get_message(account_id: str, message_id: str, *, text_type: str, max_bytes: 
         structure = parse_bodystructure(summary.bodystructure)
         refs = text_refs(structure, text_type)
         texts, has_more = decode_texts(refs, _fetch_texts(conn, ref.uid, refs, max_bytes), structure, max_bytes)
+        rendered = render_html(conn, ref.uid, structure, texts, html_options,
+                               budget=get_settings().embed_images_max_bytes)
         if mark_as_seen and "\\seen" not in {flag.lower() for flag in summary.flags}:
             flags = store_flags(conn, [ref.uid], add=("\\Seen",)).get(ref.uid, (*summary.flags, "\\Seen"))
             summary = dataclasses.replace(summary, flags=flags)
@@ -209,11 +215,17 @@ def get_message(account_id: str, message_id: str, *, text_type: str, max_bytes: 
     summary_text = fields.pop("text")
     return MessageDetail(**fields, headers=parsed.headers, references=parsed.references,
                          text=TextContent(id=summary_text.id, encodedSize=summary_text.encodedSize,
-                                          plain=texts.get("plain"), html=texts.get("html"), hasMore=has_more))
+                                          plain=texts.get("plain"), html=rendered.html, hasMore=has_more,
+                                          webSafe=rendered.web_safe or None),
+                         warnings=list(rendered.warnings) or None)
 
 
-def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int) -> TextOnly:
+def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int, web_safe: bool = False) -> TextOnly:
+    """The text parts of ``text_id``; with ``web_safe``, as EmailEngine's text route answers it:
+    one sanitized ``html`` (from the plain text when there is no HTML) and no ``plain``."""
     ref = decode_text_id(text_id)
+    html_options = HtmlOptions(web_safe=web_safe)
+    text_type = html_options.text_type(text_type)
     with mail_connection(account_id) as conn:
         open_message(conn, ref.message)
         answer = conn.run("UID FETCH", lambda: conn.session.fetch([ref.message.uid], ["BODYSTRUCTURE"]))
@@ -224,6 +236,9 @@ def get_text(account_id: str, text_id: str, *, text_type: str, max_bytes: int) -
                 for kind, parts in text_refs(structure, text_type).items()}
         texts, has_more = decode_texts(refs, _fetch_texts(conn, ref.message.uid, refs, max_bytes), structure,
                                        max_bytes)
+        rendered = render_html(conn, ref.message.uid, structure, texts, html_options, budget=0)
+    if web_safe:
+        return TextOnly(html=rendered.html, hasMore=has_more, webSafe=True)
     return TextOnly(plain=texts.get("plain"), html=texts.get("html"), hasMore=has_more)
 
 

@@ -69,8 +69,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import boto3
-
+from chalicelib import aws_clients
 from chalicelib.errors import AccountNotFoundError, ConflictError, NotFoundError, ServiceUnavailableError
 from chalicelib.observability import logger
 from chalicelib.schemas.sending import EnvelopeOut, OutboxEntryOut, OutboxErrorOut, OutboxState
@@ -112,9 +111,8 @@ class OutboxEntryNotCancellableError(ConflictError):
     code = "OutboxEntryNotCancellable"
 
 
-@functools.lru_cache(maxsize=1)
 def get_sqs_client():
-    return boto3.client("sqs", region_name=get_settings().aws_region)
+    return aws_clients.client("sqs")
 
 
 @functools.lru_cache(maxsize=1)
@@ -123,7 +121,7 @@ def outbox_queue_url() -> str:
 
 
 def reset_clients() -> None:
-    get_sqs_client.cache_clear()
+    aws_clients.reset()
     outbox_queue_url.cache_clear()
 
 

@@ -1,7 +1,9 @@
-"""Sending use cases: submit a new message, a reply or forward, or an existing draft.
+"""Sending use cases: submit a new message, a reply or forward, a caller's raw message, or a draft.
 
     request ──▶ build (defaults, reference: fetch the original, thread, quote, forward)
             ──▶ compose (exact bytes + envelope)          400 naming the field on bad input
+               (raw: the caller's bytes, Bcc out, Date/Message-ID when missing; envelope given or
+                from its headers)
             ──▶ dryRun? return the bytes
             ──▶ sendAt in the future? outbox, 202
             ──▶ first attempt now (send_attempts.attempt)
@@ -21,6 +23,7 @@ during them (the API records it on the request's Idempotency-Key,
 
 from __future__ import annotations
 
+import dataclasses
 import mimetypes
 import secrets
 import time
@@ -32,16 +35,32 @@ from typing import Any
 from chalicelib.errors import ApiError, ConflictError, ValidationError
 from chalicelib.mime.decode import html_to_text
 from chalicelib.mime.headers import decode_header_value, parse_address_list
-from chalicelib.schemas.sending import DeliveryOptions, DraftSubmitRequest, SendAddress, SendAttachment, SubmitRequest
+from chalicelib.schemas.sending import (
+    MESSAGE_FIELDS,
+    DeliveryOptions,
+    DraftSubmitRequest,
+    SendAddress,
+    SendAttachment,
+    SendReference,
+    SubmitEnvelope,
+    SubmitRequest,
+)
 from chalicelib.services import accounts, outbox, sent_mail
 from chalicelib.services.after_send import Acceptance
 from chalicelib.services.send_attempts import AttemptOutcome, SendJob, attempt
 from chalicelib.settings import get_settings
 from chalicelib.smtp import replies
-from chalicelib.smtp.addresses import Mailbox
-from chalicelib.smtp.compose import AttachmentSpec, ComposedMessage, ComposeError, OutgoingMessage, compose
+from chalicelib.smtp.addresses import AddressEncodingError, Mailbox
+from chalicelib.smtp.compose import (
+    AttachmentSpec,
+    ComposedMessage,
+    ComposeError,
+    Envelope,
+    OutgoingMessage,
+    compose,
+)
 from chalicelib.smtp.delivery import DeliveryFailure, DeliveryResult
-from chalicelib.smtp.drafts import prepare_draft, split_message
+from chalicelib.smtp.drafts import prepare_draft, prepare_raw, split_message
 from chalicelib.store.accounts import StoredAccount
 
 QUEUED_RESPONSE = "Queued for delivery"
@@ -106,46 +125,63 @@ def _compose(message: OutgoingMessage) -> ComposedMessage:
         raise ValidationError(str(exc), code=exc.code, details={exc.field: str(exc)}) from None
 
 
+@dataclass(frozen=True)
+class MessageParts:
+    """What a reply or forward changes in a message being built (submit and upload alike)."""
+
+    subject: str | None
+    to: tuple[Mailbox, ...]
+    cc: tuple[Mailbox, ...]
+    text: str | None
+    html: str | None
+    attachments: tuple[AttachmentSpec, ...]
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+
+
+def apply_reference(account_id: str, ref: SendReference, parts: MessageParts, own: set[str]) -> MessageParts:
+    """``parts`` as a reply to, or forward of, the referenced message: threading headers, the
+    prefixed subject, reply recipients (unless given; never ``own`` addresses), and with
+    ``inline`` the quote or forwarded body and its inline images."""
+    original = sent_mail.fetch_original(account_id, ref.message, with_attachments=ref.forwardAttachments or ref.inline)
+    in_reply_to, references = replies.threading_headers(original)
+    subject = replies.prefixed_subject(parts.subject if parts.subject is not None else original.subject, ref.action)
+    to, cc, text, html, attachments = parts.to, parts.cc, parts.text, parts.html, list(parts.attachments)
+    if ref.action != "forward":
+        reply_to, reply_cc = replies.reply_recipients(original, ref.action, own)
+        to = to or tuple(reply_to)
+        cc = cc or tuple(reply_cc)
+    if ref.inline:
+        quote = replies.inline_forward if ref.action == "forward" else replies.quote_reply
+        text, html = quote(original, text, html, html_to_text)
+        if html is not None:
+            attachments.extend(replies.inline_images(original))
+    if ref.action == "forward" and ref.forwardAttachments:
+        attachments.extend(replies.forwarded_attachments(original))
+    return MessageParts(subject=subject, to=to, cc=cc, text=text, html=html, attachments=tuple(attachments),
+                        in_reply_to=in_reply_to, references=references)
+
+
 def build_message(stored: StoredAccount, request: SubmitRequest) -> tuple[OutgoingMessage, dict[str, str] | None]:
     """The message to compose and, for replies and forwards, the reference to flag afterwards."""
-    account_id = stored.account
     if request.from_ is not None:
         sender = _mailbox(request.from_)
     elif stored.email:
         sender = Mailbox(stored.name or "", stored.email)
     else:
         raise ValidationError("the account has no email address; set 'from'", details={"from": "field required"})
-    text, html = request.text, request.html
-    to, cc = _mailboxes(request.to), _mailboxes(request.cc)
-    subject = request.subject
-    attachments = [_attachment(i, a) for i, a in enumerate(request.attachments)]
-    headers = tuple(request.headers.items())
-    in_reply_to: str | None = None
-    references: tuple[str, ...] = ()
+    parts = MessageParts(subject=request.subject, to=_mailboxes(request.to), cc=_mailboxes(request.cc),
+                         text=request.text, html=request.html,
+                         attachments=tuple(_attachment(i, a) for i, a in enumerate(request.attachments)))
     reference = None
     if request.reference is not None:
-        ref = request.reference
-        original = sent_mail.fetch_original(account_id, ref.message,
-                                            with_attachments=ref.forwardAttachments or ref.inline)
-        in_reply_to, references = replies.threading_headers(original)
-        subject = replies.prefixed_subject(subject if subject is not None else original.subject, ref.action)
-        if ref.action != "forward":
-            own = {stored.email or "", sender.address}
-            reply_to, reply_cc = replies.reply_recipients(original, ref.action, own)
-            to = to or tuple(reply_to)
-            cc = cc or tuple(reply_cc)
-        if ref.inline:
-            quote = replies.inline_forward if ref.action == "forward" else replies.quote_reply
-            text, html = quote(original, text, html, html_to_text)
-            if html is not None:
-                attachments.extend(replies.inline_images(original))
-        if ref.action == "forward" and ref.forwardAttachments:
-            attachments.extend(replies.forwarded_attachments(original))
-        reference = {"message": ref.message, "action": ref.action}
-    message = OutgoingMessage(sender=sender, to=to, cc=cc, bcc=_mailboxes(request.bcc),
-                              reply_to=_mailboxes(request.replyTo), subject=subject or "", text=text, html=html,
-                              attachments=tuple(attachments), headers=headers, message_id=request.messageId,
-                              in_reply_to=in_reply_to, references=references)
+        parts = apply_reference(stored.account, request.reference, parts, {stored.email or "", sender.address})
+        reference = {"message": request.reference.message, "action": request.reference.action}
+    message = OutgoingMessage(sender=sender, to=parts.to, cc=parts.cc, bcc=_mailboxes(request.bcc),
+                              reply_to=_mailboxes(request.replyTo), subject=parts.subject or "", text=parts.text,
+                              html=parts.html, attachments=parts.attachments, headers=tuple(request.headers.items()),
+                              message_id=request.messageId, in_reply_to=parts.in_reply_to,
+                              references=parts.references)
     return message, reference
 
 
@@ -243,11 +279,61 @@ def _send(stored: StoredAccount, composed: ComposedMessage, options: DeliveryOpt
     return _answer_for(outcome, composed, queue_id)
 
 
+def _envelope(given: SubmitEnvelope) -> Envelope:
+    """The caller's SMTP envelope, in its wire form (A-label domains unless SMTPUTF8 is needed)."""
+    mailboxes = [Mailbox("", address) for address in (given.from_, *given.to) if address]
+    smtputf8 = any(m.needs_smtputf8 for m in mailboxes)
+    try:
+        return Envelope(mail_from=Mailbox("", given.from_).envelope_address(smtputf8=smtputf8) if given.from_ else "",
+                        recipients=tuple(dict.fromkeys(Mailbox("", a).envelope_address(smtputf8=smtputf8)
+                                                       for a in given.to)),
+                        smtputf8=smtputf8)
+    except AddressEncodingError as exc:
+        raise ValidationError(str(exc), details={"envelope": str(exc)}) from None
+
+
+def _subject_of(raw: bytes) -> str | None:
+    subjects = [field.value for field in split_message(raw)[0] if field.name == "subject"]
+    return decode_header_value(subjects[0]) if subjects else None
+
+
+def _check_size(composed: ComposedMessage, field: str, what: str) -> None:
+    if len(composed.raw) > get_settings().send_max_message_bytes:
+        raise ValidationError(f"the {what} is larger than the message size limit", code="MessageTooLarge",
+                              details={field: f"{len(composed.raw)} bytes"})
+
+
+def prepare_raw_submit(request: SubmitRequest) -> ComposedMessage:
+    """``raw`` as it will be sent. Nothing that builds a message may come with it: EmailEngine
+    would quietly rewrite the message's headers from such fields; here the caller learns (400
+    ``RawWithMessageFields``) that its message is sent as given."""
+    assert request.raw is not None
+    given = request.model_fields_set  # field names: "from" is from_
+    beside = [name for name in MESSAGE_FIELDS if name in given or f"{name}_" in given]
+    if beside:
+        raise ValidationError(f"raw is the whole message; it cannot come with {', '.join(beside)}",
+                              code="RawWithMessageFields", status=400,
+                              details={name: "not allowed with raw" for name in beside})
+    envelope = _envelope(request.envelope) if request.envelope is not None else None
+    try:
+        composed = prepare_raw(request.raw, parse_mailboxes, envelope=envelope)
+    except ComposeError as exc:
+        raise ValidationError(str(exc), details={exc.field: str(exc)}) from None
+    _check_size(composed, "raw", "message")
+    return composed
+
+
 def submit(account_id: str, request: SubmitRequest,
            on_sent: Callable[[SubmitAnswer], None] | None = None) -> SubmitAnswer:
     stored = accounts.get_account(account_id)
+    if request.raw is not None:
+        composed = prepare_raw_submit(request)
+        return _send(stored, composed, request, subject=_subject_of(composed.raw), on_sent=on_sent)
     message, reference = build_message(stored, request)
-    return _send(stored, _compose(message), request, subject=message.subject or None, reference=reference,
+    composed = _compose(message)
+    if request.envelope is not None:
+        composed = dataclasses.replace(composed, envelope=_envelope(request.envelope))
+    return _send(stored, composed, request, subject=message.subject or None, reference=reference,
                  on_sent=on_sent)
 
 
@@ -259,10 +345,6 @@ def submit_draft(account_id: str, message_id: str, request: DraftSubmitRequest,
         composed = prepare_draft(raw, parse_mailboxes)
     except ComposeError as exc:
         raise ValidationError(str(exc), details={exc.field: str(exc)}) from None
-    if len(composed.raw) > get_settings().send_max_message_bytes:
-        raise ValidationError("the draft is larger than the message size limit", code="MessageTooLarge",
-                              details={"draft": f"{len(composed.raw)} bytes"})
-    subjects = [field.value for field in split_message(composed.raw)[0] if field.name == "subject"]
-    subject = decode_header_value(subjects[0]) if subjects else None
-    return _send(stored, composed, request, subject=subject,
+    _check_size(composed, "draft", "draft")
+    return _send(stored, composed, request, subject=_subject_of(composed.raw),
                  draft={"message": message_id, "delete": request.deleteDraft}, on_sent=on_sent)

@@ -40,6 +40,7 @@ from typing import Any
 from chalicelib.errors import ApiError, InvalidCursorError, NotFoundError, UnprocessableError, ValidationError
 from chalicelib.events.model import Event, event_id, utc_now
 from chalicelib.schemas.webhooks import (
+    AttemptOut,
     DeliveryList,
     DeliveryListQuery,
     DeliveryOut,
@@ -121,7 +122,10 @@ def delivery_out(stored: StoredDelivery) -> DeliveryOut:
                        status=stored.status, attempts=stored.attempts, lastStatusCode=stored.last_status_code,
                        lastError=stored.last_error, lastAttemptAt=stored.last_attempt_at,
                        nextAttemptAt=stored.next_attempt_at, deliveredAt=stored.delivered_at, reason=stored.reason,
-                       replay=bool(stored.run_id and stored.run_id != ORIGINAL_RUN))
+                       replay=bool(stored.run_id and stored.run_id != ORIGINAL_RUN),
+                       lastDurationMs=stored.last_duration_ms,
+                       attemptLog=[AttemptOut(at=a.at, statusCode=a.status_code, durationMs=a.duration_ms,
+                                              error=a.error, answer=a.answer) for a in stored.attempt_log])
 
 
 def list_deliveries(request: DeliveryListQuery) -> DeliveryList:
@@ -204,8 +208,8 @@ def send_test(account: str | None) -> WebhookTestResult:
     event = Event(id=event_id("test", secrets.token_hex(8)), account=account or "", event="test", date=moment,
                   data={"message": "a test delivery from imapless"})
     body = event.to_json().encode()
-    result = post_webhook(target.url, body, signed_headers(target.secrets.keys(moment), event.id, body),
-                          get_settings().webhook_timeout_seconds)
+    headers = signed_headers(target.secrets.keys(moment), event.id, body, service_secret=target.service_secret)
+    result = post_webhook(target.url, body, headers, get_settings().webhook_timeout_seconds)
     return WebhookTestResult(success=result.succeeded, url=target.url, eventId=event.id,
                              statusCode=result.status_code, durationMs=round(result.duration_ms, 1),
                              code=result.error_code, error=result.error,

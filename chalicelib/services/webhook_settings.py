@@ -12,6 +12,11 @@ Invariants:
   old one signing too for ``IMAPLESS_WEBHOOK_SECRET_OVERLAP_SECONDS`` (see
   :class:`~chalicelib.webhooks.signing.EndpointSecrets`). Removing an account's URL
   removes its secrets: a later URL gets a new one.
+- EmailEngine's ``serviceSecret`` (the key of ``X-EE-Wh-Signature``) follows the same
+  rule: write-only, shown once when generated (choosing ``webhooksSignature:
+  "emailengine"`` without one), replaced at once by a POST with ``serviceSecret``.
+- ``POST /v1/webhooks`` is an alias of the settings' webhook fields (:func:`update_webhooks`
+  turns it into a :class:`SettingsUpdate`): one validation, one set of rules.
 - URLs pass the outbound address policy when saved (and again at every connection, see
   :mod:`chalicelib.webhooks.client`).
 - Saving a URL again (the global one also with ``webhooksEnabled: true``) is how an
@@ -26,13 +31,22 @@ from typing import Any
 
 from chalicelib.errors import ApiError
 from chalicelib.schemas.accounts import AccountUpdate
-from chalicelib.schemas.webhooks import DisabledEndpoint, SecretRotated, SettingsOut, SettingsUpdate, SettingsUpdated
+from chalicelib.schemas.webhooks import (
+    DisabledEndpoint,
+    SecretRotated,
+    SettingsOut,
+    SettingsUpdate,
+    SettingsUpdated,
+    WebhooksOut,
+    WebhooksUpdate,
+    WebhooksUpdated,
+)
 from chalicelib.settings import get_settings
 from chalicelib.store import accounts as account_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.webhooks import configuration
 from chalicelib.webhooks.client import WebhookUrlError, check_url_allowed
-from chalicelib.webhooks.signing import EndpointSecrets, generate_secret
+from chalicelib.webhooks.signing import EMAILENGINE_SIGNATURE, EndpointSecrets, generate_secret
 
 
 def checked_url(url: str, field: str) -> str:
@@ -85,16 +99,18 @@ def disabled_endpoints() -> list[DisabledEndpoint]:
 def settings_out() -> SettingsOut:
     current = configuration.load_settings()
     return SettingsOut(webhooks=current.url, webhooksEnabled=current.enabled, webhookEvents=list(current.events),
-                       webhookSecretSet=configuration.global_secret_set(),
+                       inboxNewOnly=current.inbox_new_only, webhookSecretSet=configuration.global_secret_set(),
+                       webhooksSignature=current.signature, serviceSecretSet=configuration.service_secret_set(),
                        notifyText=current.notify_text, notifyTextSize=current.notify_text_size,
                        notifyHeaders=list(current.notify_headers), disabledWebhookEndpoints=disabled_endpoints())
 
 
-def update_settings(request: SettingsUpdate) -> SettingsUpdated:
-    """Apply the keys present in ``request``; generate the secret on first configuration."""
+def update_settings(request: SettingsUpdate, url_field: str = "webhooks") -> SettingsUpdated:
+    """Apply the keys present in ``request``; generate the secret on first configuration.
+    A refused URL is named ``url_field`` in the error (the field the caller sent)."""
     given = request.model_fields_set
     if "webhooks" in given and request.webhooks is not None:
-        checked_url(request.webhooks, "webhooks")
+        checked_url(request.webhooks, url_field)
     changes: dict[str, Any] = {name: getattr(request, name) for name in configuration.SETTING_NAMES
                                if name in given}
     configuration.save_settings(changes)
@@ -103,13 +119,39 @@ def update_settings(request: SettingsUpdate) -> SettingsUpdated:
     if request.webhookSecret is not None:
         configuration.save_global_secrets(request.webhookSecret.get_secret_value())
         updated.append(configuration.SECRET_KEY)
+    generated_service_secret: str | None = None
+    if request.serviceSecret is not None:
+        configuration.save_service_secret(request.serviceSecret.get_secret_value())
+        updated.append(configuration.SERVICE_SECRET_KEY)
     current = configuration.load_settings()
     if request.webhookSecret is None and (current.url or current.enabled):
         generated = configuration.ensure_secret()
+    if request.serviceSecret is None and current.signature == EMAILENGINE_SIGNATURE:
+        generated_service_secret = configuration.ensure_service_secret()
     # Saving a URL again, or switching delivery on, is how a 410-disabled endpoint comes back.
     if current.url and ("webhooks" in given or request.webhooksEnabled):
         configuration.enable_endpoint(current.url)
-    return SettingsUpdated(updated=updated, settings=settings_out(), webhookSecret=generated)
+    return SettingsUpdated(updated=updated, settings=settings_out(), webhookSecret=generated,
+                           serviceSecret=generated_service_secret)
+
+
+# -- POST/GET /v1/webhooks: an alias of the settings' webhook fields ------------------------
+
+
+def webhooks_out(settings: SettingsOut | None = None) -> WebhooksOut:
+    settings = settings or settings_out()
+    return WebhooksOut(url=settings.webhooks, events=settings.webhookEvents, enabled=settings.webhooksEnabled,
+                       webhookSecretSet=settings.webhookSecretSet)
+
+
+def update_webhooks(request: WebhooksUpdate) -> WebhooksUpdated:
+    """``url`` and ``events`` (when given) become ``webhooks`` and ``webhookEvents``, and delivery
+    is switched on (``webhooksEnabled``), exactly as ``POST /v1/settings`` with those fields."""
+    fields: dict[str, Any] = {"webhooks": request.url, "webhooksEnabled": True}
+    if "events" in request.model_fields_set:
+        fields["webhookEvents"] = request.events
+    done = update_settings(SettingsUpdate.model_validate(fields), url_field="url")
+    return WebhooksUpdated(**webhooks_out(done.settings).model_dump(), webhookSecret=done.webhookSecret)
 
 
 def apply_account_override(stored: StoredAccount, request: AccountUpdate) -> str | None:

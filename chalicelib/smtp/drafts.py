@@ -1,13 +1,14 @@
-"""Preparing an existing message (a draft) for sending, keeping its bytes as they are (pure).
+"""Preparing an existing message (a draft, or a ``raw`` submit) for sending, keeping its bytes (pure).
 
-A draft saved by a mail client is already a complete MIME message; re-serializing it
-through the ``email`` package could re-encode its parts, so only the header block is
-touched, line by line:
+A draft saved by a mail client, or a message a caller built itself, is already a complete
+MIME message; re-serializing it through the ``email`` package could re-encode its parts, so
+only the header block is touched, line by line:
 
 - ``Bcc`` is removed from the sent bytes (its addresses go to the envelope, and the line
-  comes back in the Sent copy, as when composing);
-- ``Date`` becomes the sending time (a client stamps the moment of sending, not of saving);
-- ``Message-ID`` is added when the draft has none;
+  comes back in the Sent copy, as when composing; EmailEngine strips it the same way);
+- ``Date``: a draft's becomes the sending time (a client stamps the moment of sending, not
+  of saving); a raw message keeps its own and gets one only when it has none;
+- ``Message-ID`` is added when the message has none;
 - bare LF line ends become CRLF (IMAP servers store drafts either way; SMTP needs CRLF);
 - envelope: From is MAIL FROM, To + Cc + Bcc (each once) are RCPT TO.
 
@@ -61,34 +62,50 @@ def split_message(raw: bytes) -> tuple[list[HeaderField], bytes]:
 
 def prepare_draft(raw: bytes, parse_addresses: AddressParser, *, now: datetime | None = None) -> ComposedMessage:
     """The draft as it will be sent, with its envelope; ComposeError when it has no sender/recipient."""
+    return _prepare(raw, parse_addresses, now=now, restamp_date=True, origin="draft")
+
+
+def prepare_raw(raw: bytes, parse_addresses: AddressParser, *, envelope: Envelope | None = None,
+                now: datetime | None = None) -> ComposedMessage:
+    """A caller's own message as it will be sent: its bytes unchanged but for Bcc, and Date and
+    Message-ID when missing. ``envelope`` (the caller's) replaces the one its headers give, so
+    its To/Cc/Bcc may then be empty; ComposeError naming ``raw`` when it has no From."""
+    return _prepare(raw, parse_addresses, now=now, restamp_date=False, origin="raw", envelope=envelope)
+
+
+def _prepare(raw: bytes, parse_addresses: AddressParser, *, now: datetime | None, restamp_date: bool,
+             origin: str, envelope: Envelope | None = None) -> ComposedMessage:
     raw = _BARE_LF.sub(b"\r\n", raw)
     fields, body = split_message(raw)
+    what = "draft" if origin == "draft" else "message"
 
     def addresses(name: str) -> list[Mailbox]:
         return [m for field in fields if field.name == name for m in parse_addresses(field.value)]
 
     senders = addresses("from")
     if not senders:
-        raise ComposeError("draft.from", "the draft has no From address")
+        raise ComposeError(f"{origin}.from", f"the {what} has no From address")
     sender = senders[0]
     bcc = addresses("bcc")
     recipients = unique_mailboxes([*addresses("to"), *addresses("cc"), *bcc])
-    if not recipients:
-        raise ComposeError("draft.to", "the draft has no recipients (To, Cc or Bcc)")
+    if not recipients and envelope is None:
+        raise ComposeError(f"{origin}.to", f"the {what} has no recipients (To, Cc or Bcc)")
     smtputf8 = any(m.needs_smtputf8 for m in (sender, *recipients))
 
-    body = body or b"\r\n"  # a draft of headers only still needs the blank line
-    kept = [f.raw for f in fields if f.name not in ("bcc", "date")]
-    date_line = f"Date: {format_datetime(now or datetime.now(UTC))}\r\n".encode("ascii")
+    body = body or b"\r\n"  # a message of headers only still needs the blank line
+    replaced = ("bcc", "date") if restamp_date else ("bcc",)
+    kept = [f.raw for f in fields if f.name not in replaced]
+    stamp = restamp_date or not any(f.name == "date" for f in fields)
+    date_lines = [f"Date: {format_datetime(now or datetime.now(UTC))}\r\n".encode("ascii")] if stamp else []
     ids = [f.value.decode("utf-8", "replace") for f in fields if f.name == "message-id"]
     try:
         message_id = ids[0] if ids else new_message_id(sender)
-        envelope = Envelope(mail_from=sender.envelope_address(smtputf8=smtputf8),
-                            recipients=tuple(m.envelope_address(smtputf8=smtputf8) for m in recipients),
-                            smtputf8=smtputf8)
+        envelope = envelope or Envelope(mail_from=sender.envelope_address(smtputf8=smtputf8),
+                                        recipients=tuple(m.envelope_address(smtputf8=smtputf8) for m in recipients),
+                                        smtputf8=smtputf8)
     except AddressEncodingError as exc:  # an address whose domain has no IDNA 2008 form
-        raise ComposeError("draft.to", str(exc)) from None
-    added = [date_line] + ([] if ids else [f"Message-ID: {message_id}\r\n".encode("ascii")])
+        raise ComposeError(f"{origin}.to", str(exc)) from None
+    added = date_lines + ([] if ids else [f"Message-ID: {message_id}\r\n".encode("ascii")])
     bcc_lines = b"".join(f.raw for f in fields if f.name == "bcc")
     # New fields go first, as trace fields do; order carries no meaning for the others.
     sent = b"".join(added + kept) + body

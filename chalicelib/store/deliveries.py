@@ -29,6 +29,9 @@ Invariants:
   over the item it read (:func:`put_delivery_if_unchanged`), so it never overwrites a
   newer outcome.
 - ``attempts`` counts POSTs; ``createdAt`` is the first write; ``deliveredAt`` the last success.
+- ``attemptLog`` keeps the last ``ATTEMPT_HISTORY`` POSTs (time, status code, duration, error,
+  the start of the receiver's answer), newest last, as one JSON text: a bounded list, so an
+  event retried for days never grows its item; ``lastDurationMs`` is the newest one's duration.
 - ``expiresAt`` moves to 14 days after the latest write, so a replayed event stays visible.
 - A batch read or write that fails (or still has unprocessed items after pynamodb's
   retries) raises :class:`DeliveryLogError`.
@@ -41,6 +44,7 @@ Invariants:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -59,6 +63,10 @@ _settings = get_settings()
 RETENTION = timedelta(days=14)
 ORIGINAL_RUN = "original"  # run id of an event's first journey through the queue (replays get rpl_...)
 _SORT_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+ATTEMPT_HISTORY = 5  # POSTs kept per event: enough to see a retry pattern, small next to the body
+ANSWER_CHARS = 200  # of the receiver's answer, per attempt
+# What an activity read needs of an item (never the body: it may carry message text).
+_ACTIVITY_ATTRIBUTES = ["eventId", "account", "event", "eventDate", "status", "attempts", "lastDurationMs"]
 
 
 class PositionError(ValueError):
@@ -106,6 +114,8 @@ class DeliveryItem(Model):
     last_status_code = NumberAttribute(null=True, attr_name="lastStatusCode")
     last_error = UnicodeAttribute(null=True, attr_name="lastError")
     last_attempt_at = UTCDateTimeAttribute(null=True, attr_name="lastAttemptAt")
+    last_duration_ms = NumberAttribute(null=True, attr_name="lastDurationMs")
+    attempt_log = UnicodeAttribute(null=True, attr_name="attemptLog")
     next_attempt_at = UTCDateTimeAttribute(null=True, attr_name="nextAttemptAt")
     delivered_at = UTCDateTimeAttribute(null=True, attr_name="deliveredAt")
     created_at = UTCDateTimeAttribute(attr_name="createdAt")
@@ -138,6 +148,19 @@ class DeliveryOutcome:
     error: str | None = None
     next_attempt_at: datetime | None = None
     reason: str | None = None
+    duration_ms: float | None = None
+    answer: str | None = None  # the start of the receiver's answer (its text, untrusted)
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One POST as the log keeps it."""
+
+    at: datetime
+    status_code: int | None
+    duration_ms: float | None
+    error: str | None
+    answer: str | None
 
 
 @dataclass(frozen=True)
@@ -158,6 +181,23 @@ class StoredDelivery:
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    last_duration_ms: float | None = None
+    attempt_log: tuple[AttemptRecord, ...] = ()
+
+
+def _attempts_to_text(records: tuple[AttemptRecord, ...]) -> str | None:
+    if not records:
+        return None
+    return json.dumps([{"at": sort_key_prefix(r.at), "statusCode": r.status_code, "durationMs": r.duration_ms,
+                        "error": r.error, "answer": r.answer} for r in records], separators=(",", ":"))
+
+
+def _attempts_from_text(text: str | None) -> tuple[AttemptRecord, ...]:
+    if not text:
+        return ()
+    return tuple(AttemptRecord(at=datetime.strptime(r["at"], _SORT_DATE_FORMAT).replace(tzinfo=UTC),
+                               status_code=r.get("statusCode"), duration_ms=r.get("durationMs"),
+                               error=r.get("error"), answer=r.get("answer")) for r in json.loads(text))
 
 
 def sort_key_prefix(moment: datetime) -> str:
@@ -171,7 +211,9 @@ def _from_item(item: DeliveryItem) -> StoredDelivery:
         last_status_code=int(item.last_status_code) if item.last_status_code is not None else None,
         last_error=item.last_error, last_attempt_at=item.last_attempt_at, next_attempt_at=item.next_attempt_at,
         delivered_at=item.delivered_at, reason=item.reason, created_at=item.created_at,
-        updated_at=item.updated_at)
+        updated_at=item.updated_at,
+        last_duration_ms=float(item.last_duration_ms) if item.last_duration_ms is not None else None,
+        attempt_log=_attempts_from_text(item.attempt_log))
 
 
 def _day(event_date: datetime) -> str:
@@ -186,6 +228,11 @@ def apply_outcome(previous: StoredDelivery | None, logged: LoggedEvent, outcome:
                   now: datetime) -> StoredDelivery:
     """The event's log entry after one pass (pure): ``previous`` (None: never logged) + ``outcome``."""
     attempted = outcome.attempted
+    history = previous.attempt_log if previous is not None else ()
+    if attempted:
+        answer = outcome.answer[:ANSWER_CHARS] if outcome.answer else None
+        history = (*history, AttemptRecord(at=now, status_code=outcome.status_code, duration_ms=outcome.duration_ms,
+                                           error=outcome.error, answer=answer))[-ATTEMPT_HISTORY:]
     delivered_at = previous.delivered_at if previous is not None else None
     if outcome.status == "delivered" and (attempted or delivered_at is None):
         delivered_at = now
@@ -197,7 +244,10 @@ def apply_outcome(previous: StoredDelivery | None, logged: LoggedEvent, outcome:
         last_error=outcome.error if attempted or previous is None else previous.last_error,
         last_attempt_at=now if attempted else (previous.last_attempt_at if previous is not None else None),
         next_attempt_at=outcome.next_attempt_at, delivered_at=delivered_at, reason=outcome.reason,
-        created_at=previous.created_at if previous is not None else now, updated_at=now)
+        created_at=previous.created_at if previous is not None else now, updated_at=now,
+        last_duration_ms=(outcome.duration_ms if attempted
+                          else previous.last_duration_ms if previous is not None else None),
+        attempt_log=history)
 
 
 def _to_item(entry: StoredDelivery) -> DeliveryItem:
@@ -207,7 +257,8 @@ def _to_item(entry: StoredDelivery) -> DeliveryItem:
         status=entry.status, reason=entry.reason, attempts=entry.attempts, run_id=entry.run_id,
         last_status_code=entry.last_status_code, last_error=entry.last_error, last_attempt_at=entry.last_attempt_at,
         next_attempt_at=entry.next_attempt_at, delivered_at=entry.delivered_at, created_at=entry.created_at,
-        updated_at=entry.updated_at, expires_at=entry.updated_at + RETENTION)
+        updated_at=entry.updated_at, expires_at=entry.updated_at + RETENTION,
+        last_duration_ms=entry.last_duration_ms, attempt_log=_attempts_to_text(entry.attempt_log))
 
 
 def put_deliveries(entries: Iterable[StoredDelivery]) -> None:
@@ -332,6 +383,45 @@ def query_deliveries(query: DeliveryQuery, page_size: int, position: Position | 
                 return found, {"day": days[index + 1], "key": None}
             return found, None
     return found, None
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    """What the activity view reads of one logged event."""
+
+    event: str
+    event_date: datetime
+    status: str
+    attempts: int
+    last_duration_ms: float | None
+
+
+def read_activity(since: datetime, until: datetime, account: str | None, limit: int,
+                  ) -> tuple[list[ActivityRow], bool]:
+    """The events detected in [since, until], newest first, at most ``limit`` of them, and
+    whether more were left unread. Reads a projection (never the bodies) of the ``byAccount``
+    index for one account, else of the ``byDay`` partitions the range touches."""
+    condition = DeliveryItem.sort_key.between(sort_key_prefix(since), sort_key_prefix(until))
+    rows: list[ActivityRow] = []
+
+    def options() -> dict[str, Any]:
+        # One more than the limit tells "exactly full" from "more left".
+        # No page size of our own: DynamoDB ends a page at 1 MB read, so each request asks for all.
+        return {"scan_index_forward": False, "attributes_to_get": _ACTIVITY_ATTRIBUTES,
+                "page_size": limit + 1 - len(rows), "limit": limit + 1 - len(rows)}
+
+    # Each query names its index in the code: deploy/aws_actions.py derives the Query grants from it.
+    partitions = ([DeliveryItem.by_account.query(account, condition, **options())] if account is not None
+                  else (DeliveryItem.by_day.query(day, condition, **options())
+                        for day in _days(DeliveryQuery(since=since, until=until))))
+    for results in partitions:
+        rows.extend(ActivityRow(event=item.event, event_date=item.event_date, status=item.status,
+                                attempts=int(item.attempts or 0),
+                                last_duration_ms=float(item.last_duration_ms)
+                                if item.last_duration_ms is not None else None) for item in results)
+        if len(rows) > limit:
+            return rows[:limit], True
+    return rows, False
 
 
 def delete_deliveries_of_account(account: str) -> int:

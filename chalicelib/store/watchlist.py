@@ -36,7 +36,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import botocore.session
 from pynamodb.attributes import NumberAttribute, UnicodeAttribute, UTCDateTimeAttribute
 from pynamodb.exceptions import ScanError
 from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
@@ -139,20 +138,16 @@ def _models(base: type[Model]) -> list[type[Model]]:
 def warm_up_clients() -> None:
     """Create the DynamoDB client of every imported model, once, on the calling thread.
 
-    pynamodb builds a connection's client lazily with a botocore session of the calling
-    thread; when a pool of threads races to the first call, each thread builds (and
-    keeps, in its thread-local session) its own copy of the service model: ~9 MB per
-    thread and table, 140 MB for a pool of 16 (measured when messageNew started reading
-    the webhook settings table from the pool). Building them here first leaves one
-    client per table, whichever tables the watcher's code reaches. They share one botocore
-    session, so the service model is parsed once, not once per table (~4 MB each).
+    pynamodb builds a connection's client lazily on the first call; when a pool of threads
+    races to the first call, each would build (and keep) its own copy of the service model:
+    ~9 MB per thread and table, 140 MB for a pool of 16 (measured when messageNew started
+    reading the webhook settings table from the pool). Every table's client now comes from
+    the process's one session (see :mod:`chalicelib.store`), which parses the model once;
+    building the clients here first still leaves exactly one client per table, whichever
+    of them the watcher's code reaches first and from whichever thread.
     """
     from chalicelib.store import checkpoints, leases, models, settings  # noqa: F401 - the watcher's tables
 
-    session = botocore.session.get_session()
     for model in _models(Model):
         if getattr(getattr(model, "Meta", None), "table_name", None):
-            connection = model._get_connection().connection
-            if getattr(connection._local, "session", None) is None:
-                connection._local.session = session  # what pynamodb would build itself, shared
-            _ = connection.client
+            _ = model._get_connection().connection.client

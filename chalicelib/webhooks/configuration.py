@@ -2,12 +2,14 @@
 endpoint, per-account overrides, and endpoints disabled by a ``410 Gone``.
 
 Settings live in the settings table under EmailEngine's names (``webhooks``,
-``webhooksEnabled``, ``webhookEvents``, ``notifyText``, ``notifyTextSize``,
-``notifyHeaders``). Where an event goes (:mod:`chalicelib.webhooks.targets` applies it)::
+``webhooksEnabled``, ``webhookEvents``, ``inboxNewOnly``, ``notifyText``, ``notifyTextSize``,
+``notifyHeaders``) and ours (``webhooksSignature``). Where an event goes
+(:mod:`chalicelib.webhooks.targets` applies it)::
 
     url    = account.webhooks       or settings.webhooks
     events = account.webhookEvents  if set, else settings.webhookEvents   (["*"]: all types)
     sent   iff webhooksEnabled and url and the type matches and url is not disabled
+           and not (inboxNewOnly and a messageNew outside the inbox)    (both endpoint kinds)
 
 There are two kinds of endpoint, each with its own signing secrets (Standard Webhooks'
 model: whoever can verify one endpoint's requests cannot sign another's)::
@@ -17,6 +19,11 @@ model: whoever can verify one endpoint's requests cannot sign another's)::
 
 An account override saved before overrides had secrets of their own is still signed with
 the global secrets until its secret is rotated (which gives it its own).
+
+With ``webhooksSignature: "emailengine"`` every endpoint's requests also carry
+EmailEngine's signature, made with the one deployment-wide *service secret* (EmailEngine's
+``serviceSecret``: receivers written for EmailEngine verify with it unchanged), stored
+sealed under its own key and generated when that style is first chosen without one.
 
 Invariants:
 - Secrets are sealed (envelope encryption, context ``{"purpose": "webhook-secret"}``, plus
@@ -42,11 +49,21 @@ from typing import Any
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.store import settings as settings_store
 from chalicelib.store.accounts import StoredAccount
-from chalicelib.webhooks.signing import EndpointSecrets, generate_secret
+from chalicelib.webhooks.signing import (
+    STANDARD_SIGNATURE,
+    EndpointSecrets,
+    SignatureStyle,
+    generate_secret,
+    generate_service_secret,
+)
 
-SETTING_NAMES = ("webhooks", "webhooksEnabled", "webhookEvents", "notifyText", "notifyTextSize", "notifyHeaders")
+SETTING_NAMES = ("webhooks", "webhooksEnabled", "webhookEvents", "inboxNewOnly", "webhooksSignature", "notifyText",
+                 "notifyTextSize", "notifyHeaders")
 SECRET_KEY = "webhookSecret"  # noqa: S105 - the settings key under which the sealed secret is stored
 SECRET_CONTEXT = {"purpose": "webhook-secret"}
+SERVICE_SECRET_KEY = "serviceSecret"  # noqa: S105 - EmailEngine's settings key, not a secret
+SERVICE_SECRET_CONTEXT = {"purpose": "webhook-service-secret"}
+
 DISABLED_ENDPOINT_PREFIX = "webhookEndpointDisabled:"
 ALL_EVENTS = "*"
 
@@ -56,6 +73,8 @@ class WebhookSettings:
     url: str | None = None
     enabled: bool = False
     events: tuple[str, ...] = (ALL_EVENTS,)
+    inbox_new_only: bool = False
+    signature: SignatureStyle = STANDARD_SIGNATURE
     notify_text: bool = False
     notify_text_size: int | None = None
     notify_headers: tuple[str, ...] = ()
@@ -65,7 +84,10 @@ def load_settings() -> WebhookSettings:
     values = settings_store.get_values(SETTING_NAMES)
     return WebhookSettings(
         url=values.get("webhooks"), enabled=bool(values.get("webhooksEnabled", False)),
-        events=tuple(values.get("webhookEvents", [ALL_EVENTS])), notify_text=bool(values.get("notifyText", False)),
+        events=tuple(values.get("webhookEvents", [ALL_EVENTS])),
+        inbox_new_only=bool(values.get("inboxNewOnly", False)),
+        signature=values.get("webhooksSignature") or STANDARD_SIGNATURE,
+        notify_text=bool(values.get("notifyText", False)),
         notify_text_size=values.get("notifyTextSize"), notify_headers=tuple(values.get("notifyHeaders", [])))
 
 
@@ -105,6 +127,28 @@ def ensure_secret() -> str | None:
     """Generate the global secret if there is none; the new secret, or None if one existed."""
     secret = generate_secret()
     created = settings_store.put_sealed(SECRET_KEY, seal_secret(secret, SECRET_CONTEXT), if_absent=True)
+    return secret if created else None
+
+
+def service_secret() -> str | None:
+    """EmailEngine's service secret (the key of ``X-EE-Wh-Signature``), or None when none was set."""
+    sealed = settings_store.get_sealed(SERVICE_SECRET_KEY)
+    return open_secret(sealed, SERVICE_SECRET_CONTEXT) if sealed else None
+
+
+def service_secret_set() -> bool:
+    return settings_store.get_sealed(SERVICE_SECRET_KEY) is not None
+
+
+def save_service_secret(secret: str) -> None:
+    settings_store.put_sealed(SERVICE_SECRET_KEY, seal_secret(secret, SERVICE_SECRET_CONTEXT))
+
+
+def ensure_service_secret() -> str | None:
+    """Generate the service secret if there is none; the new secret, or None if one existed."""
+    secret = generate_service_secret()
+    created = settings_store.put_sealed(SERVICE_SECRET_KEY, seal_secret(secret, SERVICE_SECRET_CONTEXT),
+                                        if_absent=True)
     return secret if created else None
 
 

@@ -68,6 +68,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.events.model import Event
+from chalicelib.events.queue import FIFO_BATCH_SIZE
 from chalicelib.observability import logger
 from chalicelib.settings import get_settings
 from chalicelib.store.deliveries import DeliveryLogError
@@ -76,7 +77,7 @@ from chalicelib.webhooks.batch_log import BatchLog
 from chalicelib.webhooks.delivery import DeliveryDeferredError, QueuedMessage, parse_event, process_message
 
 UNEXPECTED_RETRY_SECONDS = 30
-BATCH_SIZE = 10  # the FIFO maximum for Lambda event sources
+BATCH_SIZE = FIFO_BATCH_SIZE
 
 
 def _fail_records(records: Iterable[dict[str, Any]], already_hidden: set[str]) -> list[dict[str, str]]:

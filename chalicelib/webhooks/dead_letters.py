@@ -51,6 +51,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from chalicelib.events.model import utc_now
+from chalicelib.events.queue import FIFO_BATCH_SIZE
 from chalicelib.observability import logger
 from chalicelib.store import accounts as account_store
 from chalicelib.store import deliveries
@@ -58,7 +59,7 @@ from chalicelib.store.deliveries import ORIGINAL_RUN, DeliveryLogError, Delivery
 from chalicelib.webhooks import queue_ops
 from chalicelib.webhooks.delivery import parse_event
 
-BATCH_SIZE = 10  # the FIFO maximum for Lambda event sources
+BATCH_SIZE = FIFO_BATCH_SIZE
 DEAD_LETTERED = "deadLettered"  # the reason of an event SQS's redrive moved
 CONFLICT_RETRIES = 3
 

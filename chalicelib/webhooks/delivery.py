@@ -10,6 +10,7 @@
        |                                    -- not sent? --> log "skipped" (replayable later)
        v
     receive count 1:  sign (Standard Webhooks, the endpoint's own secrets) -> POST once                        (direct)
+                      (+ X-EE-Wh-Signature with the service secret when webhooksSignature is "emailengine")
     receive count >1: the same inside a Powertools idempotent attempt (key = event id + run;
                       INPROGRESS lock, record kept 14 days) ---- already delivered -> done
        v
@@ -66,6 +67,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from pydantic import ValidationError as PydanticValidationError
 
+from chalicelib import aws_clients
 from chalicelib.events.model import Event, utc_now
 from chalicelib.lambda_budget import FixedBudget
 from chalicelib.observability import logger, record_webhook_attempt
@@ -117,8 +119,9 @@ class QueuedMessage:
 
 
 def _post_signed(*, attempt: dict[str, str], url: str, body: bytes, keys: tuple[bytes, ...],
-                 nonce: str, posted: list[PostResult] | None = None) -> dict[str, Any]:
-    headers = signed_headers(keys, attempt["eventId"], body)
+                 nonce: str, service_secret: str | None = None,
+                 posted: list[PostResult] | None = None) -> dict[str, Any]:
+    headers = signed_headers(keys, attempt["eventId"], body, service_secret=service_secret)
     result = post_webhook(url, body, headers, get_settings().webhook_timeout_seconds)
     record_webhook_attempt(result.succeeded)
     if posted is not None:  # seen by the caller even when Powertools then fails to store the record
@@ -138,7 +141,9 @@ def _idempotent_post() -> Any:
     # An attempt holds its record for at most its timeout (plus a margin), so a consumer
     # that dies mid-attempt blocks the event only until its next receive.
     config.register_lambda_context(FixedBudget(2 * settings.webhook_timeout_seconds + 5))
-    persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"))
+    # The process's shared client: Powertools would otherwise build a boto3 session of its own.
+    persistence = DynamoDBPersistenceLayer(table_name=settings.table_name("webhook-idempotency"),
+                                           boto3_client=aws_clients.client("dynamodb"))
     # Configured here, before any thread uses it: Powertools marks the layer configured
     # before it finishes configuring it, and a batch's accounts are delivered in parallel.
     persistence.configure(config, key_prefix="webhook-delivery")
@@ -210,7 +215,7 @@ def process_message(message: QueuedMessage, event: Event | None, log: BatchLog,
         logger.info("event of a deleted account with the same id dropped", extra={"eventId": event.id})
         return "stale"
     logged = LoggedEvent(event.id, event.account, event.event, event_date, message.body)
-    skip_reason = target.skip_reason(event.event)
+    skip_reason = target.skip_reason(event)
     if skip_reason is not None:
         log.record(message.message_id, logged, DeliveryOutcome(status="skipped", run_id=message.run_id,
                                                                attempted=False, reason=skip_reason), now)
@@ -228,9 +233,12 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     posted: list[PostResult] = []
     try:
         answer = post(attempt={"eventId": event.id, "runId": message.run_id}, url=url, body=message.body.encode(),
-                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce, posted=posted)
-        result = PostResult(status_code=answer["statusCode"], duration_ms=0.0)
+                      keys=endpoint_secrets.keys(utc_now()), nonce=nonce, service_secret=target.service_secret,
+                      posted=posted)
         attempted = answer["nonce"] == nonce
+        # This pass POSTed (its nonce came back): keep what the receiver said and how long it took.
+        result = posted[-1] if attempted and posted else PostResult(status_code=answer["statusCode"],
+                                                                     duration_ms=0.0)
     except _AttemptFailedError as failure:
         result, attempted = failure.result, True
     except IdempotencyPersistenceLayerError as exc:
@@ -248,7 +256,9 @@ def _attempt(message: QueuedMessage, event: Event, logged: LoggedEvent, target: 
     decision = policy.decide(result.status_code, result.retry_after_seconds, queued_at=message.queued_at, now=now,
                              schedule=get_settings().webhook_retry_schedule)
     outcome = functools.partial(DeliveryOutcome, run_id=message.run_id, attempted=attempted,
-                                status_code=result.status_code, error=_error_text(result))
+                                status_code=result.status_code, error=_error_text(result),
+                                duration_ms=round(result.duration_ms, 1) if attempted else None,
+                                answer=result.response_excerpt or None)
 
     def record(done: DeliveryOutcome) -> None:
         log.record(message.message_id, logged, done, now)

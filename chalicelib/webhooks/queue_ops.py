@@ -25,10 +25,10 @@ from botocore.exceptions import ClientError
 
 from chalicelib.errors import ServiceUnavailableError
 from chalicelib.events import queue
+from chalicelib.events.queue import DEAD_LETTER_QUEUE
 from chalicelib.observability import logger
 from chalicelib.store.deliveries import StoredDelivery
 
-DEAD_LETTER_QUEUE = "events-dlq.fifo"
 RUN_ATTRIBUTE = "imaplessRun"
 # Message attributes of what the consumer dead-letters itself (SQS's redrive adds none).
 FAILURE_REASON_ATTRIBUTE = "failureReason"

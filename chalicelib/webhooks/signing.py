@@ -21,6 +21,17 @@ and one that already has the new one both accept it::
 Stored (sealed) as the bare secret when there is no previous one, which is also the form
 a secret had before rotation existed, else as JSON (:meth:`EndpointSecrets.to_text`).
 
+EmailEngine's signature, for receivers written for EmailEngine (setting
+``webhooksSignature: "emailengine"``): in addition to the three headers above::
+
+    X-EE-Wh-Event-Id:  the event id (the same value as webhook-id)
+    X-EE-Wh-Signature: base64url, unpadded, of HMAC-SHA256(service secret as UTF-8, body)
+
+EmailEngine signs with one deployment-wide *service secret* (a plain string, 32 hex
+characters when it generates it), used as the key as-is, not decoded; Node's
+``digest('base64url')`` drops the ``=`` padding. There is no timestamp in what is signed,
+so this style has no replay guard of its own: the Standard Webhooks headers still do.
+
 Invariants: the secret and the key never leave this module except as the HMAC; nothing
 here logs. A secret that is not ``whsec_`` + base64 of 24..64 bytes is refused with a
 reason (:func:`parse_secret`), so a typo cannot produce signatures nobody can verify.
@@ -38,9 +49,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format prefix, not a secret
 GENERATED_SECRET_BYTES = 32
+GENERATED_SERVICE_SECRET_BYTES = 16  # EmailEngine's: 16 random bytes, as 32 hex characters
+MIN_SERVICE_SECRET_CHARS = 16
+MAX_SERVICE_SECRET_CHARS = 256
+EE_SIGNATURE_HEADER = "X-EE-Wh-Signature"
+EE_EVENT_ID_HEADER = "X-EE-Wh-Event-Id"
+SignatureStyle = Literal["standard", "emailengine"]  # emailengine: the Standard Webhooks headers plus EmailEngine's two
+STANDARD_SIGNATURE: SignatureStyle = "standard"
+EMAILENGINE_SIGNATURE: SignatureStyle = "emailengine"
 MIN_SECRET_BYTES = 24
 MAX_SECRET_BYTES = 64
 SIGNATURE_VERSION = "v1"
@@ -109,13 +129,36 @@ def sign(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
     return f"{SIGNATURE_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
+def generate_service_secret() -> str:
+    return secrets.token_hex(GENERATED_SERVICE_SECRET_BYTES)
+
+
+def check_service_secret(secret: str) -> str:
+    """``secret`` if usable as an EmailEngine service secret; ValueError (without the secret) if not."""
+    if not MIN_SERVICE_SECRET_CHARS <= len(secret) <= MAX_SERVICE_SECRET_CHARS:
+        raise ValueError(f"must be {MIN_SERVICE_SECRET_CHARS} to {MAX_SERVICE_SECRET_CHARS} characters")
+    if not secret.isprintable() or secret != secret.strip():
+        raise ValueError("must be printable, without leading or trailing spaces")
+    return secret
+
+
+def emailengine_signature(service_secret: str, body: bytes) -> str:
+    """The ``X-EE-Wh-Signature`` value for ``body``."""
+    digest = hmac.new(service_secret.encode(), body, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
 def signed_headers(keys: Sequence[bytes], message_id: str, body: bytes,
-                   timestamp: int | None = None) -> dict[str, str]:
+                   timestamp: int | None = None, service_secret: str | None = None) -> dict[str, str]:
     """The three Standard Webhooks headers for ``body`` (one signature per key), timestamped
-    now unless told."""
+    now unless told; with ``service_secret`` also EmailEngine's two."""
     moment = int(time.time()) if timestamp is None else timestamp
-    return {
+    headers = {
         "webhook-id": message_id,
         "webhook-timestamp": str(moment),
         "webhook-signature": " ".join(sign(key, message_id, moment, body) for key in keys),
     }
+    if service_secret is not None:
+        headers[EE_EVENT_ID_HEADER] = message_id
+        headers[EE_SIGNATURE_HEADER] = emailengine_signature(service_secret, body)
+    return headers

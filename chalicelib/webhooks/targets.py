@@ -20,6 +20,13 @@ global ones only for an override saved before overrides had secrets), and disabl
 410 on its own (``owner``), whatever URL it shares with others. A 410 seen during a batch
 takes effect for that batch's later records at once (:meth:`TargetReader.forget_endpoint`).
 
+``inboxNewOnly`` (EmailEngine's) drops ``messageNew`` events of messages outside the inbox,
+for the global endpoint and the account ones alike (EmailEngine applies it to every target
+but its custom routes). What counts as the inbox is EmailEngine's test
+(:func:`in_inbox`): the folder named INBOX, a folder with the ``\\Inbox`` special use, or a
+message carrying the ``\\Inbox`` label (Gmail: a new message in All Mail that is also in
+the inbox counts; one that only has other labels does not).
+
 Failure modes: a deleted account has no override (its queued events follow the global
 settings); a secret that cannot be opened raises (the record is retried, never sent
 unsigned). An id deleted and registered again is a new account: events detected before it
@@ -36,11 +43,25 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.errors import AccountNotFoundError
+from chalicelib.events.model import Event
 from chalicelib.observability import logger
 from chalicelib.store import accounts as account_store
 from chalicelib.store.accounts import StoredAccount
 from chalicelib.webhooks import configuration
-from chalicelib.webhooks.signing import EndpointSecrets
+from chalicelib.webhooks.signing import EMAILENGINE_SIGNATURE, EndpointSecrets
+
+INBOX_SPECIAL_USE = "\\Inbox"
+
+
+def in_inbox(event: Event) -> bool:
+    """Whether the event's message is in the inbox, by EmailEngine's ``inboxNewOnly`` test."""
+    # INBOX is the one case-insensitive mailbox name (RFC 3501 5.1).
+    if event.path is not None and event.path.upper() == "INBOX":
+        return True
+    if INBOX_SPECIAL_USE in (event.specialUse, event.data.get("messageSpecialUse")):
+        return True
+    labels = event.data.get("labels")
+    return isinstance(labels, list) and INBOX_SPECIAL_USE in labels
 
 
 @dataclass(frozen=True)
@@ -52,6 +73,8 @@ class WebhookTarget:
     endpoint_disabled: bool
     owner: str | None = None  # the account whose own endpoint this is; None: the global endpoint
     account_since: datetime | None = None  # when the account was registered (None: no such account)
+    inbox_new_only: bool = False
+    service_secret: str | None = None  # set: also sign EmailEngine's way (webhooksSignature "emailengine")
 
     def predates_account(self, event_date: datetime) -> bool:
         """Whether the event was detected before its account was registered: then it is an event
@@ -59,14 +82,16 @@ class WebhookTarget:
         nor its delivery log."""
         return self.account_since is not None and event_date < self.account_since
 
-    def skip_reason(self, event_type: str) -> str | None:
-        """Why an event of this type is not sent, or None when it is."""
+    def skip_reason(self, event: Event) -> str | None:
+        """Why ``event`` is not sent, or None when it is."""
         if not self.enabled:
             return "webhooksDisabled"
         if not self.url:
             return "noWebhookUrl"
-        if configuration.ALL_EVENTS not in self.events and event_type not in self.events:
+        if configuration.ALL_EVENTS not in self.events and event.event not in self.events:
             return "eventNotSubscribed"
+        if self.inbox_new_only and event.event == "messageNew" and not in_inbox(event):
+            return "notInInbox"
         if self.endpoint_disabled:
             return "endpointDisabled"
         if self.secrets is None:
@@ -142,9 +167,12 @@ class TargetReader:
         url = override.url or current.url
         disabled = bool(url) and bool(self._get(
             ("endpoint", url, owner), functools.partial(configuration.is_endpoint_disabled, url or "", owner)))
+        service_secret = (self._get("serviceSecret", configuration.service_secret)
+                          if current.signature == EMAILENGINE_SIGNATURE else None)
         return WebhookTarget(url=url, events=override.events if override.events is not None else current.events,
                              enabled=current.enabled, secrets=secrets, endpoint_disabled=disabled, owner=owner,
-                             account_since=override.since)
+                             account_since=override.since, inbox_new_only=current.inbox_new_only,
+                             service_secret=service_secret)
 
     def forget_endpoint(self, url: str, owner: str | None) -> None:
         """The endpoint's state changed during this batch (a 410): read it again."""

@@ -40,6 +40,7 @@ def test_make_run_serves_the_api_stops_cleanly_and_keeps_its_data(tmp_path, dove
         token = banner_token(output)
         text = output.read_text()
         assert f"{base_url}/docs" in text
+        assert f"{base_url}/admin" in text
         headers = {"Authorization": f"Bearer {token}"}
         # When an account is registered against the real Dovecot
         created = requests.post(f"{base_url}/v1/account", headers=headers, timeout=30, json={

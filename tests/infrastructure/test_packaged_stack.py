@@ -135,6 +135,13 @@ def test_deployment_package_fits_lambda_limits(packaged_stack):
     assert bundle.stat().st_size < LAMBDA_ZIP_LIMIT_BYTES
     assert unzipped < LAMBDA_UNZIPPED_LIMIT_BYTES
     assert "app.py" in names and "chalicelib/settings.py" in names
+    # /docs serves these from the package itself (no CDN)
+    assert "chalicelib/static/docs-init.js" in names
+    assert "swagger_ui_bundle/vendor/swagger-ui-5.31.0/swagger-ui-bundle.js" in names
+    # The console's static files travel with the code that serves them
+    console = {path.name for path in (ROOT / "chalicelib" / "console" / "static").iterdir()}
+    assert {name.removeprefix("chalicelib/console/static/") for name in names
+            if name.startswith("chalicelib/console/static/")} == console
     assert not [name for name in names if name.startswith(("tests/", "local/", "deploy/", ".venv/"))]
 
 

@@ -1,10 +1,11 @@
 """The watcher container's entry point, run as the Dockerfile runs it, and its health endpoint.
 
 No Docker engine here: the image is reproduced as far as it matters for the entry point —
-a fresh venv with only requirements.txt, a working directory holding only chalicelib/ and
-workers/ (what the Dockerfile copies), the Dockerfile's environment and command — against
-the session's moto. What only the repository has (app.py, local/) is not in the image, and
-nothing in the image may import it.
+a fresh venv with only requirements.txt, a working directory holding only chalicelib/ (less
+the API's Chalice handlers, which the .dockerignore leaves out) and workers/ (what the
+Dockerfile copies), the Dockerfile's environment and command — against the session's moto.
+What only the repository has (app.py, local/) is not in the image, and nothing in the image
+may import it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.support.aws import MOTO_ENDPOINT, REGION, TEST_ENVIRONMENT
 from workers import health
 
 DOCKERFILE = ROOT / "workers" / "Dockerfile"
+DOCKERIGNORE = ROOT / "workers" / "Dockerfile.dockerignore"
 
 
 def dockerfile_command() -> list[str]:
@@ -68,12 +70,20 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+def context_exclusions() -> list[str]:
+    """Paths the build context leaves out of what it lets in (``chalicelib/api``), from the .dockerignore."""
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    return [line.rstrip("/") for line in lines if line and not line.startswith(("#", "!", "*"))]
+
+
 @pytest.fixture
 def image_workdir(tmp_path: Path) -> Path:
-    """What the Dockerfile copies into /app: chalicelib/ and workers/ only."""
+    """What the Dockerfile copies into /app: chalicelib/ and workers/, less what the context excludes."""
     app = tmp_path / "app"
     for package in ("chalicelib", "workers"):
         shutil.copytree(ROOT / package, app / package, ignore=shutil.ignore_patterns("__pycache__"))
+    for excluded in context_exclusions():
+        shutil.rmtree(app / excluded)
     return app
 
 

@@ -27,6 +27,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from local.emulator import AwsEmulator
 from local.resources import create_resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,3 +272,55 @@ def test_an_unreadable_snapshot_stops_the_start_and_is_left_untouched(tmp_path: 
     assert "not valid JSON" in stderr
     assert snapshot.read_text() == '{"format": 1, "tables": ['
     assert os.listdir(data_dir) == ["dynamodb.json"]
+
+
+# -- the snapshot thread: scans only after a change ------------------------------------------
+
+
+def wait_until(condition: Any, timeout_seconds: float) -> bool:
+    deadline = time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_an_idle_emulator_never_scans_and_a_write_is_saved_within_the_interval(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # In-process (to count the scans) on a region of its own: moto's backends are process-global.
+    region, interval = "eu-west-3", 0.1
+    emulator = AwsEmulator(tmp_path / "data", port=free_port(), region=region, save_interval_seconds=interval)
+    emulator.start()
+    try:
+        emulator.restore()
+        dynamodb = boto3.client("dynamodb", endpoint_url=emulator.endpoint_url, region_name=region, **CREDENTIALS)
+        create_table_with_index(dynamodb, "idle-things")
+        assert wait_until(lambda: (tmp_path / "data" / "dynamodb.json").exists(), 30 * interval)
+        scans: list[float] = []
+        scan_tables = emulator._scan_tables
+        monkeypatch.setattr(emulator, "_scan_tables", lambda: scans.append(time.monotonic()) or scan_tables())
+        # Given a system that only reads for 10 intervals (what the API and the watcher do when idle)
+        started = time.monotonic()
+        while time.monotonic() - started < 10 * interval:
+            dynamodb.list_tables()
+            dynamodb.describe_table(TableName="idle-things")
+            dynamodb.scan(TableName="idle-things")
+            dynamodb.get_item(TableName="idle-things", Key={"pk": {"S": "nobody"}, "sk": {"N": "1"}})
+            time.sleep(interval / 4)
+        # Then the snapshot thread never scanned
+        assert scans == []
+        # When one item is written
+        item = every_attribute_type("written-while-idle")
+        dynamodb.put_item(TableName="idle-things", Item=item)
+        # Then it is in the file within the interval (plus the scan and slack for a loaded machine)
+        assert wait_until(lambda: "written-while-idle" in (tmp_path / "data" / "dynamodb.json").read_text(),
+                          20 * interval)
+        assert scans
+        # And the thread goes quiet again: no scan without a new change
+        time.sleep(3 * interval)
+        settled = len(scans)
+        time.sleep(5 * interval)
+        assert len(scans) == settled
+    finally:
+        emulator.stop()

@@ -77,6 +77,18 @@ class TestListing:
         assert inbox["uidNext"] == 3
         assert inbox["uidValidity"] == uid_validity
 
+    def test_counters_of_the_mailbox_a_pooled_session_has_selected_are_current(self, api, account, mail_server,
+                                                                                mail_user):
+        # Given INBOX listed once: the pooled session that did it keeps INBOX selected
+        api.get(f"/v1/account/{account}/messages?path=INBOX")
+        # When a message arrives afterwards, through another connection
+        with direct_imap(mail_server, mail_user) as client:
+            fill(client, "INBOX", [make_message()])
+        # Then the counters count it (Dovecot answers STATUS of the selected mailbox from the
+        # session's own view, stale until the session hears of the new message)
+        inbox = by_path(api.get(f"/v1/account/{account}/mailboxes?counters=true"))["INBOX"]
+        assert (inbox["messages"], inbox["unseen"]) == (1, 1)
+
     @pytest.mark.dovecot_only(VALIDATION_ONLY)
     def test_unknown_account_is_404(self, api):
         response = api.get("/v1/account/nobody-here/mailboxes")

@@ -5,6 +5,7 @@ named), search with Unicode, and the same changes in bulk by search."""
 from __future__ import annotations
 
 import time
+from urllib.parse import urlencode
 
 import pytest
 
@@ -200,6 +201,63 @@ class TestSearch:
     def test_unsupported_or_invalid_criteria_are_refused(self, api, account, search, status, code, field):
         response = api.post(f"/v1/account/{account}/search?path=INBOX", {"search": search})
         assert response.status == status, response.body
+        assert response.json["code"] == code
+        assert field in response.json["details"]
+
+
+def bracketed(search: dict, prefix: str = "search") -> list[tuple[str, str]]:
+    """A search object as query keys, as EmailEngine's clients write it: search[header][X-Foo]=bar."""
+    pairs: list[tuple[str, str]] = []
+    for name, value in search.items():
+        key = f"{prefix}[{name}]"
+        if isinstance(value, dict):
+            pairs += bracketed(value, key)
+        else:
+            pairs.append((key, str(value).lower() if isinstance(value, bool) else str(value)))
+    return pairs
+
+
+class TestSearchByUrl:
+    """GET /search?search[field]=value: the POST body's search object, as query keys."""
+
+    mailbox = TestSearch.mailbox
+
+    @pytest.mark.parametrize("search", [
+        {"subject": "Grüße"}, {"body": "キーワード"}, {"from": "Jörg"}, {"flagged": True},
+        {"flagged": False, "from": "example.test"}, {"header": {"Subject": "ascii"}},
+        {"since": "2000-01-01", "larger": 10}, {"before": "2000-01-01"},
+    ])
+    def test_query_keys_find_what_the_post_body_finds(self, api, account, mailbox, search):
+        by_body = api.post(f"/v1/account/{account}/search?path=INBOX", {"search": search})
+        by_url = api.get(f"/v1/account/{account}/search?path=INBOX&{urlencode(bracketed(search))}")
+        assert by_url.status == 200, by_url.body
+        assert by_url.json == by_body.json
+
+    def test_keys_written_with_literal_brackets_and_paging_work_too(self, api, account, mailbox):
+        first = api.get(f"/v1/account/{account}/search?search[from]=example.test&pageSize=3")
+        assert first.status == 200, first.body
+        assert [m["uid"] for m in first.json["messages"]] == [4, 3, 2]
+        rest = api.get(f"/v1/account/{account}/search?search[from]=example.test&pageSize=3"
+                       f"&cursor={first.json['nextPageCursor']}")
+        assert [m["uid"] for m in rest.json["messages"]] == [1]
+
+    def test_no_search_keys_finds_every_message(self, api, account, mailbox):
+        response = api.get(f"/v1/account/{account}/search?path=INBOX")
+        assert response.status == 200 and response.json["total"] == 4
+
+    @pytest.mark.dovecot_only(VALIDATION_ONLY)
+    @pytest.mark.parametrize(("query", "code", "field"), [
+        ("search=x", "InvalidQueryKey", "query.search"),
+        ("search[from=x", "InvalidQueryKey", "query.search[from"),
+        ("search[from]x=y", "InvalidQueryKey", "query.search[from]x"),
+        ("search[from]=a&search[from][b]=c", "InvalidQueryKey", "query.search[from][b]"),
+        ("search[]=x", "ValidationError", "query.search."),
+        ("search[subjekt]=typo", "ValidationError", "query.search.subjekt"),
+        ("search[larger]=big", "ValidationError", "query.search.larger"),
+    ])
+    def test_a_bad_key_is_a_400_naming_it(self, api, account, query, code, field):
+        response = api.get(f"/v1/account/{account}/search?{query}")
+        assert response.status == 400, response.body
         assert response.json["code"] == code
         assert field in response.json["details"]
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email
 import os
+from email import policy
 
 import pytest
 
@@ -151,3 +153,70 @@ class TestDrafts:
         response = api.post(f"/v1/account/{account}/message/{draft}/submit", {"deleteDraft": False})
         assert response.status == 422, response.body
         assert "draft.to" in response.json["details"]
+
+
+class TestReplyDrafts:
+    """POST /message (APPEND) with ``reference`` and ``headers``: a reply or forward saved as a draft,
+    built by the same code as a sent one."""
+
+    def upload(self, api, account, body: dict) -> dict:
+        response = api.post(f"/v1/account/{account}/message", {"path": "Drafts", **body})
+        assert response.status == 200, response.body
+        return response.json
+
+    def test_a_reply_draft_threads_addresses_and_quotes_like_a_sent_reply(self, api, dovecot, account, me, alice):
+        # Given a message from Alice in my INBOX, part of a thread
+        raw, original_id = make_message(sender=f"Alice <{alice.email}>", to=me.email, subject="Budget",
+                                        references="<root@example.test>", body="Numbers attached?\n")
+        my_box = Mailbox(dovecot, me)
+        reference = my_box.append("INBOX", raw)
+
+        # When a reply with the original quoted and an extra header is saved as a draft
+        uploaded = self.upload(api, account, {
+            "from": {"address": me.email}, "text": "Here they are.", "headers": {"X-Draft-Origin": "crm"},
+            "reference": {"message": reference, "action": "reply", "inline": True}})
+
+        # Then the draft is the reply a submit would send: thread, subject, recipient, quote, header
+        draft = my_box.raw(uploaded["uid"], "Drafts")
+        parsed = email.message_from_bytes(draft, policy=policy.default)
+        assert parsed["Subject"] == "Re: Budget"
+        assert parsed["In-Reply-To"] == original_id
+        assert parsed["References"].split() == ["<root@example.test>", original_id]
+        assert [a.addr_spec for a in parsed["To"].addresses] == [alice.email]
+        assert parsed["X-Draft-Origin"] == "crm"
+        text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        assert text.startswith("Here they are.\n") and "> Numbers attached?" in text
+        # And the original is not flagged: nothing was sent
+        assert "\\Answered" not in my_box.flags(my_box.wait_for(original_id)[0])
+
+    def test_a_forward_draft_keeps_the_given_subject_prefixed_and_the_attachments(self, api, dovecot, account, me,
+                                                                                   alice, carol):
+        document = os.urandom(2000)
+        raw, original_id = make_message(sender=alice.email, to=me.email, subject="Report",
+                                        attachments=(("report.pdf", "application/pdf", document),))
+        my_box = Mailbox(dovecot, me)
+        reference = my_box.append("INBOX", raw)
+        uploaded = self.upload(api, account, {
+            "from": {"address": me.email}, "to": [{"address": carol.email}], "text": "FYI",
+            "reference": {"message": reference, "action": "forward", "forwardAttachments": True}})
+        parsed = email.message_from_bytes(my_box.raw(uploaded["uid"], "Drafts"), policy=policy.default)
+        assert parsed["Subject"] == "Fwd: Report" and parsed["References"] == original_id
+        assert attachments_of(parsed)["report.pdf"] == document
+
+    def test_a_header_the_request_sets_otherwise_is_refused_naming_it(self, api, dovecot, account, me, alice):
+        raw, _ = make_message(sender=alice.email, to=me.email, subject="Threaded")
+        reference = Mailbox(dovecot, me).append("INBOX", raw)
+        for headers, field in (({"Subject": "x"}, "headers.Subject"),
+                               ({"References": "<a@b.c>"}, "headers.References")):
+            response = api.post(f"/v1/account/{account}/message", {
+                "path": "Drafts", "from": {"address": me.email}, "text": "x", "headers": headers,
+                "reference": {"message": reference}})
+            assert response.status == 422, response.body
+            assert field in response.json["details"]
+
+    def test_raw_with_headers_or_reference_is_refused(self, api, account):
+        for extra in ({"headers": {"X-A": "1"}}, {"reference": {"message": "AAAA"}}):
+            response = api.post(f"/v1/account/{account}/message",
+                                {"path": "Drafts", "raw": "RnJvbTogYUBiLmMNCg0KeA==", **extra})
+            assert response.status == 422, response.body
+            assert f"also given: {next(iter(extra))}" in response.json["details"]["body"]

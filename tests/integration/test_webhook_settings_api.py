@@ -7,8 +7,8 @@ import pytest
 from chalicelib.settings import reset_settings
 from tests.support.webhook_receiver import Reply, WebhookReceiver, verify_signature
 
-SETTING_KEYS = {"webhooks", "webhooksEnabled", "webhookEvents", "webhookSecretSet", "notifyText", "notifyTextSize",
-                "notifyHeaders", "disabledWebhookEndpoints"}
+SETTING_KEYS = {"webhooks", "webhooksEnabled", "webhookEvents", "inboxNewOnly", "webhookSecretSet", "webhooksSignature",
+                "serviceSecretSet", "notifyText", "notifyTextSize", "notifyHeaders", "disabledWebhookEndpoints"}
 
 
 @pytest.fixture

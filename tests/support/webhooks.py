@@ -172,7 +172,8 @@ def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarne
     try:
         yield harness
     finally:
-        api.post("/v1/settings", {"webhooks": None, "webhooksEnabled": False, "webhookEvents": None})
+        api.post("/v1/settings", {"webhooks": None, "webhooksEnabled": False, "webhookEvents": None,
+                                  "inboxNewOnly": None, "webhooksSignature": None})
         harness.drain()
         from chalicelib.services import webhook_settings
         from chalicelib.webhooks import configuration

@@ -52,3 +52,20 @@ def test_a_replay_run_replaces_the_run_and_counts_on():
     replayed = apply_outcome(delivered, LOGGED, outcome("delivered", status_code=200, run_id="rpl_1"),
                              T0 + timedelta(hours=1))
     assert (replayed.run_id, replayed.attempts, replayed.delivered_at) == ("rpl_1", 2, T0 + timedelta(hours=1))
+
+
+def test_each_post_is_kept_with_its_duration_and_answer_up_to_the_last_five():
+    from chalicelib.store.deliveries import ANSWER_CHARS, ATTEMPT_HISTORY
+
+    entry = None
+    for n in range(ATTEMPT_HISTORY + 2):
+        entry = apply_outcome(entry, LOGGED, outcome("pending", status_code=500, error="HTTP 500",
+                                                     duration_ms=float(n), answer="x" * 1000),
+                              T0 + timedelta(seconds=n))
+    assert entry is not None and entry.attempts == ATTEMPT_HISTORY + 2
+    assert [a.duration_ms for a in entry.attempt_log] == [float(n) for n in range(2, ATTEMPT_HISTORY + 2)]
+    assert all(a.answer == "x" * ANSWER_CHARS and a.status_code == 500 for a in entry.attempt_log)
+    assert entry.last_duration_ms == float(ATTEMPT_HISTORY + 1)
+    # A pass that did not POST (a skip) adds no attempt and keeps the last duration
+    skipped = apply_outcome(entry, LOGGED, outcome("skipped", attempted=False, reason="webhooksDisabled"), T0)
+    assert skipped.attempt_log == entry.attempt_log and skipped.last_duration_ms == entry.last_duration_ms
