@@ -37,9 +37,12 @@ def create_account(call: Call) -> AccountCreated:
 @api_route(blueprint, "/v1/accounts", "GET", summary="List accounts", tag=TAG, access=Access.ACCOUNT,
            query=AccountListQuery, response=AccountList)
 def list_accounts(call: Call) -> AccountList:
+    query: AccountListQuery = call.query
     only = call.principal.account if call.principal else None
-    page, total, pages = accounts.list_accounts(call.query.page, call.query.pageSize, only=only)
-    return AccountList(accounts=[accounts.account_out(a) for a in page], total=total, page=call.query.page, pages=pages)
+    page, total, pages = accounts.list_accounts(query.page, query.pageSize, only=only, states=query.states(),
+                                                query=query.query)
+    return AccountList(accounts=[accounts.account_out(a) for a in page], total=total, page=query.page, pages=pages,
+                       state=query.state or "*", query=query.query or False)
 
 
 @api_route(blueprint, "/v1/account/{account}", "GET", summary="Get an account", tag=TAG,

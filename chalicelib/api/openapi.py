@@ -8,10 +8,12 @@ import re
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from chalicelib.api.routing import ROUTES, Access, RouteSpec, object_query_fields
-from chalicelib.schemas.common import ErrorBody, OutputModel
+from chalicelib.schemas.common import ErrorBody, FieldWarning, OutputModel
+from chalicelib.schemas.emailengine_fields import ignores_anything
 
 API_VERSION = "1.0.0"
 _ERROR_TEXT = {400: "The request contradicts this document", 401: "Missing or invalid token",
@@ -77,9 +79,32 @@ def _absent_when_null(definition: dict[str, Any]) -> None:
         definition.pop("required", None)
 
 
+def _empty_body_refused(model: type[BaseModel]) -> bool:
+    """Whether ``{}`` fails validation (a required field, or a rule such as "email unless a login
+    name is an address" that an empty body cannot meet)."""
+    if any(field.is_required() for field in model.model_fields.values()):
+        return True
+    try:
+        model.model_validate({})
+    except PydanticValidationError:
+        return True
+    return False
+
+
+def _with_warnings(spec: RouteSpec, schema: dict[str, Any]) -> dict[str, Any]:
+    """The success answer of a route whose input accepts ignored EmailEngine fields also
+    carries ``warnings`` (added by the router, see routing.with_warnings)."""
+    if not any(model is not None and ignores_anything(model) for model in (spec.body, spec.query)):
+        return schema
+    warnings = {"type": "array", "items": {"$ref": "#/components/schemas/FieldWarning"},
+                "description": "Request fields that were accepted and ignored (EmailEngine's, for features "
+                               "this API does not have); absent when there are none"}
+    return {"allOf": [schema, {"type": "object", "properties": {"warnings": warnings}}]}
+
+
 @functools.lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
-    models: set[type[BaseModel]] = {ErrorBody}
+    models: set[type[BaseModel]] = {ErrorBody, FieldWarning}
     for spec in ROUTES:
         models.update(m for m in (spec.body, spec.response) if m is not None)
         if spec.query is not None:
@@ -104,12 +129,13 @@ def openapi_document() -> dict[str, Any]:
             operation["parameters"] += _query_parameters(spec, spec.query.model_json_schema())
         if spec.body is not None:
             # The router reads a missing body as {}: it is optional exactly when {} is valid.
-            body_required = any(field.is_required() for field in spec.body.model_fields.values())
+            body_required = _empty_body_refused(spec.body)
             operation["requestBody"] = {"required": body_required, "content": {
                 "application/json": {"schema": schema_map[(spec.body, "validation")]}}}
         ok: dict[str, Any] = {"description": "Success"}
         if spec.response is not None:
-            ok["content"] = {"application/json": {"schema": schema_map[(spec.response, "validation")]}}
+            schema = _with_warnings(spec, schema_map[(spec.response, "validation")])
+            ok["content"] = {"application/json": {"schema": schema}}
         for success in (spec.status, *spec.also):
             operation["responses"][str(success)] = ok
         error_codes = set(spec.errors) | {500}

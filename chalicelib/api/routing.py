@@ -11,6 +11,10 @@ Validation answers 400 when the input contradicts the OpenAPI document generated
 same models, and 422 when it breaks only a rule of a model's own validator, which the
 document cannot carry (see chalicelib/errors.py).
 
+EmailEngine's fields that a model accepts and ignores
+(:mod:`chalicelib.schemas.emailengine_fields`) come back as the answer's ``warnings``: added
+here to every JSON object answer of a request that had some, whatever the handler returned.
+
 Parsing refuses bodies nested deeper than ``MAX_JSON_DEPTH`` before the parser recurses
 (:mod:`chalicelib.api.json_depth`).
 
@@ -41,6 +45,7 @@ from chalicelib.api.query_brackets import nest_bracketed
 from chalicelib.aws_outages import is_aws_outage
 from chalicelib.errors import ApiError, InvalidJSONError, PayloadTooLargeError, ServiceUnavailableError, ValidationError
 from chalicelib.observability import logger
+from chalicelib.schemas.emailengine_fields import ignored_field_warnings
 from chalicelib.services import tokens
 from chalicelib.services.tokens import Principal
 from chalicelib.settings import get_settings
@@ -89,6 +94,20 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
         payload = payload.model_dump(mode="json", by_alias=True, exclude_none=True)
     return Response(body=json.dumps(payload, ensure_ascii=False), status_code=status,
                     headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def with_warnings(result: Any, warnings: list[dict[str, str]]) -> Any:
+    """``result`` (a model, a dict or a JSON Response of an object) with ``warnings`` added."""
+    if not warnings:
+        return result
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(result, dict):
+        return {**result, "warnings": warnings}
+    if isinstance(result, Response) and isinstance(result.body, str) and result.body.startswith("{"):
+        payload = json.loads(result.body)
+        result.body = json.dumps({**payload, "warnings": warnings}, ensure_ascii=False)
+    return result
 
 
 def error_response(error: ApiError) -> Response:
@@ -216,7 +235,7 @@ def api_route(blueprint: Blueprint, path: str, method: str, *, summary: str, tag
                     call.body = parse_body(request, body)
                 if query is not None:
                     call.query = parse_query(request, query)
-                result = handler(call)
+                result = with_warnings(handler(call), ignored_field_warnings(call.body, call.query))
                 if isinstance(result, Response):
                     return result
                 return json_response(result, status)

@@ -29,6 +29,7 @@ EventType = Literal[
     "messageNew", "messageDeleted", "messageUpdated",
     "mailboxNew", "mailboxDeleted", "mailboxReset",
     "authenticationError", "authenticationSuccess", "connectError", "syncError", "accountInitialized",
+    "accountAdded", "accountDeleted",
     "messageSent", "messageDeliveryError", "messageFailed",
     "test",
 ]

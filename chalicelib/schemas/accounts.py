@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from chalicelib.schemas import emailengine_fields as ee
 from chalicelib.schemas.common import AccountId, EmailAddress, IsoDateTime, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.webhooks import WebhookEventName, WebhookUrl
 
@@ -145,6 +146,8 @@ class ServerAuth(StrictModel):
 
 
 class ServerSettings(StrictModel):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.SERVER_SETTINGS
+
     host: str = Field(min_length=1, max_length=253, examples=["imap.example.com"])
     port: int = Field(ge=1, le=65535, examples=[993])
     secure: bool = Field(False, description="Implicit TLS; false upgrades with STARTTLS when offered")
@@ -153,6 +156,8 @@ class ServerSettings(StrictModel):
 
 
 class ImapSettings(ServerSettings):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.IMAP_SETTINGS
+
     disabled: bool = Field(False, description=DISABLED_DESCRIPTION)
 
 
@@ -178,6 +183,8 @@ class ServerAuthUpdate(StrictModel):
 
 
 class ServerSettingsUpdate(StrictModel):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.SERVER_SETTINGS_UPDATE
+
     host: str | None = Field(None, min_length=1, max_length=253)
     port: int | None = Field(None, ge=1, le=65535)
     secure: bool | None = None
@@ -186,6 +193,8 @@ class ServerSettingsUpdate(StrictModel):
 
 
 class ImapSettingsUpdate(ServerSettingsUpdate):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.IMAP_SETTINGS_UPDATE
+
     disabled: bool | None = Field(None, description=DISABLED_DESCRIPTION)
 
 
@@ -207,6 +216,8 @@ class OAuth2UserUpdate(StrictModel):
 
 
 class OAuth2Login(StrictModel):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.OAUTH2_LOGIN
+
     provider: str = Field(pattern=APP_ID_PATTERN, description="The id of the OAuth2 application")
     auth: OAuth2User
     refreshToken: RefreshToken = Field(description="Sealed at rest, never shown")
@@ -217,6 +228,8 @@ class OAuth2Login(StrictModel):
 class OAuth2LoginUpdate(StrictModel):
     """A new ``refreshToken`` re-authorizes the account (after a revocation, a new consent)."""
 
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.OAUTH2_LOGIN_UPDATE
+
     provider: str | None = Field(None, pattern=APP_ID_PATTERN)
     auth: OAuth2UserUpdate | None = None
     refreshToken: RefreshToken | None = None
@@ -224,14 +237,83 @@ class OAuth2LoginUpdate(StrictModel):
     expires: IsoDateTime | None = None
 
 
+# EmailEngine reads an empty string as "not given" in several fields; its own schema branch
+# (a format such as `email` would otherwise call "" invalid).
+EMPTY_TEXT_SCHEMA: dict[str, Any] = {"type": "string", "const": ""}
+
+# A login name that is an address can stand in for a missing ``email`` (EmailEngine's
+# getting-started request has none). The document says so with this same pattern, so a
+# request the document accepts is never refused as "email missing". Only "one @ between two
+# non-empty parts": \s and $ mean different things in ECMA-262 (the document's dialect) and
+# in Python's re, and [^@] means the same in both.
+ADDRESS_LIKE_PATTERN = r"^[^@]+@[^@]+$"
+_ADDRESS_LIKE = re.compile(ADDRESS_LIKE_PATTERN)
+EMAIL_SOURCES = ("imap", "smtp", "oauth2")  # the first whose auth.user is an address gives it
+EMAIL_HELP = ("The account's address. When absent (or empty), the first of imap.auth.user, smtp.auth.user, "
+              "oauth2.auth.user that is an address")
+
+
+class _NoEmail:
+    """Stands in for an ``email`` that is absent and that no login name can replace."""
+
+
+_NO_EMAIL = _NoEmail()
+
+
+def _login_address(data: dict[str, Any], part: str) -> str | None:
+    settings = data.get(part)
+    auth = settings.get("auth") if isinstance(settings, dict) else None
+    user = auth.get("user") if isinstance(auth, dict) else None
+    return user if isinstance(user, str) and _ADDRESS_LIKE.match(user) else None
+
+
+def _refuse_no_email(value: object) -> object:
+    if value is _NO_EMAIL:
+        raise PydanticCustomError("missing", "Field required (no imap, smtp or oauth2 auth.user is an address "
+                                             "to take it from)")
+    return value
+
+
+def _email_required_unless_a_login_is_an_address(schema: dict[str, Any]) -> None:
+    def login_is_address(part: str) -> dict[str, Any]:
+        user = {"type": "string", "pattern": ADDRESS_LIKE_PATTERN}
+        auth = {"type": "object", "required": ["user"], "properties": {"user": user}}
+        return {"required": [part], "properties": {part: {
+            "type": "object", "required": ["auth"], "properties": {"auth": auth}}}}
+
+    email = schema["properties"]["email"]
+    email.pop("default", None)  # None is "absent", never a value
+    # "" is absent too (EmailEngine's Joi .empty('')): a value the document must allow besides an address.
+    schema["properties"]["email"] = {"anyOf": [{k: v for k, v in email.items() if k not in ("description", "title")},
+                                               EMPTY_TEXT_SCHEMA],
+                                     "description": email.get("description"), "title": email.get("title")}
+    schema["anyOf"] = [{"required": ["email"], "properties": {"email": {"type": "string", "minLength": 1}}},
+                       *(login_is_address(part) for part in EMAIL_SOURCES)]
+
+
 class AccountCreate(StrictModel):
+    model_config = ConfigDict(json_schema_extra=_email_required_unless_a_login_is_an_address)
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.ACCOUNT_CREATE
+
     account: AccountId | None = Field(None, description="Generated when omitted")
     name: str | None = Field(None, max_length=256)
-    email: EmailAddress
+    email: Annotated[EmailAddress, BeforeValidator(_refuse_no_email)] = Field(
+        None, description=EMAIL_HELP)  # type: ignore[assignment]  # always set: _email_from_login
     imap: ImapSettings | None = Field(None, description="Required unless oauth2 is given")
     smtp: ServerSettings | None = None
     oauth2: OAuth2Login | None = Field(None, description=OAUTH2_LOGIN_HELP + " Excludes imap and smtp.")
     verify: bool = Field(True, description="Check the IMAP (and SMTP) login before saving")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _email_from_login(cls, data: Any) -> Any:
+        # EmailEngine reads an empty email as absent (Joi's .empty('')).
+        if not isinstance(data, dict) or data.get("email") not in (None, ""):
+            return data
+        if data.get("email") is None and "email" in data:
+            return data  # null is no address: refused as the document says
+        derived = next((address for part in EMAIL_SOURCES if (address := _login_address(data, part))), None)
+        return {**data, "email": _NO_EMAIL if derived is None else derived}
 
     @model_validator(mode="after")
     def _one_login(self) -> AccountCreate:
@@ -242,22 +324,37 @@ class AccountCreate(StrictModel):
         return self
 
 
+def _empty_as_null(value: object) -> object:
+    return None if value == "" else value  # EmailEngine reads "" as absent (Joi's .empty('') / .allow(''))
+
+
+def _document_empty_too(schema: dict[str, Any]) -> None:
+    schema["anyOf"].insert(1, EMPTY_TEXT_SCHEMA)
+
+
 class AccountUpdate(StrictModel):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.ACCOUNT_UPDATE
+
     name: str | None = Field(None, max_length=256)
-    email: EmailAddress | None = None
+    email: Annotated[EmailAddress | None, BeforeValidator(_empty_as_null)] = Field(
+        None, description="Empty or null: unchanged", json_schema_extra=_document_empty_too)
     imap: ImapSettingsUpdate | None = None
     smtp: ServerSettingsUpdate | None = None
     oauth2: OAuth2LoginUpdate | None = Field(None, description="OAuth2 accounts only")
     verify: bool = True
     # -- webhooks: per-account override --
-    webhooks: WebhookUrl | None = Field(
+    # "" unsets, as in EmailEngine; read as null (a union would turn a bad URL's 422 into a 400).
+    webhooks: Annotated[WebhookUrl | None, BeforeValidator(_empty_as_null)] = Field(
         None, description="Send this account's events here, signed with the account's own secret (generated with "
-                          "the first URL and shown once, in this response); null: the global URL")
+                          "the first URL and shown once, in this response); null or empty: the global URL",
+        json_schema_extra=_document_empty_too)
     webhookEvents: list[WebhookEventName] | None = Field(
         None, description="Event types to send for this account; null: the global list")
 
 
 class VerifyRequest(StrictModel):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.VERIFY_ACCOUNT
+
     imap: ImapSettings | None = None
     smtp: ServerSettings | None = None
     oauth2: OAuth2Login | None = Field(None, description="Obtain an access token through the OAuth2 application "
@@ -345,13 +442,35 @@ class AccountCreated(OutputModel):
 
 class AccountList(OutputModel):
     accounts: list[AccountOut]
-    total: int
+    total: int = Field(description="Accounts that match the filters")
     page: int
     pages: int
+    state: str = Field("*", description="The state filter applied, or * (EmailEngine's echo)")
+    query: str | Literal[False] = Field(False, description="The search applied, or false (EmailEngine's echo)")
+
+
+# EmailEngine's names for states this API calls otherwise, and its virtual "errors".
+STATE_ALIASES: dict[str, tuple[str, ...]] = {
+    "init": ("new",),
+    "paused": ("disabled",),
+    "errors": ("authenticationError", "connectError", "syncError"),
+}
+AccountStateFilter = Literal[AccountState, "init", "paused", "errors"]
+ACCOUNT_QUERY_MAX_CHARS = 256
 
 
 class AccountListQuery(PageQuery):
-    pass
+    state: AccountStateFilter | None = Field(
+        None, description="Only accounts in this state; `errors`: any error state; EmailEngine's `init` is `new`, "
+                          "`paused` is `disabled`")
+    query: str | None = Field(None, min_length=1, max_length=ACCOUNT_QUERY_MAX_CHARS,
+                              description="Only accounts whose id, name or email contains this text (any case)")
+
+    def states(self) -> frozenset[str] | None:
+        """The stored states the filter selects (None: every state)."""
+        if self.state is None:
+            return None
+        return frozenset(STATE_ALIASES.get(self.state, (self.state,)))
 
 
 class VerifyResult(OutputModel):

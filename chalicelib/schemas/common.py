@@ -12,9 +12,24 @@ from __future__ import annotations
 import functools
 import re
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    PrivateAttr,
+    Strict,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+
+from chalicelib.schemas import emailengine_fields
 
 ACCOUNT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
@@ -75,12 +90,41 @@ AccountId = Annotated[str, Field(pattern=ACCOUNT_ID_PATTERN, examples=["alice"],
 
 
 class StrictModel(BaseModel):
-    """Input model: unknown fields are errors, so typos do not silently do nothing."""
+    """Input model: unknown fields are errors, so typos do not silently do nothing.
+
+    Except EmailEngine's fields named in ``emailengine_ignored`` (see
+    :mod:`chalicelib.schemas.emailengine_fields`): set aside before validation, unread,
+    remembered for the response's ``warnings``, and documented as ignored.
+    """
 
     # strict: a body's JSON types are the documented ones (no "0" for false, no "5" for 5);
     # query parameters, which are all text, are read with strict=False (routing.parse_query).
     model_config = ConfigDict(extra="forbid", populate_by_name=True, str_strip_whitespace=False, strict=True,
                               defer_build=True)
+
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ()
+    _ignored_fields: tuple[str, ...] = PrivateAttr(default=())
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        emailengine_fields.check_no_overlap(cls, cls.emailengine_ignored)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _set_aside_ignored(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        data, present = emailengine_fields.set_aside(cls.emailengine_ignored, data)
+        model = handler(data)
+        if present:
+            model._ignored_fields = present
+        return model
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if cls.emailengine_ignored:
+            emailengine_fields.document_ignored(cls.emailengine_ignored, handler.resolve_ref_schema(schema))
+        return schema
 
 
 # Paging bounds, the same on every list (documented in the OpenAPI document and the README).
@@ -108,6 +152,13 @@ class PageQuery(StrictModel):
 
 class OutputModel(BaseModel):
     model_config = ConfigDict(populate_by_name=True, defer_build=True)
+
+
+class FieldWarning(OutputModel):
+    """A request field that was accepted and not acted on (EmailEngine's, for a feature this API lacks)."""
+
+    field: str = Field(description="The field's dotted path in the request, e.g. imap.resyncDelay")
+    reason: str = Field(description=f"Why it had no effect: {emailengine_fields.IGNORED_REASON!r}")
 
 
 class ErrorBody(OutputModel):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from chalicelib.schemas import emailengine_fields as ee
 from chalicelib.schemas.common import Cursor, EmailAddress, IsoDateTime, IsoDay, OutputModel, PageQuery, StrictModel
 from chalicelib.schemas.mailboxes import MailboxPath
 from chalicelib.schemas.sending import MAX_CUSTOM_HEADERS, SendReference
@@ -174,6 +175,8 @@ class MessageUpdated(OutputModel):
 
 
 class MoveRequest(StrictModel):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.MESSAGE_MOVE
+
     path: MailboxPath = Field(description="Destination mailbox")
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, field_validator
 
 from chalicelib.events.model import DeliveryStatus, EventType
 from chalicelib.mime.headers import HEADER_NAME_PATTERN  # not the IMAP reader that also uses it
+from chalicelib.schemas import emailengine_fields as ee
 from chalicelib.schemas.common import AccountId, Cursor, IsoDateTime, OutputModel, StrictModel
 from chalicelib.webhooks.client import MAX_URL_LENGTH, check_url_syntax
 from chalicelib.webhooks.signing import (
@@ -34,6 +35,8 @@ INBOX_NEW_ONLY_DESCRIPTION = ("Send messageNew only for messages in the inbox (t
 
 
 class SettingsUpdate(StrictModel):
+    emailengine_ignored: ClassVar[tuple[str, ...]] = ee.SETTINGS
+
     webhooks: WebhookUrl | None = Field(None, description="Where events are POSTed; null removes the URL")
     webhooksEnabled: bool | None = Field(None, description="Master switch of webhook delivery")
     webhookEvents: list[WebhookEventName] | None = Field(

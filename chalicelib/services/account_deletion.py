@@ -15,7 +15,8 @@
       8. connection leases               the account's mail-API connection slots
       9. idempotency records             the stored answers of its Idempotency-Key requests
                                          (dry-runs hold the message text): its partition
-     10. record deleted                  with the credentials, the webhook override and its
+     10. accountDeleted queued          the same event id on a retry (consumers drop repeats)
+     11. record deleted                  with the credentials, the webhook override and its
                                          secrets; the id is free, a new registration gets a
                                          new incarnation
 
@@ -40,7 +41,7 @@ from __future__ import annotations
 
 from chalicelib.incarnations import scoped
 from chalicelib.observability import logger
-from chalicelib.services import account_records, tokens
+from chalicelib.services import account_events, account_records, tokens
 from chalicelib.store import accounts as account_store
 from chalicelib.store import checkpoints as checkpoint_store
 from chalicelib.store import deliveries as delivery_store
@@ -72,5 +73,6 @@ def delete_account(account_id: str) -> None:
         "connectionLeases": DynamoLeaseBroker().release_all(account_id),
         "idempotencyRecords": idempotency_records.delete_records_of_scope(scoped(account_id, tombstone.incarnation)),
     }
+    account_events.announce_deleted(account_id, tombstone.incarnation)
     account_store.delete_account(account_id)
     logger.info("account deleted", extra={"account": account_id, "removed": removed})

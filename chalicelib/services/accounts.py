@@ -72,7 +72,7 @@ from chalicelib.schemas.accounts import (
 )
 from chalicelib.security.envelope import open_secret, seal_secret
 from chalicelib.security.transport import LoginMethod, MailServer, TlsOptions
-from chalicelib.services import account_records, oauth2_apps, oauth2_tokens, webhook_settings
+from chalicelib.services import account_events, account_records, oauth2_apps, oauth2_tokens, webhook_settings
 from chalicelib.settings import get_settings
 from chalicelib.smtp import session as smtp_session
 from chalicelib.store import accounts as account_store
@@ -253,9 +253,15 @@ def _create_oauth2_account(account_id: str, request: AccountCreate) -> StoredAcc
 
 
 def create_account(request: AccountCreate) -> StoredAccount:
+    """Verify (unless told not to), store and announce (``accountAdded``) a new account."""
     account_id = request.account or new_account_id()
-    if request.oauth2 is not None:
-        return _create_oauth2_account(account_id, request)
+    stored = (_create_oauth2_account(account_id, request) if request.oauth2 is not None
+              else _create_password_account(account_id, request))
+    account_events.announce_added(stored.account, stored.incarnation)
+    return stored
+
+
+def _create_password_account(account_id: str, request: AccountCreate) -> StoredAccount:
     assert request.imap is not None  # AccountCreate: imap or oauth2
     passwords = {"imap": _required_secret(request.imap.auth)[1]}
     configs = {"imap": _server_config(request.imap), "smtp": None}
@@ -319,11 +325,24 @@ def get_account(account_id: str) -> StoredAccount:
     return account_store.get_account(account_id)
 
 
-def list_accounts(page: int, page_size: int, only: str | None = None) -> tuple[list[StoredAccount], int, int]:
-    """One page of accounts plus (total, pages). ``only`` restricts to one id (bound tokens)."""
+def _matches(account: StoredAccount, needle: str) -> bool:
+    return any(needle in text.casefold() for text in (account.account, account.name, account.email) if text)
+
+
+def list_accounts(page: int, page_size: int, only: str | None = None, states: frozenset[str] | None = None,
+                  query: str | None = None) -> tuple[list[StoredAccount], int, int]:
+    """One page of the matching accounts plus (total, pages), both counting matches only.
+
+    ``only`` restricts to one id (bound tokens); ``states`` to stored states; ``query`` to
+    accounts whose id, name or email contains it, ignoring case. Filters apply before paging."""
     accounts = account_store.list_accounts()
     if only is not None:
         accounts = [a for a in accounts if a.account == only]
+    if states is not None:
+        accounts = [a for a in accounts if a.state in states]
+    if query:
+        needle = query.casefold()
+        accounts = [a for a in accounts if _matches(a, needle)]
     total = len(accounts)
     pages = max(1, math.ceil(total / page_size))
     return accounts[page * page_size:(page + 1) * page_size], total, pages

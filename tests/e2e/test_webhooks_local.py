@@ -35,7 +35,7 @@ def test_mail_arriving_over_smtp_reaches_the_receiver_as_a_signed_message_new(
         # Given webhooks configured (the secret is generated and shown once) ...
         configured = session.post(f"{base_url}/v1/settings", timeout=30, json={
             "webhooks": receiver.url(), "webhooksEnabled": True,
-            "webhookEvents": ["accountInitialized", "messageNew"]})
+            "webhookEvents": ["accountAdded", "accountInitialized", "messageNew"]})
         assert configured.status_code == 200, configured.text
         secret = configured.json()["webhookSecret"]
         # ... and an account the watcher has taken up
@@ -44,6 +44,9 @@ def test_mail_arriving_over_smtp_reaches_the_receiver_as_a_signed_message_new(
             "imap": {"host": dovecot.hostname, "port": dovecot.imap_port, "secure": False,
                      "auth": {"user": user.email, "pass": user.password}}})
         assert registered.status_code == 200, registered.text
+        added = receiver.wait_for(1, timeout=60, where=lambda r: json.loads(r.body)["event"] == "accountAdded")[0]
+        assert verify_signature(secret, added.headers, added.body)
+        assert json.loads(added.body)["data"] == {"account": account}
         receiver.wait_for(1, timeout=60, where=lambda r: json.loads(r.body)["event"] == "accountInitialized")
 
         # When mail arrives over SMTP

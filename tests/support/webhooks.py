@@ -152,18 +152,33 @@ class WebhookHarness:
         return get_delivery(event_id)
 
 
+def forget_service_secret() -> None:
+    from chalicelib.store import settings as settings_store
+    from chalicelib.webhooks.configuration import SERVICE_SECRET_KEY
+
+    settings_store.delete_value(SERVICE_SECRET_KEY)
+
+
 @pytest.fixture
 def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarness]:
     from chalicelib.events import queue
+    from chalicelib.events.publisher import ListEventSink
+    from chalicelib.services import account_events
     from chalicelib.settings import reset_settings
     from chalicelib.webhooks.queue_ops import DEAD_LETTER_QUEUE
 
+    # These tests publish their own events and count what arrives: the accounts they
+    # register announce themselves elsewhere (test_emailengine_accounts covers those events).
+    monkeypatch.setattr(account_events, "get_event_sink", ListEventSink)
     monkeypatch.setenv("IMAPLESS_WEBHOOK_RETRY_SCHEDULE", FAST_SCHEDULE)
     monkeypatch.setenv("IMAPLESS_WEBHOOK_TIMEOUT_SECONDS", ATTEMPT_TIMEOUT_SECONDS)
     reset_settings()
     harness = WebhookHarness(api=api, sqs=queue.get_sqs_client(), queue_url=queue.queue_url(),
                              dlq_url=queue.queue_url(DEAD_LETTER_QUEUE))
     harness.drain()
+    # No service secret left by an earlier test (the API fuzzer posts settings too): choosing
+    # EmailEngine's signature style generates one only when none exists.
+    forget_service_secret()
     try:
         yield harness
     finally:
@@ -175,5 +190,6 @@ def webhooks(api: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookHarne
 
         for endpoint in webhook_settings.disabled_endpoints():  # a 410 in one test is no state for the next
             configuration.enable_endpoint(endpoint.url, endpoint.account)
+        forget_service_secret()
         monkeypatch.undo()
         reset_settings()
