@@ -177,8 +177,10 @@ def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
         raise _invalid("request body is invalid", exc) from None
 
 
+@functools.cache  # read on every request of a route with a query model; a model's fields never change
 def object_query_fields(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
-    """The query model's fields that are objects, written ``name[key]=value`` (OpenAPI deepObject)."""
+    """The query model's fields that are objects, written ``name[key]=value`` (OpenAPI deepObject);
+    the dict is shared: read it, never change it."""
     found: dict[str, type[BaseModel]] = {}
     for name, info in model.model_fields.items():
         options = typing.get_args(info.annotation) or (info.annotation,)
